@@ -1,0 +1,311 @@
+//! `squawk-bot`: a headless Squawk client for tests, bots and benchmarks.
+//!
+//! Every subcommand prints one JSON object per line on stdout for each
+//! notable event (`{"event":"ready"}`, `{"event":"floor_granted",...}`), so
+//! scripts and tests can follow it.
+
+mod bench;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use squawk_engine::{
+    Engine, EngineConfig, EngineEvent,
+    audio::{InputSpec, OutputSpec, wav::read_mono_48k},
+};
+use squawk_protocol::ChannelName;
+use tokio::io::AsyncWriteExt;
+
+/// Headless Squawk client.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Signaling URL.
+    #[arg(long, global = true, default_value = "ws://127.0.0.1:7300/ws")]
+    server: String,
+    /// Display name.
+    #[arg(long, global = true, default_value = "bot")]
+    name: String,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Press, talk a WAV file into a channel, release; N times.
+    Talk {
+        /// Channel to talk in.
+        #[arg(long)]
+        channel: ChannelName,
+        /// Speech to say (any WAV; converted to 48 kHz mono).
+        #[arg(long, required_unless_present = "mic", conflicts_with = "mic")]
+        wav: Option<PathBuf>,
+        /// Talk from the default microphone (cpal) instead of a file, for
+        /// `--mic-seconds` per press.
+        #[arg(long)]
+        mic: bool,
+        /// With --mic: seconds per press.
+        #[arg(long, default_value_t = 5.0)]
+        mic_seconds: f64,
+        /// Press at this wall-clock time (ms since the Unix epoch), to make
+        /// several bots press together.
+        #[arg(long)]
+        at_unix_ms: Option<u64>,
+        /// How many times.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Pause between repetitions, ms.
+        #[arg(long, default_value_t = 1000)]
+        gap_ms: u64,
+        /// Wait this long after joining before the first press, ms.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+    },
+    /// Join channels and record everything heard for S seconds.
+    Listen {
+        /// Channels to monitor (repeatable).
+        #[arg(long = "channel", required = true)]
+        channels: Vec<ChannelName>,
+        /// Output WAV (48 kHz mono 16-bit).
+        #[arg(long, required_unless_present = "speaker", conflicts_with = "speaker")]
+        record: Option<PathBuf>,
+        /// Play to the default speaker (cpal) instead of recording a file.
+        #[arg(long)]
+        speaker: bool,
+        /// Seconds to record.
+        #[arg(long)]
+        seconds: f64,
+        /// One JSON line per received transmission.
+        #[arg(long)]
+        stats: Option<PathBuf>,
+    },
+    /// Join a channel and send audio WITHOUT the floor (a misbehaving
+    /// client, for testing media enforcement).
+    Rogue {
+        /// Channel to join.
+        #[arg(long)]
+        channel: ChannelName,
+        /// Audio to send.
+        #[arg(long)]
+        wav: PathBuf,
+    },
+    /// Benchmarks; writes figures to stdout and optionally a Markdown file.
+    Bench(bench::BenchArgs),
+}
+
+fn say(v: serde_json::Value) {
+    println!("{v}");
+}
+
+/// Waits for an event matching `f`, failing on Closed or after `timeout`.
+async fn wait_for<T>(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
+    timeout: Duration,
+    mut f: impl FnMut(&EngineEvent) -> Option<T>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(timeout, async {
+        while let Some(ev) = events.recv().await {
+            if let EngineEvent::Closed { reason } = &ev {
+                bail!("engine closed: {reason}");
+            }
+            if let EngineEvent::ServerError { code, message } = &ev {
+                say(json!({"event": "server_error", "code": code, "message": message}));
+            }
+            if let Some(v) = f(&ev) {
+                return Ok(v);
+            }
+        }
+        bail!("engine stopped")
+    })
+    .await
+    .context("timed out waiting for the server")?
+}
+
+/// Starts an engine, waits for media and joins `channels`.
+async fn connect(
+    args: &Args,
+    input: InputSpec,
+    output: OutputSpec,
+    channels: &[ChannelName],
+) -> anyhow::Result<(Engine, tokio::sync::mpsc::UnboundedReceiver<EngineEvent>)> {
+    let mut config = EngineConfig::new(&args.server, &args.name);
+    config.input = input;
+    config.output = output;
+    let (engine, mut events) = Engine::start(config).await?;
+    wait_for(&mut events, Duration::from_secs(10), |e| matches!(e, EngineEvent::MediaConnected).then_some(())).await?;
+    for ch in channels {
+        engine.join(ch.clone());
+        let want = ch.clone();
+        wait_for(&mut events, Duration::from_secs(10), |e| match e {
+            EngineEvent::Joined { channel, .. } if *channel == want => Some(()),
+            _ => None,
+        })
+        .await?;
+    }
+    say(json!({"event": "ready", "client_id": engine.client_id()}));
+    Ok((engine, events))
+}
+
+struct TalkOpts<'a> {
+    channel: &'a ChannelName,
+    wav: Option<&'a PathBuf>,
+    mic_seconds: f64,
+    at_unix_ms: Option<u64>,
+    repeat: u32,
+    gap_ms: u64,
+    delay_ms: u64,
+}
+
+async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
+    let channel = o.channel;
+    let pcm: Option<Arc<[f32]>> = match o.wav {
+        Some(w) => Some(read_mono_48k(w)?.into()),
+        None => None,
+    };
+    let input = if pcm.is_some() { InputSpec::Wav } else { InputSpec::Device(None) };
+    let (engine, mut events) = connect(args, input, OutputSpec::None, std::slice::from_ref(channel)).await?;
+    tokio::time::sleep(Duration::from_millis(o.delay_ms)).await;
+    if let Some(at) = o.at_unix_ms {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await;
+    }
+    let mut granted_all = true;
+    for i in 0..o.repeat {
+        let pressed = std::time::Instant::now();
+        engine.press(channel.clone());
+        let done = match &pcm {
+            Some(p) => Some(engine.play(p.clone()).context("no wav input")?),
+            None => None,
+        };
+        let ch = channel.clone();
+        let outcome = wait_for(&mut events, Duration::from_secs(10), |e| match e {
+            EngineEvent::FloorGranted { channel, .. } if *channel == ch => Some(true),
+            EngineEvent::Busy { channel, .. } if *channel == ch => Some(false),
+            _ => None,
+        })
+        .await?;
+        let access_ms = pressed.elapsed().as_secs_f64() * 1000.0;
+        if outcome {
+            say(json!({"event": "floor_granted", "channel": channel, "n": i, "access_ms": access_ms}));
+        } else {
+            say(json!({"event": "floor_deny", "channel": channel, "n": i, "access_ms": access_ms}));
+            granted_all = false;
+        }
+        match done {
+            Some(done) => {
+                let _ = done.await;
+            }
+            None => tokio::time::sleep(Duration::from_secs_f64(o.mic_seconds)).await,
+        }
+        engine.release();
+        if outcome {
+            let ch = channel.clone();
+            wait_for(&mut events, Duration::from_secs(10), |e| match e {
+                EngineEvent::TalkEnded { channel } if *channel == ch => Some(()),
+                _ => None,
+            })
+            .await?;
+            say(json!({"event": "talk_ended", "channel": channel, "n": i,
+                "rtp_sent": engine.counters().rtp_sent.load(std::sync::atomic::Ordering::Relaxed)}));
+        }
+        if i + 1 < o.repeat {
+            tokio::time::sleep(Duration::from_millis(o.gap_ms)).await;
+        }
+    }
+    engine.close().await;
+    if !granted_all {
+        std::process::exit(3);
+    }
+    Ok(())
+}
+
+async fn listen(
+    args: &Args,
+    channels: &[ChannelName],
+    record: Option<&PathBuf>,
+    seconds: f64,
+    stats: Option<&PathBuf>,
+) -> anyhow::Result<()> {
+    let out = match record {
+        Some(path) => OutputSpec::Wav { path: path.clone(), seconds: Some(seconds) },
+        None => OutputSpec::Device(None),
+    };
+    let (engine, mut events) = connect(args, InputSpec::None, out, channels).await?;
+    let mut stats_file = match stats {
+        Some(p) => Some(tokio::fs::File::create(p).await.with_context(|| format!("create {}", p.display()))?),
+        None => None,
+    };
+    let end = tokio::time::Instant::now() + Duration::from_secs_f64(seconds) + Duration::from_millis(300);
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(EngineEvent::Received(report)) => {
+                    let line = serde_json::to_string(&report)?;
+                    say(json!({"event": "received", "report": report}));
+                    if let Some(f) = stats_file.as_mut() {
+                        f.write_all(line.as_bytes()).await?;
+                        f.write_all(b"\n").await?;
+                    }
+                }
+                Some(EngineEvent::FloorTaken { channel, talker_name, .. }) => {
+                    say(json!({"event": "floor_taken", "channel": channel, "talker": talker_name}));
+                }
+                Some(EngineEvent::Closed { reason }) => bail!("engine closed: {reason}"),
+                Some(_) => {}
+                None => break,
+            },
+            () = tokio::time::sleep_until(end) => break,
+        }
+    }
+    if let Some(mut f) = stats_file {
+        f.flush().await?;
+    }
+    say(json!({"event": "done", "rtp_received": engine.counters().rtp_received.load(std::sync::atomic::Ordering::Relaxed)}));
+    engine.close().await;
+    Ok(())
+}
+
+async fn rogue(args: &Args, channel: &ChannelName, wav: &PathBuf) -> anyhow::Result<()> {
+    let pcm: Arc<[f32]> = read_mono_48k(wav)?.into();
+    let (engine, _events) = connect(args, InputSpec::Wav, OutputSpec::None, std::slice::from_ref(channel)).await?;
+    engine.misbehave_send_without_floor(true);
+    let done = engine.play(pcm).context("no wav input")?;
+    let _ = done.await;
+    say(json!({"event": "rogue_done", "rtp_sent": engine.counters().rtp_sent.load(std::sync::atomic::Ordering::Relaxed)}));
+    engine.close().await;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        match &args.command {
+            Cmd::Talk { channel, wav, mic: _, mic_seconds, at_unix_ms, repeat, gap_ms, delay_ms } => {
+                let o = TalkOpts {
+                    channel,
+                    wav: wav.as_ref(),
+                    mic_seconds: *mic_seconds,
+                    at_unix_ms: *at_unix_ms,
+                    repeat: *repeat,
+                    gap_ms: *gap_ms,
+                    delay_ms: *delay_ms,
+                };
+                talk(&args, o).await
+            }
+            Cmd::Listen { channels, record, speaker: _, seconds, stats } => {
+                listen(&args, channels, record.as_ref(), *seconds, stats.as_ref()).await
+            }
+            Cmd::Rogue { channel, wav } => rogue(&args, channel, wav).await,
+            Cmd::Bench(b) => bench::run(&args.server, b).await,
+        }
+    })
+}

@@ -1,0 +1,740 @@
+//! The client engine: one signaling WebSocket, one PeerConnection, the PTT
+//! machine, the Opus encoder and the audio ends, driven by one task.
+//!
+//! The UI (or a bot) calls [`Engine::join`], [`Engine::press`], ... and
+//! reads [`EngineEvent`]s. Only this task touches the WebSocket, the
+//! PeerConnection and the PTT state; audio threads talk to it by channels.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use squawk_media::JitterConfig;
+use squawk_protocol::{
+    ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, Member, PROTOCOL_VERSION, RevokeReason,
+    ServerMessage,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{debug, warn};
+use webrtc::{
+    media_stream::track_remote::{TrackRemote, TrackRemoteEvent},
+    peer_connection::RTCPeerConnectionState,
+};
+
+use crate::{
+    audio::{
+        CapturedFrame, FRAME_SAMPLES, InputSpec, OutputSpec, SAMPLE_RATE,
+        device::{self, DeviceHandle},
+        mixer::{self, Mixer, MixerEvent, MixerIn, RtpIn},
+        wav::{WavSource, WavWriter},
+    },
+    codec::{Encoder, OpusConfig},
+    ptt::{Ptt, PttAction, PttConfig, PttInput},
+    rtc::{Media, MediaEvent},
+};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Signaling URL, e.g. `ws://127.0.0.1:7300/ws`.
+    pub server: String,
+    /// Display name (1 to 64 characters).
+    pub name: String,
+    /// Microphone.
+    pub input: InputSpec,
+    /// Speaker.
+    pub output: OutputSpec,
+    /// Opus encoder settings.
+    pub opus: OpusConfig,
+    /// PTT settings (release tail).
+    pub ptt: PttConfig,
+    /// Jitter buffer settings.
+    pub jitter: JitterConfig,
+}
+
+impl EngineConfig {
+    /// Defaults for `server` and `name`: no audio ends.
+    pub fn new(server: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            server: server.into(),
+            name: name.into(),
+            input: InputSpec::None,
+            output: OutputSpec::None,
+            opus: OpusConfig::default(),
+            ptt: PttConfig::default(),
+            // We send nothing during DTX silence, so pauses between phrases
+            // must not end the stream: 1.5 s without packets does.
+            jitter: JitterConfig { idle_after_ms: 1500, ..JitterConfig::default() },
+        }
+    }
+}
+
+/// Statistics of one received transmission (one talk-spurt of one talker).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TransmissionReport {
+    /// Channel.
+    pub channel: ChannelName,
+    /// Talker's display name, if known from Floor Taken.
+    pub talker: Option<String>,
+    /// Wall-clock start, ms since the Unix epoch.
+    pub start_unix_ms: u64,
+    /// Playout duration, ms.
+    pub duration_ms: u64,
+    /// RTP packets received.
+    pub packets: u64,
+    /// Packets never received in time.
+    pub lost: u64,
+    /// Lost frames recovered from in-band FEC.
+    pub recovered_fec: u64,
+    /// Frames produced by PLC.
+    pub concealed: u64,
+    /// RFC 3550 interarrival jitter, ms.
+    pub jitter_ms: f64,
+    /// Jitter-buffer target delay at the end, ms.
+    pub jitter_buffer_ms: u32,
+}
+
+/// What the engine reports.
+#[derive(Debug, Clone)]
+pub enum EngineEvent {
+    /// The server accepted us.
+    Welcome {
+        /// Our connection id.
+        client_id: ClientId,
+        /// Max talk time, ms.
+        max_talk_ms: u64,
+    },
+    /// The media path (ICE + DTLS) is up.
+    MediaConnected,
+    /// The media path went down.
+    MediaDisconnected,
+    /// Joined a channel.
+    Joined {
+        /// Channel.
+        channel: ChannelName,
+        /// Members.
+        members: Vec<Member>,
+    },
+    /// Left a channel.
+    Left {
+        /// Channel.
+        channel: ChannelName,
+    },
+    /// Members changed.
+    Presence {
+        /// Channel.
+        channel: ChannelName,
+        /// Members.
+        members: Vec<Member>,
+    },
+    /// Floor Granted: we are talking.
+    FloorGranted {
+        /// Channel.
+        channel: ChannelName,
+        /// Max talk time, ms.
+        max_duration_ms: u64,
+    },
+    /// Floor Deny: busy.
+    Busy {
+        /// Channel.
+        channel: ChannelName,
+        /// Why.
+        reason: DenyReason,
+    },
+    /// Floor Revoke.
+    Revoked {
+        /// Channel.
+        channel: ChannelName,
+        /// Why.
+        reason: RevokeReason,
+    },
+    /// Our transmission ended (Floor Release sent, or revoked).
+    TalkEnded {
+        /// Channel.
+        channel: ChannelName,
+    },
+    /// Floor Taken: someone talks.
+    FloorTaken {
+        /// Channel.
+        channel: ChannelName,
+        /// Talker id.
+        talker: ClientId,
+        /// Talker name.
+        talker_name: String,
+    },
+    /// Floor Idle.
+    FloorIdle {
+        /// Channel.
+        channel: ChannelName,
+    },
+    /// A received transmission started playing.
+    ReceiveStarted {
+        /// Channel.
+        channel: ChannelName,
+        /// When its first frame was played.
+        at: Instant,
+    },
+    /// A received transmission finished playing.
+    Received(TransmissionReport),
+    /// The server reported an error.
+    ServerError {
+        /// Code.
+        code: ErrorCode,
+        /// Detail.
+        message: String,
+    },
+    /// The engine stopped (connection lost or closed).
+    Closed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The WebSocket could not be opened.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// URL.
+        url: String,
+        /// Cause.
+        source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
+    /// The server refused the hello.
+    #[error("server refused: {code:?}: {message}")]
+    Refused {
+        /// Code.
+        code: ErrorCode,
+        /// Detail.
+        message: String,
+    },
+    /// The server closed or sent nonsense during the handshake.
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    /// WebRTC setup failed.
+    #[error(transparent)]
+    Media(#[from] crate::rtc::MediaError),
+    /// An audio device failed.
+    #[error(transparent)]
+    Device(#[from] device::DeviceError),
+    /// A WAV file failed.
+    #[error(transparent)]
+    Wav(#[from] crate::audio::wav::WavError),
+    /// libopus failed.
+    #[error("opus: {0}")]
+    Opus(#[from] opus::Error),
+}
+
+enum Command {
+    Join(ChannelName),
+    Leave(ChannelName),
+    Press(ChannelName),
+    Release,
+    SendWithoutFloor(bool),
+    Close(oneshot::Sender<()>),
+}
+
+/// Counters readable from any thread.
+#[derive(Debug, Default)]
+pub struct EngineCounters {
+    /// RTP packets received on all downlink tracks.
+    pub rtp_received: AtomicU64,
+    /// RTP packets sent on the uplink.
+    pub rtp_sent: AtomicU64,
+}
+
+/// A running engine. See the module docs.
+pub struct Engine {
+    cmds: mpsc::UnboundedSender<Command>,
+    wav: Option<WavSource>,
+    counters: Arc<EngineCounters>,
+    client_id: ClientId,
+    recording_started: Option<Instant>,
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Engine {
+    /// Connects, says hello, starts the audio ends and negotiates media.
+    /// Returns once the server said welcome; media comes up in the
+    /// background ([`EngineEvent::MediaConnected`]).
+    ///
+    /// # Errors
+    /// [`EngineError`] if the server cannot be reached or refuses, or an
+    /// audio end cannot be opened.
+    pub async fn start(config: EngineConfig) -> Result<(Self, mpsc::UnboundedReceiver<EngineEvent>), EngineError> {
+        let (mut ws, _) = tokio_tungstenite::connect_async(config.server.as_str())
+            .await
+            .map_err(|e| EngineError::Connect { url: config.server.clone(), source: Box::new(e) })?;
+        let hello = ClientMessage::Hello { version: PROTOCOL_VERSION, name: config.name.clone() };
+        ws.send(Message::Text(hello.to_json().into()))
+            .await
+            .map_err(|e| EngineError::Handshake(e.to_string()))?;
+        let (client_id, max_talk_ms) = loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => match ServerMessage::from_json(&t) {
+                    Ok(ServerMessage::Welcome { client_id, max_talk_ms, .. }) => break (client_id, max_talk_ms),
+                    Ok(ServerMessage::Error { code, message }) => return Err(EngineError::Refused { code, message }),
+                    Ok(other) => return Err(EngineError::Handshake(format!("unexpected {other:?}"))),
+                    Err(e) => return Err(EngineError::Handshake(e.to_string())),
+                },
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(EngineError::Handshake(e.to_string())),
+                None => return Err(EngineError::Handshake("server closed the connection".into())),
+            }
+        };
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let _ = events_tx.send(EngineEvent::Welcome { client_id, max_talk_ms });
+
+        // Audio ends.
+        let (frames_tx, frames_rx) = mpsc::channel::<CapturedFrame>(64);
+        let mut devices: Vec<DeviceHandle> = Vec::new();
+        let wav = match &config.input {
+            InputSpec::None => None,
+            InputSpec::Wav => Some(WavSource::start(frames_tx.clone())),
+            InputSpec::Device(name) => {
+                devices.push(device::start_capture(name.clone(), frames_tx.clone())?);
+                None
+            }
+        };
+        drop(frames_tx);
+        let (mixer_events_tx, mixer_events_rx) = mpsc::unbounded_channel();
+        let stop_sink = Arc::new(AtomicBool::new(false));
+        let mut recording_started = None;
+        let mixer_tx = match &config.output {
+            OutputSpec::None => None,
+            OutputSpec::Device(name) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                devices.push(device::start_playout(name.clone(), Mixer::new(rx, mixer_events_tx, config.jitter))?);
+                Some(tx)
+            }
+            OutputSpec::Wav { path, seconds } => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let writer = WavWriter::create(path)?;
+                recording_started = Some(Instant::now());
+                mixer::spawn_wav_sink(Mixer::new(rx, mixer_events_tx, config.jitter), writer, *seconds, stop_sink.clone())
+                    .map_err(|e| EngineError::Handshake(format!("cannot start wav sink: {e}")))?;
+                Some(tx)
+            }
+        };
+
+        let bind_ip = server_ip(&config.server).await;
+        let (media_tx, media_rx) = mpsc::unbounded_channel();
+        let mut media = Media::new(bind_ip, media_tx).await?;
+        let offer = media.offer().await?;
+        ws.send(Message::Text(ClientMessage::Offer { sdp: offer }.to_json().into()))
+            .await
+            .map_err(|e| EngineError::Handshake(e.to_string()))?;
+
+        let counters = Arc::new(EngineCounters::default());
+        let (cmds, cmd_rx) = mpsc::unbounded_channel();
+        let runner = Runner {
+            ws,
+            media,
+            encoder: Encoder::new(config.opus)?,
+            ptt: Ptt::new(config.ptt),
+            events: events_tx,
+            mixer: mixer_tx,
+            mids: HashMap::new(),
+            talkers: HashMap::new(),
+            counters: counters.clone(),
+            seq: rand::random(),
+            ts_base: rand::random(),
+            epoch: None,
+            pending_marker: false,
+            rogue: false,
+            _devices: devices,
+            stop_sink,
+        };
+        tokio::spawn(runner.run(cmd_rx, frames_rx, media_rx, mixer_events_rx));
+        Ok((Self { cmds, wav, counters, client_id, recording_started }, events_rx))
+    }
+
+    /// Our connection id.
+    pub fn client_id(&self) -> ClientId {
+        self.client_id
+    }
+
+    /// When the WAV recording (if any) started: sample 0 of the file.
+    pub fn recording_started(&self) -> Option<Instant> {
+        self.recording_started
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &EngineCounters {
+        &self.counters
+    }
+
+    /// Joins a channel ([`EngineEvent::Joined`] follows).
+    pub fn join(&self, channel: ChannelName) {
+        let _ = self.cmds.send(Command::Join(channel));
+    }
+
+    /// Leaves a channel.
+    pub fn leave(&self, channel: ChannelName) {
+        let _ = self.cmds.send(Command::Leave(channel));
+    }
+
+    /// Talk key down for `channel`: Floor Request, capture starts now.
+    pub fn press(&self, channel: ChannelName) {
+        let _ = self.cmds.send(Command::Press(channel));
+    }
+
+    /// Talk key up: release tail, then Floor Release.
+    pub fn release(&self) {
+        let _ = self.cmds.send(Command::Release);
+    }
+
+    /// Test aid: transmit captured audio whether or not we hold a floor,
+    /// like a broken or malicious client. The server must drop it.
+    #[doc(hidden)]
+    pub fn misbehave_send_without_floor(&self, on: bool) {
+        let _ = self.cmds.send(Command::SendWithoutFloor(on));
+    }
+
+    /// With [`InputSpec::Wav`]: plays 48 kHz mono `pcm` into the microphone
+    /// from the next frame on. The receiver fires when it has been captured.
+    pub fn play(&self, pcm: Arc<[f32]>) -> Option<oneshot::Receiver<Instant>> {
+        self.wav.as_ref().map(|w| w.play(pcm))
+    }
+
+    /// Leaves everything and closes the connection.
+    pub async fn close(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmds.send(Command::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// The local IP to bind media to: loopback for a loopback server (tests,
+/// the embedded default), else all interfaces.
+async fn server_ip(url: &str) -> std::net::IpAddr {
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(|h| h.rsplit_once(':').map_or(h, |(h, _)| h).trim_matches(['[', ']']))
+        .unwrap_or("");
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+    } else {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+/// An encoded frame on its way through the PTT machine.
+#[derive(Debug)]
+struct Encoded {
+    timestamp: u32,
+    payload: Bytes,
+}
+
+struct Runner {
+    ws: Ws,
+    media: Media,
+    encoder: Encoder,
+    ptt: Ptt<Encoded>,
+    events: mpsc::UnboundedSender<EngineEvent>,
+    mixer: Option<std::sync::mpsc::Sender<MixerIn>>,
+    /// Downlink mid → channel.
+    mids: HashMap<String, ChannelName>,
+    /// Current talker per channel, from Floor Taken.
+    talkers: HashMap<ChannelName, String>,
+    counters: Arc<EngineCounters>,
+    seq: u16,
+    ts_base: u32,
+    epoch: Option<Instant>,
+    pending_marker: bool,
+    rogue: bool,
+    _devices: Vec<DeviceHandle>,
+    stop_sink: Arc<AtomicBool>,
+}
+
+impl Runner {
+    fn emit(&self, e: EngineEvent) {
+        let _ = self.events.send(e);
+    }
+
+    async fn send(&mut self, msg: ClientMessage) -> bool {
+        self.ws.send(Message::Text(msg.to_json().into())).await.is_ok()
+    }
+
+    async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<Command>,
+        mut frames: mpsc::Receiver<CapturedFrame>,
+        mut media: mpsc::UnboundedReceiver<MediaEvent>,
+        mut mixer_events: mpsc::UnboundedReceiver<MixerEvent>,
+    ) {
+        let reason = loop {
+            let tick = self.ptt.poll_timeout();
+            let sleep = async {
+                match tick {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(Command::Close(done)) => {
+                        self.shutdown().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(cmd) => if !self.command(cmd).await { break "connection lost".to_string() },
+                    None => { self.shutdown().await; return; }
+                },
+                msg = self.ws.next() => match msg {
+                    Some(Ok(Message::Text(t))) => match ServerMessage::from_json(&t) {
+                        Ok(m) => if !self.server(m).await { break "connection lost".to_string() },
+                        Err(e) => warn!("bad server message: {e}"),
+                    },
+                    Some(Ok(Message::Close(c))) => break format!("server closed: {c:?}"),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break format!("signaling: {e}"),
+                    None => break "server closed the connection".to_string(),
+                },
+                Some(frame) = frames.recv() => self.frame(frame).await,
+                Some(ev) = media.recv() => self.media_event(ev),
+                Some(ev) = mixer_events.recv() => self.mixer_event(ev),
+                () = sleep => self.ptt_input(Instant::now(), PttInput::Tick).await,
+            }
+        };
+        self.emit(EngineEvent::Closed { reason });
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
+        self.stop_sink.store(true, Ordering::Relaxed);
+        let _ = self.ws.close(None).await;
+        self.media.close().await;
+    }
+
+    async fn command(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Join(channel) => self.send(ClientMessage::Join { channel }).await,
+            Command::Leave(channel) => self.send(ClientMessage::Leave { channel }).await,
+            Command::Press(channel) => {
+                self.ptt_input(Instant::now(), PttInput::Press(channel)).await;
+                true
+            }
+            Command::Release => {
+                self.ptt_input(Instant::now(), PttInput::Release).await;
+                true
+            }
+            Command::SendWithoutFloor(on) => {
+                self.rogue = on;
+                true
+            }
+            Command::Close(_) => true,
+        }
+    }
+
+    async fn server(&mut self, msg: ServerMessage) -> bool {
+        let now = Instant::now();
+        match msg {
+            ServerMessage::Answer { sdp } => {
+                if let Err(e) = self.media.answer_received(sdp).await {
+                    warn!("server answer: {e}");
+                }
+            }
+            ServerMessage::Offer { sdp } => match self.media.offer_received(sdp).await {
+                Ok(answer) => return self.send(ClientMessage::Answer { sdp: answer }).await,
+                Err(e) => warn!("server offer: {e}"),
+            },
+            ServerMessage::Joined { channel, mid, members } => {
+                self.mids.insert(mid.clone(), channel.clone());
+                if let Some(m) = &self.mixer {
+                    let _ = m.send(MixerIn::Map { mid, channel: Some(channel.clone()) });
+                }
+                self.emit(EngineEvent::Joined { channel, members });
+            }
+            ServerMessage::Left { channel } => {
+                let mids: Vec<String> =
+                    self.mids.iter().filter(|(_, c)| **c == channel).map(|(m, _)| m.clone()).collect();
+                for mid in mids {
+                    self.mids.remove(&mid);
+                    if let Some(m) = &self.mixer {
+                        let _ = m.send(MixerIn::Map { mid, channel: None });
+                    }
+                }
+                self.emit(EngineEvent::Left { channel });
+            }
+            ServerMessage::Presence { channel, members } => self.emit(EngineEvent::Presence { channel, members }),
+            ServerMessage::FloorGranted { channel, max_duration_ms } => {
+                self.emit(EngineEvent::FloorGranted { channel: channel.clone(), max_duration_ms });
+                self.ptt_input(now, PttInput::Granted(channel)).await;
+            }
+            ServerMessage::FloorDeny { channel, reason } => self.ptt_input(now, PttInput::Denied(channel, reason)).await,
+            ServerMessage::FloorRevoke { channel, reason } => {
+                self.ptt_input(now, PttInput::Revoked(channel, reason)).await;
+            }
+            ServerMessage::FloorTaken { channel, talker, talker_name, .. } => {
+                self.talkers.insert(channel.clone(), talker_name.clone());
+                self.emit(EngineEvent::FloorTaken { channel, talker, talker_name });
+            }
+            ServerMessage::FloorIdle { channel } => {
+                self.ptt_input(now, PttInput::FloorIdle(channel.clone())).await;
+                self.emit(EngineEvent::FloorIdle { channel });
+            }
+            ServerMessage::Error { code, message } => {
+                warn!(?code, %message, "server error");
+                self.emit(EngineEvent::ServerError { code, message });
+            }
+            ServerMessage::Welcome { .. } => {}
+        }
+        true
+    }
+
+    async fn frame(&mut self, frame: CapturedFrame) {
+        let epoch = *self.epoch.get_or_insert(frame.at);
+        if !self.ptt.wants_audio() && !self.rogue {
+            return;
+        }
+        // RTP time follows capture time (RFC 3550 §5.1), in whole frames.
+        let index = (frame.at.saturating_duration_since(epoch).as_micros() + 10_000) / 20_000;
+        let timestamp = self.ts_base.wrapping_add((index as u32).wrapping_mul(FRAME_SAMPLES as u32));
+        let payload = match self.encoder.encode(&frame.pcm) {
+            Ok(p) => Bytes::copy_from_slice(p),
+            Err(e) => {
+                warn!("opus encode: {e}");
+                return;
+            }
+        };
+        if self.rogue {
+            self.seq = self.seq.wrapping_add(1);
+            if payload.len() > 2 && self.media.send(self.seq, timestamp, false, payload).await.is_ok() {
+                self.counters.rtp_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        self.ptt_input(frame.at, PttInput::Frame(frame.at, Encoded { timestamp, payload })).await;
+    }
+
+    async fn ptt_input(&mut self, now: Instant, input: PttInput<Encoded>) {
+        self.ptt.handle(now, input);
+        while let Some(action) = self.ptt.poll_action() {
+            match action {
+                PttAction::RequestFloor(channel) => {
+                    let _ = self.send(ClientMessage::FloorRequest { channel, priority: Default::default() }).await;
+                }
+                PttAction::ReleaseFloor(channel) => {
+                    let _ = self.send(ClientMessage::FloorRelease { channel }).await;
+                }
+                PttAction::Send { frame, first } => {
+                    self.pending_marker |= first;
+                    if frame.payload.len() <= 2 {
+                        // DTX: the encoder has nothing to say; send nothing (RFC 7587 §3.1.3).
+                        continue;
+                    }
+                    let marker = std::mem::take(&mut self.pending_marker);
+                    self.seq = self.seq.wrapping_add(1);
+                    match self.media.send(self.seq, frame.timestamp, marker, frame.payload).await {
+                        Ok(()) => {
+                            self.counters.rtp_sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => debug!("uplink: {e}"),
+                    }
+                }
+                PttAction::TalkStarted(_) => {}
+                PttAction::TalkEnded(channel) => self.emit(EngineEvent::TalkEnded { channel }),
+                PttAction::Busy(channel, reason) => self.emit(EngineEvent::Busy { channel, reason }),
+                PttAction::Revoked(channel, reason) => self.emit(EngineEvent::Revoked { channel, reason }),
+            }
+        }
+    }
+
+    fn media_event(&mut self, ev: MediaEvent) {
+        match ev {
+            MediaEvent::State(RTCPeerConnectionState::Connected) => self.emit(EngineEvent::MediaConnected),
+            MediaEvent::State(RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed) => {
+                self.emit(EngineEvent::MediaDisconnected);
+            }
+            MediaEvent::State(_) => {}
+            MediaEvent::Track(track) => {
+                let pc = self.media.pc.clone();
+                let mixer = self.mixer.clone();
+                let counters = self.counters.clone();
+                tokio::spawn(read_track(pc, track, mixer, counters));
+            }
+        }
+    }
+
+    fn mixer_event(&mut self, ev: MixerEvent) {
+        match ev {
+            MixerEvent::StreamStarted { channel, at } => self.emit(EngineEvent::ReceiveStarted { channel, at }),
+            MixerEvent::StreamEnded { channel, stats, at } => {
+                // Every played slot is one 20 ms frame, whatever filled it.
+                let slots = stats.played + stats.fec_recovered + stats.concealed + stats.silence;
+                let duration = Duration::from_millis(slots * u64::from(crate::audio::FRAME_MS));
+                let ended = SystemTime::now() - at.elapsed();
+                let start = ended.checked_sub(duration).unwrap_or(ended);
+                let report = TransmissionReport {
+                    talker: self.talkers.get(&channel).cloned(),
+                    channel,
+                    start_unix_ms: start.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+                    duration_ms: duration.as_millis() as u64,
+                    packets: stats.packets,
+                    lost: stats.lost,
+                    recovered_fec: stats.fec_recovered,
+                    concealed: stats.concealed,
+                    jitter_ms: stats.jitter_ms,
+                    jitter_buffer_ms: stats.target_delay_ms,
+                };
+                self.emit(EngineEvent::Received(report));
+            }
+        }
+    }
+}
+
+/// Reads one downlink track into the mixer (or only counts, without one).
+async fn read_track(
+    pc: Arc<dyn webrtc::peer_connection::PeerConnection>,
+    track: Arc<dyn TrackRemote>,
+    mixer: Option<std::sync::mpsc::Sender<MixerIn>>,
+    counters: Arc<EngineCounters>,
+) {
+    let mut mid: Option<String> = None;
+    while let Some(ev) = track.poll().await {
+        match ev {
+            TrackRemoteEvent::OnOpen(init) => {
+                let id: usize = init.receiver_id.into();
+                for t in pc.get_transceivers().await {
+                    if t.id() == id {
+                        mid = t.mid().await.ok().flatten();
+                    }
+                }
+                debug!(?mid, "downlink track open");
+            }
+            TrackRemoteEvent::OnRtpPacket(p) => {
+                counters.rtp_received.fetch_add(1, Ordering::Relaxed);
+                if let (Some(m), Some(mid)) = (&mixer, &mid) {
+                    let _ = m.send(MixerIn::Packet(RtpIn {
+                        mid: mid.clone(),
+                        seq: p.header.sequence_number,
+                        timestamp: p.header.timestamp,
+                        marker: p.header.marker,
+                        payload: p.payload,
+                        arrival: Instant::now(),
+                    }));
+                }
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+}
+
+/// Samples per second, re-exported for callers sizing buffers.
+pub const ENGINE_SAMPLE_RATE: u32 = SAMPLE_RATE;

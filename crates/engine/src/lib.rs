@@ -1,0 +1,27 @@
+//! The Squawk client engine: signaling (tokio-tungstenite), WebRTC
+//! (webrtc-rs), Opus, the audio path and push-to-talk.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use squawk_engine::{Engine, EngineConfig, EngineEvent};
+//! let (engine, mut events) = Engine::start(EngineConfig::new("ws://127.0.0.1:7300/ws", "Ann")).await?;
+//! engine.join("ops".parse()?);
+//! while let Some(ev) = events.recv().await {
+//!     if let EngineEvent::Joined { channel, .. } = ev { println!("in {channel}"); break; }
+//! }
+//! engine.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: [`ptt`] (pure PTT machine), [`codec`] (Opus), [`audio`] (devices,
+//! WAV ends, resampling, mixer), `rtc` (the PeerConnection), [`engine`] (the
+//! task that ties them together). The jitter buffer is in `squawk-media`.
+
+pub mod audio;
+pub mod codec;
+pub mod engine;
+pub mod ptt;
+mod rtc;
+
+pub use engine::{Engine, EngineConfig, EngineCounters, EngineError, EngineEvent, TransmissionReport};
+pub use squawk_media::JitterConfig;

@@ -1,0 +1,195 @@
+//! The client's one PeerConnection (webrtc-rs 0.21): one send-only uplink
+//! audio track whose RTP we write ourselves, and the downlink tracks the
+//! server adds (one per channel) by renegotiation.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rtc::{
+    ice::mdns::MulticastDnsMode,
+    peer_connection::configuration::media_engine::MIME_TYPE_OPUS,
+    rtp_transceiver::rtp_sender::{
+        RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    },
+};
+use tokio::sync::{mpsc, watch};
+use webrtc::{
+    media_stream::{
+        MediaStreamTrack,
+        track_local::{TrackLocal, static_rtp::TrackLocalStaticRTP},
+        track_remote::TrackRemote,
+    },
+    peer_connection::{
+        MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+        RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+        register_default_interceptors,
+    },
+    rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit},
+};
+
+/// Opus payload type we offer (RFC 7587 uses a dynamic PT; 111 by custom).
+pub const OPUS_PT: u8 = 111;
+const OPUS_FMTP: &str = "minptime=10;useinbandfec=1;usedtx=1";
+
+/// How long to wait for ICE gathering, ms.
+const GATHER_TIMEOUT_MS: u64 = 5_000;
+
+/// Media events for the engine loop.
+pub(crate) enum MediaEvent {
+    State(RTCPeerConnectionState),
+    Track(Arc<dyn TrackRemote>),
+}
+
+struct Handler {
+    events: mpsc::UnboundedSender<MediaEvent>,
+    gathered: watch::Sender<u64>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_connection_state_change(&self, s: RTCPeerConnectionState) {
+        let _ = self.events.send(MediaEvent::State(s));
+    }
+    async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
+        if s == RTCIceGatheringState::Complete {
+            self.gathered.send_modify(|n| *n += 1);
+        }
+    }
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.events.send(MediaEvent::Track(track));
+    }
+}
+
+/// Errors of the media layer.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// webrtc-rs failed.
+    #[error("webrtc: {0}")]
+    WebRtc(#[from] webrtc::error::Error),
+    /// ICE gathering did not complete.
+    #[error("ICE gathering did not complete within {GATHER_TIMEOUT_MS} ms")]
+    GatherTimeout,
+    /// No local description after negotiation.
+    #[error("no local description")]
+    NoLocalDescription,
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: OPUS_FMTP.to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// The PeerConnection and its uplink track.
+pub(crate) struct Media {
+    pub pc: Arc<dyn PeerConnection>,
+    uplink: Arc<TrackLocalStaticRTP>,
+    /// SSRC of the uplink track.
+    pub ssrc: u32,
+    gathered: watch::Receiver<u64>,
+}
+
+impl Media {
+    /// Builds the PeerConnection with one send-only Opus track, bound to
+    /// `bind_ip` (host candidates are the bound addresses).
+    pub(crate) async fn new(
+        bind_ip: std::net::IpAddr,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> Result<Self, MediaError> {
+        let mut me = MediaEngine::default();
+        me.register_codec(RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: OPUS_PT }, RtpCodecKind::Audio)?;
+        let registry = register_default_interceptors(Registry::new(), &mut me)?;
+        let se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
+        let (gathered_tx, gathered) = watch::channel(0u64);
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(me)
+            .with_setting_engine(se)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(Handler { events, gathered: gathered_tx }))
+            .with_udp_addrs(vec![std::net::SocketAddr::new(bind_ip, 0)])
+            .build()
+            .await?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let ssrc: u32 = rand::random();
+        let encoding = RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec: opus_codec(),
+            ..Default::default()
+        };
+        let track = MediaStreamTrack::new(
+            format!("squawk-{ssrc}"),
+            "uplink".into(),
+            "uplink".into(),
+            RtpCodecKind::Audio,
+            vec![encoding],
+        );
+        let uplink = Arc::new(TrackLocalStaticRTP::new(track));
+        pc.add_transceiver_from_track(
+            uplink.clone() as Arc<dyn TrackLocal>,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .await?;
+        Ok(Self { pc, uplink, ssrc, gathered })
+    }
+
+    async fn local_sdp_after_gathering(&mut self, round: u64) -> Result<String, MediaError> {
+        let wait = self.gathered.wait_for(|n| *n > round);
+        match tokio::time::timeout(std::time::Duration::from_millis(GATHER_TIMEOUT_MS), wait).await {
+            Ok(Ok(_)) => {}
+            _ => return Err(MediaError::GatherTimeout),
+        }
+        self.pc.local_description().await.map(|d| d.sdp).ok_or(MediaError::NoLocalDescription)
+    }
+
+    /// Creates our offer (non-trickle: all candidates included).
+    pub(crate) async fn offer(&mut self) -> Result<String, MediaError> {
+        let round = *self.gathered.borrow();
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        self.local_sdp_after_gathering(round).await
+    }
+
+    /// Applies the server's answer.
+    pub(crate) async fn answer_received(&self, sdp: String) -> Result<(), MediaError> {
+        self.pc.set_remote_description(RTCSessionDescription::answer(sdp)?).await?;
+        Ok(())
+    }
+
+    /// Applies a server offer (renegotiation) and returns our answer.
+    pub(crate) async fn offer_received(&mut self, sdp: String) -> Result<String, MediaError> {
+        self.pc.set_remote_description(RTCSessionDescription::offer(sdp)?).await?;
+        let round = *self.gathered.borrow();
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer).await?;
+        self.local_sdp_after_gathering(round).await
+    }
+
+    /// Writes one Opus RTP packet on the uplink.
+    pub(crate) async fn send(&self, seq: u16, timestamp: u32, marker: bool, payload: Bytes) -> Result<(), MediaError> {
+        let header = rtc::rtp::Header {
+            version: 2,
+            payload_type: OPUS_PT,
+            sequence_number: seq,
+            timestamp,
+            ssrc: self.ssrc,
+            marker,
+            ..Default::default()
+        };
+        self.uplink.write_rtp(rtc::rtp::Packet { header, payload }).await?;
+        Ok(())
+    }
+
+    /// Closes the PeerConnection.
+    pub(crate) async fn close(&self) {
+        let _ = self.pc.close().await;
+    }
+}

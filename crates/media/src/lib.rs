@@ -1,0 +1,22 @@
+//! Pure media logic for Squawk, in the sans-IO style of str0m: no I/O, no
+//! threads, no clock reads. Time is always passed in as [`std::time::Instant`]
+//! arguments, so every behaviour is deterministic and testable with simulated
+//! time.
+//!
+//! * [`rewrite`] — [`TrackRewriter`], used by the SFU server: rewrites the RTP
+//!   sequence numbers and timestamps of successive talkers (SSRCs) into one
+//!   continuous outgoing stream per channel per listener, so a change of
+//!   talker needs no renegotiation and looks like a new talk-spurt
+//!   (RFC 3550 §5.1, RFC 3551 §4.1).
+//! * [`jitter`] — [`JitterBuffer`], used by the client engine (one per
+//!   channel): reorders incoming Opus RTP, adapts its delay to the measured
+//!   jitter (RFC 3550 §6.4.1), compensates drift between the sender's clock
+//!   and the audio device clock, and tells the decoder per 20 ms slot whether
+//!   to decode, use in-band FEC, conceal or play silence (RFC 7587 §3.1.3,
+//!   §3.3).
+
+pub mod jitter;
+pub mod rewrite;
+
+pub use jitter::{JitterBuffer, JitterConfig, JitterEvent, JitterStats, Playout, PushOutcome};
+pub use rewrite::{Rewritten, TrackRewriter};

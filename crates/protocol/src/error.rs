@@ -1,0 +1,71 @@
+use serde::{Deserialize, Serialize};
+
+/// Stable error codes sent in [`crate::ServerMessage::Error`]. Clients may
+/// match on them; the accompanying message is for humans and may change.
+///
+/// Serialised in `snake_case` (`"unsupported_version"`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The frame is not valid JSON, or a field is missing or has the wrong type.
+    MalformedMessage,
+    /// The JSON object has a `type` this server does not know.
+    UnknownMessageType,
+    /// `hello.version` is not [`crate::PROTOCOL_VERSION`]. The connection is closed.
+    UnsupportedVersion,
+    /// A message other than `hello` arrived before `hello`.
+    NotIdentified,
+    /// A second `hello` on the same connection.
+    AlreadyIdentified,
+    /// The display name is empty, too long or has control characters.
+    InvalidName,
+    /// The channel name is not valid (see [`crate::ChannelName`]).
+    InvalidChannel,
+    /// The channel does not exist and this server does not create channels on demand.
+    ChannelNotFound,
+    /// The connection is not a member of the channel it named.
+    NotMember,
+    /// The connection is in as many channels as the server allows.
+    TooManyChannels,
+    /// The frame is larger than [`crate::MAX_FRAME_BYTES`], or is binary.
+    FrameTooLarge,
+    /// The SDP could not be parsed or was refused by the media server.
+    InvalidSdp,
+    /// An answer arrived when no offer was outstanding, or similar misuse.
+    NegotiationFailed,
+    /// Something went wrong on the server; the message says what.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Whether the server closes the connection after sending this error.
+    pub fn is_fatal(self) -> bool {
+        matches!(self, Self::UnsupportedVersion)
+    }
+}
+
+/// Why a text frame could not be turned into a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON, not an object, or a field is missing or mistyped.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The `type` tag names no known message.
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    /// A `channel` field does not hold a valid channel name.
+    #[error("invalid channel: {0}")]
+    InvalidChannel(String),
+}
+
+impl ParseError {
+    /// The [`ErrorCode`] a server reports for this parse error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Malformed(_) => ErrorCode::MalformedMessage,
+            Self::UnknownType(_) => ErrorCode::UnknownMessageType,
+            Self::InvalidChannel(_) => ErrorCode::InvalidChannel,
+        }
+    }
+}

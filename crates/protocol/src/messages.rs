@@ -1,0 +1,361 @@
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::{ChannelName, ErrorCode, ParseError};
+
+/// Server-assigned identifier of one signaling connection (one user session),
+/// unique for the lifetime of the server process.
+pub type ClientId = u64;
+
+/// Floor priority, 0 (lowest, the default) to 255 (highest), as in the
+/// floor priority of 3GPP TS 24.380 §4.1.1.
+///
+/// Today every request is served first come, first served; the value is
+/// carried so that pre-emption and a priority queue can be added without a
+/// protocol change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Priority(pub u8);
+
+/// A member of a channel, as shown in presence lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The member's connection id.
+    pub id: ClientId,
+    /// The display name given in `hello`.
+    pub name: String,
+}
+
+/// Why a Floor Request was refused (Floor Deny, TS 24.380 §8.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DenyReason {
+    /// Another member holds the floor.
+    Busy,
+    /// The requester is not a member of the channel.
+    NotMember,
+    /// The requester's media path (WebRTC) is not established yet.
+    NoMedia,
+}
+
+/// Why the floor was taken back from its holder (Floor Revoke, TS 24.380 §8.2.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RevokeReason {
+    /// The holder talked longer than the channel's maximum talk time.
+    MaxDurationExceeded,
+    /// A request with higher priority pre-empted the holder.
+    Preempted,
+}
+
+/// Messages from a client to the server.
+///
+/// The first message on a connection must be [`ClientMessage::Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Identify: protocol version and display name (1 to 64 characters).
+    Hello {
+        /// Must equal [`crate::PROTOCOL_VERSION`].
+        version: u32,
+        /// Display name shown to other members.
+        name: String,
+    },
+    /// Join a channel. A connection may be in many channels at once; the
+    /// server answers with [`ServerMessage::Joined`] (and, when the
+    /// connection needs another downlink track, a renegotiation
+    /// [`ServerMessage::Offer`]).
+    Join {
+        /// Channel to join.
+        channel: ChannelName,
+    },
+    /// Leave a channel; releases the floor there if held.
+    Leave {
+        /// Channel to leave.
+        channel: ChannelName,
+    },
+    /// The client's SDP offer (RFC 8829). The first offer carries the
+    /// client's one uplink audio track (Opus, sendonly or sendrecv).
+    Offer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// The client's SDP answer to a server [`ServerMessage::Offer`].
+    Answer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// Floor Request (TS 24.380 §8.2.2) in one channel.
+    FloorRequest {
+        /// Channel to talk in.
+        channel: ChannelName,
+        /// Floor priority; 0 when omitted.
+        #[serde(default)]
+        priority: Priority,
+    },
+    /// Floor Release (TS 24.380 §8.2.6): the holder has finished talking.
+    FloorRelease {
+        /// Channel whose floor is released.
+        channel: ChannelName,
+    },
+}
+
+/// Messages from the server to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Reply to a valid `hello`.
+    Welcome {
+        /// The server's protocol version.
+        version: u32,
+        /// This connection's id.
+        client_id: ClientId,
+        /// Maximum talk time per transmission, in ms.
+        max_talk_ms: u64,
+    },
+    /// The connection is now a member of `channel`.
+    Joined {
+        /// The channel joined.
+        channel: ChannelName,
+        /// The SDP `mid` of the downlink audio track that carries this
+        /// channel's audio to this client. It stays the same for as long as
+        /// the client stays in the channel, whoever talks.
+        mid: String,
+        /// Current members, the joiner included.
+        members: Vec<Member>,
+    },
+    /// The connection has left `channel`.
+    Left {
+        /// The channel left.
+        channel: ChannelName,
+    },
+    /// Membership of a channel changed.
+    Presence {
+        /// The channel.
+        channel: ChannelName,
+        /// All current members.
+        members: Vec<Member>,
+    },
+    /// A server SDP offer (renegotiation: a downlink track was added).
+    Offer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// The server's SDP answer to a client [`ClientMessage::Offer`].
+    Answer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// Floor Granted (TS 24.380 §8.2.4): the requester may talk.
+    FloorGranted {
+        /// The channel.
+        channel: ChannelName,
+        /// The floor is revoked after this many ms of talking.
+        max_duration_ms: u64,
+    },
+    /// Floor Deny (TS 24.380 §8.2.3): the request was refused.
+    FloorDeny {
+        /// The channel.
+        channel: ChannelName,
+        /// Why.
+        reason: DenyReason,
+    },
+    /// Floor Taken (TS 24.380 §8.2.5): someone else now talks in the channel.
+    FloorTaken {
+        /// The channel.
+        channel: ChannelName,
+        /// The talker's connection id.
+        talker: ClientId,
+        /// The talker's display name.
+        talker_name: String,
+        /// The priority the floor was granted at.
+        priority: Priority,
+    },
+    /// Floor Idle (TS 24.380 §8.2.7): nobody talks in the channel.
+    FloorIdle {
+        /// The channel.
+        channel: ChannelName,
+    },
+    /// Floor Revoke (TS 24.380 §8.2.9): the holder must stop talking.
+    FloorRevoke {
+        /// The channel.
+        channel: ChannelName,
+        /// Why.
+        reason: RevokeReason,
+    },
+    /// A request failed. See [`ErrorCode`].
+    Error {
+        /// Stable code.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+const CLIENT_TYPES: &[&str] = &[
+    "hello", "join", "leave", "offer", "answer", "floor_request", "floor_release",
+];
+const SERVER_TYPES: &[&str] = &[
+    "welcome", "joined", "left", "presence", "offer", "answer", "floor_granted", "floor_deny",
+    "floor_taken", "floor_idle", "floor_revoke", "error",
+];
+
+fn parse<T: DeserializeOwned>(text: &str, known: &[&str]) -> Result<T, ParseError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ParseError::Malformed(e.to_string()))?;
+    let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
+        return Err(ParseError::Malformed("missing string field `type`".into()));
+    };
+    if !known.contains(&kind) {
+        return Err(ParseError::UnknownType(kind.chars().take(64).collect()));
+    }
+    if let Some(ch) = value.get("channel").and_then(|c| c.as_str()) {
+        if let Err(e) = ChannelName::new(ch) {
+            return Err(ParseError::InvalidChannel(e.to_string()));
+        }
+    }
+    serde_json::from_value(value).map_err(|e| ParseError::Malformed(e.to_string()))
+}
+
+impl ClientMessage {
+    /// Parses one text frame.
+    ///
+    /// # Errors
+    /// [`ParseError`] for invalid JSON, an unknown `type`, a bad channel name
+    /// or a missing or mistyped field.
+    pub fn from_json(text: &str) -> Result<Self, ParseError> {
+        parse(text, CLIENT_TYPES)
+    }
+
+    /// Serialises to one text frame.
+    pub fn to_json(&self) -> String {
+        // Serialising these plain enums of strings and integers cannot fail.
+        serde_json::to_string(self).expect("ClientMessage serialises")
+    }
+
+    /// The message's `type` tag, for logs and metrics.
+    pub fn variant(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::Join { .. } => "join",
+            Self::Leave { .. } => "leave",
+            Self::Offer { .. } => "offer",
+            Self::Answer { .. } => "answer",
+            Self::FloorRequest { .. } => "floor_request",
+            Self::FloorRelease { .. } => "floor_release",
+        }
+    }
+}
+
+impl ServerMessage {
+    /// Parses one text frame.
+    ///
+    /// # Errors
+    /// [`ParseError`] as for [`ClientMessage::from_json`].
+    pub fn from_json(text: &str) -> Result<Self, ParseError> {
+        parse(text, SERVER_TYPES)
+    }
+
+    /// Serialises to one text frame.
+    pub fn to_json(&self) -> String {
+        // Serialising these plain enums of strings and integers cannot fail.
+        serde_json::to_string(self).expect("ServerMessage serialises")
+    }
+
+    /// Shorthand for an [`ServerMessage::Error`].
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error { code, message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PROTOCOL_VERSION;
+
+    fn ch(s: &str) -> ChannelName {
+        ChannelName::new(s).unwrap()
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        let all = vec![
+            ClientMessage::Hello { version: PROTOCOL_VERSION, name: "Ann".into() },
+            ClientMessage::Join { channel: ch("ops") },
+            ClientMessage::Leave { channel: ch("ops") },
+            ClientMessage::Offer { sdp: "v=0\r\n".into() },
+            ClientMessage::Answer { sdp: "v=0\r\n".into() },
+            ClientMessage::FloorRequest { channel: ch("ops"), priority: Priority(7) },
+            ClientMessage::FloorRelease { channel: ch("ops") },
+        ];
+        assert_eq!(all.len(), CLIENT_TYPES.len());
+        for m in all {
+            let text = m.to_json();
+            assert!(text.contains(&format!("\"type\":\"{}\"", m.variant())), "{text}");
+            assert_eq!(ClientMessage::from_json(&text).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn every_server_message_round_trips() {
+        let members = vec![Member { id: 1, name: "Ann".into() }];
+        let all = vec![
+            ServerMessage::Welcome { version: 1, client_id: 3, max_talk_ms: 60_000 },
+            ServerMessage::Joined { channel: ch("a"), mid: "1".into(), members: members.clone() },
+            ServerMessage::Left { channel: ch("a") },
+            ServerMessage::Presence { channel: ch("a"), members },
+            ServerMessage::Offer { sdp: "x".into() },
+            ServerMessage::Answer { sdp: "y".into() },
+            ServerMessage::FloorGranted { channel: ch("a"), max_duration_ms: 60_000 },
+            ServerMessage::FloorDeny { channel: ch("a"), reason: DenyReason::Busy },
+            ServerMessage::FloorTaken {
+                channel: ch("a"),
+                talker: 4,
+                talker_name: "Bo".into(),
+                priority: Priority::default(),
+            },
+            ServerMessage::FloorIdle { channel: ch("a") },
+            ServerMessage::FloorRevoke { channel: ch("a"), reason: RevokeReason::MaxDurationExceeded },
+            ServerMessage::error(ErrorCode::InvalidSdp, "bad"),
+        ];
+        assert_eq!(all.len(), SERVER_TYPES.len());
+        for m in all {
+            assert_eq!(ServerMessage::from_json(&m.to_json()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn wire_format_is_stable() {
+        let m = ClientMessage::from_json(r#"{"type":"floor_request","channel":"ops"}"#).unwrap();
+        assert_eq!(m, ClientMessage::FloorRequest { channel: ch("ops"), priority: Priority(0) });
+        let e = ServerMessage::error(ErrorCode::UnsupportedVersion, "v9");
+        assert_eq!(e.to_json(), r#"{"type":"error","code":"unsupported_version","message":"v9"}"#);
+        let d = ServerMessage::FloorDeny { channel: ch("ops"), reason: DenyReason::NotMember };
+        assert_eq!(d.to_json(), r#"{"type":"floor_deny","channel":"ops","reason":"not_member"}"#);
+    }
+
+    #[test]
+    fn bad_input_gets_the_right_error() {
+        let cases = [
+            ("{not json", ErrorCode::MalformedMessage),
+            ("[1,2]", ErrorCode::MalformedMessage),
+            (r#"{"channel":"x"}"#, ErrorCode::MalformedMessage),
+            (r#"{"type":"teleport"}"#, ErrorCode::UnknownMessageType),
+            (r#"{"type":"join"}"#, ErrorCode::MalformedMessage),
+            (r#"{"type":"join","channel":"no spaces"}"#, ErrorCode::InvalidChannel),
+            (r#"{"type":"hello","version":"1","name":"x"}"#, ErrorCode::MalformedMessage),
+            (r#"{"type":"floor_request","channel":"x","priority":300}"#, ErrorCode::MalformedMessage),
+        ];
+        for (text, code) in cases {
+            let err = ClientMessage::from_json(text).unwrap_err();
+            assert_eq!(err.code(), code, "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn fatal_errors() {
+        assert!(ErrorCode::UnsupportedVersion.is_fatal());
+        assert!(!ErrorCode::MalformedMessage.is_fatal());
+    }
+}

@@ -1,0 +1,172 @@
+//! Server configuration: an embedded default (zero configuration, loopback,
+//! channels created on join) overridden by an optional TOML file and flags.
+//! The reference is `docs/server.md`.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::Path,
+    time::Duration,
+};
+
+use serde::Deserialize;
+use squawk_protocol::ChannelName;
+
+/// Everything `squawk-server` can be told.
+///
+/// TOML keys are the field names. Unknown keys are an error, so a typo does
+/// not silently fall back to a default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HTTP and WebSocket signaling address. Default `127.0.0.1:7300`.
+    pub http: SocketAddr,
+    /// UDP media address of the first SFU worker; worker `i` binds port
+    /// `port + i` (or an ephemeral port each when the port is 0).
+    /// Default `127.0.0.1:7400`.
+    pub media: SocketAddr,
+    /// IP put in ICE host candidates when `media` binds an unspecified
+    /// address (`0.0.0.0`), e.g. the host's LAN address.
+    pub advertise_ip: Option<IpAddr>,
+    /// SFU worker threads; 0 means one per CPU core. Default 0.
+    pub workers: usize,
+    /// Longest transmission before Floor Revoke, in seconds. Default 60.
+    pub max_talk_secs: u64,
+    /// Whether a higher floor priority pre-empts the current talker. Default false.
+    pub preemption: bool,
+    /// Channels that always exist.
+    pub channels: Vec<ChannelName>,
+    /// Whether joining an unknown channel creates it (rooms by link).
+    /// Default true; set false with a `channels` list for a closed server.
+    pub create_channels_on_join: bool,
+    /// Most channels one connection may be in at once. Default 64.
+    pub max_channels_per_client: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            http: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7300),
+            media: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7400),
+            advertise_ip: None,
+            workers: 0,
+            max_talk_secs: 60,
+            preemption: false,
+            channels: Vec::new(),
+            create_channels_on_join: true,
+            max_channels_per_client: 64,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has unknown keys.
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        /// File path.
+        path: String,
+        /// Cause.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl ServerConfig {
+    /// Reads a TOML file; missing keys keep their defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if the file is unreadable, not TOML, has unknown keys
+    /// or fails [`ServerConfig::validate`].
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and combinations.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_talk_secs == 0 {
+            return Err(ConfigError::Invalid("max_talk_secs must be at least 1".into()));
+        }
+        if self.max_channels_per_client == 0 {
+            return Err(ConfigError::Invalid("max_channels_per_client must be at least 1".into()));
+        }
+        if self.media.ip().is_unspecified() && self.advertise_ip.is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "media binds {} (unspecified): set advertise_ip to the address clients reach",
+                self.media
+            )));
+        }
+        if self.workers > 64 {
+            return Err(ConfigError::Invalid("workers must be at most 64".into()));
+        }
+        Ok(())
+    }
+
+    /// Maximum talk time as a [`Duration`].
+    pub fn max_talk(&self) -> Duration {
+        Duration::from_secs(self.max_talk_secs)
+    }
+
+    /// Worker count with 0 resolved to the number of CPU cores.
+    pub fn worker_count(&self) -> usize {
+        if self.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.workers
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let c: ServerConfig = toml::from_str("").unwrap();
+        assert_eq!(c, ServerConfig::default());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn closed_server_config_parses() {
+        let c: ServerConfig = toml::from_str(
+            "http = \"0.0.0.0:8080\"\nmedia = \"0.0.0.0:9000\"\nadvertise_ip = \"192.0.2.7\"\n\
+             channels = [\"ops\", \"fire\"]\ncreate_channels_on_join = false\nmax_talk_secs = 30\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.channels.len(), 2);
+        assert_eq!(c.max_talk(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_refused() {
+        assert!(toml::from_str::<ServerConfig>("max_talk = 5").is_err());
+        assert!(toml::from_str::<ServerConfig>("channels = [\"has space\"]").is_err());
+        let c: ServerConfig = toml::from_str("media = \"0.0.0.0:9000\"").unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))));
+        let c: ServerConfig = toml::from_str("max_talk_secs = 0").unwrap();
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! `squawk-server`: WebSocket signaling, an Opus SFU on str0m and per-channel
+//! floor control (3GPP TS 24.380 names), in one self-hostable process.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let server = squawk_server::Server::start(squawk_server::ServerConfig::default()).await?;
+//! println!("signaling on ws://{}/ws", server.http_addr());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: [`config`] (TOML + defaults), `hub` (sessions, membership, floor
+//! control; one task, no locks), `session` (one WebSocket), `sfu` (worker
+//! threads, one UDP socket and one str0m loop each). See `docs/architecture.md`.
+
+pub mod config;
+mod hub;
+mod session;
+mod sfu;
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, atomic::AtomicU64},
+};
+
+use axum::{
+    Json, Router,
+    extract::{State, WebSocketUpgrade},
+    response::IntoResponse,
+    routing::get,
+};
+pub use config::{ConfigError, ServerConfig};
+pub use sfu::{SfuStats, StatsHandle};
+use tokio::{sync::mpsc, task::JoinHandle};
+use tracing::info;
+
+/// Largest WebSocket message accepted at the transport level, bytes. Larger
+/// than [`squawk_protocol::MAX_FRAME_BYTES`] on purpose, so that an oversized
+/// frame (up to 16 MiB) gets a protocol error reply instead of a dropped
+/// connection; beyond it the WebSocket closes with code 1009.
+const WS_TRANSPORT_LIMIT: usize = 16 * 1024 * 1024;
+
+#[derive(Clone)]
+struct AppState {
+    hub: mpsc::Sender<HubMsg>,
+    ids: Arc<AtomicU64>,
+    stats: StatsHandle,
+}
+
+use hub::HubMsg;
+
+/// A running server. Dropping it without [`Server::shutdown`] leaves the
+/// tasks running until the runtime ends.
+pub struct Server {
+    http_addr: SocketAddr,
+    media_addrs: Vec<SocketAddr>,
+    stats: StatsHandle,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    http: JoinHandle<()>,
+    hub: JoinHandle<()>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A socket could not be bound.
+    #[error("cannot bind {what} {addr}: {source}")]
+    Bind {
+        /// "http" or "media".
+        what: &'static str,
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+impl Server {
+    /// Binds the HTTP/WebSocket listener and the media sockets and starts
+    /// serving. Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`StartError`] if the config is invalid or a socket cannot be bound.
+    pub async fn start(config: ServerConfig) -> Result<Self, StartError> {
+        config.validate()?;
+        let listener = tokio::net::TcpListener::bind(config.http)
+            .await
+            .map_err(|source| StartError::Bind { what: "http", addr: config.http, source })?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { what: "http", addr: config.http, source })?;
+        let (hub_tx, hub_rx) = mpsc::channel(4096);
+        let workers = sfu::Workers::start(config.worker_count(), config.media, config.advertise_ip, hub_tx.clone())
+            .map_err(|source| StartError::Bind { what: "media", addr: config.media, source })?;
+        let media_addrs = workers.addrs().to_vec();
+        let stats = workers.stats_handle();
+        info!(%http_addr, ?media_addrs, "squawk-server listening");
+
+        let (shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
+        let hub = hub::Hub::new(config, workers);
+        let mut hub_shutdown = shutdown_rx.clone();
+        let hub = tokio::spawn(async move {
+            let mut workers = hub.run(hub_rx, &mut hub_shutdown).await;
+            tokio::task::spawn_blocking(move || workers.shutdown()).await.ok();
+        });
+
+        let state = AppState { hub: hub_tx, ids: Arc::new(AtomicU64::new(1)), stats: stats.clone() };
+        let app = Router::new()
+            .route("/health", get(health))
+            .route("/stats", get(stats_route))
+            .route("/ws", get(ws_route))
+            .with_state(state);
+        let http = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = shutdown_rx.wait_for(|v| *v).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!("http server: {e}");
+            }
+        });
+        Ok(Self { http_addr, media_addrs, stats, shutdown, http, hub })
+    }
+
+    /// The bound HTTP address (`ws://ADDR/ws` is the signaling endpoint).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The media address (ICE host candidate) of each SFU worker.
+    pub fn media_addrs(&self) -> &[SocketAddr] {
+        &self.media_addrs
+    }
+
+    /// Forwarding counters.
+    pub fn stats(&self) -> SfuStats {
+        self.stats.snapshot()
+    }
+
+    /// Stops accepting, closes sessions and stops the workers.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.http.await;
+        let _ = self.hub.await;
+    }
+}
+
+async fn health() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"),
+        "protocol": squawk_protocol::PROTOCOL_VERSION }))
+}
+
+async fn stats_route(State(state): State<AppState>) -> impl IntoResponse {
+    Json(state.stats.snapshot())
+}
+
+async fn ws_route(ws: WebSocketUpgrade, State(state): State<AppState>) -> impl IntoResponse {
+    ws.max_message_size(WS_TRANSPORT_LIMIT)
+        .max_frame_size(WS_TRANSPORT_LIMIT)
+        .on_upgrade(move |socket| session::run(socket, state.hub, state.ids))
+}

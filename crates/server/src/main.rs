@@ -1,0 +1,96 @@
+//! `squawk-server`: see `squawk-server --help` and `docs/server.md`.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::Parser;
+use squawk_server::{Server, ServerConfig};
+
+/// Squawk push-to-talk server: WebSocket signaling, Opus SFU, floor control.
+///
+/// With no options it serves on loopback with the embedded default config
+/// (channels are created when first joined). Flags override the config file.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// HTTP + WebSocket signaling address [default: 127.0.0.1:7300].
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<SocketAddr>,
+    /// UDP media address of the first SFU worker (worker i uses PORT+i; 0 = ephemeral)
+    /// [default: 127.0.0.1:7400].
+    #[arg(long, value_name = "ADDR:PORT")]
+    media: Option<SocketAddr>,
+    /// IP to announce in ICE candidates when --media binds 0.0.0.0.
+    #[arg(long, value_name = "IP")]
+    advertise_ip: Option<std::net::IpAddr>,
+    /// TOML config file (see docs/server.md).
+    #[arg(long, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+    /// SFU worker threads (0 = one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Maximum talk time per transmission, seconds.
+    #[arg(long, value_name = "SECONDS")]
+    max_talk_secs: Option<u64>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,str0m=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => ServerConfig::from_file(path)?,
+        None => ServerConfig::default(),
+    };
+    if let Some(v) = args.http {
+        config.http = v;
+    }
+    if let Some(v) = args.media {
+        config.media = v;
+    }
+    if let Some(v) = args.advertise_ip {
+        config.advertise_ip = Some(v);
+    }
+    if let Some(v) = args.workers {
+        config.workers = v;
+    }
+    if let Some(v) = args.max_talk_secs {
+        config.max_talk_secs = v;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    rt.block_on(async move {
+        let server = Server::start(config).await?;
+        // Tests and scripts read this line to learn the bound addresses.
+        println!("squawk-server ready http={} media={:?}", server.http_addr(), server.media_addrs());
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,238 @@
+//! The SFU: worker threads that forward Opus RTP, never transcoding.
+//!
+//! Each worker is one OS thread with its own single-threaded tokio runtime,
+//! one UDP socket and one str0m loop over all of its peers (one
+//! [`str0m::Rtc`] per connection, multiplexed on the socket). Connections
+//! are spread over workers on `hello`; a channel's members may live on
+//! different workers, so a talker's packet is forwarded to local listeners
+//! directly and handed to each other worker that has listeners in that
+//! channel as one [`WorkerCmd::Forward`] (one `Arc`, no copy).
+//!
+//! Each listener has one send-only audio track (one SDP `mid`) per channel it
+//! is in; a [`squawk_media::TrackRewriter`] per track rewrites sequence
+//! numbers and timestamps so the track stays continuous when the talker
+//! changes: no renegotiation per talker. Audio from a connection is forwarded
+//! only into channels where the hub set it as talker
+//! ([`WorkerCmd::SetTalker`]); anything else is dropped and counted.
+//! `docs/architecture.md` describes the loop.
+
+mod peer;
+mod worker;
+
+use std::{
+    net::{SocketAddr, UdpSocket},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::Instant,
+};
+
+use squawk_protocol::{ClientId, ServerMessage};
+use tokio::sync::mpsc;
+
+use crate::hub::{HubMsg, SessionTx};
+
+/// Server-internal channel id (the hub maps names to ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct ChanId(pub u32);
+
+/// One RTP packet from a talker, shared between workers.
+#[derive(Debug)]
+pub(crate) struct FwdPacket {
+    pub ssrc: u32,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: Arc<[u8]>,
+    pub arrival: Instant,
+    pub audio_level: Option<i8>,
+    pub voice_activity: Option<bool>,
+}
+
+/// Commands to a worker.
+#[derive(Debug)]
+pub(crate) enum WorkerCmd {
+    /// A new connection lives on this worker.
+    AddPeer { client: ClientId, out: SessionTx },
+    /// The connection is gone; free everything.
+    RemovePeer { client: ClientId },
+    /// The client's SDP offer.
+    Offer { client: ClientId, sdp: String },
+    /// The client's SDP answer to our offer.
+    Answer { client: ClientId, sdp: String },
+    /// `client` (living on worker `home`) joined `chan`. Sent to every
+    /// worker; `joined` is set only for the home worker, which adds the
+    /// downlink track and sends it with the track's mid filled in.
+    Subscribe { client: ClientId, chan: ChanId, home: usize, joined: Option<ServerMessage> },
+    /// `client` left `chan`. Sent to every worker.
+    Unsubscribe { client: ClientId, chan: ChanId, home: usize },
+    /// The floor holder of `chan` changed. Sent to every worker.
+    SetTalker { chan: ChanId, talker: Option<ClientId> },
+    /// `chan` no longer exists.
+    DropChannel { chan: ChanId },
+    /// A packet from `talker` in `chan`, received by another worker.
+    Forward { chan: ChanId, talker: ClientId, pkt: Arc<FwdPacket> },
+    /// Stop the worker (server shutdown).
+    Shutdown,
+}
+
+/// Counters of one worker, readable from any thread.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// RTP packets received from clients.
+    pub rtp_in: AtomicU64,
+    /// RTP packets written to listeners (one per listener per packet).
+    pub rtp_out: AtomicU64,
+    /// RTP packets dropped because the sender held no floor.
+    pub dropped_no_floor: AtomicU64,
+    /// UDP datagrams that were not STUN/DTLS/RTP/RTCP or matched no peer.
+    pub stray_datagrams: AtomicU64,
+    /// Peers on this worker.
+    pub peers: AtomicU64,
+}
+
+impl WorkerStats {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of all workers' counters (`GET /stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SfuStats {
+    /// RTP packets received from clients.
+    pub rtp_in: u64,
+    /// RTP packets written to listeners.
+    pub rtp_out: u64,
+    /// RTP packets dropped because the sender held no floor.
+    pub dropped_no_floor: u64,
+    /// Unparseable or unmatched UDP datagrams.
+    pub stray_datagrams: u64,
+    /// Connected peers.
+    pub peers: u64,
+}
+
+/// Handles to the running workers.
+#[derive(Debug)]
+pub(crate) struct Workers {
+    txs: Vec<mpsc::UnboundedSender<WorkerCmd>>,
+    stats: Vec<Arc<WorkerStats>>,
+    addrs: Vec<SocketAddr>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Binds one UDP socket per worker (ports `base.port() + i`, or
+    /// ephemeral when 0) and starts the worker threads.
+    pub(crate) fn start(
+        count: usize,
+        base: SocketAddr,
+        advertise: Option<std::net::IpAddr>,
+        hub: mpsc::Sender<HubMsg>,
+    ) -> std::io::Result<Self> {
+        let mut sockets = Vec::with_capacity(count);
+        for i in 0..count {
+            let port = if base.port() == 0 { 0 } else { base.port() + i as u16 };
+            let socket = UdpSocket::bind(SocketAddr::new(base.ip(), port))?;
+            socket.set_nonblocking(true)?;
+            sockets.push(socket);
+        }
+        let mut txs = Vec::with_capacity(count);
+        let mut rxs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (tx, rx) = mpsc::unbounded_channel();
+            txs.push(tx);
+            rxs.push(rx);
+        }
+        let mut addrs = Vec::with_capacity(count);
+        let mut stats = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for (idx, (socket, rx)) in sockets.into_iter().zip(rxs).enumerate() {
+            let bound = socket.local_addr()?;
+            let candidate = SocketAddr::new(advertise.unwrap_or(bound.ip()), bound.port());
+            addrs.push(candidate);
+            let st = Arc::new(WorkerStats::default());
+            stats.push(st.clone());
+            let others = txs.clone();
+            let hub = hub.clone();
+            let handle = std::thread::Builder::new().name(format!("sfu-{idx}")).spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!("sfu-{idx}: cannot start runtime: {e}");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match tokio::net::UdpSocket::from_std(socket) {
+                        Ok(socket) => worker::Worker::new(idx, socket, candidate, others, hub, st).run(rx).await,
+                        Err(e) => tracing::error!("sfu-{idx}: socket: {e}"),
+                    }
+                });
+            })?;
+            threads.push(handle);
+        }
+        Ok(Self { txs, stats, addrs, threads })
+    }
+
+    /// Number of workers.
+    pub(crate) fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// The advertised media address of each worker.
+    pub(crate) fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Sends `cmd` to worker `idx`.
+    pub(crate) fn send(&self, idx: usize, cmd: WorkerCmd) {
+        if let Some(tx) = self.txs.get(idx) {
+            // A worker only stops at shutdown; a failed send then is harmless.
+            let _ = tx.send(cmd);
+        }
+    }
+
+    /// Sends `make(i)` to every worker `i`.
+    pub(crate) fn broadcast(&self, mut make: impl FnMut(usize) -> WorkerCmd) {
+        for (i, tx) in self.txs.iter().enumerate() {
+            let _ = tx.send(make(i));
+        }
+    }
+
+    /// A handle that can read the counters.
+    pub(crate) fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(self.stats.clone())
+    }
+
+    /// Stops the workers and joins their threads. Workers hold each other's
+    /// senders (to forward), so they stop on [`WorkerCmd::Shutdown`], not on
+    /// a closed queue.
+    pub(crate) fn shutdown(&mut self) {
+        self.broadcast(|_| WorkerCmd::Shutdown);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads all workers' counters.
+#[derive(Debug, Clone)]
+pub struct StatsHandle(Vec<Arc<WorkerStats>>);
+
+impl StatsHandle {
+    /// Sums the counters of all workers.
+    pub fn snapshot(&self) -> SfuStats {
+        let mut s = SfuStats::default();
+        for w in &self.0 {
+            s.rtp_in += w.rtp_in.load(Ordering::Relaxed);
+            s.rtp_out += w.rtp_out.load(Ordering::Relaxed);
+            s.dropped_no_floor += w.dropped_no_floor.load(Ordering::Relaxed);
+            s.stray_datagrams += w.stray_datagrams.load(Ordering::Relaxed);
+            s.peers += w.peers.load(Ordering::Relaxed);
+        }
+        s
+    }
+}

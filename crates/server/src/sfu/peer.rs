@@ -1,0 +1,254 @@
+//! One connection's media state on a worker: its str0m [`Rtc`], the SDP
+//! negotiation state and one downlink track per channel.
+
+use std::{collections::HashMap, net::SocketAddr, time::Instant};
+
+use squawk_media::TrackRewriter;
+use squawk_protocol::{ClientId, ErrorCode, ServerMessage};
+use str0m::{
+    Candidate, Rtc,
+    change::{SdpAnswer, SdpOffer, SdpPendingOffer},
+    config::DtlsVersion,
+    format::Codec,
+    media::{Direction, MediaKind, Mid, Pt},
+};
+use tracing::{debug, warn};
+
+use super::ChanId;
+use crate::hub::SessionTx;
+
+/// Opus RTP clock rate, Hz (RFC 7587 §4.1).
+const OPUS_CLOCK: u32 = 48_000;
+
+/// SDP offer/answer state of the one PeerConnection (RFC 8829 §3).
+///
+/// The client makes the first offer (its uplink track); afterwards only the
+/// server offers, when it needs a new downlink track, so there is no glare.
+pub(crate) enum Negotiation {
+    /// Waiting for the client's first offer.
+    AwaitingOffer,
+    /// Nothing in flight.
+    Stable,
+    /// We sent an offer and wait for the answer.
+    AwaitingAnswer(SdpPendingOffer),
+}
+
+/// A send-only audio track carrying one channel to this listener.
+pub(crate) struct Downlink {
+    pub mid: Mid,
+    pub rewriter: TrackRewriter,
+    /// Set once the SDP that created the track is negotiated.
+    pub negotiated: bool,
+    /// Opus payload type negotiated for the track, looked up on first use.
+    pub pt: Option<Pt>,
+}
+
+/// Media liveness of the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// ICE/DTLS not (yet, or no longer) up.
+    Down,
+    /// Connected: SRTP keys exist, media flows.
+    Up,
+    /// The Rtc failed; only a new offer can revive it.
+    Failed,
+}
+
+pub(crate) struct Peer {
+    pub client: ClientId,
+    pub rtc: Rtc,
+    pub out: SessionTx,
+    pub negotiation: Negotiation,
+    pub downlinks: HashMap<ChanId, Downlink>,
+    /// Negotiated tracks of channels left, reused before adding new m-lines.
+    pub spare: Vec<Downlink>,
+    /// Joins waiting for a downlink track: the `Joined` message to send.
+    pub pending: Vec<(ChanId, ServerMessage)>,
+    pub link: Link,
+    /// The deadline this peer is filed under in the worker's timer set.
+    pub timeout: Instant,
+    /// Channels where this peer holds the floor (its uplink is forwarded).
+    pub talking_in: Vec<ChanId>,
+    /// Remote addresses seen for this peer (for the worker's address map).
+    pub addrs: Vec<SocketAddr>,
+    candidate: SocketAddr,
+}
+
+pub(crate) fn new_rtc(candidate: SocketAddr, now: Instant) -> Rtc {
+    let mut rtc = Rtc::builder()
+        .set_rtp_mode(true)
+        .set_ice_lite(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        // Auto: DTLS 1.2 for webrtc-rs, 1.3 for browsers that offer it.
+        .set_dtls_version(DtlsVersion::Auto)
+        .build(now);
+    match Candidate::host(candidate, "udp") {
+        Ok(c) => {
+            rtc.add_local_candidate(c);
+        }
+        Err(e) => warn!("cannot use {candidate} as ICE host candidate: {e}"),
+    }
+    rtc
+}
+
+fn send(out: &SessionTx, msg: ServerMessage) {
+    if let Err(e) = out.try_send(msg) {
+        warn!("session queue full or closed, message dropped: {e}");
+    }
+}
+
+impl Peer {
+    pub(crate) fn new(client: ClientId, out: SessionTx, candidate: SocketAddr, now: Instant) -> Self {
+        Self {
+            client,
+            rtc: new_rtc(candidate, now),
+            out,
+            negotiation: Negotiation::AwaitingOffer,
+            downlinks: HashMap::new(),
+            spare: Vec::new(),
+            pending: Vec::new(),
+            link: Link::Down,
+            timeout: now,
+            talking_in: Vec::new(),
+            addrs: Vec::new(),
+            candidate,
+        }
+    }
+
+    pub(crate) fn error(&self, code: ErrorCode, message: impl Into<String>) {
+        send(&self.out, ServerMessage::error(code, message));
+    }
+
+    /// The client's offer: accept it and answer.
+    pub(crate) fn on_offer(&mut self, now: Instant, sdp: &str) {
+        if matches!(self.negotiation, Negotiation::AwaitingAnswer(_)) {
+            self.error(ErrorCode::NegotiationFailed, "a server offer is outstanding; answer it first");
+            return;
+        }
+        let offer = match SdpOffer::from_sdp_string(sdp) {
+            Ok(o) => o,
+            Err(e) => {
+                self.error(ErrorCode::InvalidSdp, format!("cannot parse offer: {e}"));
+                return;
+            }
+        };
+        match self.rtc.sdp_api().accept_offer(offer) {
+            Ok(answer) => {
+                send(&self.out, ServerMessage::Answer { sdp: answer.to_sdp_string() });
+                self.negotiation = Negotiation::Stable;
+                self.negotiate();
+            }
+            Err(e) => {
+                self.error(ErrorCode::InvalidSdp, format!("offer refused: {e}"));
+                if !self.rtc.is_alive() && matches!(self.negotiation, Negotiation::AwaitingOffer) {
+                    // A refused first offer can kill the Rtc; start afresh so
+                    // the client may retry with a good one.
+                    self.rtc = new_rtc(self.candidate, now);
+                }
+            }
+        }
+    }
+
+    /// The client's answer to our offer.
+    pub(crate) fn on_answer(&mut self, sdp: &str) {
+        let pending = match std::mem::replace(&mut self.negotiation, Negotiation::Stable) {
+            Negotiation::AwaitingAnswer(p) => p,
+            other => {
+                self.negotiation = other;
+                self.error(ErrorCode::NegotiationFailed, "no server offer is outstanding");
+                return;
+            }
+        };
+        let answer = match SdpAnswer::from_sdp_string(sdp) {
+            Ok(a) => a,
+            Err(e) => {
+                self.negotiation = Negotiation::AwaitingAnswer(pending);
+                self.error(ErrorCode::InvalidSdp, format!("cannot parse answer: {e}"));
+                return;
+            }
+        };
+        match self.rtc.sdp_api().accept_answer(pending, answer) {
+            Ok(()) => {
+                for d in self.downlinks.values_mut() {
+                    d.negotiated = true;
+                }
+                self.negotiate();
+            }
+            Err(e) => self.error(ErrorCode::InvalidSdp, format!("answer refused: {e}")),
+        }
+    }
+
+    /// Subscribes to `chan`: sends `Joined` with the downlink's mid, adding
+    /// (and negotiating) a track when no spare one exists.
+    pub(crate) fn subscribe(&mut self, chan: ChanId, joined: ServerMessage) {
+        if let Some(d) = self.downlinks.get(&chan) {
+            send(&self.out, with_mid(joined, d.mid));
+            return;
+        }
+        self.pending.push((chan, joined));
+        self.negotiate();
+    }
+
+    pub(crate) fn unsubscribe(&mut self, chan: ChanId) {
+        self.pending.retain(|(c, _)| *c != chan);
+        self.talking_in.retain(|c| *c != chan);
+        if let Some(d) = self.downlinks.remove(&chan) {
+            self.spare.push(d);
+        }
+    }
+
+    /// Gives pending joins a track; sends an offer if m-lines were added.
+    fn negotiate(&mut self) {
+        if !matches!(self.negotiation, Negotiation::Stable) || self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut api = self.rtc.sdp_api();
+        for (chan, joined) in pending {
+            let downlink = match self.spare.pop() {
+                Some(d) => d,
+                None => {
+                    let mid = api.add_media(
+                        MediaKind::Audio,
+                        Direction::SendOnly,
+                        Some(format!("squawk-{}", self.client)),
+                        Some(format!("ch{}", chan.0)),
+                        None,
+                    );
+                    Downlink {
+                        mid,
+                        rewriter: TrackRewriter::new(OPUS_CLOCK, rand::random(), rand::random()),
+                        negotiated: false,
+                        pt: None,
+                    }
+                }
+            };
+            send(&self.out, with_mid(joined, downlink.mid));
+            self.downlinks.insert(chan, downlink);
+        }
+        if let Some((offer, pending)) = api.apply() {
+            debug!(client = self.client, "renegotiating: server offer");
+            send(&self.out, ServerMessage::Offer { sdp: offer.to_sdp_string() });
+            self.negotiation = Negotiation::AwaitingAnswer(pending);
+        }
+    }
+
+    /// The Opus payload type negotiated on `mid` (RFC 7587 is dynamic PT).
+    pub(crate) fn opus_pt(rtc: &Rtc, mid: Mid) -> Option<Pt> {
+        let media = rtc.media(mid)?;
+        rtc.codec_config()
+            .iter()
+            .find(|p| p.spec().codec == Codec::Opus && media.remote_pts().contains(&p.pt()))
+            .map(|p| p.pt())
+    }
+}
+
+fn with_mid(joined: ServerMessage, mid: Mid) -> ServerMessage {
+    match joined {
+        ServerMessage::Joined { channel, members, .. } => {
+            ServerMessage::Joined { channel, mid: mid.to_string(), members }
+        }
+        other => other,
+    }
+}

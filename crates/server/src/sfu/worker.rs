@@ -1,0 +1,442 @@
+//! The worker loop: one UDP socket, many [`Peer`]s, commands from the hub.
+//!
+//! Drive rule (str0m's): after every change to a peer's `Rtc`, drain
+//! `poll_output` until `Timeout`, transmitting and handling events; the
+//! earliest timeout over all peers is kept in an ordered set and the loop
+//! sleeps until it, a datagram or a command arrives.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::SocketAddr,
+    sync::Arc,
+    time::Instant,
+};
+
+use squawk_protocol::ClientId;
+use str0m::{
+    Event, IceConnectionState, Input, Output,
+    net::{Protocol, Receive},
+    rtp::{ExtensionValues, RtpWrite, SeqNo},
+};
+use tokio::{net::UdpSocket, sync::mpsc};
+use tracing::{debug, info, warn};
+
+use super::{
+    ChanId, FwdPacket, WorkerCmd, WorkerStats,
+    peer::{Link, Peer},
+};
+use crate::hub::HubMsg;
+
+/// Largest UDP datagram we read, bytes.
+const MAX_DATAGRAM: usize = 2048;
+/// Datagrams read per wake-up before timers and commands get a turn.
+const RECV_BATCH: usize = 64;
+
+/// What draining a peer produced that needs the rest of the worker.
+struct Io<'a> {
+    socket: &'a UdpSocket,
+    stats: &'a WorkerStats,
+    hub: &'a mpsc::Sender<HubMsg>,
+    /// Uplink packets to route after the drain.
+    uplink: &'a mut Vec<(ClientId, FwdPacket)>,
+}
+
+pub(crate) struct Worker {
+    idx: usize,
+    socket: UdpSocket,
+    candidate: SocketAddr,
+    peers: HashMap<ClientId, Peer>,
+    by_addr: HashMap<SocketAddr, ClientId>,
+    timers: BTreeSet<(Instant, ClientId)>,
+    /// Floor holder per channel (all channels, all workers).
+    talkers: HashMap<ChanId, ClientId>,
+    /// Local listeners per channel.
+    listeners: HashMap<ChanId, Vec<ClientId>>,
+    /// Per channel, how many subscribers each worker has.
+    interest: HashMap<ChanId, Vec<u32>>,
+    workers: Vec<mpsc::UnboundedSender<WorkerCmd>>,
+    hub: mpsc::Sender<HubMsg>,
+    stats: Arc<WorkerStats>,
+    uplink: Vec<(ClientId, FwdPacket)>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        idx: usize,
+        socket: UdpSocket,
+        candidate: SocketAddr,
+        workers: Vec<mpsc::UnboundedSender<WorkerCmd>>,
+        hub: mpsc::Sender<HubMsg>,
+        stats: Arc<WorkerStats>,
+    ) -> Self {
+        Self {
+            idx,
+            socket,
+            candidate,
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            timers: BTreeSet::new(),
+            talkers: HashMap::new(),
+            listeners: HashMap::new(),
+            interest: HashMap::new(),
+            workers,
+            hub,
+            stats,
+            uplink: Vec::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<WorkerCmd>) {
+        info!(worker = self.idx, addr = %self.candidate, "sfu worker up");
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let next = self.timers.first().map(|(t, _)| *t);
+            let sleep = async {
+                match next {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                cmd = rx.recv() => match cmd {
+                    Some(WorkerCmd::Shutdown) | None => break,
+                    Some(cmd) => {
+                        self.command(cmd);
+                        // Commands come in bursts (broadcasts): take what is queued.
+                        while let Ok(cmd) = rx.try_recv() {
+                            if matches!(cmd, WorkerCmd::Shutdown) {
+                                return;
+                            }
+                            self.command(cmd);
+                        }
+                    }
+                },
+                res = self.socket.recv_from(&mut buf) => {
+                    if let Ok((n, src)) = res {
+                        self.datagram(src, &buf[..n]);
+                        for _ in 1..RECV_BATCH {
+                            match self.socket.try_recv_from(&mut buf) {
+                                Ok((n, src)) => self.datagram(src, &buf[..n]),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                },
+                () = sleep => self.timeouts(),
+            }
+        }
+        info!(worker = self.idx, "sfu worker stopped");
+    }
+
+    fn command(&mut self, cmd: WorkerCmd) {
+        let now = Instant::now();
+        match cmd {
+            WorkerCmd::AddPeer { client, out } => {
+                let peer = Peer::new(client, out, self.candidate, now);
+                self.peers.insert(client, peer);
+                self.stats.peers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.drain_peer(client);
+            }
+            WorkerCmd::RemovePeer { client } => {
+                if let Some(mut peer) = self.peers.remove(&client) {
+                    peer.rtc.disconnect();
+                    self.timers.remove(&(peer.timeout, client));
+                    for a in &peer.addrs {
+                        self.by_addr.remove(a);
+                    }
+                    self.stats.peers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            WorkerCmd::Offer { client, sdp } => {
+                if let Some(p) = self.peers.get_mut(&client) {
+                    p.on_offer(now, &sdp);
+                    if p.link == Link::Failed && p.rtc.is_alive() {
+                        p.link = Link::Down;
+                    }
+                    self.drain_peer(client);
+                }
+            }
+            WorkerCmd::Answer { client, sdp } => {
+                if let Some(p) = self.peers.get_mut(&client) {
+                    p.on_answer(&sdp);
+                    self.drain_peer(client);
+                }
+            }
+            WorkerCmd::Subscribe { client, chan, home, joined } => {
+                let counts = self.interest.entry(chan).or_insert_with(|| vec![0; self.workers.len()]);
+                if let Some(c) = counts.get_mut(home) {
+                    *c += 1;
+                }
+                if home == self.idx {
+                    self.listeners.entry(chan).or_default().push(client);
+                    if let (Some(p), Some(joined)) = (self.peers.get_mut(&client), joined) {
+                        p.subscribe(chan, joined);
+                        if self.talkers.get(&chan) == Some(&client) && !p.talking_in.contains(&chan) {
+                            p.talking_in.push(chan);
+                        }
+                    }
+                    self.drain_peer(client);
+                }
+            }
+            WorkerCmd::Unsubscribe { client, chan, home } => {
+                if let Some(c) = self.interest.get_mut(&chan).and_then(|v| v.get_mut(home)) {
+                    *c = c.saturating_sub(1);
+                }
+                if home == self.idx {
+                    if let Some(l) = self.listeners.get_mut(&chan) {
+                        l.retain(|c| *c != client);
+                    }
+                    if let Some(p) = self.peers.get_mut(&client) {
+                        p.unsubscribe(chan);
+                    }
+                }
+            }
+            WorkerCmd::SetTalker { chan, talker } => {
+                let old = match talker {
+                    Some(t) => self.talkers.insert(chan, t),
+                    None => self.talkers.remove(&chan),
+                };
+                if let Some(p) = old.and_then(|o| self.peers.get_mut(&o)) {
+                    p.talking_in.retain(|c| *c != chan);
+                }
+                if let Some(p) = talker.and_then(|t| self.peers.get_mut(&t)) {
+                    if p.downlinks.contains_key(&chan) && !p.talking_in.contains(&chan) {
+                        p.talking_in.push(chan);
+                    }
+                }
+            }
+            WorkerCmd::DropChannel { chan } => {
+                self.talkers.remove(&chan);
+                self.listeners.remove(&chan);
+                self.interest.remove(&chan);
+            }
+            WorkerCmd::Forward { chan, talker, pkt } => {
+                // The floor may have moved on since the packet was sent.
+                if self.talkers.get(&chan) == Some(&talker) {
+                    self.forward_local(chan, talker, &pkt);
+                }
+            }
+            WorkerCmd::Shutdown => {}
+        }
+    }
+
+    fn datagram(&mut self, src: SocketAddr, data: &[u8]) {
+        let now = Instant::now();
+        let Ok(recv) = Receive::new(Protocol::Udp, src, self.candidate, data) else {
+            self.stats.stray_datagrams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        };
+        let input = Input::Receive(now, recv);
+        let known = self.by_addr.get(&src).copied().filter(|c| {
+            self.peers.get(c).is_some_and(|p| p.rtc.accepts(&input))
+        });
+        let client = match known {
+            Some(c) => c,
+            None => match self.peers.values().find(|p| p.rtc.accepts(&input)) {
+                Some(p) => {
+                    let c = p.client;
+                    self.by_addr.insert(src, c);
+                    if let Some(p) = self.peers.get_mut(&c) {
+                        p.addrs.push(src);
+                    }
+                    c
+                }
+                None => {
+                    self.stats.stray_datagrams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            },
+        };
+        if let Some(p) = self.peers.get_mut(&client) {
+            if let Err(e) = p.rtc.handle_input(input) {
+                debug!(client, "input refused: {e}");
+            }
+        }
+        self.drain_peer(client);
+        self.route_uplink();
+    }
+
+    fn timeouts(&mut self) {
+        let now = Instant::now();
+        while let Some(&(t, client)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(p) = self.peers.get_mut(&client) {
+                if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                    debug!(client, "timeout input: {e}");
+                }
+                // Re-filed by drain_peer below.
+                p.timeout = now;
+            }
+            self.drain_peer_unfiled(client);
+        }
+        self.route_uplink();
+    }
+
+    /// Routes uplink packets collected while draining to their channels.
+    fn route_uplink(&mut self) {
+        if self.uplink.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.uplink);
+        for (talker, pkt) in batch {
+            let chans = match self.peers.get(&talker) {
+                Some(p) if !p.talking_in.is_empty() => p.talking_in.clone(),
+                _ => {
+                    // Media enforcement: no floor, no forwarding.
+                    WorkerStats::add(&self.stats.dropped_no_floor, 1);
+                    continue;
+                }
+            };
+            let pkt = Arc::new(pkt);
+            for chan in chans {
+                if let Some(counts) = self.interest.get(&chan) {
+                    for (w, n) in counts.iter().enumerate() {
+                        if *n > 0 && w != self.idx {
+                            let _ = self.workers[w].send(WorkerCmd::Forward { chan, talker, pkt: pkt.clone() });
+                        }
+                    }
+                }
+                self.forward_local(chan, talker, &pkt);
+            }
+        }
+    }
+
+    /// Writes `pkt` to every local listener of `chan` except the talker.
+    fn forward_local(&mut self, chan: ChanId, talker: ClientId, pkt: &FwdPacket) {
+        let Some(listeners) = self.listeners.get(&chan) else { return };
+        let now = Instant::now();
+        let mut written = 0;
+        for &id in listeners {
+            if id == talker {
+                continue;
+            }
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            if peer.link != Link::Up {
+                continue;
+            }
+            let Some(dl) = peer.downlinks.get_mut(&chan) else { continue };
+            if !dl.negotiated {
+                continue;
+            }
+            if dl.pt.is_none() {
+                dl.pt = Peer::opus_pt(&peer.rtc, dl.mid);
+            }
+            let Some(pt) = dl.pt else { continue };
+            let Some(rw) = dl.rewriter.rewrite(now, pkt.ssrc, pkt.seq, pkt.timestamp, pkt.marker) else {
+                continue;
+            };
+            let ext = ExtensionValues {
+                audio_level: pkt.audio_level,
+                voice_activity: pkt.voice_activity,
+                ..Default::default()
+            };
+            let mid = dl.mid;
+            let mut api = peer.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(mid, None) else { continue };
+            tx.write_rtp(
+                RtpWrite::new(pt, SeqNo::from(rw.seq), rw.timestamp, pkt.arrival, pkt.payload.clone())
+                    .marker(rw.marker)
+                    .ext_vals(ext),
+            );
+            // str0m sends written packets on the next timeout input.
+            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                debug!(client = id, "timeout input: {e}");
+            }
+            written += 1;
+            Self::drain(
+                peer,
+                &mut Io { socket: &self.socket, stats: &self.stats, hub: &self.hub, uplink: &mut self.uplink },
+                &mut self.timers,
+            );
+        }
+        WorkerStats::add(&self.stats.rtp_out, written);
+    }
+
+    fn drain_peer(&mut self, client: ClientId) {
+        if let Some(p) = self.peers.get(&client) {
+            self.timers.remove(&(p.timeout, client));
+        }
+        self.drain_peer_unfiled(client);
+    }
+
+    fn drain_peer_unfiled(&mut self, client: ClientId) {
+        let Some(peer) = self.peers.get_mut(&client) else { return };
+        let mut io = Io { socket: &self.socket, stats: &self.stats, hub: &self.hub, uplink: &mut self.uplink };
+        Self::drain(peer, &mut io, &mut self.timers);
+    }
+
+    /// Drains `peer` until its next timeout and files that timeout.
+    fn drain(peer: &mut Peer, io: &mut Io<'_>, timers: &mut BTreeSet<(Instant, ClientId)>) {
+        timers.remove(&(peer.timeout, peer.client));
+        loop {
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    peer.timeout = t;
+                    timers.insert((t, peer.client));
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    // Non-blocking: a full socket buffer drops the datagram, as UDP would.
+                    let _ = io.socket.try_send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(e)) => Self::event(peer, io, e),
+                Err(e) => {
+                    warn!(client = peer.client, "media failed: {e}");
+                    Self::set_link(peer, io, Link::Failed);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn set_link(peer: &mut Peer, io: &Io<'_>, link: Link) {
+        if peer.link == link {
+            return;
+        }
+        let was_up = peer.link == Link::Up;
+        peer.link = link;
+        if was_up != (link == Link::Up) {
+            let msg = HubMsg::Media { client: peer.client, connected: link == Link::Up };
+            if io.hub.try_send(msg).is_err() {
+                warn!(client = peer.client, "hub queue full: media state change lost");
+            }
+        }
+    }
+
+    fn event(peer: &mut Peer, io: &mut Io<'_>, event: Event) {
+        match event {
+            Event::Connected => Self::set_link(peer, io, Link::Up),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                Self::set_link(peer, io, Link::Down);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Connected | IceConnectionState::Completed)
+                if peer.rtc.is_connected() =>
+            {
+                Self::set_link(peer, io, Link::Up);
+            }
+            Event::RtpPacket(pkt) => {
+                WorkerStats::add(&io.stats.rtp_in, 1);
+                io.uplink.push((
+                    peer.client,
+                    FwdPacket {
+                        ssrc: *pkt.header.ssrc,
+                        seq: pkt.header.sequence_number,
+                        timestamp: pkt.header.timestamp,
+                        marker: pkt.header.marker,
+                        payload: pkt.payload,
+                        arrival: pkt.timestamp,
+                        audio_level: pkt.header.ext_vals.audio_level,
+                        voice_activity: pkt.header.ext_vals.voice_activity,
+                    },
+                ));
+            }
+            Event::MediaAdded(m) => debug!(client = peer.client, mid = %m.mid, dir = ?m.direction, "media added"),
+            Event::Closed => Self::set_link(peer, io, Link::Down),
+            _ => {}
+        }
+    }
+}

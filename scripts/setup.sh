@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what Squawk needs on Debian 12: system packages (build and test),
+# and a Python virtualenv for the audio checks of the test suite.
+# Idempotent; run as root or with sudo available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+PKGS=(
+  # build: Tauri (WebKitGTK), cpal (ALSA), global-hotkey (xdo), C deps (libopus, aws-lc)
+  pkg-config cmake libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev
+  libsoup-3.0-dev libasound2-dev libxdo-dev libssl-dev
+  # audio without a sound card: PulseAudio with null sinks, ALSA routed through it
+  pulseaudio pulseaudio-utils libasound2-plugins
+  # desktop tests and screenshots
+  xvfb xdotool imagemagick
+  python3-venv
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = "--with-python" ]; then
+  VENV="${SQUAWK_VENV:-$HOME/.cache/squawk-venv}"
+  if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
+  "$VENV/bin/pip" install -q -r tests/requirements.txt
+fi

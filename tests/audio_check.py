@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Compare a recording with the speech that was sent.
+
+Usage: audio_check.py SOURCE.wav RECORDING.wav   -> one JSON object on stdout
+       audio_check.py --silence RECORDING.wav     -> {"rms_dbfs": ...}
+
+Alignment: the delay is the lag of the cross-correlation peak (FFT, numpy).
+Intelligibility: STOI (Taal et al. 2011) from the maintained `pystoi`
+package, on the aligned segment, at 10 kHz as STOI specifies.
+Onset: the first 50 ms after the source's speech onset (first 10 ms window
+above -40 dBFS) must carry energy in the recording too (ratio in dB).
+"""
+import json
+import sys
+
+import numpy as np
+from scipy.io import wavfile
+from scipy.signal import fftconvolve
+from pystoi import stoi
+
+
+def load(path):
+    rate, data = wavfile.read(path)
+    if data.dtype == np.int16:
+        data = data.astype(np.float64) / 32768.0
+    elif data.dtype == np.int32:
+        data = data.astype(np.float64) / 2147483648.0
+    else:
+        data = data.astype(np.float64)
+    if data.ndim > 1:
+        data = data.mean(axis=1)
+    return rate, data
+
+
+def dbfs(x):
+    return 20 * np.log10(np.sqrt(np.mean(x * x)) + 1e-12)
+
+
+def onset(x, rate):
+    win = rate // 100
+    for i in range(0, len(x) - win, win):
+        if dbfs(x[i:i + win]) > -40:
+            return i
+    return 0
+
+
+def main():
+    if sys.argv[1] == "--silence":
+        rate, rec = load(sys.argv[2])
+        peak = float(np.max(np.abs(rec))) if len(rec) else 0.0
+        print(json.dumps({"rms_dbfs": float(dbfs(rec)), "peak": peak, "seconds": len(rec) / rate}))
+        return
+    rate, src = load(sys.argv[1])
+    rrate, rec = load(sys.argv[2])
+    assert rate == rrate, f"rates differ: {rate} vs {rrate}"
+    corr = fftconvolve(rec, src[::-1], mode="full")
+    lag = int(np.argmax(corr)) - (len(src) - 1)
+    if lag < 0 or lag + len(src) > len(rec):
+        print(json.dumps({"error": "speech not found in recording", "lag": lag,
+                          "rec_seconds": len(rec) / rate, "rec_dbfs": float(dbfs(rec))}))
+        return
+    seg = rec[lag:lag + len(src)]
+    score = float(stoi(src, seg, rate, extended=False))
+    on = onset(src, rate)
+    n50 = rate // 20
+    first_src = src[on:on + n50]
+    first_rec = seg[on:on + n50]
+    print(json.dumps({
+        "stoi": score,
+        "delay_ms": lag * 1000.0 / rate,
+        "onset_ms": on * 1000.0 / rate,
+        "first50_src_dbfs": float(dbfs(first_src)),
+        "first50_rec_dbfs": float(dbfs(first_rec)),
+        "first50_ratio_db": float(dbfs(first_rec) - dbfs(first_src)),
+        "rec_dbfs": float(dbfs(seg)),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+//! Test kit: start the real `squawk-server` and `squawk-bot` binaries on
+//! loopback, follow their JSON event lines, and check audio with
+//! `tests/audio_check.py`. Every child process is killed on drop.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// Directory holding the workspace binaries (next to the test executable).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first", p.display());
+    p
+}
+
+/// `../shared/audio/NAME` relative to the repository root.
+pub fn speech(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let p = root.join("..").join("shared").join("audio").join(name);
+    assert!(p.exists(), "speech fixture {} missing", p.display());
+    p
+}
+
+/// A scratch directory for this test's files, under target/.
+pub fn out_dir(test: &str) -> PathBuf {
+    let d = bin_dir().join("test-out").join(test);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create test output dir");
+    d
+}
+
+/// A child process whose stdout lines are collected on a thread.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Self {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        let tag = name.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("[{tag}] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { name: name.into(), child, lines, seen: Vec::new() }
+    }
+
+    /// Waits for a stdout line satisfying `f`; panics after `timeout` or
+    /// if the process ends first.
+    pub fn expect_line(&mut self, timeout: Duration, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if f(&line) {
+                        return line;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("{}: no {what} within {timeout:?}", self.name),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("{}: exited before {what}; output: {:?}", self.name, self.seen)
+                }
+            }
+        }
+    }
+
+    /// Waits for a JSON event line with `"event": event`.
+    pub fn expect_event(&mut self, timeout: Duration, event: &str) -> Value {
+        let line = self.expect_line(timeout, event, |l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| v["event"] == event)
+        });
+        serde_json::from_str(&line).expect("json line")
+    }
+
+    /// Waits for exit; returns the exit code and all remaining lines.
+    pub fn wait(mut self, timeout: Duration) -> (i32, Vec<String>) {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let mut rest = self.seen.clone();
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    rest.push(l);
+                }
+                return (status.code().unwrap_or(-1), rest);
+            }
+            // Collect output while waiting so the pipe never fills.
+            match self.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(l) => self.seen.push(l),
+                Err(_) if Instant::now() > end => panic!("{} did not exit within {timeout:?}", self.name),
+                Err(_) => {}
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running server on ephemeral loopback ports.
+pub struct TestServer {
+    pub proc: Proc,
+    pub http: String,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Self {
+        let mut cmd = Command::new(bin("squawk-server"));
+        cmd.args(["--http", "127.0.0.1:0", "--media", "127.0.0.1:0", "--workers", "2"]).args(extra);
+        let mut proc = Proc::spawn("server", &mut cmd);
+        let line = proc.expect_line(Duration::from_secs(20), "ready line", |l| l.starts_with("squawk-server ready"));
+        let http = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http="))
+            .expect("http= in ready line")
+            .to_string();
+        Self { proc, http }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.http)
+    }
+
+    /// GET a JSON endpoint (plain HTTP/1.1 over std TCP, no client crate).
+    pub fn get_json(&self, path: &str) -> Value {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.http).expect("connect http");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.http).expect("write");
+        let mut body = String::new();
+        s.read_to_string(&mut body).expect("read");
+        let json = body.split("\r\n\r\n").nth(1).expect("http body");
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{path}: {e}: {json}"))
+    }
+
+    pub fn bot(&self, name: &str, args: &[&str]) -> Proc {
+        let mut cmd = Command::new(bin("squawk-bot"));
+        cmd.args(["--server", &self.ws_url(), "--name", name]).args(args);
+        Proc::spawn(name, &mut cmd)
+    }
+}
+
+/// Python with numpy/scipy/pystoi: $SQUAWK_PYTHON or `python3`.
+pub fn python() -> String {
+    std::env::var("SQUAWK_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Runs tests/audio_check.py and parses its JSON.
+pub fn audio_check(args: &[&Path]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("audio_check.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3 tests/audio_check.py (set SQUAWK_PYTHON to a venv with tests/requirements.txt)");
+    assert!(out.status.success(), "audio_check failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("audio_check json")
+}
+
+pub fn compare(source: &Path, recording: &Path) -> Value {
+    audio_check(&[source, recording])
+}
+
+pub fn silence(recording: &Path) -> Value {
+    audio_check(&[Path::new("--silence"), recording])
+}
+
+/// Minimum STOI for "intelligible": see docs/testing.md. Opus at 24 kbps
+/// over a clean loopback scores about 0.9; a lost or garbled transmission
+/// scores below 0.5.
+pub const MIN_STOI: f64 = 0.75;
+
+pub fn assert_speech(report: &Value, who: &str) {
+    assert!(report.get("error").is_none(), "{who}: {report}");
+    let stoi = report["stoi"].as_f64().expect("stoi");
+    assert!(stoi >= MIN_STOI, "{who}: STOI {stoi:.3} < {MIN_STOI}: {report}");
+    let first = report["first50_ratio_db"].as_f64().expect("first50");
+    assert!(first > -6.0, "{who}: first 50 ms of speech missing ({first:.1} dB vs source): {report}");
+}
