@@ -5,8 +5,12 @@ Usage: audio_check.py SOURCE.wav RECORDING.wav   -> one JSON object on stdout
        audio_check.py --silence RECORDING.wav     -> {"rms_dbfs": ...}
 
 Alignment: the delay is the lag of the cross-correlation peak (FFT, numpy).
+A jitter buffer may legitimately drop or insert a 20 ms frame to follow
+clock drift, which shifts everything after it; so the recording is then
+re-aligned piecewise: each 500 ms window of the source takes its own lag,
+searched within +-60 ms of the global one.
 Intelligibility: STOI (Taal et al. 2011) from the maintained `pystoi`
-package, on the aligned segment, at 10 kHz as STOI specifies.
+package, on the re-aligned recording.
 Onset: the first 50 ms after the source's speech onset (first 10 ms window
 above -40 dBFS) must carry energy in the recording too (ratio in dB).
 """
@@ -44,6 +48,26 @@ def onset(x, rate):
     return 0
 
 
+def piecewise(src, rec, lag, rate):
+    """The recording aligned window by window to the source."""
+    win = rate // 2
+    slack = rate * 60 // 1000
+    out = np.zeros(len(src))
+    lags = []
+    for start in range(0, len(src), win):
+        s = src[start:start + win]
+        lo = max(0, lag + start - slack)
+        hi = min(len(rec), lag + start + len(s) + slack)
+        best = lag
+        if dbfs(s) > -50 and hi - lo > len(s):
+            c = fftconvolve(rec[lo:hi], s[::-1], mode="valid")
+            best = lo + int(np.argmax(c)) - start
+        lags.append(best)
+        piece = rec[best + start:best + start + len(s)]
+        out[start:start + len(piece)] = piece
+    return out, lags
+
+
 def main():
     if sys.argv[1] == "--silence":
         rate, rec = load(sys.argv[2])
@@ -59,7 +83,7 @@ def main():
         print(json.dumps({"error": "speech not found in recording", "lag": lag,
                           "rec_seconds": len(rec) / rate, "rec_dbfs": float(dbfs(rec))}))
         return
-    seg = rec[lag:lag + len(src)]
+    seg, lags = piecewise(src, rec, lag, rate)
     score = float(stoi(src, seg, rate, extended=False))
     on = onset(src, rate)
     n50 = rate // 20
@@ -73,6 +97,7 @@ def main():
         "first50_rec_dbfs": float(dbfs(first_rec)),
         "first50_ratio_db": float(dbfs(first_rec) - dbfs(first_src)),
         "rec_dbfs": float(dbfs(seg)),
+        "lag_changes_ms": sorted({round((l - lag) * 1000.0 / rate, 1) for l in lags}),
     }))
 
 

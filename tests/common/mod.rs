@@ -204,7 +204,7 @@ pub fn silence(recording: &Path) -> Value {
 /// Minimum STOI for "intelligible": see docs/testing.md. Opus at 24 kbps
 /// over a clean loopback scores about 0.9; a lost or garbled transmission
 /// scores below 0.5.
-pub const MIN_STOI: f64 = 0.75;
+pub const MIN_STOI: f64 = 0.8;
 
 pub fn assert_speech(report: &Value, who: &str) {
     assert!(report.get("error").is_none(), "{who}: {report}");

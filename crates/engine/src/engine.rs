@@ -272,7 +272,8 @@ impl Engine {
     /// [`EngineError`] if the server cannot be reached or refuses, or an
     /// audio end cannot be opened.
     pub async fn start(config: EngineConfig) -> Result<(Self, mpsc::UnboundedReceiver<EngineEvent>), EngineError> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(config.server.as_str())
+        // disable_nagle: a Floor Request must not wait for the ACK of the previous message.
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(config.server.as_str(), None, true)
             .await
             .map_err(|e| EngineError::Connect { url: config.server.clone(), source: Box::new(e) })?;
         let hello = ClientMessage::Hello { version: PROTOCOL_VERSION, name: config.name.clone() };

@@ -113,6 +113,13 @@ impl Server {
             .route("/stats", get(stats_route))
             .route("/ws", get(ws_route))
             .with_state(state);
+        // Signaling is latency-critical (Floor Request → Floor Granted):
+        // no Nagle delay behind an unacknowledged previous message.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY: {e}");
+            }
+        });
         let http = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = shutdown_rx.wait_for(|v| *v).await;
