@@ -49,3 +49,41 @@ fn media_without_the_floor_is_dropped_by_the_server() {
     let report = silence(&rec);
     assert!(report["peak"].as_f64().unwrap() < 0.001, "the listener heard the rogue: {report}");
 }
+
+#[test]
+fn a_talker_that_vanishes_frees_the_floor() {
+    let server = TestServer::start();
+    let wav = speech("F1_harvard_phrases.wav");
+    let mut b = server.bot("B", &["listen", "--channel", "X", "--record", "/dev/null", "--seconds", "30"]);
+    b.expect_event(Duration::from_secs(20), "ready");
+    let mut a = server.bot("A", &["talk", "--channel", "X", "--wav", wav.to_str().unwrap()]);
+    a.expect_event(Duration::from_secs(20), "ready");
+    a.expect_event(Duration::from_secs(10), "floor_granted");
+    b.expect_event(Duration::from_secs(10), "floor_taken");
+    assert_eq!(server.get_json("/stats")["peers"], 2);
+    drop(a); // SIGKILL mid-transmission: the socket closes, nothing is said.
+    let idle = b.expect_event(Duration::from_secs(10), "floor_idle");
+    assert_eq!(idle["channel"], "X");
+    // The floor is free again and the dead peer's media state is gone.
+    let mut c = server.bot("C", &["talk", "--channel", "X", "--wav", wav.to_str().unwrap()]);
+    c.expect_event(Duration::from_secs(20), "ready");
+    c.expect_event(Duration::from_secs(10), "floor_granted");
+    assert_eq!(server.get_json("/stats")["peers"], 2, "A's peer was freed, C's added");
+}
+
+#[test]
+fn max_talk_time_revokes_the_floor() {
+    let server = TestServer::start_with(&["--max-talk-secs", "2"]);
+    let wav = speech("F2_harvard_phrases.wav");
+    let mut b = server.bot("B", &["listen", "--channel", "X", "--record", "/dev/null", "--seconds", "30"]);
+    b.expect_event(Duration::from_secs(20), "ready");
+    let mut a = server.bot("A", &["talk", "--channel", "X", "--wav", wav.to_str().unwrap()]);
+    a.expect_event(Duration::from_secs(20), "ready");
+    let granted = a.expect_event(Duration::from_secs(10), "floor_granted");
+    assert_eq!(granted["channel"], "X");
+    let t0 = std::time::Instant::now();
+    a.expect_event(Duration::from_secs(10), "floor_revoke");
+    let held = t0.elapsed();
+    assert!(held >= Duration::from_millis(1500) && held < Duration::from_secs(5), "revoked after {held:?}");
+    b.expect_event(Duration::from_secs(5), "floor_idle");
+}

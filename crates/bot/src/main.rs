@@ -172,6 +172,7 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await;
     }
     let mut granted_all = true;
+    let revoked = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for i in 0..o.repeat {
         let pressed = std::time::Instant::now();
         engine.press(channel.clone());
@@ -193,14 +194,39 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
             say(json!({"event": "floor_deny", "channel": channel, "n": i, "access_ms": access_ms}));
             granted_all = false;
         }
-        match done {
-            Some(done) => {
-                let _ = done.await;
+        // Talk until the clip is done (or the mic time is up), watching for
+        // Floor Revoke meanwhile.
+        let talking = async {
+            match done {
+                Some(done) => {
+                    let _ = done.await;
+                }
+                None => tokio::time::sleep(Duration::from_secs_f64(o.mic_seconds)).await,
             }
-            None => tokio::time::sleep(Duration::from_secs_f64(o.mic_seconds)).await,
+        };
+        tokio::pin!(talking);
+        if outcome {
+            loop {
+                tokio::select! {
+                    () = &mut talking => break,
+                    ev = events.recv() => match ev {
+                        Some(EngineEvent::Revoked { .. }) => {
+                            revoked.store(true, std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                        Some(EngineEvent::Closed { reason }) => bail!("engine closed: {reason}"),
+                        Some(_) => {}
+                        None => bail!("engine stopped"),
+                    },
+                }
+            }
+        } else {
+            talking.await;
         }
         engine.release();
-        if outcome {
+        if outcome && revoked.load(std::sync::atomic::Ordering::Relaxed) {
+            say(json!({"event": "floor_revoke", "channel": channel, "n": i}));
+        } else if outcome {
             let ch = channel.clone();
             wait_for(&mut events, Duration::from_secs(10), |e| match e {
                 EngineEvent::TalkEnded { channel } if *channel == ch => Some(()),
@@ -251,6 +277,10 @@ async fn listen(
                 }
                 Some(EngineEvent::FloorTaken { channel, talker_name, .. }) => {
                     say(json!({"event": "floor_taken", "channel": channel, "talker": talker_name}));
+                }
+                Some(EngineEvent::FloorIdle { channel }) => say(json!({"event": "floor_idle", "channel": channel})),
+                Some(EngineEvent::Presence { channel, members }) => {
+                    say(json!({"event": "presence", "channel": channel, "members": members.len()}));
                 }
                 Some(EngineEvent::Closed { reason }) => bail!("engine closed: {reason}"),
                 Some(_) => {}
