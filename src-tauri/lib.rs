@@ -40,31 +40,49 @@ struct AppState {
 /// Converts an engine event to the UI's JSON shape.
 pub fn event_json(ev: &EngineEvent) -> serde_json::Value {
     match ev {
-        EngineEvent::Welcome { client_id, max_talk_ms } => {
+        EngineEvent::Welcome {
+            client_id,
+            max_talk_ms,
+        } => {
             json!({"type": "welcome", "client_id": client_id, "max_talk_ms": max_talk_ms})
         }
         EngineEvent::MediaConnected => json!({"type": "media", "connected": true}),
         EngineEvent::MediaDisconnected => json!({"type": "media", "connected": false}),
-        EngineEvent::Joined { channel, members } => json!({"type": "joined", "channel": channel, "members": members}),
+        EngineEvent::Joined { channel, members } => {
+            json!({"type": "joined", "channel": channel, "members": members})
+        }
         EngineEvent::Left { channel } => json!({"type": "left", "channel": channel}),
         EngineEvent::Presence { channel, members } => {
             json!({"type": "presence", "channel": channel, "members": members})
         }
-        EngineEvent::FloorGranted { channel, max_duration_ms } => {
+        EngineEvent::FloorGranted {
+            channel,
+            max_duration_ms,
+        } => {
             json!({"type": "floor_granted", "channel": channel, "max_duration_ms": max_duration_ms})
         }
-        EngineEvent::Busy { channel, reason } => json!({"type": "floor_deny", "channel": channel, "reason": reason}),
+        EngineEvent::Busy { channel, reason } => {
+            json!({"type": "floor_deny", "channel": channel, "reason": reason})
+        }
         EngineEvent::Revoked { channel, reason } => {
             json!({"type": "floor_revoke", "channel": channel, "reason": reason})
         }
         EngineEvent::TalkEnded { channel } => json!({"type": "talk_ended", "channel": channel}),
-        EngineEvent::FloorTaken { channel, talker, talker_name } => {
+        EngineEvent::FloorTaken {
+            channel,
+            talker,
+            talker_name,
+        } => {
             json!({"type": "floor_taken", "channel": channel, "talker": talker, "talker_name": talker_name})
         }
         EngineEvent::FloorIdle { channel } => json!({"type": "floor_idle", "channel": channel}),
-        EngineEvent::ReceiveStarted { channel, .. } => json!({"type": "receive_started", "channel": channel}),
+        EngineEvent::ReceiveStarted { channel, .. } => {
+            json!({"type": "receive_started", "channel": channel})
+        }
         EngineEvent::Received(r) => json!({"type": "received", "report": r}),
-        EngineEvent::ServerError { code, message } => json!({"type": "error", "code": code, "message": message}),
+        EngineEvent::ServerError { code, message } => {
+            json!({"type": "error", "code": code, "message": message})
+        }
         EngineEvent::Closed { reason } => json!({"type": "closed", "reason": reason}),
     }
 }
@@ -81,7 +99,10 @@ async fn engine_connect<R: tauri::Runtime>(
     name: String,
     channels: Vec<String>,
 ) -> Result<(), String> {
-    let channels: Vec<ChannelName> = channels.iter().map(|c| parse_channel(c)).collect::<Result<_, _>>()?;
+    let channels: Vec<ChannelName> = channels
+        .iter()
+        .map(|c| parse_channel(c))
+        .collect::<Result<_, _>>()?;
     let mut guard = state.engine.lock().await;
     if let Some(old) = guard.take() {
         old.close().await;
@@ -153,7 +174,8 @@ pub fn builder<R: tauri::Runtime>(cli: Cli) -> tauri::Builder<R> {
 pub fn run() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,squawk=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,squawk=info".into()),
         )
         .init();
     let cli = Cli::parse();
@@ -178,16 +200,36 @@ mod tests {
     #[test]
     fn events_have_the_ui_shape() {
         let ch: ChannelName = "ops".parse().unwrap();
-        let v = event_json(&EngineEvent::FloorTaken { channel: ch.clone(), talker: 3, talker_name: "Bo".into() });
-        assert_eq!(v, json!({"type": "floor_taken", "channel": "ops", "talker": 3, "talker_name": "Bo"}));
-        let v = event_json(&EngineEvent::Busy { channel: ch, reason: squawk_protocol::DenyReason::Busy });
+        let v = event_json(&EngineEvent::FloorTaken {
+            channel: ch.clone(),
+            talker: 3,
+            talker_name: "Bo".into(),
+        });
+        assert_eq!(
+            v,
+            json!({"type": "floor_taken", "channel": "ops", "talker": 3, "talker_name": "Bo"})
+        );
+        let v = event_json(&EngineEvent::Busy {
+            channel: ch,
+            reason: squawk_protocol::DenyReason::Busy,
+        });
         assert_eq!(v["reason"], "busy");
     }
 
     #[test]
     fn cli_parses_console_options() {
-        let cli = Cli::try_parse_from(["squawk", "--server", "ws://h/ws", "--name", "D1", "--channel", "a", "--channel", "b"])
-            .unwrap();
+        let cli = Cli::try_parse_from([
+            "squawk",
+            "--server",
+            "ws://h/ws",
+            "--name",
+            "D1",
+            "--channel",
+            "a",
+            "--channel",
+            "b",
+        ])
+        .unwrap();
         assert_eq!(cli.channels, vec!["a", "b"]);
         assert_eq!(cli.server.as_deref(), Some("ws://h/ws"));
     }

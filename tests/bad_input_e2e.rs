@@ -1,6 +1,8 @@
 //! Bad input gets a clear error to that client only, while another
 //! client's speech keeps flowing to its listener.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::time::Duration;
@@ -10,12 +12,18 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn next_json(ws: &mut Ws) -> Option<Value> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("server answers in time") {
-            Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).expect("server sends JSON")),
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("server answers in time")
+        {
+            Some(Ok(Message::Text(t))) => {
+                return Some(serde_json::from_str(&t).expect("server sends JSON"));
+            }
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
             Some(Ok(_)) => {}
         }
@@ -36,9 +44,23 @@ fn bad_clients_get_errors_and_others_keep_talking() {
     let out = out_dir("bad_input");
     let source = speech("F2_harvard_phrases.wav");
     let rec = out.join("b.wav");
-    let mut b = server.bot("B", &["listen", "--channel", "X", "--record", rec.to_str().unwrap(), "--seconds", "12"]);
+    let mut b = server.bot(
+        "B",
+        &[
+            "listen",
+            "--channel",
+            "X",
+            "--record",
+            rec.to_str().unwrap(),
+            "--seconds",
+            "12",
+        ],
+    );
     b.expect_event(Duration::from_secs(20), "ready");
-    let mut a = server.bot("A", &["talk", "--channel", "X", "--wav", source.to_str().unwrap()]);
+    let mut a = server.bot(
+        "A",
+        &["talk", "--channel", "X", "--wav", source.to_str().unwrap()],
+    );
     a.expect_event(Duration::from_secs(20), "ready");
     a.expect_event(Duration::from_secs(10), "floor_granted");
 
@@ -48,29 +70,96 @@ fn bad_clients_get_errors_and_others_keep_talking() {
     rt.block_on(async {
         let (mut ws, _) = connect_async(url.as_str()).await.expect("connect");
         expect_error(&mut ws, "{not json".into(), "malformed_message").await;
-        expect_error(&mut ws, r#"{"type":"teleport"}"#.into(), "unknown_message_type").await;
-        expect_error(&mut ws, r#"{"type":"join","channel":"X"}"#.into(), "not_identified").await;
-        expect_error(&mut ws, r#"{"type":"hello","version":1,"name":""}"#.into(), "invalid_name").await;
-        expect_error(&mut ws, r#"{"type":"hello","version":99,"name":"old"}"#.into(), "unsupported_version").await;
-        assert!(next_json(&mut ws).await.is_none(), "wrong version closes the connection");
+        expect_error(
+            &mut ws,
+            r#"{"type":"teleport"}"#.into(),
+            "unknown_message_type",
+        )
+        .await;
+        expect_error(
+            &mut ws,
+            r#"{"type":"join","channel":"X"}"#.into(),
+            "not_identified",
+        )
+        .await;
+        expect_error(
+            &mut ws,
+            r#"{"type":"hello","version":1,"name":""}"#.into(),
+            "invalid_name",
+        )
+        .await;
+        expect_error(
+            &mut ws,
+            r#"{"type":"hello","version":99,"name":"old"}"#.into(),
+            "unsupported_version",
+        )
+        .await;
+        assert!(
+            next_json(&mut ws).await.is_none(),
+            "wrong version closes the connection"
+        );
 
         let (mut ws, _) = connect_async(url.as_str()).await.expect("connect");
-        ws.send(Message::Text(r#"{"type":"hello","version":1,"name":"Mallory"}"#.into())).await.unwrap();
+        ws.send(Message::Text(
+            r#"{"type":"hello","version":1,"name":"Mallory"}"#.into(),
+        ))
+        .await
+        .unwrap();
         assert_eq!(next_json(&mut ws).await.unwrap()["type"], "welcome");
-        let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(10 * 1024 * 1024));
+        let big = format!(
+            r#"{{"type":"offer","sdp":"{}"}}"#,
+            "a".repeat(10 * 1024 * 1024)
+        );
         expect_error(&mut ws, big, "frame_too_large").await;
-        expect_error(&mut ws, r#"{"type":"offer","sdp":"garbage"}"#.into(), "invalid_sdp").await;
-        expect_error(&mut ws, r#"{"type":"answer","sdp":"v=0"}"#.into(), "negotiation_failed").await;
-        expect_error(&mut ws, r#"{"type":"leave","channel":"X"}"#.into(), "not_member").await;
-        expect_error(&mut ws, r#"{"type":"join","channel":"../etc"}"#.into(), "invalid_channel").await;
-        ws.send(Message::Text(r#"{"type":"floor_request","channel":"X"}"#.into())).await.unwrap();
+        expect_error(
+            &mut ws,
+            r#"{"type":"offer","sdp":"garbage"}"#.into(),
+            "invalid_sdp",
+        )
+        .await;
+        expect_error(
+            &mut ws,
+            r#"{"type":"answer","sdp":"v=0"}"#.into(),
+            "negotiation_failed",
+        )
+        .await;
+        expect_error(
+            &mut ws,
+            r#"{"type":"leave","channel":"X"}"#.into(),
+            "not_member",
+        )
+        .await;
+        expect_error(
+            &mut ws,
+            r#"{"type":"join","channel":"../etc"}"#.into(),
+            "invalid_channel",
+        )
+        .await;
+        ws.send(Message::Text(
+            r#"{"type":"floor_request","channel":"X"}"#.into(),
+        ))
+        .await
+        .unwrap();
         let deny = next_json(&mut ws).await.unwrap();
-        assert_eq!((deny["type"].as_str(), deny["reason"].as_str()), (Some("floor_deny"), Some("not_member")));
+        assert_eq!(
+            (deny["type"].as_str(), deny["reason"].as_str()),
+            (Some("floor_deny"), Some("not_member"))
+        );
         // Binary frames are not protocol.
-        ws.send(Message::Binary(vec![0u8; 16].into())).await.unwrap();
-        assert_eq!(next_json(&mut ws).await.unwrap()["code"], "malformed_message");
+        ws.send(Message::Binary(vec![0u8; 16].into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            next_json(&mut ws).await.unwrap()["code"],
+            "malformed_message"
+        );
         // Still alive and served after all that.
-        expect_error(&mut ws, r#"{"type":"hello","version":1,"name":"again"}"#.into(), "already_identified").await;
+        expect_error(
+            &mut ws,
+            r#"{"type":"hello","version":1,"name":"again"}"#.into(),
+            "already_identified",
+        )
+        .await;
     });
 
     a.expect_event(Duration::from_secs(20), "talk_ended");

@@ -4,6 +4,8 @@
 //! into the sink `spk`, whose monitor `parecord` records. The recording is
 //! checked like the file-based end-to-end test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::{
@@ -24,20 +26,21 @@ impl Pulse {
         let runtime = dir.join("xdg");
         std::fs::create_dir_all(&runtime).unwrap();
         let mut cmd = Command::new("pulseaudio");
-        cmd.env("XDG_RUNTIME_DIR", &runtime)
-            .env("HOME", dir)
-            .args([
-                "-n",
-                "--daemonize=no",
-                "--exit-idle-time=-1",
-                "--disallow-exit",
-                "--log-target=stderr",
-                "--load=module-native-protocol-unix",
-                "--load=module-null-sink sink_name=mic rate=48000 channels=1",
-                "--load=module-null-sink sink_name=spk rate=48000 channels=1",
-            ]);
+        cmd.env("XDG_RUNTIME_DIR", &runtime).env("HOME", dir).args([
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--disallow-exit",
+            "--log-target=stderr",
+            "--load=module-native-protocol-unix",
+            "--load=module-null-sink sink_name=mic rate=48000 channels=1",
+            "--load=module-null-sink sink_name=spk rate=48000 channels=1",
+        ]);
         let daemon = Proc::spawn("pulseaudio", &mut cmd);
-        let pulse = Self { dir: runtime, daemon };
+        let pulse = Self {
+            dir: runtime,
+            daemon,
+        };
         // Ready when pactl can talk to it (bounded: 10 s).
         let end = Instant::now() + Duration::from_secs(10);
         while !pulse.pactl(&["info"]) {
@@ -50,7 +53,10 @@ impl Pulse {
     }
 
     fn env(&self, cmd: &mut Command) {
-        cmd.env("XDG_RUNTIME_DIR", &self.dir).env("PULSE_SERVER", format!("unix:{}/pulse/native", self.dir.display()));
+        cmd.env("XDG_RUNTIME_DIR", &self.dir).env(
+            "PULSE_SERVER",
+            format!("unix:{}/pulse/native", self.dir.display()),
+        );
     }
 
     fn pactl(&self, args: &[&str]) -> bool {
@@ -70,32 +76,51 @@ fn speech_through_real_pulseaudio_devices() {
 
     let with_pulse = |name: &str, args: &[&str]| {
         let mut cmd = Command::new(bin("squawk-bot"));
-        cmd.args(["--server", &server.ws_url(), "--name", name]).args(args);
+        cmd.args(["--server", &server.ws_url(), "--name", name])
+            .args(args);
         pulse.env(&mut cmd);
         Proc::spawn(name, &mut cmd)
     };
-    let mut b = with_pulse("B", &["listen", "--channel", "X", "--speaker", "--seconds", "14"]);
+    let mut b = with_pulse(
+        "B",
+        &["listen", "--channel", "X", "--speaker", "--seconds", "14"],
+    );
     b.expect_event(Duration::from_secs(20), "ready");
 
     let mut rec = Command::new("parecord");
     pulse.env(&mut rec);
-    rec.args(["--device=spk.monitor", "--rate=48000", "--channels=1", "--format=s16le", "--file-format=wav"])
-        .arg(&recording);
+    rec.args([
+        "--device=spk.monitor",
+        "--rate=48000",
+        "--channels=1",
+        "--format=s16le",
+        "--file-format=wav",
+    ])
+    .arg(&recording);
     let recorder = Proc::spawn("parecord", &mut rec);
 
-    let mut a = with_pulse("A", &["talk", "--channel", "X", "--mic", "--mic-seconds", "7.5"]);
+    let mut a = with_pulse(
+        "A",
+        &["talk", "--channel", "X", "--mic", "--mic-seconds", "7.5"],
+    );
     a.expect_event(Duration::from_secs(20), "ready");
     a.expect_event(Duration::from_secs(10), "floor_granted");
     let mut play = Command::new("paplay");
     pulse.env(&mut play);
-    let played = play.arg("--device=mic").arg(&source).status().expect("paplay");
+    let played = play
+        .arg("--device=mic")
+        .arg(&source)
+        .status()
+        .expect("paplay");
     assert!(played.success());
     a.expect_event(Duration::from_secs(20), "talk_ended");
     assert_eq!(a.wait(Duration::from_secs(10)).0, 0);
     b.expect_event(Duration::from_secs(20), "received");
     assert_eq!(b.wait(Duration::from_secs(30)).0, 0);
     // parecord writes the WAV header on SIGINT.
-    let _ = Command::new("kill").args(["-INT", &recorder.pid().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &recorder.pid().to_string()])
+        .status();
     let _ = recorder.wait(Duration::from_secs(10));
 
     let report = compare(&source, &recording);

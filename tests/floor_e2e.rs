@@ -1,6 +1,8 @@
 //! Floor control end to end: simultaneous presses, and media enforcement
 //! against a client that sends audio without the floor.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,18 +13,50 @@ use common::*;
 fn simultaneous_presses_grant_exactly_one() {
     let server = TestServer::start();
     let wav = speech("M1_harvard_phrases.wav");
-    let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 4000;
+    let at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 4000;
     let at = at.to_string();
-    let mut a = server.bot("A", &["talk", "--channel", "X", "--wav", wav.to_str().unwrap(), "--at-unix-ms", &at]);
-    let mut b = server.bot("B", &["talk", "--channel", "X", "--wav", wav.to_str().unwrap(), "--at-unix-ms", &at]);
+    let mut a = server.bot(
+        "A",
+        &[
+            "talk",
+            "--channel",
+            "X",
+            "--wav",
+            wav.to_str().unwrap(),
+            "--at-unix-ms",
+            &at,
+        ],
+    );
+    let mut b = server.bot(
+        "B",
+        &[
+            "talk",
+            "--channel",
+            "X",
+            "--wav",
+            wav.to_str().unwrap(),
+            "--at-unix-ms",
+            &at,
+        ],
+    );
     a.expect_event(Duration::from_secs(20), "ready");
     b.expect_event(Duration::from_secs(20), "ready");
     let (ca, la) = a.wait(Duration::from_secs(30));
     let (cb, lb) = b.wait(Duration::from_secs(30));
     let granted = |lines: &[String]| lines.iter().any(|l| l.contains("\"floor_granted\""));
     let denied = |lines: &[String]| lines.iter().any(|l| l.contains("\"floor_deny\""));
-    assert!(granted(&la) ^ granted(&lb), "exactly one Floor Granted: A {la:?} B {lb:?}");
-    assert!(denied(&la) ^ denied(&lb), "exactly one Floor Deny: A {la:?} B {lb:?}");
+    assert!(
+        granted(&la) ^ granted(&lb),
+        "exactly one Floor Granted: A {la:?} B {lb:?}"
+    );
+    assert!(
+        denied(&la) ^ denied(&lb),
+        "exactly one Floor Deny: A {la:?} B {lb:?}"
+    );
     // The loser exits 3 (denied), the winner 0.
     let mut codes = [ca, cb];
     codes.sort();
@@ -35,28 +69,69 @@ fn media_without_the_floor_is_dropped_by_the_server() {
     let out = out_dir("floor_rogue");
     let wav = speech("M2_harvard_phrases.wav");
     let rec = out.join("listener.wav");
-    let mut l = server.bot("L", &["listen", "--channel", "X", "--record", rec.to_str().unwrap(), "--seconds", "10"]);
+    let mut l = server.bot(
+        "L",
+        &[
+            "listen",
+            "--channel",
+            "X",
+            "--record",
+            rec.to_str().unwrap(),
+            "--seconds",
+            "10",
+        ],
+    );
     l.expect_event(Duration::from_secs(20), "ready");
-    let mut rogue = server.bot("R", &["rogue", "--channel", "X", "--wav", wav.to_str().unwrap()]);
+    let mut rogue = server.bot(
+        "R",
+        &["rogue", "--channel", "X", "--wav", wav.to_str().unwrap()],
+    );
     rogue.expect_event(Duration::from_secs(20), "ready");
     let done = rogue.expect_event(Duration::from_secs(20), "rogue_done");
-    assert!(done["rtp_sent"].as_u64().unwrap() > 100, "the rogue really sent audio: {done}");
+    assert!(
+        done["rtp_sent"].as_u64().unwrap() > 100,
+        "the rogue really sent audio: {done}"
+    );
     let stats = server.get_json("/stats");
-    assert!(stats["dropped_no_floor"].as_u64().unwrap() > 100, "server dropped it: {stats}");
-    assert_eq!(stats["rtp_out"].as_u64().unwrap(), 0, "nothing was forwarded: {stats}");
+    assert!(
+        stats["dropped_no_floor"].as_u64().unwrap() > 100,
+        "server dropped it: {stats}"
+    );
+    assert_eq!(
+        stats["rtp_out"].as_u64().unwrap(),
+        0,
+        "nothing was forwarded: {stats}"
+    );
     let (code, _) = l.wait(Duration::from_secs(30));
     assert_eq!(code, 0);
     let report = silence(&rec);
-    assert!(report["peak"].as_f64().unwrap() < 0.001, "the listener heard the rogue: {report}");
+    assert!(
+        report["peak"].as_f64().unwrap() < 0.001,
+        "the listener heard the rogue: {report}"
+    );
 }
 
 #[test]
 fn a_talker_that_vanishes_frees_the_floor() {
     let server = TestServer::start();
     let wav = speech("F1_harvard_phrases.wav");
-    let mut b = server.bot("B", &["listen", "--channel", "X", "--record", "/dev/null", "--seconds", "30"]);
+    let mut b = server.bot(
+        "B",
+        &[
+            "listen",
+            "--channel",
+            "X",
+            "--record",
+            "/dev/null",
+            "--seconds",
+            "30",
+        ],
+    );
     b.expect_event(Duration::from_secs(20), "ready");
-    let mut a = server.bot("A", &["talk", "--channel", "X", "--wav", wav.to_str().unwrap()]);
+    let mut a = server.bot(
+        "A",
+        &["talk", "--channel", "X", "--wav", wav.to_str().unwrap()],
+    );
     a.expect_event(Duration::from_secs(20), "ready");
     a.expect_event(Duration::from_secs(10), "floor_granted");
     b.expect_event(Duration::from_secs(10), "floor_taken");
@@ -65,25 +140,49 @@ fn a_talker_that_vanishes_frees_the_floor() {
     let idle = b.expect_event(Duration::from_secs(10), "floor_idle");
     assert_eq!(idle["channel"], "X");
     // The floor is free again and the dead peer's media state is gone.
-    let mut c = server.bot("C", &["talk", "--channel", "X", "--wav", wav.to_str().unwrap()]);
+    let mut c = server.bot(
+        "C",
+        &["talk", "--channel", "X", "--wav", wav.to_str().unwrap()],
+    );
     c.expect_event(Duration::from_secs(20), "ready");
     c.expect_event(Duration::from_secs(10), "floor_granted");
-    assert_eq!(server.get_json("/stats")["peers"], 2, "A's peer was freed, C's added");
+    assert_eq!(
+        server.get_json("/stats")["peers"],
+        2,
+        "A's peer was freed, C's added"
+    );
 }
 
 #[test]
 fn max_talk_time_revokes_the_floor() {
     let server = TestServer::start_with(&["--max-talk-secs", "2"]);
     let wav = speech("F2_harvard_phrases.wav");
-    let mut b = server.bot("B", &["listen", "--channel", "X", "--record", "/dev/null", "--seconds", "30"]);
+    let mut b = server.bot(
+        "B",
+        &[
+            "listen",
+            "--channel",
+            "X",
+            "--record",
+            "/dev/null",
+            "--seconds",
+            "30",
+        ],
+    );
     b.expect_event(Duration::from_secs(20), "ready");
-    let mut a = server.bot("A", &["talk", "--channel", "X", "--wav", wav.to_str().unwrap()]);
+    let mut a = server.bot(
+        "A",
+        &["talk", "--channel", "X", "--wav", wav.to_str().unwrap()],
+    );
     a.expect_event(Duration::from_secs(20), "ready");
     let granted = a.expect_event(Duration::from_secs(10), "floor_granted");
     assert_eq!(granted["channel"], "X");
     let t0 = std::time::Instant::now();
     a.expect_event(Duration::from_secs(10), "floor_revoke");
     let held = t0.elapsed();
-    assert!(held >= Duration::from_millis(1500) && held < Duration::from_secs(5), "revoked after {held:?}");
+    assert!(
+        held >= Duration::from_millis(1500) && held < Duration::from_secs(5),
+        "revoked after {held:?}"
+    );
     b.expect_event(Duration::from_secs(5), "floor_idle");
 }

@@ -1,6 +1,8 @@
 //! End to end on loopback through the real server: bot A talks real speech
 //! into channel X; B and C in X record it; D in Y records silence.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::time::Duration;
@@ -16,25 +18,68 @@ fn speech_reaches_the_channel_and_only_the_channel() {
     let (b_wav, c_wav, d_wav) = (rec("b"), rec("c"), rec("d"));
     let stats = out.join("b.jsonl");
     let secs = "14";
-    let mut b = server.bot("B", &["listen", "--channel", "X", "--record", b_wav.to_str().unwrap(), "--seconds", secs,
-        "--stats", stats.to_str().unwrap()]);
-    let mut c = server.bot("C", &["listen", "--channel", "X", "--record", c_wav.to_str().unwrap(), "--seconds", secs]);
-    let mut d = server.bot("D", &["listen", "--channel", "Y", "--record", d_wav.to_str().unwrap(), "--seconds", secs]);
+    let mut b = server.bot(
+        "B",
+        &[
+            "listen",
+            "--channel",
+            "X",
+            "--record",
+            b_wav.to_str().unwrap(),
+            "--seconds",
+            secs,
+            "--stats",
+            stats.to_str().unwrap(),
+        ],
+    );
+    let mut c = server.bot(
+        "C",
+        &[
+            "listen",
+            "--channel",
+            "X",
+            "--record",
+            c_wav.to_str().unwrap(),
+            "--seconds",
+            secs,
+        ],
+    );
+    let mut d = server.bot(
+        "D",
+        &[
+            "listen",
+            "--channel",
+            "Y",
+            "--record",
+            d_wav.to_str().unwrap(),
+            "--seconds",
+            secs,
+        ],
+    );
     for p in [&mut b, &mut c, &mut d] {
         p.expect_event(Duration::from_secs(20), "ready");
     }
-    let mut a = server.bot("A", &["talk", "--channel", "X", "--wav", source.to_str().unwrap()]);
+    let mut a = server.bot(
+        "A",
+        &["talk", "--channel", "X", "--wav", source.to_str().unwrap()],
+    );
     a.expect_event(Duration::from_secs(20), "ready");
     let granted = a.expect_event(Duration::from_secs(10), "floor_granted");
     assert_eq!(granted["channel"], "X");
     let ended = a.expect_event(Duration::from_secs(20), "talk_ended");
-    assert!(ended["rtp_sent"].as_u64().unwrap() > 200, "about 6 s of speech is ~300 packets: {ended}");
+    assert!(
+        ended["rtp_sent"].as_u64().unwrap() > 200,
+        "about 6 s of speech is ~300 packets: {ended}"
+    );
     let (code, _) = a.wait(Duration::from_secs(10));
     assert_eq!(code, 0);
     b.expect_event(Duration::from_secs(10), "floor_taken");
     let received = b.expect_event(Duration::from_secs(20), "received");
     assert_eq!(received["report"]["talker"], "A");
-    assert!(received["report"]["packets"].as_u64().unwrap() > 200, "{received}");
+    assert!(
+        received["report"]["packets"].as_u64().unwrap() > 200,
+        "{received}"
+    );
     for p in [b, c, d] {
         let (code, _) = p.wait(Duration::from_secs(30));
         assert_eq!(code, 0);
@@ -47,13 +92,30 @@ fn speech_reaches_the_channel_and_only_the_channel() {
     }
     let d_report = silence(&d_wav);
     eprintln!("D: {d_report}");
-    assert!(d_report["seconds"].as_f64().unwrap() > 10.0, "D recorded: {d_report}");
-    assert!(d_report["peak"].as_f64().unwrap() < 0.001, "D in channel Y heard something: {d_report}");
+    assert!(
+        d_report["seconds"].as_f64().unwrap() > 10.0,
+        "D recorded: {d_report}"
+    );
+    assert!(
+        d_report["peak"].as_f64().unwrap() < 0.001,
+        "D in channel Y heard something: {d_report}"
+    );
 
     let line = std::fs::read_to_string(&stats).expect("stats file");
-    let first: serde_json::Value = serde_json::from_str(line.lines().next().expect("one transmission")).unwrap();
-    for key in ["channel", "talker", "start_unix_ms", "duration_ms", "packets", "lost", "recovered_fec", "concealed",
-        "jitter_ms", "jitter_buffer_ms"] {
+    let first: serde_json::Value =
+        serde_json::from_str(line.lines().next().expect("one transmission")).unwrap();
+    for key in [
+        "channel",
+        "talker",
+        "start_unix_ms",
+        "duration_ms",
+        "packets",
+        "lost",
+        "recovered_fec",
+        "concealed",
+        "jitter_ms",
+        "jitter_buffer_ms",
+    ] {
         assert!(first.get(key).is_some(), "stats line lacks {key}: {first}");
     }
     assert!(first["duration_ms"].as_u64().unwrap() > 4000, "{first}");

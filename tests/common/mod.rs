@@ -2,6 +2,7 @@
 //! loopback, follow their JSON event lines, and check audio with
 //! `tests/audio_check.py`. Every child process is killed on drop.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 #![allow(dead_code)]
 
 use std::{
@@ -23,7 +24,11 @@ pub fn bin_dir() -> PathBuf {
 
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{} not built: run `cargo build --workspace --bins` first", p.display());
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace --bins` first",
+        p.display()
+    );
     p
 }
 
@@ -53,7 +58,9 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, cmd: &mut Command) -> Self {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::channel();
@@ -66,12 +73,22 @@ impl Proc {
                 }
             }
         });
-        Self { name: name.into(), child, lines, seen: Vec::new() }
+        Self {
+            name: name.into(),
+            child,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits for a stdout line satisfying `f`; panics after `timeout` or
     /// if the process ends first.
-    pub fn expect_line(&mut self, timeout: Duration, what: &str, f: impl Fn(&str) -> bool) -> String {
+    pub fn expect_line(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        f: impl Fn(&str) -> bool,
+    ) -> String {
         let end = Instant::now() + timeout;
         loop {
             let left = end.saturating_duration_since(Instant::now());
@@ -82,9 +99,14 @@ impl Proc {
                         return line;
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!("{}: no {what} within {timeout:?}", self.name),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("{}: no {what} within {timeout:?}", self.name)
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    panic!("{}: exited before {what}; output: {:?}", self.name, self.seen)
+                    panic!(
+                        "{}: exited before {what}; output: {:?}",
+                        self.name, self.seen
+                    )
                 }
             }
         }
@@ -112,7 +134,9 @@ impl Proc {
             // Collect output while waiting so the pipe never fills.
             match self.lines.recv_timeout(Duration::from_millis(50)) {
                 Ok(l) => self.seen.push(l),
-                Err(_) if Instant::now() > end => panic!("{} did not exit within {timeout:?}", self.name),
+                Err(_) if Instant::now() > end => {
+                    panic!("{} did not exit within {timeout:?}", self.name)
+                }
                 Err(_) => {}
             }
         }
@@ -143,9 +167,19 @@ impl TestServer {
 
     pub fn start_with(extra: &[&str]) -> Self {
         let mut cmd = Command::new(bin("squawk-server"));
-        cmd.args(["--http", "127.0.0.1:0", "--media", "127.0.0.1:0", "--workers", "2"]).args(extra);
+        cmd.args([
+            "--http",
+            "127.0.0.1:0",
+            "--media",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+        ])
+        .args(extra);
         let mut proc = Proc::spawn("server", &mut cmd);
-        let line = proc.expect_line(Duration::from_secs(20), "ready line", |l| l.starts_with("squawk-server ready"));
+        let line = proc.expect_line(Duration::from_secs(20), "ready line", |l| {
+            l.starts_with("squawk-server ready")
+        });
         let http = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("http="))
@@ -162,7 +196,12 @@ impl TestServer {
     pub fn get_json(&self, path: &str) -> Value {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&self.http).expect("connect http");
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.http).expect("write");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.http
+        )
+        .expect("write");
         let mut body = String::new();
         s.read_to_string(&mut body).expect("read");
         let json = body.split("\r\n\r\n").nth(1).expect("http body");
@@ -171,7 +210,8 @@ impl TestServer {
 
     pub fn bot(&self, name: &str, args: &[&str]) -> Proc {
         let mut cmd = Command::new(bin("squawk-bot"));
-        cmd.args(["--server", &self.ws_url(), "--name", name]).args(args);
+        cmd.args(["--server", &self.ws_url(), "--name", name])
+            .args(args);
         Proc::spawn(name, &mut cmd)
     }
 }
@@ -183,13 +223,19 @@ pub fn python() -> String {
 
 /// Runs tests/audio_check.py and parses its JSON.
 pub fn audio_check(args: &[&Path]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("audio_check.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("audio_check.py");
     let out = Command::new(python())
         .arg(script)
         .args(args)
         .output()
         .expect("run python3 tests/audio_check.py (set SQUAWK_PYTHON to a venv with tests/requirements.txt)");
-    assert!(out.status.success(), "audio_check failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "audio_check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("audio_check json")
 }
 
@@ -209,7 +255,13 @@ pub const MIN_STOI: f64 = 0.8;
 pub fn assert_speech(report: &Value, who: &str) {
     assert!(report.get("error").is_none(), "{who}: {report}");
     let stoi = report["stoi"].as_f64().expect("stoi");
-    assert!(stoi >= MIN_STOI, "{who}: STOI {stoi:.3} < {MIN_STOI}: {report}");
+    assert!(
+        stoi >= MIN_STOI,
+        "{who}: STOI {stoi:.3} < {MIN_STOI}: {report}"
+    );
     let first = report["first50_ratio_db"].as_f64().expect("first50");
-    assert!(first > -6.0, "{who}: first 50 ms of speech missing ({first:.1} dB vs source): {report}");
+    assert!(
+        first > -6.0,
+        "{who}: first 50 ms of speech missing ({first:.1} dB vs source): {report}"
+    );
 }

@@ -1,16 +1,564 @@
-//! `squawk-bot bench`: measurements that print figures (see docs/benchmarks.md).
+//! `squawk-bot bench`: mouth-to-ear latency, PTT access time and SFU
+//! forwarding cost, measured against a real `squawk-server` process on
+//! loopback. Prints the figures and writes them as Markdown.
+//!
+//! Method (see docs/benchmarks.md):
+//! - latency: talker A plays a train of 20 ms 1 kHz bursts every 400 ms
+//!   through its WAV microphone; listener B writes its speaker to a WAV in
+//!   real time. Both run in this process, so one clock dates the burst
+//!   leaving A's microphone and its onset in B's output.
+//! - access: press → Floor Granted event at A; press → first frame played
+//!   at B (B's jitter buffer included).
+//! - forwarding: R channels × 15 members, one talker each sending
+//!   continuously; listeners count packets without decoding. Server CPU
+//!   time (from /proc) over the window / packets it forwarded.
 
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
+use squawk_engine::{
+    Engine, EngineConfig, EngineEvent, JitterConfig,
+    audio::{InputSpec, OutputSpec, SAMPLE_RATE},
+};
+use squawk_protocol::ChannelName;
+use squawk_server::SfuStats;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Benchmark options.
 #[derive(Debug, ClapArgs)]
 pub struct BenchArgs {
-    /// Where to write the Markdown report.
+    /// Write the report (Markdown) here, e.g. docs/benchmarks.md.
     #[arg(long)]
-    pub out: Option<std::path::PathBuf>,
+    pub out: Option<PathBuf>,
+    /// Channel counts for the forwarding benchmark (15 members each).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    pub rooms: Vec<usize>,
+    /// Measurement window per forwarding run, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Bursts in the latency run.
+    #[arg(long, default_value_t = 50)]
+    pub bursts: usize,
+    /// Presses in the access-time run.
+    #[arg(long, default_value_t = 30)]
+    pub presses: usize,
+    /// The server binary [default: squawk-server next to this program].
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+}
+
+struct ServerProc {
+    child: Child,
+    http: String,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProc {
+    fn start(bin: &PathBuf) -> anyhow::Result<Self> {
+        let mut child = Command::new(bin)
+            .args(["--http", "127.0.0.1:0", "--media", "127.0.0.1:0"])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("start {}", bin.display()))?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let http = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http="))
+            .with_context(|| format!("no ready line from server: {line:?}"))?
+            .to_string();
+        Ok(Self { child, http })
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/ws", self.http)
+    }
+
+    /// Server CPU time (user + system), seconds.
+    fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the ")" of the command name; utime and stime are 14 and 15 overall.
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .context("stat format")?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+        Ok(ticks / 100.0) // USER_HZ is 100 on Linux
+    }
+
+    fn rss_mib(&self) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .context("VmRSS")?
+            .parse()?;
+        Ok(kb / 1024.0)
+    }
+
+    async fn stats(&self) -> anyhow::Result<SfuStats> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(&self.http).await?;
+        s.write_all(
+            format!(
+                "GET /stats HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.http
+            )
+            .as_bytes(),
+        )
+        .await?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).await?;
+        let json = body.split("\r\n\r\n").nth(1).context("http body")?;
+        Ok(serde_json::from_str(json)?)
+    }
+}
+
+type Events = UnboundedReceiver<EngineEvent>;
+
+async fn wait<T>(
+    events: &mut Events,
+    secs: u64,
+    mut f: impl FnMut(&EngineEvent) -> Option<T>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        while let Some(ev) = events.recv().await {
+            if let EngineEvent::Closed { reason } = &ev {
+                bail!("engine closed: {reason}");
+            }
+            if let Some(v) = f(&ev) {
+                return Ok(v);
+            }
+        }
+        bail!("engine stopped")
+    })
+    .await
+    .context("timed out")?
+}
+
+async fn client(
+    url: &str,
+    name: &str,
+    channel: &ChannelName,
+    input: InputSpec,
+    output: OutputSpec,
+) -> anyhow::Result<(Engine, Events)> {
+    let mut config = EngineConfig::new(url, name);
+    config.input = input;
+    config.output = output;
+    // Short idle so back-to-back presses are separate streams.
+    config.jitter = JitterConfig {
+        idle_after_ms: 300,
+        ..JitterConfig::default()
+    };
+    let (engine, mut events) = Engine::start(config).await?;
+    wait(&mut events, 20, |e| {
+        matches!(e, EngineEvent::MediaConnected).then_some(())
+    })
+    .await?;
+    engine.join(channel.clone());
+    let want = channel.clone();
+    wait(&mut events, 20, |e| {
+        matches!(e, EngineEvent::Joined { channel, .. } if *channel == want).then_some(())
+    })
+    .await?;
+    Ok((engine, events))
+}
+
+fn tone(ms: u64, amp: f32) -> Vec<f32> {
+    let n = (ms * u64::from(SAMPLE_RATE) / 1000) as usize;
+    (0..n)
+        .map(|i| amp * (i as f32 * 1000.0 * std::f32::consts::TAU / SAMPLE_RATE as f32).sin())
+        .collect()
+}
+
+/// Deterministic white noise (no DTX: every frame is sent).
+fn noise(secs: u64) -> Vec<f32> {
+    let mut x: u32 = 0x1234_5678;
+    (0..secs as usize * SAMPLE_RATE as usize)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 8) as f32 / (1u32 << 24) as f32 * 0.2 - 0.1
+        })
+        .collect()
+}
+
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+struct Latency {
+    samples: Vec<f64>,
+}
+
+async fn latency(server: &ServerProc, bursts: usize) -> anyhow::Result<Latency> {
+    let ch: ChannelName = "bench-latency".parse()?;
+    let dir = std::env::temp_dir().join(format!("squawk-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let rec = dir.join("latency.wav");
+    let (b, _bev) = client(
+        &server.url(),
+        "B",
+        &ch,
+        InputSpec::None,
+        OutputSpec::Wav {
+            path: rec.clone(),
+            seconds: None,
+        },
+    )
+    .await?;
+    let (a, mut aev) = client(&server.url(), "A", &ch, InputSpec::Wav, OutputSpec::None).await?;
+    const PERIOD_MS: u64 = 400;
+    let mut train = Vec::new();
+    for _ in 0..bursts {
+        train.extend(tone(20, 0.5));
+        train.extend(vec![
+            0.0;
+            ((PERIOD_MS - 20) * u64::from(SAMPLE_RATE) / 1000)
+                as usize
+        ]);
+    }
+    let train_len = Duration::from_secs_f64(train.len() as f64 / f64::from(SAMPLE_RATE));
+    a.press(ch.clone());
+    wait(&mut aev, 10, |e| {
+        matches!(e, EngineEvent::FloorGranted { .. }).then_some(())
+    })
+    .await?;
+    let done = a.play(train.into()).context("wav input")?;
+    let end = done.await?;
+    let start_in = end - train_len;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    a.release();
+    let rec_start = b.recording_started().context("recording start")?;
+    a.close().await;
+    b.close().await;
+    let pcm = squawk_engine::audio::wav::read_mono_48k(&rec)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    // Onsets: first 1 ms window above 0.05 rms after >= 200 ms of quiet.
+    let win = SAMPLE_RATE as usize / 1000;
+    let mut quiet = 1000usize;
+    let mut samples = Vec::new();
+    for (w, chunk) in pcm.chunks(win).enumerate() {
+        let rms = (chunk.iter().map(|s| s * s).sum::<f32>() / chunk.len() as f32).sqrt();
+        if rms > 0.05 {
+            if quiet >= 200 {
+                let t_out = rec_start + Duration::from_millis(w as u64);
+                if t_out > start_in {
+                    let since = t_out - start_in;
+                    let k = since.as_millis() as u64 / PERIOD_MS;
+                    let t_in = start_in + Duration::from_millis(k * PERIOD_MS);
+                    samples.push((t_out - t_in).as_secs_f64() * 1000.0);
+                }
+            }
+            quiet = 0;
+        } else {
+            quiet += 1;
+        }
+    }
+    if samples.len() < bursts / 2 {
+        bail!("latency: only {} of {bursts} bursts arrived", samples.len());
+    }
+    Ok(Latency { samples })
+}
+
+struct Access {
+    granted: Vec<f64>,
+    first_audio: Vec<f64>,
+}
+
+async fn access(server: &ServerProc, presses: usize) -> anyhow::Result<Access> {
+    let ch: ChannelName = "bench-access".parse()?;
+    let dir = std::env::temp_dir().join(format!("squawk-bench-a-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (b, mut bev) = client(
+        &server.url(),
+        "B",
+        &ch,
+        InputSpec::None,
+        OutputSpec::Wav {
+            path: dir.join("a.wav"),
+            seconds: None,
+        },
+    )
+    .await?;
+    let (a, mut aev) = client(&server.url(), "A", &ch, InputSpec::Wav, OutputSpec::None).await?;
+    let clip: Arc<[f32]> = tone(300, 0.3).into();
+    let mut out = Access {
+        granted: Vec::new(),
+        first_audio: Vec::new(),
+    };
+    for _ in 0..presses {
+        let t0 = Instant::now();
+        a.press(ch.clone());
+        let done = a.play(clip.clone()).context("wav input")?;
+        wait(&mut aev, 10, |e| {
+            matches!(e, EngineEvent::FloorGranted { .. }).then_some(())
+        })
+        .await?;
+        out.granted.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let at = wait(&mut bev, 10, |e| match e {
+            EngineEvent::ReceiveStarted { at, .. } => Some(*at),
+            _ => None,
+        })
+        .await?;
+        out.first_audio
+            .push(at.saturating_duration_since(t0).as_secs_f64() * 1000.0);
+        let _ = done.await;
+        a.release();
+        wait(&mut aev, 10, |e| {
+            matches!(e, EngineEvent::TalkEnded { .. }).then_some(())
+        })
+        .await?;
+        wait(&mut bev, 10, |e| {
+            matches!(e, EngineEvent::Received(_)).then_some(())
+        })
+        .await?;
+    }
+    a.close().await;
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(out)
+}
+
+struct Forwarding {
+    rooms: usize,
+    clients: usize,
+    forwarded_pps: f64,
+    us_per_packet: f64,
+    pps_per_core: f64,
+    server_cpu_pct: f64,
+    rss_mib: f64,
+    delivery: f64,
+    delay_p50_us: Option<u64>,
+    delay_p99_us: Option<u64>,
+}
+
+async fn forwarding(bin: &PathBuf, rooms: usize, secs: u64) -> anyhow::Result<Forwarding> {
+    const MEMBERS: usize = 15;
+    let server = ServerProc::start(bin)?;
+    let url = server.url();
+    let mut talkers = Vec::new();
+    let mut listeners = Vec::new();
+    for r in 0..rooms {
+        let ch: ChannelName = format!("room{r}").parse()?;
+        for m in 1..MEMBERS {
+            listeners.push(
+                client(
+                    &url,
+                    &format!("L{r}-{m}"),
+                    &ch,
+                    InputSpec::None,
+                    OutputSpec::None,
+                )
+                .await?,
+            );
+        }
+        talkers.push((
+            ch.clone(),
+            client(
+                &url,
+                &format!("T{r}"),
+                &ch,
+                InputSpec::Wav,
+                OutputSpec::None,
+            )
+            .await?,
+        ));
+    }
+    let clip: Arc<[f32]> = noise(secs + 4).into();
+    let mut dones = Vec::new();
+    for (ch, (t, ev)) in &mut talkers {
+        t.press(ch.clone());
+        wait(ev, 10, |e| {
+            matches!(e, EngineEvent::FloorGranted { .. }).then_some(())
+        })
+        .await?;
+        dones.push(t.play(clip.clone()).context("wav input")?);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sum =
+        |v: &Vec<(Engine, Events)>, f: fn(&Engine) -> u64| v.iter().map(|(e, _)| f(e)).sum::<u64>();
+    let rx = |e: &Engine| e.counters().rtp_received.load(Ordering::Relaxed);
+    let tx = |e: &Engine| e.counters().rtp_sent.load(Ordering::Relaxed);
+    let talker_tx =
+        |v: &Vec<(ChannelName, (Engine, Events))>| v.iter().map(|(_, (e, _))| tx(e)).sum::<u64>();
+    let (cpu0, s0, rx0, tx0, t0) = (
+        server.cpu_seconds()?,
+        server.stats().await?,
+        sum(&listeners, rx),
+        talker_tx(&talkers),
+        Instant::now(),
+    );
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (cpu1, s1, rx1, tx1, wall) = (
+        server.cpu_seconds()?,
+        server.stats().await?,
+        sum(&listeners, rx),
+        talker_tx(&talkers),
+        t0.elapsed().as_secs_f64(),
+    );
+    let rss = server.rss_mib()?;
+    for (_, (t, _)) in &talkers {
+        t.release();
+    }
+    let forwarded = s1.rtp_out.saturating_sub(s0.rtp_out) as f64;
+    let cpu = cpu1 - cpu0;
+    let expected = (tx1 - tx0) as f64 * (MEMBERS - 1) as f64;
+    let result = Forwarding {
+        rooms,
+        clients: rooms * MEMBERS,
+        forwarded_pps: forwarded / wall,
+        us_per_packet: if forwarded > 0.0 {
+            cpu * 1e6 / forwarded
+        } else {
+            f64::NAN
+        },
+        pps_per_core: if cpu > 0.0 { forwarded / cpu } else { f64::NAN },
+        server_cpu_pct: cpu / wall * 100.0,
+        rss_mib: rss,
+        delivery: if expected > 0.0 {
+            (rx1 - rx0) as f64 / expected
+        } else {
+            f64::NAN
+        },
+        delay_p50_us: s1.delay_quantile_us(&s0, 0.5),
+        delay_p99_us: s1.delay_quantile_us(&s0, 0.99),
+    };
+    for (_, (t, _)) in talkers {
+        t.close().await;
+    }
+    for (l, _) in listeners {
+        l.close().await;
+    }
+    Ok(result)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or("?".into(), |kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0));
+    format!("{cores} cores ({cpu}), {mem} RAM, {}", std::env::consts::OS)
 }
 
 /// Runs the benchmarks.
-pub async fn run(_server: &str, _args: &BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("bench: not implemented yet")
+pub async fn run(_server: &str, args: &BenchArgs) -> anyhow::Result<()> {
+    let bin = match &args.server_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.with_file_name("squawk-server"),
+    };
+    let profile = if cfg!(debug_assertions) {
+        "debug (not representative: use --release)"
+    } else {
+        "release"
+    };
+    let mut md = String::new();
+    md.push_str("# Benchmarks\n\n");
+    md.push_str(&format!("Machine: {}. Build: {profile}.\n\n", machine()));
+    md.push_str("Command: `cargo build --release --workspace --bins && target/release/squawk-bot bench --out docs/benchmarks.md`\n\n");
+    md.push_str("Server and clients share the machine (loopback); the clients are webrtc-rs engines in the bench process.\n\n");
+
+    let server = ServerProc::start(&bin)?;
+    eprintln!("latency: {} bursts…", args.bursts);
+    let mut lat = latency(&server, args.bursts).await?;
+    let (p50, p95) = (
+        quantile(&mut lat.samples, 0.5),
+        quantile(&mut lat.samples, 0.95),
+    );
+    let line = format!(
+        "| mouth-to-ear (WAV in → server → WAV out), 20 ms frames | {p50:.1} ms | {p95:.1} ms | {} bursts | ≤ 45 ms p95 |",
+        lat.samples.len()
+    );
+    println!("{line}");
+    eprintln!("access: {} presses…", args.presses);
+    let mut acc = access(&server, args.presses).await?;
+    drop(server);
+    let (g50, g95) = (
+        quantile(&mut acc.granted, 0.5),
+        quantile(&mut acc.granted, 0.95),
+    );
+    let (f50, f95) = (
+        quantile(&mut acc.first_audio, 0.5),
+        quantile(&mut acc.first_audio, 0.95),
+    );
+    let g = format!(
+        "| press → Floor Granted | {g50:.2} ms | {g95:.2} ms | {} presses | ≤ 5 ms p95 |",
+        acc.granted.len()
+    );
+    let f = format!(
+        "| press → first audio played at a listener | {f50:.1} ms | {f95:.1} ms | {} presses | |",
+        acc.first_audio.len()
+    );
+    println!("{g}\n{f}");
+    md.push_str("## Latency and access time\n\n| measure | p50 | p95 | n | target |\n|---|---|---|---|---|\n");
+    md.push_str(&format!("{line}\n{g}\n{f}\n\n"));
+
+    md.push_str("## Forwarding\n\nR channels × 15 members, one talker per channel sending Opus continuously (50 packets/s), \
+        14 listeners each counting packets without decoding. Window: ");
+    md.push_str(&format!("{} s.\n\n", args.seconds));
+    md.push_str("| R | clients | forwarded pkt/s | server CPU | µs CPU / forwarded pkt | pkt per CPU-second | server RSS | delivery | added delay p50 / p99 |\n|---|---|---|---|---|---|---|---|---|\n");
+    for &r in &args.rooms {
+        eprintln!("forwarding: {r} rooms…");
+        let f = forwarding(&bin, r, args.seconds).await?;
+        let fmt_us = |v: Option<u64>| v.map_or("–".into(), |u| format!("< {u} µs"));
+        let row = format!(
+            "| {} | {} | {:.0} | {:.1} % | {:.1} | {:.0} | {:.1} MiB | {:.4} | {} / {} |",
+            f.rooms,
+            f.clients,
+            f.forwarded_pps,
+            f.server_cpu_pct,
+            f.us_per_packet,
+            f.pps_per_core,
+            f.rss_mib,
+            f.delivery,
+            fmt_us(f.delay_p50_us),
+            fmt_us(f.delay_p99_us)
+        );
+        println!("{row}");
+        md.push_str(&row);
+        md.push('\n');
+    }
+    md.push_str("\nTarget: ≥ 150,000 forwarded packets per CPU-second per core.\n");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &md).with_context(|| format!("write {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
 }

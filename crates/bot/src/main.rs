@@ -134,7 +134,10 @@ async fn connect(
     config.input = input;
     config.output = output;
     let (engine, mut events) = Engine::start(config).await?;
-    wait_for(&mut events, Duration::from_secs(10), |e| matches!(e, EngineEvent::MediaConnected).then_some(())).await?;
+    wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, EngineEvent::MediaConnected).then_some(())
+    })
+    .await?;
     for ch in channels {
         engine.join(ch.clone());
         let want = ch.clone();
@@ -164,11 +167,18 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
         Some(w) => Some(read_mono_48k(w)?.into()),
         None => None,
     };
-    let input = if pcm.is_some() { InputSpec::Wav } else { InputSpec::Device(None) };
-    let (engine, mut events) = connect(args, input, OutputSpec::None, std::slice::from_ref(channel)).await?;
+    let input = if pcm.is_some() {
+        InputSpec::Wav
+    } else {
+        InputSpec::Device(None)
+    };
+    let (engine, mut events) =
+        connect(args, input, OutputSpec::None, std::slice::from_ref(channel)).await?;
     tokio::time::sleep(Duration::from_millis(o.delay_ms)).await;
     if let Some(at) = o.at_unix_ms {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as u64;
         tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await;
     }
     let mut granted_all = true;
@@ -189,7 +199,9 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
         .await?;
         let access_ms = pressed.elapsed().as_secs_f64() * 1000.0;
         if outcome {
-            say(json!({"event": "floor_granted", "channel": channel, "n": i, "access_ms": access_ms}));
+            say(
+                json!({"event": "floor_granted", "channel": channel, "n": i, "access_ms": access_ms}),
+            );
         } else {
             say(json!({"event": "floor_deny", "channel": channel, "n": i, "access_ms": access_ms}));
             granted_all = false;
@@ -255,15 +267,23 @@ async fn listen(
     stats: Option<&PathBuf>,
 ) -> anyhow::Result<()> {
     let out = match record {
-        Some(path) => OutputSpec::Wav { path: path.clone(), seconds: Some(seconds) },
+        Some(path) => OutputSpec::Wav {
+            path: path.clone(),
+            seconds: Some(seconds),
+        },
         None => OutputSpec::Device(None),
     };
     let (engine, mut events) = connect(args, InputSpec::None, out, channels).await?;
     let mut stats_file = match stats {
-        Some(p) => Some(tokio::fs::File::create(p).await.with_context(|| format!("create {}", p.display()))?),
+        Some(p) => Some(
+            tokio::fs::File::create(p)
+                .await
+                .with_context(|| format!("create {}", p.display()))?,
+        ),
         None => None,
     };
-    let end = tokio::time::Instant::now() + Duration::from_secs_f64(seconds) + Duration::from_millis(300);
+    let end =
+        tokio::time::Instant::now() + Duration::from_secs_f64(seconds) + Duration::from_millis(300);
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
@@ -292,18 +312,28 @@ async fn listen(
     if let Some(mut f) = stats_file {
         f.flush().await?;
     }
-    say(json!({"event": "done", "rtp_received": engine.counters().rtp_received.load(std::sync::atomic::Ordering::Relaxed)}));
+    say(
+        json!({"event": "done", "rtp_received": engine.counters().rtp_received.load(std::sync::atomic::Ordering::Relaxed)}),
+    );
     engine.close().await;
     Ok(())
 }
 
-async fn rogue(args: &Args, channel: &ChannelName, wav: &PathBuf) -> anyhow::Result<()> {
+async fn rogue(args: &Args, channel: &ChannelName, wav: &std::path::Path) -> anyhow::Result<()> {
     let pcm: Arc<[f32]> = read_mono_48k(wav)?.into();
-    let (engine, _events) = connect(args, InputSpec::Wav, OutputSpec::None, std::slice::from_ref(channel)).await?;
+    let (engine, _events) = connect(
+        args,
+        InputSpec::Wav,
+        OutputSpec::None,
+        std::slice::from_ref(channel),
+    )
+    .await?;
     engine.misbehave_send_without_floor(true);
     let done = engine.play(pcm).context("no wav input")?;
     let _ = done.await;
-    say(json!({"event": "rogue_done", "rtp_sent": engine.counters().rtp_sent.load(std::sync::atomic::Ordering::Relaxed)}));
+    say(
+        json!({"event": "rogue_done", "rtp_sent": engine.counters().rtp_sent.load(std::sync::atomic::Ordering::Relaxed)}),
+    );
     engine.close().await;
     Ok(())
 }
@@ -316,10 +346,21 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         match &args.command {
-            Cmd::Talk { channel, wav, mic: _, mic_seconds, at_unix_ms, repeat, gap_ms, delay_ms } => {
+            Cmd::Talk {
+                channel,
+                wav,
+                mic: _,
+                mic_seconds,
+                at_unix_ms,
+                repeat,
+                gap_ms,
+                delay_ms,
+            } => {
                 let o = TalkOpts {
                     channel,
                     wav: wav.as_ref(),
@@ -331,9 +372,13 @@ fn main() -> anyhow::Result<()> {
                 };
                 talk(&args, o).await
             }
-            Cmd::Listen { channels, record, speaker: _, seconds, stats } => {
-                listen(&args, channels, record.as_ref(), *seconds, stats.as_ref()).await
-            }
+            Cmd::Listen {
+                channels,
+                record,
+                speaker: _,
+                seconds,
+                stats,
+            } => listen(&args, channels, record.as_ref(), *seconds, stats.as_ref()).await,
             Cmd::Rogue { channel, wav } => rogue(&args, channel, wav).await,
             Cmd::Bench(b) => bench::run(&args.server, b).await,
         }

@@ -19,7 +19,12 @@ pub struct OpusConfig {
 
 impl Default for OpusConfig {
     fn default() -> Self {
-        Self { bitrate: 24_000, fec: true, expected_loss_pct: 10, dtx: true }
+        Self {
+            bitrate: 24_000,
+            fec: true,
+            expected_loss_pct: 10,
+            dtx: true,
+        }
     }
 }
 
@@ -38,12 +43,16 @@ impl Encoder {
     /// # Errors
     /// libopus refused a setting (e.g. a bitrate out of 500..=512000).
     pub fn new(config: OpusConfig) -> Result<Self, opus::Error> {
-        let mut inner = opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
+        let mut inner =
+            opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
         inner.set_bitrate(opus::Bitrate::Bits(config.bitrate))?;
         inner.set_inband_fec(config.fec)?;
         inner.set_packet_loss_perc(config.expected_loss_pct)?;
         inner.set_dtx(config.dtx)?;
-        Ok(Self { inner, out: vec![0; MAX_PACKET] })
+        Ok(Self {
+            inner,
+            out: vec![0; MAX_PACKET],
+        })
     }
 
     /// Encodes one frame of [`FRAME_SAMPLES`] samples (-1.0..1.0). Returns
@@ -79,7 +88,9 @@ impl Decoder {
     /// # Errors
     /// libopus failed to allocate.
     pub fn new() -> Result<Self, opus::Error> {
-        Ok(Self { inner: opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)? })
+        Ok(Self {
+            inner: opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)?,
+        })
     }
 
     /// Decodes one frame into `out` ([`FRAME_SAMPLES`] samples). Corrupt
@@ -105,7 +116,9 @@ mod tests {
     use super::*;
 
     fn tone(n: usize, hz: f32) -> Vec<f32> {
-        (0..n).map(|i| 0.3 * (i as f32 * hz * std::f32::consts::TAU / SAMPLE_RATE as f32).sin()).collect()
+        (0..n)
+            .map(|i| 0.3 * (i as f32 * hz * std::f32::consts::TAU / SAMPLE_RATE as f32).sin())
+            .collect()
     }
 
     #[test]
@@ -117,25 +130,40 @@ mod tests {
         let mut energy = 0.0;
         for (i, frame) in pcm.chunks(FRAME_SAMPLES).enumerate() {
             let pkt = enc.encode(frame).unwrap().to_vec();
-            assert!(pkt.len() > 2 && pkt.len() < 200, "24 kbps is ~60 bytes per 20 ms, got {}", pkt.len());
+            assert!(
+                pkt.len() > 2 && pkt.len() < 200,
+                "24 kbps is ~60 bytes per 20 ms, got {}",
+                pkt.len()
+            );
             dec.decode(DecodeInput::Packet(&pkt), &mut out);
             if i > 10 {
                 energy += out.iter().map(|s| s * s).sum::<f32>();
             }
         }
         let rms = (energy / (39.0 * FRAME_SAMPLES as f32)).sqrt();
-        assert!((0.15..0.3).contains(&rms), "tone of rms 0.21 decoded at rms {rms}");
+        assert!(
+            (0.15..0.3).contains(&rms),
+            "tone of rms 0.21 decoded at rms {rms}"
+        );
     }
 
     #[test]
     fn silence_becomes_dtx_and_garbage_is_concealed() {
         let mut enc = Encoder::new(OpusConfig::default()).unwrap();
         let silent = vec![0.0; FRAME_SAMPLES];
-        let sizes: Vec<usize> = (0..30).map(|_| enc.encode(&silent).unwrap().len()).collect();
-        assert!(sizes[20..].iter().any(|&n| n <= 2), "DTX kicks in on silence: {sizes:?}");
+        let sizes: Vec<usize> = (0..30)
+            .map(|_| enc.encode(&silent).unwrap().len())
+            .collect();
+        assert!(
+            sizes[20..].iter().any(|&n| n <= 2),
+            "DTX kicks in on silence: {sizes:?}"
+        );
         let mut dec = Decoder::new().unwrap();
         let mut out = vec![1.0; FRAME_SAMPLES];
-        dec.decode(DecodeInput::Packet(&[0xff, 0xff, 0xff, 0xff, 0x01]), &mut out);
+        dec.decode(
+            DecodeInput::Packet(&[0xff, 0xff, 0xff, 0xff, 0x01]),
+            &mut out,
+        );
         assert!(out.iter().all(|s| s.is_finite() && s.abs() <= 1.0));
     }
 }

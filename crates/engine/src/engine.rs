@@ -18,8 +18,8 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use squawk_media::JitterConfig;
 use squawk_protocol::{
-    ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, Member, PROTOCOL_VERSION, RevokeReason,
-    ServerMessage,
+    ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, Member, PROTOCOL_VERSION,
+    RevokeReason, ServerMessage,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
@@ -72,7 +72,10 @@ impl EngineConfig {
             ptt: PttConfig::default(),
             // We send nothing during DTX silence, so pauses between phrases
             // must not end the stream: 1.5 s without packets does.
-            jitter: JitterConfig { idle_after_ms: 1500, ..JitterConfig::default() },
+            jitter: JitterConfig {
+                idle_after_ms: 1500,
+                ..JitterConfig::default()
+            },
         }
     }
 }
@@ -261,7 +264,8 @@ pub struct Engine {
     recording_started: Option<Instant>,
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 impl Engine {
     /// Connects, says hello, starts the audio ends and negotiates media.
@@ -271,30 +275,54 @@ impl Engine {
     /// # Errors
     /// [`EngineError`] if the server cannot be reached or refuses, or an
     /// audio end cannot be opened.
-    pub async fn start(config: EngineConfig) -> Result<(Self, mpsc::UnboundedReceiver<EngineEvent>), EngineError> {
+    pub async fn start(
+        config: EngineConfig,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<EngineEvent>), EngineError> {
         // disable_nagle: a Floor Request must not wait for the ACK of the previous message.
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(config.server.as_str(), None, true)
-            .await
-            .map_err(|e| EngineError::Connect { url: config.server.clone(), source: Box::new(e) })?;
-        let hello = ClientMessage::Hello { version: PROTOCOL_VERSION, name: config.name.clone() };
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(config.server.as_str(), None, true)
+                .await
+                .map_err(|e| EngineError::Connect {
+                    url: config.server.clone(),
+                    source: Box::new(e),
+                })?;
+        let hello = ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+            name: config.name.clone(),
+        };
         ws.send(Message::Text(hello.to_json().into()))
             .await
             .map_err(|e| EngineError::Handshake(e.to_string()))?;
         let (client_id, max_talk_ms) = loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => match ServerMessage::from_json(&t) {
-                    Ok(ServerMessage::Welcome { client_id, max_talk_ms, .. }) => break (client_id, max_talk_ms),
-                    Ok(ServerMessage::Error { code, message }) => return Err(EngineError::Refused { code, message }),
-                    Ok(other) => return Err(EngineError::Handshake(format!("unexpected {other:?}"))),
+                    Ok(ServerMessage::Welcome {
+                        client_id,
+                        max_talk_ms,
+                        ..
+                    }) => break (client_id, max_talk_ms),
+                    Ok(ServerMessage::Error { code, message }) => {
+                        return Err(EngineError::Refused { code, message });
+                    }
+                    Ok(other) => {
+                        return Err(EngineError::Handshake(format!("unexpected {other:?}")));
+                    }
                     Err(e) => return Err(EngineError::Handshake(e.to_string())),
                 },
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(EngineError::Handshake(e.to_string())),
-                None => return Err(EngineError::Handshake("server closed the connection".into())),
+                None => {
+                    return Err(EngineError::Handshake(
+                        "server closed the connection".into(),
+                    ));
+                }
             }
         };
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let _ = events_tx.send(EngineEvent::Welcome { client_id, max_talk_ms });
+        let _ = events_tx.send(EngineEvent::Welcome {
+            client_id,
+            max_talk_ms,
+        });
 
         // Audio ends.
         let (frames_tx, frames_rx) = mpsc::channel::<CapturedFrame>(64);
@@ -311,19 +339,29 @@ impl Engine {
         let (mixer_events_tx, mixer_events_rx) = mpsc::unbounded_channel();
         let stop_sink = Arc::new(AtomicBool::new(false));
         let mut recording_started = None;
+        let mut sink = None;
         let mixer_tx = match &config.output {
             OutputSpec::None => None,
             OutputSpec::Device(name) => {
                 let (tx, rx) = std::sync::mpsc::channel();
-                devices.push(device::start_playout(name.clone(), Mixer::new(rx, mixer_events_tx, config.jitter))?);
+                devices.push(device::start_playout(
+                    name.clone(),
+                    Mixer::new(rx, mixer_events_tx, config.jitter),
+                )?);
                 Some(tx)
             }
             OutputSpec::Wav { path, seconds } => {
                 let (tx, rx) = std::sync::mpsc::channel();
                 let writer = WavWriter::create(path)?;
-                recording_started = Some(Instant::now());
-                mixer::spawn_wav_sink(Mixer::new(rx, mixer_events_tx, config.jitter), writer, *seconds, stop_sink.clone())
-                    .map_err(|e| EngineError::Handshake(format!("cannot start wav sink: {e}")))?;
+                let start = Instant::now();
+                recording_started = Some(start);
+                let mixer = Mixer::new(rx, mixer_events_tx, config.jitter);
+                sink = Some(
+                    mixer::spawn_wav_sink(mixer, writer, start, *seconds, stop_sink.clone())
+                        .map_err(|e| {
+                            EngineError::Handshake(format!("cannot start wav sink: {e}"))
+                        })?,
+                );
                 Some(tx)
             }
         };
@@ -332,9 +370,11 @@ impl Engine {
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let mut media = Media::new(bind_ip, media_tx).await?;
         let offer = media.offer().await?;
-        ws.send(Message::Text(ClientMessage::Offer { sdp: offer }.to_json().into()))
-            .await
-            .map_err(|e| EngineError::Handshake(e.to_string()))?;
+        ws.send(Message::Text(
+            ClientMessage::Offer { sdp: offer }.to_json().into(),
+        ))
+        .await
+        .map_err(|e| EngineError::Handshake(e.to_string()))?;
 
         let counters = Arc::new(EngineCounters::default());
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
@@ -355,9 +395,19 @@ impl Engine {
             rogue: false,
             _devices: devices,
             stop_sink,
+            sink,
         };
         tokio::spawn(runner.run(cmd_rx, frames_rx, media_rx, mixer_events_rx));
-        Ok((Self { cmds, wav, counters, client_id, recording_started }, events_rx))
+        Ok((
+            Self {
+                cmds,
+                wav,
+                counters,
+                client_id,
+                recording_started,
+            },
+            events_rx,
+        ))
     }
 
     /// Our connection id.
@@ -424,9 +474,16 @@ async fn server_ip(url: &str) -> std::net::IpAddr {
         .split("://")
         .nth(1)
         .and_then(|rest| rest.split('/').next())
-        .map(|h| h.rsplit_once(':').map_or(h, |(h, _)| h).trim_matches(['[', ']']))
+        .map(|h| {
+            h.rsplit_once(':')
+                .map_or(h, |(h, _)| h)
+                .trim_matches(['[', ']'])
+        })
         .unwrap_or("");
-    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     if loopback {
         std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
     } else {
@@ -460,6 +517,8 @@ struct Runner {
     rogue: bool,
     _devices: Vec<DeviceHandle>,
     stop_sink: Arc<AtomicBool>,
+    /// The WAV sink thread, joined on shutdown so the file is complete.
+    sink: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Runner {
@@ -468,7 +527,10 @@ impl Runner {
     }
 
     async fn send(&mut self, msg: ClientMessage) -> bool {
-        self.ws.send(Message::Text(msg.to_json().into())).await.is_ok()
+        self.ws
+            .send(Message::Text(msg.to_json().into()))
+            .await
+            .is_ok()
     }
 
     async fn run(
@@ -520,6 +582,9 @@ impl Runner {
         self.stop_sink.store(true, Ordering::Relaxed);
         let _ = self.ws.close(None).await;
         self.media.close().await;
+        if let Some(sink) = self.sink.take() {
+            let _ = tokio::task::spawn_blocking(move || sink.join()).await;
+        }
     }
 
     async fn command(&mut self, cmd: Command) -> bool {
@@ -527,7 +592,8 @@ impl Runner {
             Command::Join(channel) => self.send(ClientMessage::Join { channel }).await,
             Command::Leave(channel) => self.send(ClientMessage::Leave { channel }).await,
             Command::Press(channel) => {
-                self.ptt_input(Instant::now(), PttInput::Press(channel)).await;
+                self.ptt_input(Instant::now(), PttInput::Press(channel))
+                    .await;
                 true
             }
             Command::Release => {
@@ -554,16 +620,27 @@ impl Runner {
                 Ok(answer) => return self.send(ClientMessage::Answer { sdp: answer }).await,
                 Err(e) => warn!("server offer: {e}"),
             },
-            ServerMessage::Joined { channel, mid, members } => {
+            ServerMessage::Joined {
+                channel,
+                mid,
+                members,
+            } => {
                 self.mids.insert(mid.clone(), channel.clone());
                 if let Some(m) = &self.mixer {
-                    let _ = m.send(MixerIn::Map { mid, channel: Some(channel.clone()) });
+                    let _ = m.send(MixerIn::Map {
+                        mid,
+                        channel: Some(channel.clone()),
+                    });
                 }
                 self.emit(EngineEvent::Joined { channel, members });
             }
             ServerMessage::Left { channel } => {
-                let mids: Vec<String> =
-                    self.mids.iter().filter(|(_, c)| **c == channel).map(|(m, _)| m.clone()).collect();
+                let mids: Vec<String> = self
+                    .mids
+                    .iter()
+                    .filter(|(_, c)| **c == channel)
+                    .map(|(m, _)| m.clone())
+                    .collect();
                 for mid in mids {
                     self.mids.remove(&mid);
                     if let Some(m) = &self.mixer {
@@ -572,21 +649,42 @@ impl Runner {
                 }
                 self.emit(EngineEvent::Left { channel });
             }
-            ServerMessage::Presence { channel, members } => self.emit(EngineEvent::Presence { channel, members }),
-            ServerMessage::FloorGranted { channel, max_duration_ms } => {
-                self.emit(EngineEvent::FloorGranted { channel: channel.clone(), max_duration_ms });
+            ServerMessage::Presence { channel, members } => {
+                self.emit(EngineEvent::Presence { channel, members })
+            }
+            ServerMessage::FloorGranted {
+                channel,
+                max_duration_ms,
+            } => {
+                self.emit(EngineEvent::FloorGranted {
+                    channel: channel.clone(),
+                    max_duration_ms,
+                });
                 self.ptt_input(now, PttInput::Granted(channel)).await;
             }
-            ServerMessage::FloorDeny { channel, reason } => self.ptt_input(now, PttInput::Denied(channel, reason)).await,
-            ServerMessage::FloorRevoke { channel, reason } => {
-                self.ptt_input(now, PttInput::Revoked(channel, reason)).await;
+            ServerMessage::FloorDeny { channel, reason } => {
+                self.ptt_input(now, PttInput::Denied(channel, reason)).await
             }
-            ServerMessage::FloorTaken { channel, talker, talker_name, .. } => {
+            ServerMessage::FloorRevoke { channel, reason } => {
+                self.ptt_input(now, PttInput::Revoked(channel, reason))
+                    .await;
+            }
+            ServerMessage::FloorTaken {
+                channel,
+                talker,
+                talker_name,
+                ..
+            } => {
                 self.talkers.insert(channel.clone(), talker_name.clone());
-                self.emit(EngineEvent::FloorTaken { channel, talker, talker_name });
+                self.emit(EngineEvent::FloorTaken {
+                    channel,
+                    talker,
+                    talker_name,
+                });
             }
             ServerMessage::FloorIdle { channel } => {
-                self.ptt_input(now, PttInput::FloorIdle(channel.clone())).await;
+                self.ptt_input(now, PttInput::FloorIdle(channel.clone()))
+                    .await;
                 self.emit(EngineEvent::FloorIdle { channel });
             }
             ServerMessage::Error { code, message } => {
@@ -605,7 +703,9 @@ impl Runner {
         }
         // RTP time follows capture time (RFC 3550 §5.1), in whole frames.
         let index = (frame.at.saturating_duration_since(epoch).as_micros() + 10_000) / 20_000;
-        let timestamp = self.ts_base.wrapping_add((index as u32).wrapping_mul(FRAME_SAMPLES as u32));
+        let timestamp = self
+            .ts_base
+            .wrapping_add((index as u32).wrapping_mul(FRAME_SAMPLES as u32));
         let payload = match self.encoder.encode(&frame.pcm) {
             Ok(p) => Bytes::copy_from_slice(p),
             Err(e) => {
@@ -615,12 +715,22 @@ impl Runner {
         };
         if self.rogue {
             self.seq = self.seq.wrapping_add(1);
-            if payload.len() > 2 && self.media.send(self.seq, timestamp, false, payload).await.is_ok() {
+            if payload.len() > 2
+                && self
+                    .media
+                    .send(self.seq, timestamp, false, payload)
+                    .await
+                    .is_ok()
+            {
                 self.counters.rtp_sent.fetch_add(1, Ordering::Relaxed);
             }
             return;
         }
-        self.ptt_input(frame.at, PttInput::Frame(frame.at, Encoded { timestamp, payload })).await;
+        self.ptt_input(
+            frame.at,
+            PttInput::Frame(frame.at, Encoded { timestamp, payload }),
+        )
+        .await;
     }
 
     async fn ptt_input(&mut self, now: Instant, input: PttInput<Encoded>) {
@@ -628,7 +738,12 @@ impl Runner {
         while let Some(action) = self.ptt.poll_action() {
             match action {
                 PttAction::RequestFloor(channel) => {
-                    let _ = self.send(ClientMessage::FloorRequest { channel, priority: Default::default() }).await;
+                    let _ = self
+                        .send(ClientMessage::FloorRequest {
+                            channel,
+                            priority: Default::default(),
+                        })
+                        .await;
                 }
                 PttAction::ReleaseFloor(channel) => {
                     let _ = self.send(ClientMessage::FloorRelease { channel }).await;
@@ -641,7 +756,11 @@ impl Runner {
                     }
                     let marker = std::mem::take(&mut self.pending_marker);
                     self.seq = self.seq.wrapping_add(1);
-                    match self.media.send(self.seq, frame.timestamp, marker, frame.payload).await {
+                    match self
+                        .media
+                        .send(self.seq, frame.timestamp, marker, frame.payload)
+                        .await
+                    {
                         Ok(()) => {
                             self.counters.rtp_sent.fetch_add(1, Ordering::Relaxed);
                         }
@@ -650,16 +769,24 @@ impl Runner {
                 }
                 PttAction::TalkStarted(_) => {}
                 PttAction::TalkEnded(channel) => self.emit(EngineEvent::TalkEnded { channel }),
-                PttAction::Busy(channel, reason) => self.emit(EngineEvent::Busy { channel, reason }),
-                PttAction::Revoked(channel, reason) => self.emit(EngineEvent::Revoked { channel, reason }),
+                PttAction::Busy(channel, reason) => {
+                    self.emit(EngineEvent::Busy { channel, reason })
+                }
+                PttAction::Revoked(channel, reason) => {
+                    self.emit(EngineEvent::Revoked { channel, reason })
+                }
             }
         }
     }
 
     fn media_event(&mut self, ev: MediaEvent) {
         match ev {
-            MediaEvent::State(RTCPeerConnectionState::Connected) => self.emit(EngineEvent::MediaConnected),
-            MediaEvent::State(RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed) => {
+            MediaEvent::State(RTCPeerConnectionState::Connected) => {
+                self.emit(EngineEvent::MediaConnected)
+            }
+            MediaEvent::State(
+                RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed,
+            ) => {
                 self.emit(EngineEvent::MediaDisconnected);
             }
             MediaEvent::State(_) => {}
@@ -674,7 +801,9 @@ impl Runner {
 
     fn mixer_event(&mut self, ev: MixerEvent) {
         match ev {
-            MixerEvent::StreamStarted { channel, at } => self.emit(EngineEvent::ReceiveStarted { channel, at }),
+            MixerEvent::StreamStarted { channel, at } => {
+                self.emit(EngineEvent::ReceiveStarted { channel, at })
+            }
             MixerEvent::StreamEnded { channel, stats, at } => {
                 // Every played slot is one 20 ms frame, whatever filled it.
                 let slots = stats.played + stats.fec_recovered + stats.concealed + stats.silence;
@@ -684,7 +813,9 @@ impl Runner {
                 let report = TransmissionReport {
                     talker: self.talkers.get(&channel).cloned(),
                     channel,
-                    start_unix_ms: start.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+                    start_unix_ms: start
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
                     duration_ms: duration.as_millis() as u64,
                     packets: stats.packets,
                     lost: stats.lost,

@@ -23,5 +23,7 @@ pub mod engine;
 pub mod ptt;
 mod rtc;
 
-pub use engine::{Engine, EngineConfig, EngineCounters, EngineError, EngineEvent, TransmissionReport};
+pub use engine::{
+    Engine, EngineConfig, EngineCounters, EngineError, EngineEvent, TransmissionReport,
+};
 pub use squawk_media::JitterConfig;

@@ -93,9 +93,18 @@ pub enum PttAction<F> {
 #[derive(Debug)]
 enum State<F> {
     Idle,
-    Requesting { channel: ChannelName, released_at: Option<Instant>, buffer: VecDeque<(Instant, F)> },
-    Talking { channel: ChannelName },
-    Tail { channel: ChannelName, until: Instant },
+    Requesting {
+        channel: ChannelName,
+        released_at: Option<Instant>,
+        buffer: VecDeque<(Instant, F)>,
+    },
+    Talking {
+        channel: ChannelName,
+    },
+    Tail {
+        channel: ChannelName,
+        until: Instant,
+    },
 }
 
 /// Public view of the state.
@@ -122,7 +131,11 @@ pub struct Ptt<F> {
 impl<F> Ptt<F> {
     /// An idle machine.
     pub fn new(config: PttConfig) -> Self {
-        Self { config, state: State::Idle, actions: VecDeque::new() }
+        Self {
+            config,
+            state: State::Idle,
+            actions: VecDeque::new(),
+        }
     }
 
     /// Current phase.
@@ -160,7 +173,8 @@ impl<F> Ptt<F> {
 
     fn end(&mut self, channel: ChannelName, release: bool) {
         if release {
-            self.actions.push_back(PttAction::ReleaseFloor(channel.clone()));
+            self.actions
+                .push_back(PttAction::ReleaseFloor(channel.clone()));
         }
         self.actions.push_back(PttAction::TalkEnded(channel));
         self.state = State::Idle;
@@ -173,37 +187,76 @@ impl<F> Ptt<F> {
         let state = std::mem::replace(&mut self.state, State::Idle);
         self.state = match (state, input) {
             (State::Idle, PttInput::Press(channel)) => {
-                self.actions.push_back(PttAction::RequestFloor(channel.clone()));
-                State::Requesting { channel, released_at: None, buffer: VecDeque::new() }
+                self.actions
+                    .push_back(PttAction::RequestFloor(channel.clone()));
+                State::Requesting {
+                    channel,
+                    released_at: None,
+                    buffer: VecDeque::new(),
+                }
             }
             (State::Idle, PttInput::Granted(channel)) => {
                 // A grant we no longer want (e.g. a stale retry): give it back.
                 self.actions.push_back(PttAction::ReleaseFloor(channel));
                 State::Idle
             }
-            (State::Requesting { channel, released_at, mut buffer }, PttInput::Frame(at, f)) => {
+            (
+                State::Requesting {
+                    channel,
+                    released_at,
+                    mut buffer,
+                },
+                PttInput::Frame(at, f),
+            ) => {
                 if released_at.is_none_or(|r| at <= r + tail) {
                     if buffer.len() >= max_buffered {
                         buffer.pop_front();
                     }
                     buffer.push_back((at, f));
                 }
-                State::Requesting { channel, released_at, buffer }
+                State::Requesting {
+                    channel,
+                    released_at,
+                    buffer,
+                }
             }
-            (State::Requesting { channel, released_at: None, buffer }, PttInput::Release) => {
-                State::Requesting { channel, released_at: Some(now), buffer }
-            }
-            (State::Requesting { channel, released_at, buffer }, PttInput::Granted(c)) if c == channel => {
-                self.actions.push_back(PttAction::TalkStarted(channel.clone()));
+            (
+                State::Requesting {
+                    channel,
+                    released_at: None,
+                    buffer,
+                },
+                PttInput::Release,
+            ) => State::Requesting {
+                channel,
+                released_at: Some(now),
+                buffer,
+            },
+            (
+                State::Requesting {
+                    channel,
+                    released_at,
+                    buffer,
+                },
+                PttInput::Granted(c),
+            ) if c == channel => {
+                self.actions
+                    .push_back(PttAction::TalkStarted(channel.clone()));
                 for (i, (_, frame)) in buffer.into_iter().enumerate() {
-                    self.actions.push_back(PttAction::Send { frame, first: i == 0 });
+                    self.actions.push_back(PttAction::Send {
+                        frame,
+                        first: i == 0,
+                    });
                 }
                 match released_at {
                     Some(r) if now >= r + tail => {
                         self.end(channel, true);
                         State::Idle
                     }
-                    Some(r) => State::Tail { channel, until: r + tail },
+                    Some(r) => State::Tail {
+                        channel,
+                        until: r + tail,
+                    },
                     None => State::Talking { channel },
                 }
             }
@@ -212,32 +265,47 @@ impl<F> Ptt<F> {
                 State::Idle
             }
             (State::Talking { channel }, PttInput::Frame(_, frame)) => {
-                self.actions.push_back(PttAction::Send { frame, first: false });
+                self.actions.push_back(PttAction::Send {
+                    frame,
+                    first: false,
+                });
                 State::Talking { channel }
             }
             (State::Tail { channel, until }, PttInput::Frame(at, frame)) => {
                 if at <= until {
-                    self.actions.push_back(PttAction::Send { frame, first: false });
+                    self.actions.push_back(PttAction::Send {
+                        frame,
+                        first: false,
+                    });
                     State::Tail { channel, until }
                 } else {
                     self.end(channel, true);
                     State::Idle
                 }
             }
-            (State::Talking { channel }, PttInput::Release) => State::Tail { channel, until: now + tail },
-            (State::Tail { channel, .. }, PttInput::Press(c)) if c == channel => State::Talking { channel },
+            (State::Talking { channel }, PttInput::Release) => State::Tail {
+                channel,
+                until: now + tail,
+            },
+            (State::Tail { channel, .. }, PttInput::Press(c)) if c == channel => {
+                State::Talking { channel }
+            }
             (State::Tail { channel, until }, PttInput::Tick) if now >= until => {
                 self.end(channel, true);
                 State::Idle
             }
-            (State::Talking { channel } | State::Tail { channel, .. }, PttInput::Revoked(c, reason))
-                if c == channel =>
-            {
-                self.actions.push_back(PttAction::Revoked(channel.clone(), reason));
+            (
+                State::Talking { channel } | State::Tail { channel, .. },
+                PttInput::Revoked(c, reason),
+            ) if c == channel => {
+                self.actions
+                    .push_back(PttAction::Revoked(channel.clone(), reason));
                 self.end(channel, false);
                 State::Idle
             }
-            (State::Talking { channel } | State::Tail { channel, .. }, PttInput::FloorIdle(c)) if c == channel => {
+            (State::Talking { channel } | State::Tail { channel, .. }, PttInput::FloorIdle(c))
+                if c == channel =>
+            {
                 self.end(channel, false);
                 State::Idle
             }
@@ -289,10 +357,22 @@ mod tests {
         p.handle(ms(t0, 45), PttInput::Granted(ch("a")));
         let a = drain(&mut p);
         assert_eq!(a[0], PttAction::TalkStarted(ch("a")));
-        assert_eq!(a[1], PttAction::Send { frame: 0, first: true });
+        assert_eq!(
+            a[1],
+            PttAction::Send {
+                frame: 0,
+                first: true
+            }
+        );
         assert_eq!(sent(&a), vec![0, 1, 2]);
         p.handle(ms(t0, 60), PttInput::Frame(ms(t0, 60), 3));
-        assert_eq!(drain(&mut p), vec![PttAction::Send { frame: 3, first: false }]);
+        assert_eq!(
+            drain(&mut p),
+            vec![PttAction::Send {
+                frame: 3,
+                first: false
+            }]
+        );
         assert_eq!(p.phase(), PttPhase::Talking(ch("a")));
     }
 
@@ -308,11 +388,21 @@ mod tests {
         assert_eq!(p.poll_timeout(), Some(ms(t0, 1250)));
         p.handle(ms(t0, 1100), PttInput::Frame(ms(t0, 1100), 7));
         p.handle(ms(t0, 1240), PttInput::Frame(ms(t0, 1240), 8));
-        assert_eq!(sent(&drain(&mut p)), vec![7, 8], "the release tail is transmitted");
+        assert_eq!(
+            sent(&drain(&mut p)),
+            vec![7, 8],
+            "the release tail is transmitted"
+        );
         p.handle(ms(t0, 1249), PttInput::Tick);
         assert!(drain(&mut p).is_empty());
         p.handle(ms(t0, 1250), PttInput::Tick);
-        assert_eq!(drain(&mut p), vec![PttAction::ReleaseFloor(ch("a")), PttAction::TalkEnded(ch("a"))]);
+        assert_eq!(
+            drain(&mut p),
+            vec![
+                PttAction::ReleaseFloor(ch("a")),
+                PttAction::TalkEnded(ch("a"))
+            ]
+        );
         assert!(!p.wants_audio());
     }
 
@@ -325,7 +415,13 @@ mod tests {
         drain(&mut p);
         p.handle(t0, PttInput::Release);
         p.handle(ms(t0, 260), PttInput::Frame(ms(t0, 260), 9));
-        assert_eq!(drain(&mut p), vec![PttAction::ReleaseFloor(ch("a")), PttAction::TalkEnded(ch("a"))]);
+        assert_eq!(
+            drain(&mut p),
+            vec![
+                PttAction::ReleaseFloor(ch("a")),
+                PttAction::TalkEnded(ch("a"))
+            ]
+        );
     }
 
     #[test]
@@ -348,7 +444,10 @@ mod tests {
         p.handle(t0, PttInput::Frame(t0, 1));
         drain(&mut p);
         p.handle(ms(t0, 5), PttInput::Denied(ch("a"), DenyReason::Busy));
-        assert_eq!(drain(&mut p), vec![PttAction::Busy(ch("a"), DenyReason::Busy)]);
+        assert_eq!(
+            drain(&mut p),
+            vec![PttAction::Busy(ch("a"), DenyReason::Busy)]
+        );
         assert_eq!(p.phase(), PttPhase::Idle);
         // A late grant after the deny is handed back.
         p.handle(ms(t0, 6), PttInput::Granted(ch("a")));
@@ -378,7 +477,10 @@ mod tests {
         p.handle(t0, PttInput::Press(ch("a")));
         p.handle(t0, PttInput::Granted(ch("a")));
         drain(&mut p);
-        p.handle(t0, PttInput::Revoked(ch("a"), RevokeReason::MaxDurationExceeded));
+        p.handle(
+            t0,
+            PttInput::Revoked(ch("a"), RevokeReason::MaxDurationExceeded),
+        );
         assert_eq!(
             drain(&mut p),
             vec![
@@ -392,7 +494,11 @@ mod tests {
         p.handle(t0, PttInput::Granted(ch("b")));
         drain(&mut p);
         p.handle(t0, PttInput::FloorIdle(ch("other")));
-        assert_eq!(p.phase(), PttPhase::Talking(ch("b")), "another channel's idle is ignored");
+        assert_eq!(
+            p.phase(),
+            PttPhase::Talking(ch("b")),
+            "another channel's idle is ignored"
+        );
         p.handle(t0, PttInput::FloorIdle(ch("b")));
         assert_eq!(drain(&mut p), vec![PttAction::TalkEnded(ch("b"))]);
     }
@@ -400,12 +506,19 @@ mod tests {
     #[test]
     fn pre_grant_buffer_is_bounded() {
         let t0 = Instant::now();
-        let mut p = Ptt::new(PttConfig { max_pre_grant: Duration::from_millis(100), ..Default::default() });
+        let mut p = Ptt::new(PttConfig {
+            max_pre_grant: Duration::from_millis(100),
+            ..Default::default()
+        });
         p.handle(t0, PttInput::Press(ch("a")));
         for i in 0..20u32 {
             p.handle(t0, PttInput::Frame(ms(t0, u64::from(i) * 20), i));
         }
         p.handle(t0, PttInput::Granted(ch("a")));
-        assert_eq!(sent(&drain(&mut p)), vec![15, 16, 17, 18, 19], "oldest frames dropped first");
+        assert_eq!(
+            sent(&drain(&mut p)),
+            vec![15, 16, 17, 18, 19],
+            "oldest frames dropped first"
+        );
     }
 }

@@ -9,7 +9,8 @@ use rtc::{
     ice::mdns::MulticastDnsMode,
     peer_connection::configuration::media_engine::MIME_TYPE_OPUS,
     rtp_transceiver::rtp_sender::{
-        RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+        RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+        RtpCodecKind,
     },
 };
 use tokio::sync::{mpsc, watch};
@@ -20,9 +21,9 @@ use webrtc::{
         track_remote::TrackRemote,
     },
     peer_connection::{
-        MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-        RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-        register_default_interceptors,
+        MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+        RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState,
+        RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
     },
     rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit},
 };
@@ -101,23 +102,37 @@ impl Media {
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> Result<Self, MediaError> {
         let mut me = MediaEngine::default();
-        me.register_codec(RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: OPUS_PT }, RtpCodecKind::Audio)?;
+        me.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus_codec(),
+                payload_type: OPUS_PT,
+            },
+            RtpCodecKind::Audio,
+        )?;
         let registry = register_default_interceptors(Registry::new(), &mut me)?;
-        let se = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
+        let se = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .build();
         let (gathered_tx, gathered) = watch::channel(0u64);
         let pc = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_media_engine(me)
             .with_setting_engine(se)
             .with_interceptor_registry(registry)
-            .with_handler(Arc::new(Handler { events, gathered: gathered_tx }))
+            .with_handler(Arc::new(Handler {
+                events,
+                gathered: gathered_tx,
+            }))
             .with_udp_addrs(vec![std::net::SocketAddr::new(bind_ip, 0)])
             .build()
             .await?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         let ssrc: u32 = rand::random();
         let encoding = RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
             codec: opus_codec(),
             ..Default::default()
         };
@@ -138,16 +153,26 @@ impl Media {
             }),
         )
         .await?;
-        Ok(Self { pc, uplink, ssrc, gathered })
+        Ok(Self {
+            pc,
+            uplink,
+            ssrc,
+            gathered,
+        })
     }
 
     async fn local_sdp_after_gathering(&mut self, round: u64) -> Result<String, MediaError> {
         let wait = self.gathered.wait_for(|n| *n > round);
-        match tokio::time::timeout(std::time::Duration::from_millis(GATHER_TIMEOUT_MS), wait).await {
+        match tokio::time::timeout(std::time::Duration::from_millis(GATHER_TIMEOUT_MS), wait).await
+        {
             Ok(Ok(_)) => {}
             _ => return Err(MediaError::GatherTimeout),
         }
-        self.pc.local_description().await.map(|d| d.sdp).ok_or(MediaError::NoLocalDescription)
+        self.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or(MediaError::NoLocalDescription)
     }
 
     /// Creates our offer (non-trickle: all candidates included).
@@ -160,13 +185,17 @@ impl Media {
 
     /// Applies the server's answer.
     pub(crate) async fn answer_received(&self, sdp: String) -> Result<(), MediaError> {
-        self.pc.set_remote_description(RTCSessionDescription::answer(sdp)?).await?;
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(sdp)?)
+            .await?;
         Ok(())
     }
 
     /// Applies a server offer (renegotiation) and returns our answer.
     pub(crate) async fn offer_received(&mut self, sdp: String) -> Result<String, MediaError> {
-        self.pc.set_remote_description(RTCSessionDescription::offer(sdp)?).await?;
+        self.pc
+            .set_remote_description(RTCSessionDescription::offer(sdp)?)
+            .await?;
         let round = *self.gathered.borrow();
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
@@ -174,7 +203,13 @@ impl Media {
     }
 
     /// Writes one Opus RTP packet on the uplink.
-    pub(crate) async fn send(&self, seq: u16, timestamp: u32, marker: bool, payload: Bytes) -> Result<(), MediaError> {
+    pub(crate) async fn send(
+        &self,
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: Bytes,
+    ) -> Result<(), MediaError> {
         let header = rtc::rtp::Header {
             version: 2,
             payload_type: OPUS_PT,
@@ -184,7 +219,9 @@ impl Media {
             marker,
             ..Default::default()
         };
-        self.uplink.write_rtp(rtc::rtp::Packet { header, payload }).await?;
+        self.uplink
+            .write_rtp(rtc::rtp::Packet { header, payload })
+            .await?;
         Ok(())
     }
 

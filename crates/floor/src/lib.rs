@@ -23,7 +23,11 @@
 //! requester here is a member. A floor queue (TS 24.380 §6.3.4.4
 //! "Queued") fits as a third state without changing the inputs or actions.
 
-use std::{collections::VecDeque, fmt::Debug, time::{Duration, Instant}};
+use std::{
+    collections::VecDeque,
+    fmt::Debug,
+    time::{Duration, Instant},
+};
 
 pub use squawk_protocol::{DenyReason, Priority, RevokeReason};
 
@@ -40,7 +44,10 @@ pub struct FloorConfig {
 
 impl Default for FloorConfig {
     fn default() -> Self {
-        Self { max_talk: Duration::from_secs(60), preemption: false }
+        Self {
+            max_talk: Duration::from_secs(60),
+            preemption: false,
+        }
     }
 }
 
@@ -134,7 +141,11 @@ pub struct Floor<P> {
 impl<P: Copy + Eq + Debug> Floor<P> {
     /// A new idle floor.
     pub fn new(config: FloorConfig) -> Self {
-        Self { config, state: FloorState::Idle, actions: VecDeque::new() }
+        Self {
+            config,
+            state: FloorState::Idle,
+            actions: VecDeque::new(),
+        }
     }
 
     /// The current state.
@@ -171,28 +182,56 @@ impl<P: Copy + Eq + Debug> Floor<P> {
     /// Feeds one input at time `now`.
     pub fn handle(&mut self, now: Instant, input: FloorInput<P>) {
         match (self.state, input) {
-            (FloorState::Idle, FloorInput::Request { who, priority }) => self.grant(now, who, priority),
-            (FloorState::Taken { holder, priority: held, .. }, FloorInput::Request { who, priority }) => {
+            (FloorState::Idle, FloorInput::Request { who, priority }) => {
+                self.grant(now, who, priority)
+            }
+            (
+                FloorState::Taken {
+                    holder,
+                    priority: held,
+                    ..
+                },
+                FloorInput::Request { who, priority },
+            ) => {
                 if who == holder {
                     // A repeated request (lost Granted, or a retry): confirm it,
                     // keeping the original deadline so it cannot extend its turn.
-                    let remaining = self.poll_timeout().map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
-                    self.actions.push_back(FloorAction::Granted { to: who, max_duration: remaining });
+                    let remaining = self
+                        .poll_timeout()
+                        .map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
+                    self.actions.push_back(FloorAction::Granted {
+                        to: who,
+                        max_duration: remaining,
+                    });
                 } else if self.config.preemption && priority > held {
-                    self.actions.push_back(FloorAction::Revoke { holder, reason: RevokeReason::Preempted });
+                    self.actions.push_back(FloorAction::Revoke {
+                        holder,
+                        reason: RevokeReason::Preempted,
+                    });
                     self.grant(now, who, priority);
                 } else {
-                    self.actions.push_back(FloorAction::Deny { to: who, reason: DenyReason::Busy });
+                    self.actions.push_back(FloorAction::Deny {
+                        to: who,
+                        reason: DenyReason::Busy,
+                    });
                 }
             }
-            (FloorState::Taken { holder, .. }, FloorInput::Release { who } | FloorInput::Left { who })
-                if who == holder =>
-            {
+            (
+                FloorState::Taken { holder, .. },
+                FloorInput::Release { who } | FloorInput::Left { who },
+            ) if who == holder => {
                 self.go_idle();
             }
-            (FloorState::Taken { holder, deadline, .. }, FloorInput::Tick) if now >= deadline => {
-                self.actions
-                    .push_back(FloorAction::Revoke { holder, reason: RevokeReason::MaxDurationExceeded });
+            (
+                FloorState::Taken {
+                    holder, deadline, ..
+                },
+                FloorInput::Tick,
+            ) if now >= deadline => {
+                self.actions.push_back(FloorAction::Revoke {
+                    holder,
+                    reason: RevokeReason::MaxDurationExceeded,
+                });
                 self.go_idle();
             }
             // Release or Left by a non-holder, Tick with nothing due, anything while idle: no-op.
@@ -202,9 +241,20 @@ impl<P: Copy + Eq + Debug> Floor<P> {
 
     fn grant(&mut self, now: Instant, who: P, priority: Priority) {
         let max_duration = self.config.max_talk;
-        self.state = FloorState::Taken { holder: who, priority, since: now, deadline: now + max_duration };
-        self.actions.push_back(FloorAction::Granted { to: who, max_duration });
-        self.actions.push_back(FloorAction::Taken { holder: who, priority });
+        self.state = FloorState::Taken {
+            holder: who,
+            priority,
+            since: now,
+            deadline: now + max_duration,
+        };
+        self.actions.push_back(FloorAction::Granted {
+            to: who,
+            max_duration,
+        });
+        self.actions.push_back(FloorAction::Taken {
+            holder: who,
+            priority,
+        });
     }
 
     fn go_idle(&mut self) {
@@ -226,11 +276,20 @@ mod tests {
     }
 
     fn req(who: u32) -> FloorInput<u32> {
-        FloorInput::Request { who, priority: Priority(0) }
+        FloorInput::Request {
+            who,
+            priority: Priority(0),
+        }
     }
 
     fn setup() -> (Floor<u32>, Instant) {
-        (Floor::new(FloorConfig { max_talk: Duration::from_secs(60), preemption: false }), Instant::now())
+        (
+            Floor::new(FloorConfig {
+                max_talk: Duration::from_secs(60),
+                preemption: false,
+            }),
+            Instant::now(),
+        )
     }
 
     #[test]
@@ -241,8 +300,14 @@ mod tests {
         assert_eq!(
             drain(&mut f),
             vec![
-                FloorAction::Granted { to: A, max_duration: Duration::from_secs(60) },
-                FloorAction::Taken { holder: A, priority: Priority(0) },
+                FloorAction::Granted {
+                    to: A,
+                    max_duration: Duration::from_secs(60)
+                },
+                FloorAction::Taken {
+                    holder: A,
+                    priority: Priority(0)
+                },
             ]
         );
         assert_eq!(f.holder(), Some(A));
@@ -254,8 +319,20 @@ mod tests {
         let (mut f, t) = setup();
         f.handle(t, req(A));
         drain(&mut f);
-        f.handle(t, FloorInput::Request { who: B, priority: Priority(200) });
-        assert_eq!(drain(&mut f), vec![FloorAction::Deny { to: B, reason: DenyReason::Busy }]);
+        f.handle(
+            t,
+            FloorInput::Request {
+                who: B,
+                priority: Priority(200),
+            },
+        );
+        assert_eq!(
+            drain(&mut f),
+            vec![FloorAction::Deny {
+                to: B,
+                reason: DenyReason::Busy
+            }]
+        );
         assert_eq!(f.holder(), Some(A));
     }
 
@@ -267,7 +344,10 @@ mod tests {
         f.handle(t + Duration::from_secs(10), req(A));
         assert_eq!(
             drain(&mut f),
-            vec![FloorAction::Granted { to: A, max_duration: Duration::from_secs(50) }]
+            vec![FloorAction::Granted {
+                to: A,
+                max_duration: Duration::from_secs(50)
+            }]
         );
         assert_eq!(f.poll_timeout(), Some(t + Duration::from_secs(60)));
     }
@@ -322,7 +402,10 @@ mod tests {
         assert_eq!(
             drain(&mut f),
             vec![
-                FloorAction::Revoke { holder: A, reason: RevokeReason::MaxDurationExceeded },
+                FloorAction::Revoke {
+                    holder: A,
+                    reason: RevokeReason::MaxDurationExceeded
+                },
                 FloorAction::Idle
             ]
         );
@@ -332,20 +415,56 @@ mod tests {
     #[test]
     fn preemption_by_higher_priority_when_enabled() {
         let t = Instant::now();
-        let mut f = Floor::new(FloorConfig { max_talk: Duration::from_secs(30), preemption: true });
-        f.handle(t, FloorInput::Request { who: A, priority: Priority(1) });
+        let mut f = Floor::new(FloorConfig {
+            max_talk: Duration::from_secs(30),
+            preemption: true,
+        });
+        f.handle(
+            t,
+            FloorInput::Request {
+                who: A,
+                priority: Priority(1),
+            },
+        );
         drain(&mut f);
         // Equal priority does not pre-empt.
-        f.handle(t, FloorInput::Request { who: B, priority: Priority(1) });
-        assert_eq!(drain(&mut f), vec![FloorAction::Deny { to: B, reason: DenyReason::Busy }]);
+        f.handle(
+            t,
+            FloorInput::Request {
+                who: B,
+                priority: Priority(1),
+            },
+        );
+        assert_eq!(
+            drain(&mut f),
+            vec![FloorAction::Deny {
+                to: B,
+                reason: DenyReason::Busy
+            }]
+        );
         let t2 = t + Duration::from_secs(5);
-        f.handle(t2, FloorInput::Request { who: C, priority: Priority(9) });
+        f.handle(
+            t2,
+            FloorInput::Request {
+                who: C,
+                priority: Priority(9),
+            },
+        );
         assert_eq!(
             drain(&mut f),
             vec![
-                FloorAction::Revoke { holder: A, reason: RevokeReason::Preempted },
-                FloorAction::Granted { to: C, max_duration: Duration::from_secs(30) },
-                FloorAction::Taken { holder: C, priority: Priority(9) },
+                FloorAction::Revoke {
+                    holder: A,
+                    reason: RevokeReason::Preempted
+                },
+                FloorAction::Granted {
+                    to: C,
+                    max_duration: Duration::from_secs(30)
+                },
+                FloorAction::Taken {
+                    holder: C,
+                    priority: Priority(9)
+                },
             ]
         );
         assert_eq!(f.poll_timeout(), Some(t2 + Duration::from_secs(30)));

@@ -97,9 +97,15 @@ mod tests {
     #[test]
     fn rejects_bad_names() {
         assert_eq!(ChannelName::new(""), Err(ChannelNameError::Empty));
-        assert_eq!(ChannelName::new("a".repeat(65)), Err(ChannelNameError::TooLong));
+        assert_eq!(
+            ChannelName::new("a".repeat(65)),
+            Err(ChannelNameError::TooLong)
+        );
         assert_eq!(ChannelName::new("a b"), Err(ChannelNameError::BadChar(' ')));
-        assert_eq!(ChannelName::new("../x"), Err(ChannelNameError::BadChar('/')));
+        assert_eq!(
+            ChannelName::new("../x"),
+            Err(ChannelNameError::BadChar('/'))
+        );
         assert_eq!(ChannelName::new("é"), Err(ChannelNameError::BadChar('é')));
     }
 }

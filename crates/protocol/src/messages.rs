@@ -12,7 +12,9 @@ pub type ClientId = u64;
 /// Today every request is served first come, first served; the value is
 /// carried so that pre-emption and a priority queue can be added without a
 /// protocol change.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Priority(pub u8);
 
@@ -194,11 +196,27 @@ pub enum ServerMessage {
 }
 
 const CLIENT_TYPES: &[&str] = &[
-    "hello", "join", "leave", "offer", "answer", "floor_request", "floor_release",
+    "hello",
+    "join",
+    "leave",
+    "offer",
+    "answer",
+    "floor_request",
+    "floor_release",
 ];
 const SERVER_TYPES: &[&str] = &[
-    "welcome", "joined", "left", "presence", "offer", "answer", "floor_granted", "floor_deny",
-    "floor_taken", "floor_idle", "floor_revoke", "error",
+    "welcome",
+    "joined",
+    "left",
+    "presence",
+    "offer",
+    "answer",
+    "floor_granted",
+    "floor_deny",
+    "floor_taken",
+    "floor_idle",
+    "floor_revoke",
+    "error",
 ];
 
 fn parse<T: DeserializeOwned>(text: &str, known: &[&str]) -> Result<T, ParseError> {
@@ -210,10 +228,10 @@ fn parse<T: DeserializeOwned>(text: &str, known: &[&str]) -> Result<T, ParseErro
     if !known.contains(&kind) {
         return Err(ParseError::UnknownType(kind.chars().take(64).collect()));
     }
-    if let Some(ch) = value.get("channel").and_then(|c| c.as_str()) {
-        if let Err(e) = ChannelName::new(ch) {
-            return Err(ParseError::InvalidChannel(e.to_string()));
-        }
+    if let Some(ch) = value.get("channel").and_then(|c| c.as_str())
+        && let Err(e) = ChannelName::new(ch)
+    {
+        return Err(ParseError::InvalidChannel(e.to_string()));
     }
     serde_json::from_value(value).map_err(|e| ParseError::Malformed(e.to_string()))
 }
@@ -265,7 +283,10 @@ impl ServerMessage {
 
     /// Shorthand for an [`ServerMessage::Error`].
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::Error { code, message: message.into() }
+        Self::Error {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -281,34 +302,67 @@ mod tests {
     #[test]
     fn every_client_message_round_trips() {
         let all = vec![
-            ClientMessage::Hello { version: PROTOCOL_VERSION, name: "Ann".into() },
+            ClientMessage::Hello {
+                version: PROTOCOL_VERSION,
+                name: "Ann".into(),
+            },
             ClientMessage::Join { channel: ch("ops") },
             ClientMessage::Leave { channel: ch("ops") },
-            ClientMessage::Offer { sdp: "v=0\r\n".into() },
-            ClientMessage::Answer { sdp: "v=0\r\n".into() },
-            ClientMessage::FloorRequest { channel: ch("ops"), priority: Priority(7) },
+            ClientMessage::Offer {
+                sdp: "v=0\r\n".into(),
+            },
+            ClientMessage::Answer {
+                sdp: "v=0\r\n".into(),
+            },
+            ClientMessage::FloorRequest {
+                channel: ch("ops"),
+                priority: Priority(7),
+            },
             ClientMessage::FloorRelease { channel: ch("ops") },
         ];
         assert_eq!(all.len(), CLIENT_TYPES.len());
         for m in all {
             let text = m.to_json();
-            assert!(text.contains(&format!("\"type\":\"{}\"", m.variant())), "{text}");
+            assert!(
+                text.contains(&format!("\"type\":\"{}\"", m.variant())),
+                "{text}"
+            );
             assert_eq!(ClientMessage::from_json(&text).unwrap(), m);
         }
     }
 
     #[test]
     fn every_server_message_round_trips() {
-        let members = vec![Member { id: 1, name: "Ann".into() }];
+        let members = vec![Member {
+            id: 1,
+            name: "Ann".into(),
+        }];
         let all = vec![
-            ServerMessage::Welcome { version: 1, client_id: 3, max_talk_ms: 60_000 },
-            ServerMessage::Joined { channel: ch("a"), mid: "1".into(), members: members.clone() },
+            ServerMessage::Welcome {
+                version: 1,
+                client_id: 3,
+                max_talk_ms: 60_000,
+            },
+            ServerMessage::Joined {
+                channel: ch("a"),
+                mid: "1".into(),
+                members: members.clone(),
+            },
             ServerMessage::Left { channel: ch("a") },
-            ServerMessage::Presence { channel: ch("a"), members },
+            ServerMessage::Presence {
+                channel: ch("a"),
+                members,
+            },
             ServerMessage::Offer { sdp: "x".into() },
             ServerMessage::Answer { sdp: "y".into() },
-            ServerMessage::FloorGranted { channel: ch("a"), max_duration_ms: 60_000 },
-            ServerMessage::FloorDeny { channel: ch("a"), reason: DenyReason::Busy },
+            ServerMessage::FloorGranted {
+                channel: ch("a"),
+                max_duration_ms: 60_000,
+            },
+            ServerMessage::FloorDeny {
+                channel: ch("a"),
+                reason: DenyReason::Busy,
+            },
             ServerMessage::FloorTaken {
                 channel: ch("a"),
                 talker: 4,
@@ -316,7 +370,10 @@ mod tests {
                 priority: Priority::default(),
             },
             ServerMessage::FloorIdle { channel: ch("a") },
-            ServerMessage::FloorRevoke { channel: ch("a"), reason: RevokeReason::MaxDurationExceeded },
+            ServerMessage::FloorRevoke {
+                channel: ch("a"),
+                reason: RevokeReason::MaxDurationExceeded,
+            },
             ServerMessage::error(ErrorCode::InvalidSdp, "bad"),
         ];
         assert_eq!(all.len(), SERVER_TYPES.len());
@@ -328,11 +385,26 @@ mod tests {
     #[test]
     fn wire_format_is_stable() {
         let m = ClientMessage::from_json(r#"{"type":"floor_request","channel":"ops"}"#).unwrap();
-        assert_eq!(m, ClientMessage::FloorRequest { channel: ch("ops"), priority: Priority(0) });
+        assert_eq!(
+            m,
+            ClientMessage::FloorRequest {
+                channel: ch("ops"),
+                priority: Priority(0)
+            }
+        );
         let e = ServerMessage::error(ErrorCode::UnsupportedVersion, "v9");
-        assert_eq!(e.to_json(), r#"{"type":"error","code":"unsupported_version","message":"v9"}"#);
-        let d = ServerMessage::FloorDeny { channel: ch("ops"), reason: DenyReason::NotMember };
-        assert_eq!(d.to_json(), r#"{"type":"floor_deny","channel":"ops","reason":"not_member"}"#);
+        assert_eq!(
+            e.to_json(),
+            r#"{"type":"error","code":"unsupported_version","message":"v9"}"#
+        );
+        let d = ServerMessage::FloorDeny {
+            channel: ch("ops"),
+            reason: DenyReason::NotMember,
+        };
+        assert_eq!(
+            d.to_json(),
+            r#"{"type":"floor_deny","channel":"ops","reason":"not_member"}"#
+        );
     }
 
     #[test]
@@ -343,9 +415,18 @@ mod tests {
             (r#"{"channel":"x"}"#, ErrorCode::MalformedMessage),
             (r#"{"type":"teleport"}"#, ErrorCode::UnknownMessageType),
             (r#"{"type":"join"}"#, ErrorCode::MalformedMessage),
-            (r#"{"type":"join","channel":"no spaces"}"#, ErrorCode::InvalidChannel),
-            (r#"{"type":"hello","version":"1","name":"x"}"#, ErrorCode::MalformedMessage),
-            (r#"{"type":"floor_request","channel":"x","priority":300}"#, ErrorCode::MalformedMessage),
+            (
+                r#"{"type":"join","channel":"no spaces"}"#,
+                ErrorCode::InvalidChannel,
+            ),
+            (
+                r#"{"type":"hello","version":"1","name":"x"}"#,
+                ErrorCode::MalformedMessage,
+            ),
+            (
+                r#"{"type":"floor_request","channel":"x","priority":300}"#,
+                ErrorCode::MalformedMessage,
+            ),
         ];
         for (text, code) in cases {
             let err = ClientMessage::from_json(text).unwrap_err();

@@ -89,8 +89,10 @@ impl ServerConfig {
     /// [`ConfigError`] if the file is unreadable, not TOML, has unknown keys
     /// or fails [`ServerConfig::validate`].
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.display().to_string(),
             source: Box::new(source),
@@ -105,10 +107,14 @@ impl ServerConfig {
     /// [`ConfigError::Invalid`] naming the offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_talk_secs == 0 {
-            return Err(ConfigError::Invalid("max_talk_secs must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "max_talk_secs must be at least 1".into(),
+            ));
         }
         if self.max_channels_per_client == 0 {
-            return Err(ConfigError::Invalid("max_channels_per_client must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "max_channels_per_client must be at least 1".into(),
+            ));
         }
         if self.media.ip().is_unspecified() && self.advertise_ip.is_none() {
             return Err(ConfigError::Invalid(format!(

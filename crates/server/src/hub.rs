@@ -36,9 +36,16 @@ pub(crate) const SESSION_QUEUE: usize = 256;
 #[derive(Debug)]
 pub(crate) enum HubMsg {
     /// A session said a valid hello.
-    Hello { client: ClientId, name: String, out: SessionTx },
+    Hello {
+        client: ClientId,
+        name: String,
+        out: SessionTx,
+    },
     /// A message from an identified session (never `Hello`).
-    Client { client: ClientId, msg: ClientMessage },
+    Client {
+        client: ClientId,
+        msg: ClientMessage,
+    },
     /// The session ended (closed, timed out or failed).
     Gone { client: ClientId },
     /// A worker saw the connection's media path come up or go down.
@@ -80,7 +87,10 @@ fn send(out: &SessionTx, msg: ServerMessage) {
 
 impl Hub {
     pub(crate) fn new(config: ServerConfig, workers: Workers) -> Self {
-        let floor_config = FloorConfig { max_talk: config.max_talk(), preemption: config.preemption };
+        let floor_config = FloorConfig {
+            max_talk: config.max_talk(),
+            preemption: config.preemption,
+        };
         let mut hub = Self {
             config,
             floor_config,
@@ -104,7 +114,11 @@ impl Hub {
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Workers {
         loop {
-            let deadline = self.channels.values().filter_map(|c| c.floor.poll_timeout()).min();
+            let deadline = self
+                .channels
+                .values()
+                .filter_map(|c| c.floor.poll_timeout())
+                .min();
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -140,21 +154,38 @@ impl Hub {
             HubMsg::Hello { client, name, out } => {
                 let worker = self.next_worker % self.workers.len();
                 self.next_worker = self.next_worker.wrapping_add(1);
-                self.workers.send(worker, WorkerCmd::AddPeer { client, out: out.clone() });
-                send(&out, ServerMessage::Welcome {
-                    version: squawk_protocol::PROTOCOL_VERSION,
-                    client_id: client,
-                    max_talk_ms: self.floor_config.max_talk.as_millis() as u64,
-                });
+                self.workers.send(
+                    worker,
+                    WorkerCmd::AddPeer {
+                        client,
+                        out: out.clone(),
+                    },
+                );
+                send(
+                    &out,
+                    ServerMessage::Welcome {
+                        version: squawk_protocol::PROTOCOL_VERSION,
+                        client_id: client,
+                        max_talk_ms: self.floor_config.max_talk.as_millis() as u64,
+                    },
+                );
                 info!(client, %name, worker, "hello");
                 self.sessions.insert(
                     client,
-                    Session { name, out, worker, channels: BTreeSet::new(), media_up: false },
+                    Session {
+                        name,
+                        out,
+                        worker,
+                        channels: BTreeSet::new(),
+                        media_up: false,
+                    },
                 );
             }
             HubMsg::Client { client, msg } => self.client_message(now, client, msg),
             HubMsg::Gone { client } => {
-                let Some(session) = self.sessions.get(&client) else { return };
+                let Some(session) = self.sessions.get(&client) else {
+                    return;
+                };
                 let worker = session.worker;
                 for chan in session.channels.clone() {
                     self.leave(now, client, chan, false);
@@ -164,7 +195,9 @@ impl Hub {
                 info!(client, "gone");
             }
             HubMsg::Media { client, connected } => {
-                let Some(session) = self.sessions.get_mut(&client) else { return };
+                let Some(session) = self.sessions.get_mut(&client) else {
+                    return;
+                };
                 session.media_up = connected;
                 debug!(client, connected, "media");
                 if !connected {
@@ -184,40 +217,80 @@ impl Hub {
     }
 
     fn client_message(&mut self, now: Instant, client: ClientId, msg: ClientMessage) {
-        let Some(session) = self.sessions.get(&client) else { return };
+        let Some(session) = self.sessions.get(&client) else {
+            return;
+        };
         let worker = session.worker;
         match msg {
             ClientMessage::Hello { .. } => {
-                self.error(client, ErrorCode::AlreadyIdentified, "hello was already received");
+                self.error(
+                    client,
+                    ErrorCode::AlreadyIdentified,
+                    "hello was already received",
+                );
             }
             ClientMessage::Join { channel } => self.join(client, channel),
             ClientMessage::Leave { channel } => match self.member_of(client, &channel) {
                 Some(chan) => self.leave(now, client, chan, true),
-                None => self.error(client, ErrorCode::NotMember, format!("not in channel {channel}")),
+                None => self.error(
+                    client,
+                    ErrorCode::NotMember,
+                    format!("not in channel {channel}"),
+                ),
             },
-            ClientMessage::Offer { sdp } => self.workers.send(worker, WorkerCmd::Offer { client, sdp }),
-            ClientMessage::Answer { sdp } => self.workers.send(worker, WorkerCmd::Answer { client, sdp }),
+            ClientMessage::Offer { sdp } => {
+                self.workers.send(worker, WorkerCmd::Offer { client, sdp })
+            }
+            ClientMessage::Answer { sdp } => {
+                self.workers.send(worker, WorkerCmd::Answer { client, sdp })
+            }
             ClientMessage::FloorRequest { channel, priority } => {
                 let Some(chan) = self.member_of(client, &channel) else {
-                    send(&session.out, ServerMessage::FloorDeny { channel, reason: DenyReason::NotMember });
+                    send(
+                        &session.out,
+                        ServerMessage::FloorDeny {
+                            channel,
+                            reason: DenyReason::NotMember,
+                        },
+                    );
                     return;
                 };
                 if !session.media_up {
-                    send(&session.out, ServerMessage::FloorDeny { channel, reason: DenyReason::NoMedia });
+                    send(
+                        &session.out,
+                        ServerMessage::FloorDeny {
+                            channel,
+                            reason: DenyReason::NoMedia,
+                        },
+                    );
                     return;
                 }
-                self.floor_input(now, chan, FloorInput::Request { who: client, priority });
+                self.floor_input(
+                    now,
+                    chan,
+                    FloorInput::Request {
+                        who: client,
+                        priority,
+                    },
+                );
             }
             ClientMessage::FloorRelease { channel } => match self.member_of(client, &channel) {
                 Some(chan) => self.floor_input(now, chan, FloorInput::Release { who: client }),
-                None => self.error(client, ErrorCode::NotMember, format!("not in channel {channel}")),
+                None => self.error(
+                    client,
+                    ErrorCode::NotMember,
+                    format!("not in channel {channel}"),
+                ),
             },
         }
     }
 
     fn member_of(&self, client: ClientId, channel: &ChannelName) -> Option<ChanId> {
         let chan = *self.by_name.get(channel)?;
-        self.channels[&chan].members.contains(&client).then_some(chan)
+        self.channels[&chan]
+            .members
+            .contains(&client)
+            .then_some(chan)
     }
 
     fn create_channel(&mut self, name: ChannelName, fixed: bool) -> ChanId {
@@ -226,7 +299,12 @@ impl Hub {
         self.by_name.insert(name.clone(), id);
         self.channels.insert(
             id,
-            Channel { name, fixed, members: BTreeSet::new(), floor: Floor::new(self.floor_config) },
+            Channel {
+                name,
+                fixed,
+                members: BTreeSet::new(),
+                floor: Floor::new(self.floor_config),
+            },
         );
         id
     }
@@ -235,7 +313,12 @@ impl Hub {
         self.channels[&chan]
             .members
             .iter()
-            .filter_map(|id| self.sessions.get(id).map(|s| Member { id: *id, name: s.name.clone() }))
+            .filter_map(|id| {
+                self.sessions.get(id).map(|s| Member {
+                    id: *id,
+                    name: s.name.clone(),
+                })
+            })
             .collect()
     }
 
@@ -247,7 +330,13 @@ impl Hub {
                 continue;
             }
             if let Some(s) = self.sessions.get(id) {
-                send(&s.out, ServerMessage::Presence { channel: channel.clone(), members: members.clone() });
+                send(
+                    &s.out,
+                    ServerMessage::Presence {
+                        channel: channel.clone(),
+                        members: members.clone(),
+                    },
+                );
             }
         }
     }
@@ -255,23 +344,38 @@ impl Hub {
     fn join(&mut self, client: ClientId, channel: ChannelName) {
         let chan = match self.by_name.get(&channel) {
             Some(id) => *id,
-            None if self.config.create_channels_on_join => self.create_channel(channel.clone(), false),
+            None if self.config.create_channels_on_join => {
+                self.create_channel(channel.clone(), false)
+            }
             None => {
-                self.error(client, ErrorCode::ChannelNotFound, format!("no channel {channel} on this server"));
+                self.error(
+                    client,
+                    ErrorCode::ChannelNotFound,
+                    format!("no channel {channel} on this server"),
+                );
                 return;
             }
         };
         let session = &self.sessions[&client];
         if session.channels.contains(&chan) {
             // Already a member: repeat the presence so the client can resync.
-            send(&session.out, ServerMessage::Presence { channel, members: self.members(chan) });
+            send(
+                &session.out,
+                ServerMessage::Presence {
+                    channel,
+                    members: self.members(chan),
+                },
+            );
             return;
         }
         if session.channels.len() >= self.config.max_channels_per_client {
             self.error(
                 client,
                 ErrorCode::TooManyChannels,
-                format!("at most {} channels per connection", self.config.max_channels_per_client),
+                format!(
+                    "at most {} channels per connection",
+                    self.config.max_channels_per_client
+                ),
             );
             return;
         }
@@ -294,19 +398,22 @@ impl Hub {
             }),
         });
         // Late joiners learn who is talking right now.
-        if let Some(holder) = self.channels[&chan].floor.holder() {
-            if let (Some(h), Some(s)) = (self.sessions.get(&holder), self.sessions.get(&client)) {
-                let priority = match self.channels[&chan].floor.state() {
-                    squawk_floor::FloorState::Taken { priority, .. } => priority,
-                    squawk_floor::FloorState::Idle => Default::default(),
-                };
-                send(&s.out, ServerMessage::FloorTaken {
+        if let Some(holder) = self.channels[&chan].floor.holder()
+            && let (Some(h), Some(s)) = (self.sessions.get(&holder), self.sessions.get(&client))
+        {
+            let priority = match self.channels[&chan].floor.state() {
+                squawk_floor::FloorState::Taken { priority, .. } => priority,
+                squawk_floor::FloorState::Idle => Default::default(),
+            };
+            send(
+                &s.out,
+                ServerMessage::FloorTaken {
                     channel: channel.clone(),
                     talker: holder,
                     talker_name: h.name.clone(),
                     priority,
-                });
-            }
+                },
+            );
         }
         self.presence(chan, Some(client));
         info!(client, %channel, "join");
@@ -314,7 +421,9 @@ impl Hub {
 
     fn leave(&mut self, now: Instant, client: ClientId, chan: ChanId, tell_client: bool) {
         self.floor_input(now, chan, FloorInput::Left { who: client });
-        let Some(c) = self.channels.get_mut(&chan) else { return };
+        let Some(c) = self.channels.get_mut(&chan) else {
+            return;
+        };
         c.members.remove(&client);
         let name = c.name.clone();
         let empty = c.members.is_empty() && !c.fixed;
@@ -322,11 +431,17 @@ impl Hub {
         if let Some(s) = self.sessions.get_mut(&client) {
             s.channels.remove(&chan);
             if tell_client {
-                send(&s.out, ServerMessage::Left { channel: name.clone() });
+                send(
+                    &s.out,
+                    ServerMessage::Left {
+                        channel: name.clone(),
+                    },
+                );
             }
         }
         if let Some(home) = home {
-            self.workers.broadcast(|_| WorkerCmd::Unsubscribe { client, chan, home });
+            self.workers
+                .broadcast(|_| WorkerCmd::Unsubscribe { client, chan, home });
         }
         if empty {
             self.channels.remove(&chan);
@@ -339,9 +454,15 @@ impl Hub {
     }
 
     fn floor_input(&mut self, now: Instant, chan: ChanId, input: FloorInput<ClientId>) {
-        let Some(c) = self.channels.get_mut(&chan) else { return };
+        let Some(c) = self.channels.get_mut(&chan) else {
+            return;
+        };
         c.floor.handle(now, input);
-        while let Some(action) = self.channels.get_mut(&chan).and_then(|c| c.floor.poll_action()) {
+        while let Some(action) = self
+            .channels
+            .get_mut(&chan)
+            .and_then(|c| c.floor.poll_action())
+        {
             self.floor_action(chan, action);
         }
     }
@@ -352,12 +473,18 @@ impl Hub {
         match action {
             FloorAction::Granted { to, max_duration } => {
                 // Workers first: media that follows the grant must find the route open.
-                self.workers.broadcast(|_| WorkerCmd::SetTalker { chan, talker: Some(to) });
+                self.workers.broadcast(|_| WorkerCmd::SetTalker {
+                    chan,
+                    talker: Some(to),
+                });
                 if let Some(s) = self.sessions.get(&to) {
-                    send(&s.out, ServerMessage::FloorGranted {
-                        channel,
-                        max_duration_ms: max_duration.as_millis() as u64,
-                    });
+                    send(
+                        &s.out,
+                        ServerMessage::FloorGranted {
+                            channel,
+                            max_duration_ms: max_duration.as_millis() as u64,
+                        },
+                    );
                 }
             }
             FloorAction::Deny { to, reason } => {
@@ -366,29 +493,43 @@ impl Hub {
                 }
             }
             FloorAction::Taken { holder, priority } => {
-                let talker_name = self.sessions.get(&holder).map(|s| s.name.clone()).unwrap_or_default();
+                let talker_name = self
+                    .sessions
+                    .get(&holder)
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
                 for id in c.members.iter().filter(|id| **id != holder) {
                     if let Some(s) = self.sessions.get(id) {
-                        send(&s.out, ServerMessage::FloorTaken {
-                            channel: channel.clone(),
-                            talker: holder,
-                            talker_name: talker_name.clone(),
-                            priority,
-                        });
+                        send(
+                            &s.out,
+                            ServerMessage::FloorTaken {
+                                channel: channel.clone(),
+                                talker: holder,
+                                talker_name: talker_name.clone(),
+                                priority,
+                            },
+                        );
                     }
                 }
             }
             FloorAction::Revoke { holder, reason } => {
-                self.workers.broadcast(|_| WorkerCmd::SetTalker { chan, talker: None });
+                self.workers
+                    .broadcast(|_| WorkerCmd::SetTalker { chan, talker: None });
                 if let Some(s) = self.sessions.get(&holder) {
                     send(&s.out, ServerMessage::FloorRevoke { channel, reason });
                 }
             }
             FloorAction::Idle => {
-                self.workers.broadcast(|_| WorkerCmd::SetTalker { chan, talker: None });
+                self.workers
+                    .broadcast(|_| WorkerCmd::SetTalker { chan, talker: None });
                 for id in &c.members {
                     if let Some(s) = self.sessions.get(id) {
-                        send(&s.out, ServerMessage::FloorIdle { channel: channel.clone() });
+                        send(
+                            &s.out,
+                            ServerMessage::FloorIdle {
+                                channel: channel.clone(),
+                            },
+                        );
                     }
                 }
             }

@@ -88,13 +88,28 @@ impl Server {
         config.validate()?;
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
-            .map_err(|source| StartError::Bind { what: "http", addr: config.http, source })?;
-        let http_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { what: "http", addr: config.http, source })?;
+            .map_err(|source| StartError::Bind {
+                what: "http",
+                addr: config.http,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            what: "http",
+            addr: config.http,
+            source,
+        })?;
         let (hub_tx, hub_rx) = mpsc::channel(4096);
-        let workers = sfu::Workers::start(config.worker_count(), config.media, config.advertise_ip, hub_tx.clone())
-            .map_err(|source| StartError::Bind { what: "media", addr: config.media, source })?;
+        let workers = sfu::Workers::start(
+            config.worker_count(),
+            config.media,
+            config.advertise_ip,
+            hub_tx.clone(),
+        )
+        .map_err(|source| StartError::Bind {
+            what: "media",
+            addr: config.media,
+            source,
+        })?;
         let media_addrs = workers.addrs().to_vec();
         let stats = workers.stats_handle();
         info!(%http_addr, ?media_addrs, "squawk-server listening");
@@ -104,10 +119,16 @@ impl Server {
         let mut hub_shutdown = shutdown_rx.clone();
         let hub = tokio::spawn(async move {
             let mut workers = hub.run(hub_rx, &mut hub_shutdown).await;
-            tokio::task::spawn_blocking(move || workers.shutdown()).await.ok();
+            tokio::task::spawn_blocking(move || workers.shutdown())
+                .await
+                .ok();
         });
 
-        let state = AppState { hub: hub_tx, ids: Arc::new(AtomicU64::new(1)), stats: stats.clone() };
+        let state = AppState {
+            hub: hub_tx,
+            ids: Arc::new(AtomicU64::new(1)),
+            stats: stats.clone(),
+        };
         let app = Router::new()
             .route("/health", get(health))
             .route("/stats", get(stats_route))
@@ -128,7 +149,14 @@ impl Server {
                 tracing::error!("http server: {e}");
             }
         });
-        Ok(Self { http_addr, media_addrs, stats, shutdown, http, hub })
+        Ok(Self {
+            http_addr,
+            media_addrs,
+            stats,
+            shutdown,
+            http,
+            hub,
+        })
     }
 
     /// The bound HTTP address (`ws://ADDR/ws` is the signaling endpoint).
@@ -155,8 +183,10 @@ impl Server {
 }
 
 async fn health() -> impl IntoResponse {
-    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"),
-        "protocol": squawk_protocol::PROTOCOL_VERSION }))
+    Json(
+        serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"),
+        "protocol": squawk_protocol::PROTOCOL_VERSION }),
+    )
 }
 
 async fn stats_route(State(state): State<AppState>) -> impl IntoResponse {

@@ -61,11 +61,18 @@ fn main() -> anyhow::Result<()> {
     if let Some(v) = args.max_talk_secs {
         config.max_talk_secs = v;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
     rt.block_on(async move {
         let server = Server::start(config).await?;
         // Tests and scripts read this line to learn the bound addresses.
-        println!("squawk-server ready http={} media={:?}", server.http_addr(), server.media_addrs());
+        println!(
+            "squawk-server ready http={} media={:?}",
+            server.http_addr(),
+            server.media_addrs()
+        );
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;

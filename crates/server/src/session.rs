@@ -91,9 +91,15 @@ pub(crate) async fn run(socket: WebSocket, hub: mpsc::Sender<HubMsg>, ids: Arc<A
         let text = match frame {
             Message::Text(t) => t,
             Message::Binary(b) => {
-                let code =
-                    if b.len() > MAX_FRAME_BYTES { ErrorCode::FrameTooLarge } else { ErrorCode::MalformedMessage };
-                reply(ServerMessage::error(code, "binary frames are not part of the protocol; send JSON text"));
+                let code = if b.len() > MAX_FRAME_BYTES {
+                    ErrorCode::FrameTooLarge
+                } else {
+                    ErrorCode::MalformedMessage
+                };
+                reply(ServerMessage::error(
+                    code,
+                    "binary frames are not part of the protocol; send JSON text",
+                ));
                 continue;
             }
             Message::Close(_) => break,
@@ -102,7 +108,10 @@ pub(crate) async fn run(socket: WebSocket, hub: mpsc::Sender<HubMsg>, ids: Arc<A
         if text.len() > MAX_FRAME_BYTES {
             reply(ServerMessage::error(
                 ErrorCode::FrameTooLarge,
-                format!("frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}", text.len()),
+                format!(
+                    "frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}",
+                    text.len()
+                ),
             ));
             continue;
         }
@@ -123,14 +132,24 @@ pub(crate) async fn run(socket: WebSocket, hub: mpsc::Sender<HubMsg>, ids: Arc<A
             ClientMessage::Hello { version, .. } if version != PROTOCOL_VERSION => {
                 reply(ServerMessage::error(
                     ErrorCode::UnsupportedVersion,
-                    format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
+                    format!(
+                        "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
+                    ),
                 ));
                 break;
             }
             ClientMessage::Hello { name, .. } => match check_name(&name) {
                 Err(e) => reply(ServerMessage::error(ErrorCode::InvalidName, e)),
                 Ok(()) => {
-                    if hub.send(HubMsg::Hello { client, name, out: tx.clone() }).await.is_err() {
+                    if hub
+                        .send(HubMsg::Hello {
+                            client,
+                            name,
+                            out: tx.clone(),
+                        })
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                     identified = true;

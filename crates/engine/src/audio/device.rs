@@ -54,9 +54,17 @@ fn cpal_err(e: impl std::fmt::Display) -> DeviceError {
 fn pick(input: bool, name: Option<&str>) -> Result<cpal::Device, DeviceError> {
     let host = cpal::default_host();
     let kind = if input { "input" } else { "output" };
-    let not_found = || DeviceError::NotFound { kind, name: name.map(str::to_owned) };
+    let not_found = || DeviceError::NotFound {
+        kind,
+        name: name.map(str::to_owned),
+    };
     match name {
-        None => if input { host.default_input_device() } else { host.default_output_device() }.ok_or_else(not_found),
+        None => if input {
+            host.default_input_device()
+        } else {
+            host.default_output_device()
+        }
+        .ok_or_else(not_found),
         Some(wanted) => {
             let devices: Vec<cpal::Device> = if input {
                 host.input_devices().map_err(cpal_err)?.collect()
@@ -65,23 +73,35 @@ fn pick(input: bool, name: Option<&str>) -> Result<cpal::Device, DeviceError> {
             };
             devices
                 .into_iter()
-                .find(|d| d.description().is_ok_and(|desc| desc.name().contains(wanted)))
+                .find(|d| {
+                    d.description()
+                        .is_ok_and(|desc| desc.name().contains(wanted))
+                })
                 .ok_or_else(not_found)
         }
     }
 }
 
 /// Prefers 48 kHz f32 so that nothing needs resampling; else the default.
-fn pick_config(device: &cpal::Device, input: bool) -> Result<cpal::SupportedStreamConfig, DeviceError> {
+fn pick_config(
+    device: &cpal::Device,
+    input: bool,
+) -> Result<cpal::SupportedStreamConfig, DeviceError> {
     let ranges: Vec<cpal::SupportedStreamConfigRange> = if input {
-        device.supported_input_configs().map_err(cpal_err)?.collect()
+        device
+            .supported_input_configs()
+            .map_err(cpal_err)?
+            .collect()
     } else {
-        device.supported_output_configs().map_err(cpal_err)?.collect()
+        device
+            .supported_output_configs()
+            .map_err(cpal_err)?
+            .collect()
     };
     let best = ranges
         .iter()
         .filter(|r| r.sample_format() == cpal::SampleFormat::F32)
-        .find_map(|r| r.clone().try_with_sample_rate(SAMPLE_RATE));
+        .find_map(|r| (*r).try_with_sample_rate(SAMPLE_RATE));
     match best {
         Some(c) => Ok(c),
         None if input => device.default_input_config().map_err(cpal_err),
@@ -129,7 +149,7 @@ pub fn start_capture(
                 let channels = usize::from(config.channels().max(1));
                 // One second of mono audio at the device rate.
                 let (mut prod, cons) = HeapRb::<f32>::new(rate as usize).split();
-                let stream_config: cpal::StreamConfig = config.clone().into();
+                let stream_config: cpal::StreamConfig = config.into();
                 let err_fn = |e| tracing::warn!("capture stream: {e}");
                 let stream = match config.sample_format() {
                     cpal::SampleFormat::F32 => device.build_input_stream(
@@ -153,7 +173,11 @@ pub fn start_capture(
                         err_fn,
                         None,
                     ),
-                    other => return Err(DeviceError::Cpal(format!("unsupported sample format {other}"))),
+                    other => {
+                        return Err(DeviceError::Cpal(format!(
+                            "unsupported sample format {other}"
+                        )));
+                    }
                 }
                 .map_err(cpal_err)?;
                 stream.play().map_err(cpal_err)?;
@@ -186,10 +210,14 @@ pub fn start_capture(
                 for i in 0..ready {
                     // The newest sample was captured about now; date frames back from it.
                     let age = Duration::from_micros(
-                        ((at48.len() - i * FRAME_SAMPLES) as u64 * 1_000_000) / u64::from(SAMPLE_RATE),
+                        ((at48.len() - i * FRAME_SAMPLES) as u64 * 1_000_000)
+                            / u64::from(SAMPLE_RATE),
                     );
                     let pcm: Box<[f32]> = at48[i * FRAME_SAMPLES..(i + 1) * FRAME_SAMPLES].into();
-                    let _ = frames.try_send(CapturedFrame { at: now.checked_sub(age).unwrap_or(now), pcm });
+                    let _ = frames.try_send(CapturedFrame {
+                        at: now.checked_sub(age).unwrap_or(now),
+                        pcm,
+                    });
                 }
                 at48.drain(..ready * FRAME_SAMPLES);
             }
@@ -197,7 +225,10 @@ pub fn start_capture(
         })
         .map_err(cpal_err)?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(DeviceHandle { stop, thread: Some(thread) }),
+        Ok(Ok(())) => Ok(DeviceHandle {
+            stop,
+            thread: Some(thread),
+        }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(DeviceError::Cpal("capture thread died".into())),
     }
@@ -220,7 +251,7 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                 let rate = config.sample_rate();
                 let channels = usize::from(config.channels().max(1));
                 let (prod, mut cons) = HeapRb::<f32>::new(rate as usize).split();
-                let stream_config: cpal::StreamConfig = config.clone().into();
+                let stream_config: cpal::StreamConfig = config.into();
                 let err_fn = |e| tracing::warn!("playout stream: {e}");
                 let stream = match config.sample_format() {
                     cpal::SampleFormat::F32 => device.build_output_stream(
@@ -245,7 +276,11 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                         err_fn,
                         None,
                     ),
-                    other => return Err(DeviceError::Cpal(format!("unsupported sample format {other}"))),
+                    other => {
+                        return Err(DeviceError::Cpal(format!(
+                            "unsupported sample format {other}"
+                        )));
+                    }
                 }
                 .map_err(cpal_err)?;
                 stream.play().map_err(cpal_err)?;
@@ -279,7 +314,10 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
         })
         .map_err(cpal_err)?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(DeviceHandle { stop, thread: Some(thread) }),
+        Ok(Ok(())) => Ok(DeviceHandle {
+            stop,
+            thread: Some(thread),
+        }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(DeviceError::Cpal("playout thread died".into())),
     }

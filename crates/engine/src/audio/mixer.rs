@@ -99,7 +99,13 @@ impl Mixer {
         events: mpsc::UnboundedSender<MixerEvent>,
         config: JitterConfig,
     ) -> Self {
-        Self { slots: HashMap::new(), rx, events, config, frame: vec![0.0; FRAME_SAMPLES] }
+        Self {
+            slots: HashMap::new(),
+            rx,
+            events,
+            config,
+            frame: vec![0.0; FRAME_SAMPLES],
+        }
     }
 
     /// Produces the next 20 ms of output ([`FRAME_SAMPLES`] samples) at `now`.
@@ -120,10 +126,11 @@ impl Mixer {
                     }
                 }
                 MixerIn::Packet(p) => {
-                    if let Some(slot) = self.slots.get_mut(&p.mid) {
-                        if slot.channel.is_some() {
-                            slot.jitter.push(p.arrival, p.seq, p.timestamp, p.marker, &p.payload);
-                        }
+                    if let Some(slot) = self.slots.get_mut(&p.mid)
+                        && slot.channel.is_some()
+                    {
+                        slot.jitter
+                            .push(p.arrival, p.seq, p.timestamp, p.marker, &p.payload);
                     }
                 }
             }
@@ -131,7 +138,9 @@ impl Mixer {
         let out = &mut out[..FRAME_SAMPLES];
         out.fill(0.0);
         for slot in self.slots.values_mut() {
-            let Some(channel) = slot.channel.as_ref() else { continue };
+            let Some(channel) = slot.channel.as_ref() else {
+                continue;
+            };
             let input = match slot.jitter.pop(now) {
                 Playout::Idle | Playout::Silence => None,
                 Playout::Frame(p) => Some((p, false)),
@@ -151,10 +160,15 @@ impl Mixer {
             }
             while let Some(event) = slot.jitter.poll_event() {
                 let ev = match event {
-                    JitterEvent::StreamStarted => MixerEvent::StreamStarted { channel: channel.clone(), at: now },
-                    JitterEvent::StreamEnded { stats } => {
-                        MixerEvent::StreamEnded { channel: channel.clone(), stats, at: now }
-                    }
+                    JitterEvent::StreamStarted => MixerEvent::StreamStarted {
+                        channel: channel.clone(),
+                        at: now,
+                    },
+                    JitterEvent::StreamEnded { stats } => MixerEvent::StreamEnded {
+                        channel: channel.clone(),
+                        stats,
+                        at: now,
+                    },
                 };
                 let _ = self.events.send(ev);
             }
@@ -168,36 +182,39 @@ impl Mixer {
     }
 }
 
-/// Runs `mixer` into a WAV file in real time on its own thread: one frame
-/// every 20 ms on an absolute schedule, silence included, until `stop` or
-/// `seconds` of audio are written.
+/// Runs `mixer` into a WAV file in real time on its own thread: frame `n`
+/// is mixed and written at `start + n × 20 ms` (absolute schedule, silence
+/// included), so sample `i` of the file is "heard" at `start + i / 48 kHz`;
+/// until `stop` or `seconds` of audio are written.
 pub fn spawn_wav_sink(
     mut mixer: Mixer,
     mut writer: WavWriter,
+    start: Instant,
     seconds: Option<f64>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("wav-sink".into()).spawn(move || {
-        let period = Duration::from_millis(u64::from(FRAME_MS));
-        let frames = seconds.map(|s| (s * 1000.0 / f64::from(FRAME_MS)).ceil() as u64);
-        let start = Instant::now();
-        let mut buf = vec![0.0f32; FRAME_SAMPLES];
-        let mut n = 0u64;
-        while !stop.load(Ordering::Relaxed) && frames.is_none_or(|f| n < f) {
-            let due = start + period * n as u32;
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
+    std::thread::Builder::new()
+        .name("wav-sink".into())
+        .spawn(move || {
+            let period = Duration::from_millis(u64::from(FRAME_MS));
+            let frames = seconds.map(|s| (s * 1000.0 / f64::from(FRAME_MS)).ceil() as u64);
+            let mut buf = vec![0.0f32; FRAME_SAMPLES];
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) && frames.is_none_or(|f| n < f) {
+                let due = start + period * n as u32;
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                mixer.mix(due.max(now), &mut buf);
+                if let Err(e) = writer.write(&buf) {
+                    tracing::error!("wav sink: {e}");
+                    break;
+                }
+                n += 1;
             }
-            mixer.mix(due.max(now), &mut buf);
-            if let Err(e) = writer.write(&buf) {
+            if let Err(e) = writer.finish() {
                 tracing::error!("wav sink: {e}");
-                break;
             }
-            n += 1;
-        }
-        if let Err(e) = writer.finish() {
-            tracing::error!("wav sink: {e}");
-        }
-    })
+        })
 }

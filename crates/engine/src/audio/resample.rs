@@ -29,7 +29,11 @@ impl StreamResampler {
     /// [`ResampleError`] if rubato refuses the ratio (e.g. a rate of 0).
     pub fn new(from: u32, to: u32) -> Result<Self, ResampleError> {
         if from == to {
-            return Ok(Self { inner: None, pending: Vec::new(), scratch: Vec::new() });
+            return Ok(Self {
+                inner: None,
+                pending: Vec::new(),
+                scratch: Vec::new(),
+            });
         }
         let err = |reason: String| ResampleError { from, to, reason };
         if from == 0 || to == 0 {
@@ -46,7 +50,11 @@ impl StreamResampler {
         )
         .map_err(|e| err(e.to_string()))?;
         let scratch = vec![0.0; inner.output_frames_max()];
-        Ok(Self { inner: Some(inner), pending: Vec::with_capacity(chunk * 4), scratch })
+        Ok(Self {
+            inner: Some(inner),
+            pending: Vec::with_capacity(chunk * 4),
+            scratch,
+        })
     }
 
     /// Appends the resampled form of `input` to `out`. Output lags input by
@@ -65,9 +73,10 @@ impl StreamResampler {
             }
             let chunk = &self.pending[used..used + need];
             let cap = self.scratch.len();
-            let (Ok(inp), Ok(mut outp)) =
-                (InterleavedSlice::new(chunk, 1, need), InterleavedSlice::new_mut(&mut self.scratch, 1, cap))
-            else {
+            let (Ok(inp), Ok(mut outp)) = (
+                InterleavedSlice::new(chunk, 1, need),
+                InterleavedSlice::new_mut(&mut self.scratch, 1, cap),
+            ) else {
                 break;
             };
             match inner.process_into_buffer(&inp, &mut outp, None) {
@@ -89,16 +98,24 @@ mod tests {
     #[test]
     fn converts_length_and_keeps_a_tone() {
         let mut r = StreamResampler::new(44_100, 48_000).unwrap();
-        let input: Vec<f32> =
-            (0..44_100).map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / 44_100.0).sin() * 0.5).collect();
+        let input: Vec<f32> = (0..44_100)
+            .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / 44_100.0).sin() * 0.5)
+            .collect();
         let mut out = Vec::new();
         for chunk in input.chunks(333) {
             r.process(chunk, &mut out);
         }
-        assert!((47_000..=48_000).contains(&out.len()), "1 s at 44.1 kHz became {} samples", out.len());
+        assert!(
+            (47_000..=48_000).contains(&out.len()),
+            "1 s at 44.1 kHz became {} samples",
+            out.len()
+        );
         // Count zero crossings over the steady part: 440 Hz → ~880 per second.
         let steady = &out[1000..out.len() - 1000];
-        let crossings = steady.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count() as f32;
+        let crossings = steady
+            .windows(2)
+            .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
+            .count() as f32;
         let hz = crossings / (steady.len() as f32 / 48_000.0);
         assert!((430.0..450.0).contains(&hz), "tone came out at {hz} Hz");
     }

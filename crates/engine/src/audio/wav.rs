@@ -38,12 +38,18 @@ pub enum WavError {
 /// # Errors
 /// [`WavError`] if the file cannot be read.
 pub fn read_mono_48k(path: &Path) -> Result<Vec<f32>, WavError> {
-    let herr = |source| WavError::Hound { path: path.display().to_string(), source };
+    let herr = |source| WavError::Hound {
+        path: path.display().to_string(),
+        source,
+    };
     let mut reader = hound::WavReader::open(path).map_err(herr)?;
     let spec = reader.spec();
     let channels = usize::from(spec.channels.max(1));
     let interleaved: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>().map_err(herr)?,
+        hound::SampleFormat::Float => reader
+            .samples::<f32>()
+            .collect::<Result<_, _>>()
+            .map_err(herr)?,
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
             reader
@@ -53,13 +59,16 @@ pub fn read_mono_48k(path: &Path) -> Result<Vec<f32>, WavError> {
                 .map_err(herr)?
         }
     };
-    let mono: Vec<f32> =
-        interleaved.chunks(channels).map(|c| c.iter().sum::<f32>() / c.len() as f32).collect();
+    let mono: Vec<f32> = interleaved
+        .chunks(channels)
+        .map(|c| c.iter().sum::<f32>() / c.len() as f32)
+        .collect();
     if spec.sample_rate == SAMPLE_RATE {
         return Ok(mono);
     }
     let mut r = StreamResampler::new(spec.sample_rate, SAMPLE_RATE)?;
-    let mut out = Vec::with_capacity(mono.len() * SAMPLE_RATE as usize / spec.sample_rate as usize + 1);
+    let mut out =
+        Vec::with_capacity(mono.len() * SAMPLE_RATE as usize / spec.sample_rate as usize + 1);
     r.process(&mono, &mut out);
     r.process(&vec![0.0; spec.sample_rate as usize / 50], &mut out); // flush the tail
     Ok(out)
@@ -83,9 +92,14 @@ impl WavWriter {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let inner = hound::WavWriter::create(path, spec)
-            .map_err(|source| WavError::Hound { path: path.display().to_string(), source })?;
-        Ok(Self { inner, path: path.display().to_string() })
+        let inner = hound::WavWriter::create(path, spec).map_err(|source| WavError::Hound {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            inner,
+            path: path.display().to_string(),
+        })
     }
 
     /// Appends samples (-1.0..1.0, clipped).
@@ -97,7 +111,10 @@ impl WavWriter {
             let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
             self.inner
                 .write_sample(v)
-                .map_err(|source| WavError::Hound { path: self.path.clone(), source })?;
+                .map_err(|source| WavError::Hound {
+                    path: self.path.clone(),
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -108,7 +125,9 @@ impl WavWriter {
     /// [`WavError`] on an I/O error.
     pub fn finish(self) -> Result<(), WavError> {
         let path = self.path;
-        self.inner.finalize().map_err(|source| WavError::Hound { path, source })
+        self.inner
+            .finalize()
+            .map_err(|source| WavError::Hound { path, source })
     }
 }
 
@@ -120,6 +139,11 @@ struct Clip {
 /// A microphone made of WAV clips: a thread emits one [`CapturedFrame`]
 /// every 20 ms on an absolute schedule (no drift), taken from the clip being
 /// played or silence. [`WavSource::play`] queues a clip.
+///
+/// Like a real device, a frame holding the samples of `[t − 20 ms, t)` is
+/// delivered at `t`, and its [`CapturedFrame::at`] is `t − 20 ms` (when its
+/// first sample was "spoken"); so latency measured from it includes the
+/// framing delay.
 pub struct WavSource {
     clips: std_mpsc::Sender<Clip>,
     stop: Arc<AtomicBool>,
@@ -151,23 +175,30 @@ impl WavSource {
                         let n = (clip.pcm.len() - *pos).min(FRAME_SAMPLES);
                         pcm[..n].copy_from_slice(&clip.pcm[*pos..*pos + n]);
                         *pos += n;
-                        if *pos >= clip.pcm.len() {
-                            if let Some((clip, _)) = current.take() {
-                                let _ = clip.done.send(next + period);
-                            }
+                        if *pos >= clip.pcm.len()
+                            && let Some((clip, _)) = current.take()
+                        {
+                            // The clip's last sample ends this frame, delivered now.
+                            let _ = clip.done.send(next);
                         }
                     }
                     // A full queue means the engine is gone or stalled: drop.
-                    let _ = frames.try_send(CapturedFrame { at: next, pcm });
+                    let at = next.checked_sub(period).unwrap_or(next);
+                    let _ = frames.try_send(CapturedFrame { at, pcm });
                     next += period;
                 }
             })
             .ok();
-        Self { clips, stop, thread }
+        Self {
+            clips,
+            stop,
+            thread,
+        }
     }
 
     /// Queues a clip (48 kHz mono). The receiver fires with the time its
-    /// last sample was emitted.
+    /// last sample was captured (the end of its last frame); so its first
+    /// sample was captured at that time minus the clip's duration.
     pub fn play(&self, pcm: Arc<[f32]>) -> oneshot::Receiver<Instant> {
         let (done, rx) = oneshot::channel();
         let _ = self.clips.send(Clip { pcm, done });

@@ -65,15 +65,31 @@ pub(crate) enum WorkerCmd {
     /// `client` (living on worker `home`) joined `chan`. Sent to every
     /// worker; `joined` is set only for the home worker, which adds the
     /// downlink track and sends it with the track's mid filled in.
-    Subscribe { client: ClientId, chan: ChanId, home: usize, joined: Option<ServerMessage> },
+    Subscribe {
+        client: ClientId,
+        chan: ChanId,
+        home: usize,
+        joined: Option<ServerMessage>,
+    },
     /// `client` left `chan`. Sent to every worker.
-    Unsubscribe { client: ClientId, chan: ChanId, home: usize },
+    Unsubscribe {
+        client: ClientId,
+        chan: ChanId,
+        home: usize,
+    },
     /// The floor holder of `chan` changed. Sent to every worker.
-    SetTalker { chan: ChanId, talker: Option<ClientId> },
+    SetTalker {
+        chan: ChanId,
+        talker: Option<ClientId>,
+    },
     /// `chan` no longer exists.
     DropChannel { chan: ChanId },
     /// A packet from `talker` in `chan`, received by another worker.
-    Forward { chan: ChanId, talker: ClientId, pkt: Arc<FwdPacket> },
+    Forward {
+        chan: ChanId,
+        talker: ClientId,
+        pkt: Arc<FwdPacket>,
+    },
     /// Stop the worker (server shutdown).
     Shutdown,
 }
@@ -91,16 +107,28 @@ pub struct WorkerStats {
     pub stray_datagrams: AtomicU64,
     /// Peers on this worker.
     pub peers: AtomicU64,
+    /// Forwarding delay histogram: bucket `k` counts packets whose time from
+    /// arrival at the worker to being handed to the socket was below
+    /// `2^k` µs (and at least `2^(k-1)` µs); the last bucket takes the rest.
+    pub delay_hist: [AtomicU64; DELAY_BUCKETS],
 }
+
+/// Buckets of [`WorkerStats::delay_hist`]: up to 2^23 µs ≈ 8.4 s.
+pub const DELAY_BUCKETS: usize = 24;
 
 impl WorkerStats {
     fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
+
+    fn record_delay(&self, micros: u64) {
+        let k = (64 - micros.leading_zeros() as usize).min(DELAY_BUCKETS - 1);
+        self.delay_hist[k].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A snapshot of all workers' counters (`GET /stats`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SfuStats {
     /// RTP packets received from clients.
     pub rtp_in: u64,
@@ -112,6 +140,34 @@ pub struct SfuStats {
     pub stray_datagrams: u64,
     /// Connected peers.
     pub peers: u64,
+    /// Forwarding delay histogram (see [`WorkerStats::delay_hist`]).
+    pub delay_hist: [u64; DELAY_BUCKETS],
+}
+
+impl SfuStats {
+    /// Upper bound, µs, of the bucket holding quantile `q` (0..1) of the
+    /// delays counted in `self` minus `before`; `None` with no packets.
+    pub fn delay_quantile_us(&self, before: &SfuStats, q: f64) -> Option<u64> {
+        let counts: Vec<u64> = self
+            .delay_hist
+            .iter()
+            .zip(&before.delay_hist)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = (q * total as f64).ceil() as u64;
+        let mut seen = 0;
+        for (k, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return Some(1u64 << k);
+            }
+        }
+        None
+    }
 }
 
 /// Handles to the running workers.
@@ -134,7 +190,11 @@ impl Workers {
     ) -> std::io::Result<Self> {
         let mut sockets = Vec::with_capacity(count);
         for i in 0..count {
-            let port = if base.port() == 0 { 0 } else { base.port() + i as u16 };
+            let port = if base.port() == 0 {
+                0
+            } else {
+                base.port() + i as u16
+            };
             let socket = UdpSocket::bind(SocketAddr::new(base.ip(), port))?;
             socket.set_nonblocking(true)?;
             sockets.push(socket);
@@ -157,24 +217,38 @@ impl Workers {
             stats.push(st.clone());
             let others = txs.clone();
             let hub = hub.clone();
-            let handle = std::thread::Builder::new().name(format!("sfu-{idx}")).spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!("sfu-{idx}: cannot start runtime: {e}");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    match tokio::net::UdpSocket::from_std(socket) {
-                        Ok(socket) => worker::Worker::new(idx, socket, candidate, others, hub, st).run(rx).await,
-                        Err(e) => tracing::error!("sfu-{idx}: socket: {e}"),
-                    }
-                });
-            })?;
+            let handle = std::thread::Builder::new()
+                .name(format!("sfu-{idx}"))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            tracing::error!("sfu-{idx}: cannot start runtime: {e}");
+                            return;
+                        }
+                    };
+                    rt.block_on(async move {
+                        match tokio::net::UdpSocket::from_std(socket) {
+                            Ok(socket) => {
+                                worker::Worker::new(idx, socket, candidate, others, hub, st)
+                                    .run(rx)
+                                    .await
+                            }
+                            Err(e) => tracing::error!("sfu-{idx}: socket: {e}"),
+                        }
+                    });
+                })?;
             threads.push(handle);
         }
-        Ok(Self { txs, stats, addrs, threads })
+        Ok(Self {
+            txs,
+            stats,
+            addrs,
+            threads,
+        })
     }
 
     /// Number of workers.
@@ -232,7 +306,35 @@ impl StatsHandle {
             s.dropped_no_floor += w.dropped_no_floor.load(Ordering::Relaxed);
             s.stray_datagrams += w.stray_datagrams.load(Ordering::Relaxed);
             s.peers += w.peers.load(Ordering::Relaxed);
+            for (acc, b) in s.delay_hist.iter_mut().zip(&w.delay_hist) {
+                *acc += b.load(Ordering::Relaxed);
+            }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_histogram_quantiles() {
+        let w = WorkerStats::default();
+        for _ in 0..98 {
+            w.record_delay(30); // bucket [16, 32)
+        }
+        w.record_delay(700); // [512, 1024)
+        w.record_delay(5_000); // [4096, 8192)
+        let s = StatsHandle(vec![Arc::new(w)]).snapshot();
+        let zero = SfuStats::default();
+        assert_eq!(s.delay_quantile_us(&zero, 0.5), Some(32));
+        assert_eq!(s.delay_quantile_us(&zero, 0.99), Some(1024));
+        assert_eq!(s.delay_quantile_us(&zero, 1.0), Some(8192));
+        assert_eq!(
+            s.delay_quantile_us(&s, 0.5),
+            None,
+            "no packets in the window"
+        );
     }
 }

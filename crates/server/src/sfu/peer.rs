@@ -99,7 +99,12 @@ fn send(out: &SessionTx, msg: ServerMessage) {
 }
 
 impl Peer {
-    pub(crate) fn new(client: ClientId, out: SessionTx, candidate: SocketAddr, now: Instant) -> Self {
+    pub(crate) fn new(
+        client: ClientId,
+        out: SessionTx,
+        candidate: SocketAddr,
+        now: Instant,
+    ) -> Self {
         Self {
             client,
             rtc: new_rtc(candidate, now),
@@ -123,7 +128,10 @@ impl Peer {
     /// The client's offer: accept it and answer.
     pub(crate) fn on_offer(&mut self, now: Instant, sdp: &str) {
         if matches!(self.negotiation, Negotiation::AwaitingAnswer(_)) {
-            self.error(ErrorCode::NegotiationFailed, "a server offer is outstanding; answer it first");
+            self.error(
+                ErrorCode::NegotiationFailed,
+                "a server offer is outstanding; answer it first",
+            );
             return;
         }
         let offer = match SdpOffer::from_sdp_string(sdp) {
@@ -135,7 +143,12 @@ impl Peer {
         };
         match self.rtc.sdp_api().accept_offer(offer) {
             Ok(answer) => {
-                send(&self.out, ServerMessage::Answer { sdp: answer.to_sdp_string() });
+                send(
+                    &self.out,
+                    ServerMessage::Answer {
+                        sdp: answer.to_sdp_string(),
+                    },
+                );
                 self.negotiation = Negotiation::Stable;
                 self.negotiate();
             }
@@ -156,7 +169,10 @@ impl Peer {
             Negotiation::AwaitingAnswer(p) => p,
             other => {
                 self.negotiation = other;
-                self.error(ErrorCode::NegotiationFailed, "no server offer is outstanding");
+                self.error(
+                    ErrorCode::NegotiationFailed,
+                    "no server offer is outstanding",
+                );
                 return;
             }
         };
@@ -229,7 +245,12 @@ impl Peer {
         }
         if let Some((offer, pending)) = api.apply() {
             debug!(client = self.client, "renegotiating: server offer");
-            send(&self.out, ServerMessage::Offer { sdp: offer.to_sdp_string() });
+            send(
+                &self.out,
+                ServerMessage::Offer {
+                    sdp: offer.to_sdp_string(),
+                },
+            );
             self.negotiation = Negotiation::AwaitingAnswer(pending);
         }
     }
@@ -246,9 +267,13 @@ impl Peer {
 
 fn with_mid(joined: ServerMessage, mid: Mid) -> ServerMessage {
     match joined {
-        ServerMessage::Joined { channel, members, .. } => {
-            ServerMessage::Joined { channel, mid: mid.to_string(), members }
-        }
+        ServerMessage::Joined {
+            channel, members, ..
+        } => ServerMessage::Joined {
+            channel,
+            mid: mid.to_string(),
+            members,
+        },
         other => other,
     }
 }

@@ -135,7 +135,9 @@ impl Worker {
             WorkerCmd::AddPeer { client, out } => {
                 let peer = Peer::new(client, out, self.candidate, now);
                 self.peers.insert(client, peer);
-                self.stats.peers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.stats
+                    .peers
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.drain_peer(client);
             }
             WorkerCmd::RemovePeer { client } => {
@@ -145,7 +147,9 @@ impl Worker {
                     for a in &peer.addrs {
                         self.by_addr.remove(a);
                     }
-                    self.stats.peers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    self.stats
+                        .peers
+                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             WorkerCmd::Offer { client, sdp } => {
@@ -163,8 +167,16 @@ impl Worker {
                     self.drain_peer(client);
                 }
             }
-            WorkerCmd::Subscribe { client, chan, home, joined } => {
-                let counts = self.interest.entry(chan).or_insert_with(|| vec![0; self.workers.len()]);
+            WorkerCmd::Subscribe {
+                client,
+                chan,
+                home,
+                joined,
+            } => {
+                let counts = self
+                    .interest
+                    .entry(chan)
+                    .or_insert_with(|| vec![0; self.workers.len()]);
                 if let Some(c) = counts.get_mut(home) {
                     *c += 1;
                 }
@@ -172,7 +184,8 @@ impl Worker {
                     self.listeners.entry(chan).or_default().push(client);
                     if let (Some(p), Some(joined)) = (self.peers.get_mut(&client), joined) {
                         p.subscribe(chan, joined);
-                        if self.talkers.get(&chan) == Some(&client) && !p.talking_in.contains(&chan) {
+                        if self.talkers.get(&chan) == Some(&client) && !p.talking_in.contains(&chan)
+                        {
                             p.talking_in.push(chan);
                         }
                     }
@@ -200,10 +213,11 @@ impl Worker {
                 if let Some(p) = old.and_then(|o| self.peers.get_mut(&o)) {
                     p.talking_in.retain(|c| *c != chan);
                 }
-                if let Some(p) = talker.and_then(|t| self.peers.get_mut(&t)) {
-                    if p.downlinks.contains_key(&chan) && !p.talking_in.contains(&chan) {
-                        p.talking_in.push(chan);
-                    }
+                if let Some(p) = talker.and_then(|t| self.peers.get_mut(&t))
+                    && p.downlinks.contains_key(&chan)
+                    && !p.talking_in.contains(&chan)
+                {
+                    p.talking_in.push(chan);
                 }
             }
             WorkerCmd::DropChannel { chan } => {
@@ -224,13 +238,17 @@ impl Worker {
     fn datagram(&mut self, src: SocketAddr, data: &[u8]) {
         let now = Instant::now();
         let Ok(recv) = Receive::new(Protocol::Udp, src, self.candidate, data) else {
-            self.stats.stray_datagrams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats
+                .stray_datagrams
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         };
         let input = Input::Receive(now, recv);
-        let known = self.by_addr.get(&src).copied().filter(|c| {
-            self.peers.get(c).is_some_and(|p| p.rtc.accepts(&input))
-        });
+        let known = self
+            .by_addr
+            .get(&src)
+            .copied()
+            .filter(|c| self.peers.get(c).is_some_and(|p| p.rtc.accepts(&input)));
         let client = match known {
             Some(c) => c,
             None => match self.peers.values().find(|p| p.rtc.accepts(&input)) {
@@ -243,15 +261,17 @@ impl Worker {
                     c
                 }
                 None => {
-                    self.stats.stray_datagrams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.stats
+                        .stray_datagrams
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return;
                 }
             },
         };
-        if let Some(p) = self.peers.get_mut(&client) {
-            if let Err(e) = p.rtc.handle_input(input) {
-                debug!(client, "input refused: {e}");
-            }
+        if let Some(p) = self.peers.get_mut(&client)
+            && let Err(e) = p.rtc.handle_input(input)
+        {
+            debug!(client, "input refused: {e}");
         }
         self.drain_peer(client);
         self.route_uplink();
@@ -296,7 +316,11 @@ impl Worker {
                 if let Some(counts) = self.interest.get(&chan) {
                     for (w, n) in counts.iter().enumerate() {
                         if *n > 0 && w != self.idx {
-                            let _ = self.workers[w].send(WorkerCmd::Forward { chan, talker, pkt: pkt.clone() });
+                            let _ = self.workers[w].send(WorkerCmd::Forward {
+                                chan,
+                                talker,
+                                pkt: pkt.clone(),
+                            });
                         }
                     }
                 }
@@ -307,18 +331,24 @@ impl Worker {
 
     /// Writes `pkt` to every local listener of `chan` except the talker.
     fn forward_local(&mut self, chan: ChanId, talker: ClientId, pkt: &FwdPacket) {
-        let Some(listeners) = self.listeners.get(&chan) else { return };
+        let Some(listeners) = self.listeners.get(&chan) else {
+            return;
+        };
         let now = Instant::now();
         let mut written = 0;
         for &id in listeners {
             if id == talker {
                 continue;
             }
-            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
             if peer.link != Link::Up {
                 continue;
             }
-            let Some(dl) = peer.downlinks.get_mut(&chan) else { continue };
+            let Some(dl) = peer.downlinks.get_mut(&chan) else {
+                continue;
+            };
             if !dl.negotiated {
                 continue;
             }
@@ -326,7 +356,10 @@ impl Worker {
                 dl.pt = Peer::opus_pt(&peer.rtc, dl.mid);
             }
             let Some(pt) = dl.pt else { continue };
-            let Some(rw) = dl.rewriter.rewrite(now, pkt.ssrc, pkt.seq, pkt.timestamp, pkt.marker) else {
+            let Some(rw) = dl
+                .rewriter
+                .rewrite(now, pkt.ssrc, pkt.seq, pkt.timestamp, pkt.marker)
+            else {
                 continue;
             };
             let ext = ExtensionValues {
@@ -336,11 +369,19 @@ impl Worker {
             };
             let mid = dl.mid;
             let mut api = peer.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(mid, None) else { continue };
+            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+                continue;
+            };
             tx.write_rtp(
-                RtpWrite::new(pt, SeqNo::from(rw.seq), rw.timestamp, pkt.arrival, pkt.payload.clone())
-                    .marker(rw.marker)
-                    .ext_vals(ext),
+                RtpWrite::new(
+                    pt,
+                    SeqNo::from(rw.seq),
+                    rw.timestamp,
+                    pkt.arrival,
+                    pkt.payload.clone(),
+                )
+                .marker(rw.marker)
+                .ext_vals(ext),
             );
             // str0m sends written packets on the next timeout input.
             if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
@@ -349,8 +390,18 @@ impl Worker {
             written += 1;
             Self::drain(
                 peer,
-                &mut Io { socket: &self.socket, stats: &self.stats, hub: &self.hub, uplink: &mut self.uplink },
+                &mut Io {
+                    socket: &self.socket,
+                    stats: &self.stats,
+                    hub: &self.hub,
+                    uplink: &mut self.uplink,
+                },
                 &mut self.timers,
+            );
+            self.stats.record_delay(
+                Instant::now()
+                    .saturating_duration_since(pkt.arrival)
+                    .as_micros() as u64,
             );
         }
         WorkerStats::add(&self.stats.rtp_out, written);
@@ -364,8 +415,15 @@ impl Worker {
     }
 
     fn drain_peer_unfiled(&mut self, client: ClientId) {
-        let Some(peer) = self.peers.get_mut(&client) else { return };
-        let mut io = Io { socket: &self.socket, stats: &self.stats, hub: &self.hub, uplink: &mut self.uplink };
+        let Some(peer) = self.peers.get_mut(&client) else {
+            return;
+        };
+        let mut io = Io {
+            socket: &self.socket,
+            stats: &self.stats,
+            hub: &self.hub,
+            uplink: &mut self.uplink,
+        };
         Self::drain(peer, &mut io, &mut self.timers);
     }
 
@@ -400,9 +458,15 @@ impl Worker {
         let was_up = peer.link == Link::Up;
         peer.link = link;
         if was_up != (link == Link::Up) {
-            let msg = HubMsg::Media { client: peer.client, connected: link == Link::Up };
+            let msg = HubMsg::Media {
+                client: peer.client,
+                connected: link == Link::Up,
+            };
             if io.hub.try_send(msg).is_err() {
-                warn!(client = peer.client, "hub queue full: media state change lost");
+                warn!(
+                    client = peer.client,
+                    "hub queue full: media state change lost"
+                );
             }
         }
     }
@@ -413,9 +477,9 @@ impl Worker {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 Self::set_link(peer, io, Link::Down);
             }
-            Event::IceConnectionStateChange(IceConnectionState::Connected | IceConnectionState::Completed)
-                if peer.rtc.is_connected() =>
-            {
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) if peer.rtc.is_connected() => {
                 Self::set_link(peer, io, Link::Up);
             }
             Event::RtpPacket(pkt) => {
@@ -434,7 +498,9 @@ impl Worker {
                     },
                 ));
             }
-            Event::MediaAdded(m) => debug!(client = peer.client, mid = %m.mid, dir = ?m.direction, "media added"),
+            Event::MediaAdded(m) => {
+                debug!(client = peer.client, mid = %m.mid, dir = ?m.direction, "media added")
+            }
             Event::Closed => Self::set_link(peer, io, Link::Down),
             _ => {}
         }
