@@ -2,7 +2,7 @@
 """Compare a recording with the speech that was sent.
 
 Usage: audio_check.py SOURCE.wav RECORDING.wav   -> one JSON object on stdout
-       audio_check.py --silence RECORDING.wav     -> {"rms_dbfs": ...}
+       audio_check.py --silence RECORDING.wav     -> {"rms_dbfs", "peak", "seconds"}
 
 Alignment: the delay is the lag of the cross-correlation peak (FFT, numpy).
 A jitter buffer may legitimately drop or insert a 20 ms frame to follow

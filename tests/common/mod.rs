@@ -248,7 +248,7 @@ pub fn silence(recording: &Path) -> Value {
 }
 
 /// Minimum STOI for "intelligible": see docs/testing.md. Opus at 24 kbps
-/// over a clean loopback scores about 0.9; a lost or garbled transmission
+/// over a clean loopback scores 0.96 to 0.99; a lost or garbled transmission
 /// scores below 0.5.
 pub const MIN_STOI: f64 = 0.8;
 

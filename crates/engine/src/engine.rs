@@ -11,7 +11,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
@@ -390,7 +390,7 @@ impl Engine {
             counters: counters.clone(),
             seq: rand::random(),
             ts_base: rand::random(),
-            epoch: None,
+            frames_captured: 0,
             pending_marker: false,
             rogue: false,
             _devices: devices,
@@ -512,7 +512,8 @@ struct Runner {
     counters: Arc<EngineCounters>,
     seq: u16,
     ts_base: u32,
-    epoch: Option<Instant>,
+    /// Frames captured since start (the RTP timestamp clock).
+    frames_captured: u32,
     pending_marker: bool,
     rogue: bool,
     _devices: Vec<DeviceHandle>,
@@ -697,15 +698,17 @@ impl Runner {
     }
 
     async fn frame(&mut self, frame: CapturedFrame) {
-        let epoch = *self.epoch.get_or_insert(frame.at);
+        // RTP time advances by one frame per captured frame (RFC 3550 §5.1),
+        // whether or not it is sent: capture runs continuously, so gaps
+        // between transmissions show as timestamp jumps, and scheduling
+        // jitter of the capture thread cannot repeat or skip a timestamp.
+        let timestamp = self
+            .ts_base
+            .wrapping_add(self.frames_captured.wrapping_mul(FRAME_SAMPLES as u32));
+        self.frames_captured = self.frames_captured.wrapping_add(1);
         if !self.ptt.wants_audio() && !self.rogue {
             return;
         }
-        // RTP time follows capture time (RFC 3550 §5.1), in whole frames.
-        let index = (frame.at.saturating_duration_since(epoch).as_micros() + 10_000) / 20_000;
-        let timestamp = self
-            .ts_base
-            .wrapping_add((index as u32).wrapping_mul(FRAME_SAMPLES as u32));
         let payload = match self.encoder.encode(&frame.pcm) {
             Ok(p) => Bytes::copy_from_slice(p),
             Err(e) => {
@@ -714,13 +717,15 @@ impl Runner {
             }
         };
         if self.rogue {
+            if payload.len() <= 2 {
+                return;
+            }
             self.seq = self.seq.wrapping_add(1);
-            if payload.len() > 2
-                && self
-                    .media
-                    .send(self.seq, timestamp, false, payload)
-                    .await
-                    .is_ok()
+            if self
+                .media
+                .send(self.seq, timestamp, false, payload)
+                .await
+                .is_ok()
             {
                 self.counters.rtp_sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -804,12 +809,14 @@ impl Runner {
             MixerEvent::StreamStarted { channel, at } => {
                 self.emit(EngineEvent::ReceiveStarted { channel, at })
             }
-            MixerEvent::StreamEnded { channel, stats, at } => {
-                // Every played slot is one 20 ms frame, whatever filled it.
-                let slots = stats.played + stats.fec_recovered + stats.concealed + stats.silence;
-                let duration = Duration::from_millis(slots * u64::from(crate::audio::FRAME_MS));
-                let ended = SystemTime::now() - at.elapsed();
-                let start = ended.checked_sub(duration).unwrap_or(ended);
+            MixerEvent::StreamEnded {
+                channel,
+                stats,
+                duration,
+                started,
+                ..
+            } => {
+                let start = SystemTime::now() - started.elapsed();
                 let report = TransmissionReport {
                     talker: self.talkers.get(&channel).cloned(),
                     channel,

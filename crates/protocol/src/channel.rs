@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_CHANNEL_BYTES: usize = 64;
 
 /// A validated channel name: 1 to 64 bytes of ASCII letters, digits, `-`, `_`
-/// or `.`, so that it is safe in a URL path (`/c/NAME`) and in logs.
+/// or `.`, so that it is safe in a URL path and in logs.
 ///
 /// Deserialising an invalid name fails, so a message that names a bad channel
 /// is rejected as a whole with [`crate::ErrorCode::InvalidChannel`].

@@ -28,7 +28,8 @@ pub enum ErrorCode {
     NotMember,
     /// The connection is in as many channels as the server allows.
     TooManyChannels,
-    /// The frame is larger than [`crate::MAX_FRAME_BYTES`], or is binary.
+    /// The frame is larger than [`crate::MAX_FRAME_BYTES`] (a binary frame
+    /// within the limit gets [`ErrorCode::MalformedMessage`]).
     FrameTooLarge,
     /// The SDP could not be parsed or was refused by the media server.
     InvalidSdp,

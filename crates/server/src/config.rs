@@ -122,6 +122,12 @@ impl ServerConfig {
                 self.media
             )));
         }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = self.channels.iter().find(|c| !seen.insert(*c)) {
+            return Err(ConfigError::Invalid(format!(
+                "channel {dup} is listed twice"
+            )));
+        }
         if self.workers > 64 {
             return Err(ConfigError::Invalid("workers must be at most 64".into()));
         }
@@ -136,7 +142,7 @@ impl ServerConfig {
     /// Worker count with 0 resolved to the number of CPU cores.
     pub fn worker_count(&self) -> usize {
         if self.workers == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(64))
         } else {
             self.workers
         }

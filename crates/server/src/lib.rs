@@ -37,7 +37,7 @@ use tracing::info;
 /// Largest WebSocket message accepted at the transport level, bytes. Larger
 /// than [`squawk_protocol::MAX_FRAME_BYTES`] on purpose, so that an oversized
 /// frame (up to 16 MiB) gets a protocol error reply instead of a dropped
-/// connection; beyond it the WebSocket closes with code 1009.
+/// connection; beyond it the connection is closed.
 const WS_TRANSPORT_LIMIT: usize = 16 * 1024 * 1024;
 
 #[derive(Clone)]

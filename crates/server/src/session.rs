@@ -20,7 +20,7 @@ use tracing::debug;
 
 use crate::hub::{HubMsg, SESSION_QUEUE};
 
-/// The server pings an idle session this often.
+/// The server pings every session this often (keepalive).
 const PING_EVERY: Duration = Duration::from_secs(10);
 /// A session that sends nothing (not even a pong) for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(35);

@@ -72,6 +72,12 @@ pub enum MixerEvent {
         channel: ChannelName,
         /// Its statistics.
         stats: squawk_media::JitterStats,
+        /// From its first played frame to the end of its last frame that
+        /// carried audio (decoded or FEC-recovered), so the trailing wait for
+        /// the stream to be declared over is not counted.
+        duration: Duration,
+        /// When its first frame was played.
+        started: Instant,
         /// When it ended.
         at: Instant,
     },
@@ -79,6 +85,10 @@ pub enum MixerEvent {
 
 struct Slot {
     channel: Option<ChannelName>,
+    /// When the current stream's first frame was played.
+    started: Option<Instant>,
+    /// End of the current stream's last frame that carried audio.
+    last_audio: Option<Instant>,
     jitter: JitterBuffer,
     decoder: Decoder,
 }
@@ -116,6 +126,8 @@ impl Mixer {
                     // A track reassigned to another channel starts afresh.
                     let fresh = |config| Slot {
                         channel: None,
+                        started: None,
+                        last_audio: None,
                         jitter: JitterBuffer::new(config),
                         decoder: Decoder::new().expect("libopus allocates a decoder"),
                     };
@@ -147,6 +159,9 @@ impl Mixer {
                 Playout::Fec(p) => Some((p, true)),
                 Playout::Conceal => Some((Vec::new(), false)),
             };
+            if matches!(input, Some((ref p, _)) if !p.is_empty()) {
+                slot.last_audio = Some(now + Duration::from_millis(u64::from(FRAME_MS)));
+            }
             if let Some((payload, fec)) = input {
                 let what = match (payload.is_empty(), fec) {
                     (true, _) => DecodeInput::Conceal,
@@ -160,15 +175,28 @@ impl Mixer {
             }
             while let Some(event) = slot.jitter.poll_event() {
                 let ev = match event {
-                    JitterEvent::StreamStarted => MixerEvent::StreamStarted {
-                        channel: channel.clone(),
-                        at: now,
-                    },
-                    JitterEvent::StreamEnded { stats } => MixerEvent::StreamEnded {
-                        channel: channel.clone(),
-                        stats,
-                        at: now,
-                    },
+                    JitterEvent::StreamStarted => {
+                        slot.started = Some(now);
+                        slot.last_audio = None;
+                        MixerEvent::StreamStarted {
+                            channel: channel.clone(),
+                            at: now,
+                        }
+                    }
+                    JitterEvent::StreamEnded { stats } => {
+                        let started = slot.started.take().unwrap_or(now);
+                        let duration = slot
+                            .last_audio
+                            .take()
+                            .map_or(Duration::ZERO, |e| e.saturating_duration_since(started));
+                        MixerEvent::StreamEnded {
+                            channel: channel.clone(),
+                            stats,
+                            duration,
+                            started,
+                            at: now,
+                        }
+                    }
                 };
                 let _ = self.events.send(ev);
             }

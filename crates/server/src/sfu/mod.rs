@@ -193,7 +193,15 @@ impl Workers {
             let port = if base.port() == 0 {
                 0
             } else {
-                base.port() + i as u16
+                u16::try_from(i)
+                    .ok()
+                    .and_then(|i| base.port().checked_add(i))
+                    .ok_or_else(|| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            format!("media port {} + worker {i} exceeds 65535", base.port()),
+                        )
+                    })?
             };
             let socket = UdpSocket::bind(SocketAddr::new(base.ip(), port))?;
             socket.set_nonblocking(true)?;

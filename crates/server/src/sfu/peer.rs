@@ -186,7 +186,9 @@ impl Peer {
         };
         match self.rtc.sdp_api().accept_answer(pending, answer) {
             Ok(()) => {
-                for d in self.downlinks.values_mut() {
+                // Tracks moved to spare by a leave while the offer was out
+                // are negotiated by this answer too.
+                for d in self.downlinks.values_mut().chain(self.spare.iter_mut()) {
                     d.negotiated = true;
                 }
                 self.negotiate();

@@ -213,8 +213,9 @@ impl Worker {
                 if let Some(p) = old.and_then(|o| self.peers.get_mut(&o)) {
                     p.talking_in.retain(|c| *c != chan);
                 }
+                // The hub grants only members; the uplink does not wait for
+                // the talker's own downlink track in this channel.
                 if let Some(p) = talker.and_then(|t| self.peers.get_mut(&t))
-                    && p.downlinks.contains_key(&chan)
                     && !p.talking_in.contains(&chan)
                 {
                     p.talking_in.push(chan);
