@@ -5,7 +5,10 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    path::Path,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use common::*;
 
@@ -115,24 +118,8 @@ fn media_without_the_floor_is_dropped_by_the_server() {
 fn a_talker_that_vanishes_frees_the_floor() {
     let server = TestServer::start();
     let wav = speech("F1_harvard_phrases.wav");
-    let mut b = server.bot(
-        "B",
-        &[
-            "listen",
-            "--channel",
-            "X",
-            "--record",
-            "/dev/null",
-            "--seconds",
-            "30",
-        ],
-    );
-    b.expect_event(Duration::from_secs(20), "ready");
-    let mut a = server.bot(
-        "A",
-        &["talk", "--channel", "X", "--wav", wav.to_str().unwrap()],
-    );
-    a.expect_event(Duration::from_secs(20), "ready");
+    let mut b = server.listener("B", "X", Path::new("/dev/null"), 30);
+    let mut a = server.talker("A", "X", &wav, &[]);
     a.expect_event(Duration::from_secs(10), "floor_granted");
     b.expect_event(Duration::from_secs(10), "floor_taken");
     assert_eq!(server.get_json("/stats")["peers"], 2);
@@ -140,11 +127,7 @@ fn a_talker_that_vanishes_frees_the_floor() {
     let idle = b.expect_event(Duration::from_secs(10), "floor_idle");
     assert_eq!(idle["channel"], "X");
     // The floor is free again and the dead peer's media state is gone.
-    let mut c = server.bot(
-        "C",
-        &["talk", "--channel", "X", "--wav", wav.to_str().unwrap()],
-    );
-    c.expect_event(Duration::from_secs(20), "ready");
+    let mut c = server.talker("C", "X", &wav, &[]);
     c.expect_event(Duration::from_secs(10), "floor_granted");
     assert_eq!(
         server.get_json("/stats")["peers"],
@@ -157,24 +140,8 @@ fn a_talker_that_vanishes_frees_the_floor() {
 fn max_talk_time_revokes_the_floor() {
     let server = TestServer::start_with(&["--max-talk-secs", "2"]);
     let wav = speech("F2_harvard_phrases.wav");
-    let mut b = server.bot(
-        "B",
-        &[
-            "listen",
-            "--channel",
-            "X",
-            "--record",
-            "/dev/null",
-            "--seconds",
-            "30",
-        ],
-    );
-    b.expect_event(Duration::from_secs(20), "ready");
-    let mut a = server.bot(
-        "A",
-        &["talk", "--channel", "X", "--wav", wav.to_str().unwrap()],
-    );
-    a.expect_event(Duration::from_secs(20), "ready");
+    let mut b = server.listener("B", "X", Path::new("/dev/null"), 30);
+    let mut a = server.talker("A", "X", &wav, &[]);
     let granted = a.expect_event(Duration::from_secs(10), "floor_granted");
     assert_eq!(granted["channel"], "X");
     let t0 = std::time::Instant::now();

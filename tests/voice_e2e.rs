@@ -120,5 +120,8 @@ fn speech_reaches_the_channel_and_only_the_channel() {
     }
     // The clip is 5.96 s, plus the 250 ms release tail.
     let duration = first["duration_ms"].as_u64().unwrap();
-    assert!((5_500..=6_800).contains(&duration), "duration {duration} ms: {first}");
+    assert!(
+        (5_500..=6_800).contains(&duration),
+        "duration {duration} ms: {first}"
+    );
 }

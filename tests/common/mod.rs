@@ -208,6 +208,35 @@ impl TestServer {
         serde_json::from_str(json).unwrap_or_else(|e| panic!("{path}: {e}: {json}"))
     }
 
+    /// A bot listening to `channel` for `seconds`, recording to `record`
+    /// (`/dev/null` to discard), once it is ready.
+    pub fn listener(&self, name: &str, channel: &str, record: &Path, seconds: u32) -> Proc {
+        let (record, seconds) = (record.to_str().expect("utf-8 path"), seconds.to_string());
+        let args = [
+            "listen",
+            "--channel",
+            channel,
+            "--record",
+            record,
+            "--seconds",
+            &seconds,
+        ];
+        let mut p = self.bot(name, &args);
+        p.expect_event(Duration::from_secs(20), "ready");
+        p
+    }
+
+    /// A bot that talks `wav` into `channel` (plus `extra` options) once it
+    /// is ready; returns it ready.
+    pub fn talker(&self, name: &str, channel: &str, wav: &Path, extra: &[&str]) -> Proc {
+        let wav = wav.to_str().expect("utf-8 path");
+        let mut args = vec!["talk", "--channel", channel, "--wav", wav];
+        args.extend_from_slice(extra);
+        let mut p = self.bot(name, &args);
+        p.expect_event(Duration::from_secs(20), "ready");
+        p
+    }
+
     pub fn bot(&self, name: &str, args: &[&str]) -> Proc {
         let mut cmd = Command::new(bin("squawk-bot"));
         cmd.args(["--server", &self.ws_url(), "--name", name])

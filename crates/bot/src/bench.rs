@@ -22,6 +22,8 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+
+use crate::wait_for;
 use clap::Args as ClapArgs;
 use squawk_engine::{
     Engine, EngineConfig, EngineEvent, JitterConfig,
@@ -134,26 +136,6 @@ impl ServerProc {
 
 type Events = UnboundedReceiver<EngineEvent>;
 
-async fn wait<T>(
-    events: &mut Events,
-    secs: u64,
-    mut f: impl FnMut(&EngineEvent) -> Option<T>,
-) -> anyhow::Result<T> {
-    tokio::time::timeout(Duration::from_secs(secs), async {
-        while let Some(ev) = events.recv().await {
-            if let EngineEvent::Closed { reason } = &ev {
-                bail!("engine closed: {reason}");
-            }
-            if let Some(v) = f(&ev) {
-                return Ok(v);
-            }
-        }
-        bail!("engine stopped")
-    })
-    .await
-    .context("timed out")?
-}
-
 async fn client(
     url: &str,
     name: &str,
@@ -170,13 +152,13 @@ async fn client(
         ..JitterConfig::default()
     };
     let (engine, mut events) = Engine::start(config).await?;
-    wait(&mut events, 20, |e| {
+    wait_for(&mut events, Duration::from_secs(20), |e| {
         matches!(e, EngineEvent::MediaConnected).then_some(())
     })
     .await?;
     engine.join(channel.clone());
     let want = channel.clone();
-    wait(&mut events, 20, |e| {
+    wait_for(&mut events, Duration::from_secs(20), |e| {
         matches!(e, EngineEvent::Joined { channel, .. } if *channel == want).then_some(())
     })
     .await?;
@@ -242,7 +224,7 @@ async fn latency(server: &ServerProc, bursts: usize) -> anyhow::Result<Latency> 
     }
     let train_len = Duration::from_secs_f64(train.len() as f64 / f64::from(SAMPLE_RATE));
     a.press(ch.clone());
-    wait(&mut aev, 10, |e| {
+    wait_for(&mut aev, Duration::from_secs(10), |e| {
         matches!(e, EngineEvent::FloorGranted { .. }).then_some(())
     })
     .await?;
@@ -313,12 +295,12 @@ async fn access(server: &ServerProc, presses: usize) -> anyhow::Result<Access> {
         let t0 = Instant::now();
         a.press(ch.clone());
         let done = a.play(clip.clone()).context("wav input")?;
-        wait(&mut aev, 10, |e| {
+        wait_for(&mut aev, Duration::from_secs(10), |e| {
             matches!(e, EngineEvent::FloorGranted { .. }).then_some(())
         })
         .await?;
         out.granted.push(t0.elapsed().as_secs_f64() * 1000.0);
-        let at = wait(&mut bev, 10, |e| match e {
+        let at = wait_for(&mut bev, Duration::from_secs(10), |e| match e {
             EngineEvent::ReceiveStarted { at, .. } => Some(*at),
             _ => None,
         })
@@ -327,11 +309,11 @@ async fn access(server: &ServerProc, presses: usize) -> anyhow::Result<Access> {
             .push(at.saturating_duration_since(t0).as_secs_f64() * 1000.0);
         let _ = done.await;
         a.release();
-        wait(&mut aev, 10, |e| {
+        wait_for(&mut aev, Duration::from_secs(10), |e| {
             matches!(e, EngineEvent::TalkEnded { .. }).then_some(())
         })
         .await?;
-        wait(&mut bev, 10, |e| {
+        wait_for(&mut bev, Duration::from_secs(10), |e| {
             matches!(e, EngineEvent::Received(_)).then_some(())
         })
         .await?;
@@ -391,7 +373,7 @@ async fn forwarding(bin: &PathBuf, rooms: usize, secs: u64) -> anyhow::Result<Fo
     let mut dones = Vec::new();
     for (ch, (t, ev)) in &mut talkers {
         t.press(ch.clone());
-        wait(ev, 10, |e| {
+        wait_for(ev, Duration::from_secs(10), |e| {
             matches!(e, EngineEvent::FloorGranted { .. }).then_some(())
         })
         .await?;

@@ -100,7 +100,7 @@ fn say(v: serde_json::Value) {
 }
 
 /// Waits for an event matching `f`, failing on Closed or after `timeout`.
-async fn wait_for<T>(
+pub(crate) async fn wait_for<T>(
     events: &mut tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
     timeout: Duration,
     mut f: impl FnMut(&EngineEvent) -> Option<T>,
