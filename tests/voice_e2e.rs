@@ -125,3 +125,58 @@ fn speech_reaches_the_channel_and_only_the_channel() {
         "duration {duration} ms: {first}"
     );
 }
+
+/// A dispatcher monitors two channels on one connection and hears both.
+#[test]
+fn one_connection_monitors_two_channels() {
+    let server = TestServer::start();
+    let out = out_dir("dispatcher");
+    let rec = out.join("dispatcher.wav");
+    let (f1, m1) = (
+        speech("F1_harvard_phrases.wav"),
+        speech("M1_harvard_phrases.wav"),
+    );
+    let mut d = server.bot(
+        "Dispatch",
+        &[
+            "listen",
+            "--channel",
+            "X",
+            "--channel",
+            "Y",
+            "--record",
+            rec.to_str().unwrap(),
+            "--seconds",
+            "20",
+        ],
+    );
+    d.expect_event(Duration::from_secs(20), "ready");
+    let mut a = server.talker("A", "X", &f1, &[]);
+    a.expect_event(Duration::from_secs(10), "floor_granted");
+    assert_eq!(a.wait(Duration::from_secs(20)).0, 0);
+    let mut b = server.talker("B", "Y", &m1, &[]);
+    b.expect_event(Duration::from_secs(10), "floor_granted");
+    assert_eq!(b.wait(Duration::from_secs(20)).0, 0);
+    let mut heard = Vec::new();
+    for _ in 0..2 {
+        let r = d.expect_event(Duration::from_secs(20), "received");
+        heard.push((
+            r["report"]["channel"].as_str().unwrap().to_string(),
+            r["report"]["talker"].as_str().unwrap().to_string(),
+        ));
+    }
+    heard.sort();
+    assert_eq!(
+        heard,
+        vec![
+            ("X".to_string(), "A".to_string()),
+            ("Y".to_string(), "B".to_string())
+        ]
+    );
+    assert_eq!(d.wait(Duration::from_secs(30)).0, 0);
+    for (who, source) in [("X from A", &f1), ("Y from B", &m1)] {
+        let report = compare(source, &rec);
+        eprintln!("dispatcher, {who}: {report}");
+        assert_speech(&report, who);
+    }
+}
