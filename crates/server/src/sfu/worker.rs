@@ -31,6 +31,11 @@ use crate::hub::HubMsg;
 const MAX_DATAGRAM: usize = 2048;
 /// Datagrams read per wake-up before timers and commands get a turn.
 const RECV_BATCH: usize = 64;
+/// Timer wake-ups are coalesced to at most one per this period. Each peer's
+/// str0m wants its own precise deadline (ICE, RTCP, DTLS); waking for each
+/// one cost more CPU in context switches than forwarding did. Media is not
+/// delayed by this: forwarded packets are pushed out right after each write.
+const TIMER_GRID: std::time::Duration = std::time::Duration::from_millis(4);
 
 /// What draining a peer produced that needs the rest of the worker.
 struct Io<'a> {
@@ -58,6 +63,8 @@ pub(crate) struct Worker {
     hub: mpsc::Sender<HubMsg>,
     stats: Arc<WorkerStats>,
     uplink: Vec<(ClientId, FwdPacket)>,
+    /// When due timers were last run (see [`TIMER_GRID`]).
+    timers_ran: Instant,
 }
 
 impl Worker {
@@ -83,6 +90,7 @@ impl Worker {
             hub,
             stats,
             uplink: Vec::new(),
+            timers_ran: Instant::now(),
         }
     }
 
@@ -90,7 +98,10 @@ impl Worker {
         info!(worker = self.idx, addr = %self.candidate, "sfu worker up");
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
-            let next = self.timers.first().map(|(t, _)| *t);
+            let next = self
+                .timers
+                .first()
+                .map(|(t, _)| (*t).max(self.timers_ran + TIMER_GRID));
             let sleep = async {
                 match next {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -280,6 +291,7 @@ impl Worker {
 
     fn timeouts(&mut self) {
         let now = Instant::now();
+        self.timers_ran = now;
         while let Some(&(t, client)) = self.timers.first() {
             if t > now {
                 break;
