@@ -9,7 +9,7 @@
 use clap::Parser;
 use serde_json::json;
 use squawk_engine::{
-    Engine, EngineConfig, EngineEvent,
+    Engine, EngineConfig, EngineError, EngineEvent,
     audio::{InputSpec, OutputSpec},
 };
 use squawk_protocol::ChannelName;
@@ -110,7 +110,27 @@ async fn engine_connect<R: tauri::Runtime>(
     let mut config = EngineConfig::new(server, name);
     config.input = InputSpec::Device(None);
     config.output = OutputSpec::Device(None);
-    let (engine, mut events) = Engine::start(config).await.map_err(|e| e.to_string())?;
+    // No usable audio device: still connect (presence, who talks), and say
+    // plainly that audio is off rather than refusing to connect.
+    let mut audio_warning = None;
+    let (engine, mut events) = match Engine::start(config.clone()).await {
+        Ok(started) => started,
+        Err(EngineError::Device(e)) => {
+            audio_warning = Some(format!(
+                "audio device unavailable ({e}): connected without sound"
+            ));
+            config.input = InputSpec::None;
+            config.output = OutputSpec::None;
+            Engine::start(config).await.map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if let Some(message) = audio_warning {
+        let _ = app.emit(
+            "engine-event",
+            json!({"type": "warning", "message": message}),
+        );
+    }
     for c in channels {
         engine.join(c);
     }

@@ -48,6 +48,7 @@ function onEvent(ev) {
     case "floor_taken": if (state === "idle") setPtt("receiving", ev.talker_name, `on ${ev.channel}`); break;
     case "floor_idle": if (state === "receiving") idle(); break;
     case "error": $("error").textContent = `${ev.code}: ${ev.message}`; break;
+    case "warning": $("error").textContent = ev.message; break;
     case "closed": $("conn").textContent = "offline"; $("conn").className = "pill off"; break;
   }
 }
