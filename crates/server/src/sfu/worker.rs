@@ -316,8 +316,10 @@ impl Worker {
         }
         let batch = std::mem::take(&mut self.uplink);
         for (talker, pkt) in batch {
-            let chans = match self.peers.get(&talker) {
-                Some(p) if !p.talking_in.is_empty() => p.talking_in.clone(),
+            // Borrow the talker's channel list without copying it per packet;
+            // forwarding never changes it, and it is put back below.
+            let chans = match self.peers.get_mut(&talker) {
+                Some(p) if !p.talking_in.is_empty() => std::mem::take(&mut p.talking_in),
                 _ => {
                     // Media enforcement: no floor, no forwarding.
                     WorkerStats::add(&self.stats.dropped_no_floor, 1);
@@ -325,7 +327,7 @@ impl Worker {
                 }
             };
             let pkt = Arc::new(pkt);
-            for chan in chans {
+            for &chan in &chans {
                 if let Some(counts) = self.interest.get(&chan) {
                     for (w, n) in counts.iter().enumerate() {
                         if *n > 0 && w != self.idx {
@@ -338,6 +340,9 @@ impl Worker {
                     }
                 }
                 self.forward_local(chan, talker, &pkt);
+            }
+            if let Some(p) = self.peers.get_mut(&talker) {
+                p.talking_in = chans;
             }
         }
     }
