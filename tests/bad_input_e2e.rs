@@ -44,19 +44,7 @@ fn bad_clients_get_errors_and_others_keep_talking() {
     let out = out_dir("bad_input");
     let source = speech("F2_harvard_phrases.wav");
     let rec = out.join("b.wav");
-    let mut b = server.bot(
-        "B",
-        &[
-            "listen",
-            "--channel",
-            "X",
-            "--record",
-            rec.to_str().unwrap(),
-            "--seconds",
-            "12",
-        ],
-    );
-    b.expect_event(Duration::from_secs(20), "ready");
+    let b = server.listener("B", "X", &rec, 12);
     let mut a = server.bot(
         "A",
         &["talk", "--channel", "X", "--wav", source.to_str().unwrap()],

@@ -22,32 +22,8 @@ fn simultaneous_presses_grant_exactly_one() {
         .as_millis() as u64
         + 4000;
     let at = at.to_string();
-    let mut a = server.bot(
-        "A",
-        &[
-            "talk",
-            "--channel",
-            "X",
-            "--wav",
-            wav.to_str().unwrap(),
-            "--at-unix-ms",
-            &at,
-        ],
-    );
-    let mut b = server.bot(
-        "B",
-        &[
-            "talk",
-            "--channel",
-            "X",
-            "--wav",
-            wav.to_str().unwrap(),
-            "--at-unix-ms",
-            &at,
-        ],
-    );
-    a.expect_event(Duration::from_secs(20), "ready");
-    b.expect_event(Duration::from_secs(20), "ready");
+    let a = server.talker("A", "X", &wav, &["--at-unix-ms", &at]);
+    let b = server.talker("B", "X", &wav, &["--at-unix-ms", &at]);
     let (ca, la) = a.wait(Duration::from_secs(30));
     let (cb, lb) = b.wait(Duration::from_secs(30));
     let granted = |lines: &[String]| lines.iter().any(|l| l.contains("\"floor_granted\""));
@@ -72,19 +48,7 @@ fn media_without_the_floor_is_dropped_by_the_server() {
     let out = out_dir("floor_rogue");
     let wav = speech("M2_harvard_phrases.wav");
     let rec = out.join("listener.wav");
-    let mut l = server.bot(
-        "L",
-        &[
-            "listen",
-            "--channel",
-            "X",
-            "--record",
-            rec.to_str().unwrap(),
-            "--seconds",
-            "10",
-        ],
-    );
-    l.expect_event(Duration::from_secs(20), "ready");
+    let l = server.listener("L", "X", &rec, 10);
     let mut rogue = server.bot(
         "R",
         &["rogue", "--channel", "X", "--wav", wav.to_str().unwrap()],

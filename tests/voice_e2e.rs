@@ -17,7 +17,7 @@ fn speech_reaches_the_channel_and_only_the_channel() {
     let rec = |n: &str| out.join(format!("{n}.wav"));
     let (b_wav, c_wav, d_wav) = (rec("b"), rec("c"), rec("d"));
     let stats = out.join("b.jsonl");
-    let secs = "14";
+    let secs = "14"; // as the listeners below
     let mut b = server.bot(
         "B",
         &[
@@ -32,33 +32,9 @@ fn speech_reaches_the_channel_and_only_the_channel() {
             stats.to_str().unwrap(),
         ],
     );
-    let mut c = server.bot(
-        "C",
-        &[
-            "listen",
-            "--channel",
-            "X",
-            "--record",
-            c_wav.to_str().unwrap(),
-            "--seconds",
-            secs,
-        ],
-    );
-    let mut d = server.bot(
-        "D",
-        &[
-            "listen",
-            "--channel",
-            "Y",
-            "--record",
-            d_wav.to_str().unwrap(),
-            "--seconds",
-            secs,
-        ],
-    );
-    for p in [&mut b, &mut c, &mut d] {
-        p.expect_event(Duration::from_secs(20), "ready");
-    }
+    let c = server.listener("C", "X", &c_wav, 14);
+    let d = server.listener("D", "Y", &d_wav, 14);
+    b.expect_event(Duration::from_secs(20), "ready");
     let mut a = server.bot(
         "A",
         &["talk", "--channel", "X", "--wav", source.to_str().unwrap()],

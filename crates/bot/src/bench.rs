@@ -178,6 +178,27 @@ async fn client_with(
     Ok((engine, events))
 }
 
+/// Waits for Floor Granted on the talker's events.
+async fn granted(events: &mut Events) -> anyhow::Result<()> {
+    wait_for(events, Duration::from_secs(10), |e| {
+        matches!(e, EngineEvent::FloorGranted { .. }).then_some(())
+    })
+    .await
+}
+
+/// After a release: waits until the talker's transmission ended and the
+/// listener reported the received one, so the next press starts afresh.
+async fn ended(talker: &mut Events, listener: &mut Events) -> anyhow::Result<()> {
+    wait_for(talker, Duration::from_secs(10), |e| {
+        matches!(e, EngineEvent::TalkEnded { .. }).then_some(())
+    })
+    .await?;
+    wait_for(listener, Duration::from_secs(10), |e| {
+        matches!(e, EngineEvent::Received(_)).then_some(())
+    })
+    .await
+}
+
 fn tone(ms: u64, amp: f32) -> Vec<f32> {
     let n = (ms * u64::from(SAMPLE_RATE) / 1000) as usize;
     (0..n)
@@ -269,26 +290,13 @@ async fn latency_once(
     // a channel in use. The measured transmission follows.
     if warm_up {
         a.press(ch.clone());
-        wait_for(&mut aev, Duration::from_secs(10), |e| {
-            matches!(e, EngineEvent::FloorGranted { .. }).then_some(())
-        })
-        .await?;
+        granted(&mut aev).await?;
         let _ = a.play(noise_at(4, 0.05).into()).context("wav input")?.await;
         a.release();
-        wait_for(&mut aev, Duration::from_secs(10), |e| {
-            matches!(e, EngineEvent::TalkEnded { .. }).then_some(())
-        })
-        .await?;
-        wait_for(&mut bev, Duration::from_secs(10), |e| {
-            matches!(e, EngineEvent::Received(_)).then_some(())
-        })
-        .await?;
+        ended(&mut aev, &mut bev).await?;
     }
     a.press(ch.clone());
-    wait_for(&mut aev, Duration::from_secs(10), |e| {
-        matches!(e, EngineEvent::FloorGranted { .. }).then_some(())
-    })
-    .await?;
+    granted(&mut aev).await?;
     let done = a.play(train.into()).context("wav input")?;
     let end = done.await?;
     let start_in = end - train_len;
@@ -362,10 +370,7 @@ async fn access(server: &ServerProc, presses: usize) -> anyhow::Result<Access> {
         let t0 = Instant::now();
         a.press(ch.clone());
         let done = a.play(clip.clone()).context("wav input")?;
-        wait_for(&mut aev, Duration::from_secs(10), |e| {
-            matches!(e, EngineEvent::FloorGranted { .. }).then_some(())
-        })
-        .await?;
+        granted(&mut aev).await?;
         out.granted.push(t0.elapsed().as_secs_f64() * 1000.0);
         let at = wait_for(&mut bev, Duration::from_secs(10), |e| match e {
             EngineEvent::ReceiveStarted { at, .. } => Some(*at),
@@ -376,14 +381,7 @@ async fn access(server: &ServerProc, presses: usize) -> anyhow::Result<Access> {
             .push(at.saturating_duration_since(t0).as_secs_f64() * 1000.0);
         let _ = done.await;
         a.release();
-        wait_for(&mut aev, Duration::from_secs(10), |e| {
-            matches!(e, EngineEvent::TalkEnded { .. }).then_some(())
-        })
-        .await?;
-        wait_for(&mut bev, Duration::from_secs(10), |e| {
-            matches!(e, EngineEvent::Received(_)).then_some(())
-        })
-        .await?;
+        ended(&mut aev, &mut bev).await?;
     }
     a.close().await;
     b.close().await;
@@ -440,10 +438,7 @@ async fn forwarding(bin: &PathBuf, rooms: usize, secs: u64) -> anyhow::Result<Fo
     let mut dones = Vec::new();
     for (ch, (t, ev)) in &mut talkers {
         t.press(ch.clone());
-        wait_for(ev, Duration::from_secs(10), |e| {
-            matches!(e, EngineEvent::FloorGranted { .. }).then_some(())
-        })
-        .await?;
+        granted(ev).await?;
         dones.push(t.play(clip.clone()).context("wav input")?);
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
