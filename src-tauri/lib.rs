@@ -1,10 +1,12 @@
 //! The Squawk desktop app (Tauri 2): a thin shell that drives
 //! [`squawk_engine::Engine`] for the web UI in `ui/`.
 //!
-//! The UI talks to the backend through four commands (`engine_connect`,
-//! `engine_press`, `engine_release`, `engine_disconnect`) and one event
-//! stream (`engine-event`, JSON objects tagged by `type`). That seam is
-//! what the browser client replaces with its own engine.
+//! The UI talks to the backend through a few commands (`engine_connect`,
+//! `engine_join`, `engine_leave`, `engine_list_channels`, `engine_press`,
+//! `engine_release`, `engine_disconnect`, `app_cli`) and one event stream
+//! (`engine-event`, JSON objects tagged by `type`). `ui/engine-tauri.js`
+//! wraps them in the engine interface that `ui/engine-browser.js` also
+//! implements, so the browser client runs the same UI.
 
 use clap::Parser;
 use serde_json::json;
@@ -80,6 +82,7 @@ pub fn event_json(ev: &EngineEvent) -> serde_json::Value {
             json!({"type": "receive_started", "channel": channel})
         }
         EngineEvent::Received(r) => json!({"type": "received", "report": r}),
+        EngineEvent::Channels(channels) => json!({"type": "channels", "channels": channels}),
         EngineEvent::ServerError { code, message } => {
             json!({"type": "error", "code": code, "message": message})
         }
@@ -146,9 +149,31 @@ async fn engine_connect<R: tauri::Runtime>(
 #[tauri::command]
 async fn engine_press(state: State<'_, AppState>, channel: String) -> Result<(), String> {
     let channel = parse_channel(&channel)?;
+    with_engine(&state, |e| e.press(channel)).await
+}
+
+#[tauri::command]
+async fn engine_join(state: State<'_, AppState>, channel: String) -> Result<(), String> {
+    let channel = parse_channel(&channel)?;
+    with_engine(&state, |e| e.join(channel)).await
+}
+
+#[tauri::command]
+async fn engine_leave(state: State<'_, AppState>, channel: String) -> Result<(), String> {
+    let channel = parse_channel(&channel)?;
+    with_engine(&state, |e| e.leave(channel)).await
+}
+
+#[tauri::command]
+async fn engine_list_channels(state: State<'_, AppState>) -> Result<(), String> {
+    with_engine(&state, Engine::list_channels).await
+}
+
+/// Runs `f` on the connected engine, or fails with "not connected".
+async fn with_engine(state: &AppState, f: impl FnOnce(&Engine)) -> Result<(), String> {
     match state.engine.lock().await.as_ref() {
         Some(e) => {
-            e.press(channel);
+            f(e);
             Ok(())
         }
         None => Err("not connected".into()),
@@ -183,6 +208,9 @@ pub fn builder<R: tauri::Runtime>(cli: Cli) -> tauri::Builder<R> {
         .manage(cli)
         .invoke_handler(tauri::generate_handler![
             engine_connect,
+            engine_join,
+            engine_leave,
+            engine_list_channels,
             engine_press,
             engine_release,
             engine_disconnect,

@@ -3,6 +3,11 @@
 
 Usage: audio_check.py SOURCE.wav RECORDING.wav   -> one JSON object on stdout
        audio_check.py --silence RECORDING.wav     -> {"rms_dbfs", "peak", "seconds"}
+       audio_check.py --loop SOURCE.wav RECORDING.wav
+           as the first form, for a source that was played in a loop and
+           captured from an unknown point (a browser's fake microphone): the
+           reference is the stretch of the looped source that matches the
+           recording's audible part.
 
 Alignment: the delay is the lag of the cross-correlation peak (FFT, numpy).
 A jitter buffer may legitimately drop or insert a 20 ms frame to follow
@@ -68,15 +73,36 @@ def piecewise(src, rec, lag, rate):
     return out, lags
 
 
+def looped_reference(src, rec, rate):
+    """The part of `src` (played in a loop) that the recording's audible
+    stretch matches, or None if the recording is silent."""
+    win = rate // 100
+    loud = [i for i in range(0, len(rec) - win, win) if dbfs(rec[i:i + win]) > -45]
+    if not loud:
+        return None
+    part = rec[loud[0]:loud[-1] + win]
+    tiled = np.tile(src, 2 + len(part) // len(src))
+    corr = fftconvolve(tiled, part[::-1], mode="valid")
+    off = int(np.argmax(corr))
+    return tiled[off:off + len(part)]
+
+
 def main():
     if sys.argv[1] == "--silence":
         rate, rec = load(sys.argv[2])
         peak = float(np.max(np.abs(rec))) if len(rec) else 0.0
         print(json.dumps({"rms_dbfs": float(dbfs(rec)), "peak": peak, "seconds": len(rec) / rate}))
         return
-    rate, src = load(sys.argv[1])
-    rrate, rec = load(sys.argv[2])
+    looped = sys.argv[1] == "--loop"
+    args = sys.argv[2:] if looped else sys.argv[1:]
+    rate, src = load(args[0])
+    rrate, rec = load(args[1])
     assert rate == rrate, f"rates differ: {rate} vs {rrate}"
+    if looped:
+        src = looped_reference(src, rec, rate)
+        if src is None:
+            print(json.dumps({"error": "no audible part in recording", "rec_dbfs": float(dbfs(rec))}))
+            return
     corr = fftconvolve(rec, src[::-1], mode="full")
     lag = int(np.argmax(corr)) - (len(src) - 1)
     if lag < 0 or lag + len(src) > len(rec):

@@ -1,94 +1,320 @@
-// Squawk UI. Talks to its engine only through `squawk` below: commands
-// (connect, press, release) and events (JSON objects tagged by `type`).
+// Squawk UI, shared by the desktop app (Tauri) and the browser client
+// (served by squawk-server). It drives one engine through the interface
+// described in engine-browser.js and renders what the engine reports.
 "use strict";
 
-const tauri = window.__TAURI__;
-const squawk = {
-  connect: (server, name, channels) => tauri.core.invoke("engine_connect", { server, name, channels }),
-  press: (channel) => tauri.core.invoke("engine_press", { channel }),
-  release: () => tauri.core.invoke("engine_release"),
-  onEvent: (f) => tauri.event.listen("engine-event", (e) => f(e.payload)),
-  cli: () => tauri.core.invoke("app_cli"),
+const engine = window.__TAURI__ ? createTauriEngine(window.__TAURI__) : createBrowserEngine();
+const cues = window.SquawkCues;
+const $ = (id) => document.getElementById(id);
+
+const ui = {
+  name: "",
+  clientId: null,
+  maxTalkMs: 60000,
+  channels: new Map(), // name -> {members: [{id, name}], talker: {id, name} | null}
+  target: null,        // channel the talk button talks into
+  ptt: "idle",         // idle | requesting | talking | busy | receiving | revoked
+  talkStart: 0,
+  timer: null,
+  flash: null,
+  held: false,
+  lastRx: null,        // {channel, name}
+  known: [],           // server channel list
 };
 
-const $ = (id) => document.getElementById(id);
-let channel = null;
-let state = "idle";
-let talkStart = 0;
-let timer = null;
-let maxTalkMs = 60000;
+// ---------- rendering ----------
 
-function setPtt(s, label, sub = "") {
-  state = s;
-  $("ptt").className = "ptt " + s;
+function setPtt(state, label, sub = "") {
+  ui.ptt = state;
+  const b = $("ptt");
+  b.className = "ptt " + state;
+  b.dataset.state = state;
   $("ptt-label").textContent = label;
   $("ptt-sub").textContent = sub;
 }
 
-function idle() { clearInterval(timer); setPtt("idle", "Hold to talk"); }
+function showIdle() {
+  clearInterval(ui.timer);
+  clearTimeout(ui.flash);
+  const rx = currentTalker();
+  if (rx) setPtt("receiving", rx.name, `on #${rx.channel}`);
+  else setPtt("idle", "Hold to talk", ui.target ? `into #${ui.target}` : "");
+}
+
+/** The most recent talker in any joined channel, or null. */
+function currentTalker() {
+  let best = null;
+  for (const [channel, c] of ui.channels) {
+    if (c.talker && (!best || c.talker.since > best.since)) best = { channel, name: c.talker.name, since: c.talker.since };
+  }
+  return best;
+}
+
+function renderRx() {
+  const t = currentTalker();
+  $("rx").hidden = !t;
+  if (t) {
+    $("rx-name").textContent = t.name;
+    $("rx-chan").textContent = `on #${t.channel}`;
+  }
+}
+
+function renderChannels() {
+  const list = $("channels");
+  list.replaceChildren();
+  for (const [name, c] of ui.channels) {
+    const li = document.createElement("li");
+    li.dataset.channel = name;
+    li.className = (name === ui.target ? "target " : "") + (c.talker ? "busy" : "");
+    const pick = document.createElement("button");
+    pick.type = "button";
+    pick.className = "pick";
+    pick.title = "Talk into this channel";
+    pick.textContent = `#${name}`;
+    pick.onclick = () => { ui.target = name; renderChannels(); renderMembers(); if (ui.ptt === "idle") showIdle(); };
+    const info = document.createElement("span");
+    info.className = "info";
+    info.textContent = c.talker ? `🔊 ${c.talker.name}` : `${c.members.length} online`;
+    const leave = document.createElement("button");
+    leave.type = "button";
+    leave.className = "leave";
+    leave.title = `Leave #${name}`;
+    leave.textContent = "×";
+    leave.onclick = () => engine.leave(name);
+    li.append(pick, info, leave);
+    list.append(li);
+  }
+  const dl = $("known");
+  dl.replaceChildren();
+  for (const k of ui.known) {
+    if (ui.channels.has(k.name)) continue;
+    const o = document.createElement("option");
+    o.value = k.name;
+    o.label = `${k.members} online`;
+    dl.append(o);
+  }
+}
+
+function renderMembers() {
+  const c = ui.channels.get(ui.target);
+  $("members-of").textContent = ui.target ? `#${ui.target}` : "";
+  const list = $("members");
+  list.replaceChildren();
+  if (!c) return;
+  for (const m of c.members) {
+    const li = document.createElement("li");
+    li.textContent = m.name + (m.id === ui.clientId ? " (you)" : "");
+    if (c.talker && c.talker.id === m.id) li.className = "talking";
+    list.append(li);
+  }
+}
+
+function setConn(state, text) {
+  $("conn").className = "pill " + (state === "connected" ? "on" : state === "offline" ? "off" : "wait");
+  $("conn").dataset.state = state;
+  $("conn").textContent = text || state;
+}
+
+function showError(text) { $("error").textContent = text; }
+
+// ---------- engine events ----------
 
 function onEvent(ev) {
   switch (ev.type) {
-    case "welcome": maxTalkMs = ev.max_talk_ms; break;
-    case "media": $("conn").textContent = ev.connected ? "connected" : "reconnecting";
-      $("conn").className = "pill " + (ev.connected ? "on" : "off"); break;
-    case "joined": case "presence":
-      if (ev.channel === channel) $("members").textContent = ev.members.map((m) => m.name).join(", "); break;
+    case "connection":
+      if (ev.state === "reconnecting") {
+        setConn("reconnecting", `reconnecting in ${Math.ceil(ev.retry_in_ms / 1000)} s`);
+        for (const c of ui.channels.values()) { c.members = []; c.talker = null; }
+        renderChannels(); renderMembers(); renderRx();
+      } else {
+        setConn(ev.state, ev.state === "connecting" ? "connecting…" : ev.state);
+      }
+      if (ev.state === "connected") { showError(""); engine.listChannels(); }
+      break;
+    case "welcome": ui.clientId = ev.client_id; ui.maxTalkMs = ev.max_talk_ms; break;
+    case "media": if (!ev.connected && ui.ptt === "talking") showIdle(); break;
+    case "joined": case "presence": {
+      const c = ui.channels.get(ev.channel) || { members: [], talker: null };
+      c.members = ev.members;
+      ui.channels.set(ev.channel, c);
+      if (!ui.target) ui.target = ev.channel;
+      renderChannels(); renderMembers();
+      if (ui.ptt === "idle") showIdle();
+      break;
+    }
+    case "left":
+      ui.channels.delete(ev.channel);
+      if (ui.target === ev.channel) ui.target = ui.channels.keys().next().value || null;
+      renderChannels(); renderMembers(); renderRx();
+      if (ui.ptt === "idle" || ui.ptt === "receiving") showIdle();
+      break;
+    case "channels": ui.known = ev.channels; renderChannels(); break;
     case "floor_granted":
-      talkStart = Date.now();
-      setPtt("talking", "Talking");
-      timer = setInterval(() => {
-        const s = Math.floor((Date.now() - talkStart) / 1000);
-        $("ptt-sub").textContent = `${s} s / ${Math.round(maxTalkMs / 1000)} s`;
+      cues.play("permit");
+      ui.talkStart = Date.now();
+      ui.maxTalkMs = ev.max_duration_ms || ui.maxTalkMs;
+      setPtt("talking", "Talking", `0 s / ${Math.round(ui.maxTalkMs / 1000)} s`);
+      clearInterval(ui.timer);
+      ui.timer = setInterval(() => {
+        const s = Math.floor((Date.now() - ui.talkStart) / 1000);
+        $("ptt-sub").textContent = `${s} s / ${Math.round(ui.maxTalkMs / 1000)} s`;
       }, 250);
       break;
-    case "floor_deny": setPtt("busy", "Busy", ev.reason.replace("_", " ")); setTimeout(() => state === "busy" && idle(), 1200); break;
-    case "floor_revoke": clearInterval(timer); setPtt("busy", "Revoked", ev.reason.replaceAll("_", " ")); setTimeout(idle, 1500); break;
-    case "talk_ended": if (state === "talking") idle(); break;
-    case "floor_taken": if (state === "idle") setPtt("receiving", ev.talker_name, `on ${ev.channel}`); break;
-    case "floor_idle": if (state === "receiving") idle(); break;
-    case "error": $("error").textContent = `${ev.code}: ${ev.message}`; break;
-    case "warning": $("error").textContent = ev.message; break;
-    case "closed": $("conn").textContent = "offline"; $("conn").className = "pill off"; break;
+    case "floor_deny":
+      cues.play("busy");
+      setPtt("busy", "Busy", ev.reason === "busy" ? "someone else is talking" : ev.reason.replaceAll("_", " "));
+      ui.flash = setTimeout(() => ui.ptt === "busy" && showIdle(), 1500);
+      break;
+    case "floor_revoke":
+      clearInterval(ui.timer);
+      setPtt("revoked", "Revoked", ev.reason === "max_duration_exceeded" ? "max talk time reached" : ev.reason.replaceAll("_", " "));
+      ui.flash = setTimeout(() => ui.ptt === "revoked" && showIdle(), 2000);
+      break;
+    case "talk_ended":
+      cues.play("end");
+      if (ui.ptt === "talking" || ui.ptt === "requesting") showIdle();
+      break;
+    case "floor_taken": {
+      if (ev.talker === ui.clientId) break;
+      const c = ui.channels.get(ev.channel);
+      if (!c) break;
+      c.talker = { id: ev.talker, name: ev.talker_name, since: Date.now() };
+      cues.play("incoming");
+      renderChannels(); renderMembers(); renderRx();
+      if (ui.ptt === "idle" || ui.ptt === "receiving") showIdle();
+      break;
+    }
+    case "floor_idle": {
+      const c = ui.channels.get(ev.channel);
+      if (c && c.talker) {
+        c.talker = null;
+        cues.play("end");
+      }
+      renderChannels(); renderMembers(); renderRx();
+      if (ui.ptt === "receiving") showIdle();
+      break;
+    }
+    case "error": showError(`${ev.code}: ${ev.message}`); break;
+    case "warning": showError(ev.message); break;
+    case "closed": setConn("offline", "offline"); break;
+    default: break;
   }
 }
 
-async function connect(server, name, ch) {
-  $("error").textContent = "";
-  try {
-    channel = ch;
-    await squawk.connect(server, name, [ch]);
-    $("connect").hidden = true;
-    $("talk").hidden = false;
-    $("where").textContent = `${name} on #${ch}`;
-  } catch (e) {
-    $("error").textContent = String(e);
-  }
-}
+// ---------- talk key ----------
 
 function down(e) {
-  e.preventDefault();
-  if (state !== "idle" && state !== "receiving") return;
-  setPtt("requesting", "Requesting…");
-  squawk.press(channel).catch((err) => { $("error").textContent = String(err); idle(); });
-}
-function up(e) {
-  e.preventDefault();
-  if (state === "requesting") idle();
-  squawk.release();
+  if (e) e.preventDefault();
+  if (ui.held) return;
+  ui.held = true;
+  cues.unlock();
+  if (!ui.target) { showError("join a channel first"); return; }
+  if (ui.ptt !== "idle" && ui.ptt !== "receiving") return;
+  setPtt("requesting", "Requesting…", `#${ui.target}`);
+  Promise.resolve()
+    .then(() => engine.press(ui.target))
+    .catch((err) => { showError(String(err.message || err)); showIdle(); });
 }
 
-$("ptt").addEventListener("pointerdown", down);
+function up(e) {
+  if (e) e.preventDefault();
+  if (!ui.held) return;
+  ui.held = false;
+  Promise.resolve().then(() => engine.release()).catch(() => {});
+}
+
+$("ptt").addEventListener("pointerdown", (e) => { $("ptt").setPointerCapture(e.pointerId); down(e); });
 $("ptt").addEventListener("pointerup", up);
 $("ptt").addEventListener("pointercancel", up);
+$("ptt").addEventListener("contextmenu", (e) => e.preventDefault());
+const typing = () => ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement && document.activeElement.tagName);
+window.addEventListener("keydown", (e) => {
+  if (e.code !== "Space" || e.repeat || typing() || $("talk").hidden) return;
+  down(e);
+});
+window.addEventListener("keyup", (e) => { if (e.code === "Space" && ui.held) up(e); });
+// Losing focus while holding must not leave the channel keyed up.
+window.addEventListener("blur", () => { if (ui.held) up(); });
+
+// ---------- connect and channels ----------
+
+async function connect(server, name, channels) {
+  showError("");
+  ui.name = name;
+  cues.unlock();
+  try {
+    await engine.connect({ server, name, channels });
+    $("connect").hidden = true;
+    $("talk").hidden = false;
+    $("where").textContent = name;
+    if (engine.kind === "browser" && channels.length === 1 && location.pathname !== `/c/${channels[0]}`) {
+      history.replaceState(null, "", `/c/${encodeURIComponent(channels[0])}${location.search}`);
+    }
+  } catch (e) {
+    showError(String(e.message || e));
+  }
+}
+
 $("connect").addEventListener("submit", (e) => {
   e.preventDefault();
-  connect($("server").value, $("name").value, $("channel").value);
+  connect($("server").value, $("name").value.trim(), [$("channel").value]);
 });
 
-squawk.onEvent(onEvent);
-squawk.cli().then((cli) => {
-  if (cli.name) $("name").value = cli.name;
-  if (cli.channels && cli.channels.length) $("channel").value = cli.channels[0];
-  if (cli.server) { $("server").value = cli.server; connect(cli.server, $("name").value || "desktop", $("channel").value); }
+$("add").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const ch = $("add-name").value.trim();
+  if (!ch) return;
+  if (!$("add-name").checkValidity()) { showError("channel names are 1 to 64 letters, digits, '.', '_' or '-'"); return; }
+  engine.join(ch);
+  ui.target = ch;
+  $("add-name").value = "";
 });
+$("add-name").addEventListener("focus", () => engine.listChannels());
+
+$("disconnect").addEventListener("click", async () => {
+  await engine.disconnect();
+  ui.channels.clear();
+  ui.target = null;
+  renderChannels(); renderMembers(); renderRx();
+  $("talk").hidden = true;
+  $("connect").hidden = false;
+});
+
+// ---------- audio panel ----------
+
+function setupAudio() {
+  $("audio-controls").hidden = !engine.audioControls;
+  for (const box of document.querySelectorAll("input[data-cue]")) {
+    box.checked = cues.isEnabled(box.dataset.cue);
+    box.addEventListener("change", () => cues.set(box.dataset.cue, box.checked));
+  }
+  if (!engine.audioControls) return;
+  const stored = (k, d) => { const v = parseFloat(localStorage.getItem(k)); return Number.isFinite(v) ? v : d; };
+  $("gain").value = stored("squawk.gain", 1);
+  $("volume").value = stored("squawk.volume", 1);
+  const apply = () => {
+    engine.setGain(parseFloat($("gain").value));
+    engine.setVolume(parseFloat($("volume").value));
+    localStorage.setItem("squawk.gain", $("gain").value);
+    localStorage.setItem("squawk.volume", $("volume").value);
+  };
+  $("gain").addEventListener("input", apply);
+  $("volume").addEventListener("input", apply);
+  $("mic-test").addEventListener("change", () => engine.micTest($("mic-test").checked));
+  engine.onEvent((ev) => { if (ev.type === "connection" && ev.state === "connected") apply(); });
+  setInterval(() => { if ($("audio").open) $("level").value = engine.inputLevel(); }, 100);
+}
+
+// ---------- start ----------
+
+engine.onEvent(onEvent);
+setupAudio();
+if (!engine.asksServer) $("server-row").hidden = true;
+window.squawkApp = { engine, ui };
+engine.init().then((p) => {
+  if (p.server) $("server").value = p.server;
+  if (p.name) $("name").value = p.name;
+  if (p.channels.length) $("channel").value = p.channels[0];
+  if (p.autoConnect) connect(p.server, p.name || "desktop", p.channels.length ? p.channels : [$("channel").value]);
+  else $("name").focus();
+}).catch((e) => showError(String(e)));

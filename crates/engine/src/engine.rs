@@ -18,8 +18,8 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use squawk_media::JitterConfig;
 use squawk_protocol::{
-    ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, Member, PROTOCOL_VERSION,
-    RevokeReason, ServerMessage,
+    ChannelInfo, ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, Member,
+    PROTOCOL_VERSION, RevokeReason, ServerMessage,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
@@ -187,6 +187,8 @@ pub enum EngineEvent {
     },
     /// A received transmission finished playing.
     Received(TransmissionReport),
+    /// The server's channel list, sorted by name (after [`Engine::list_channels`]).
+    Channels(Vec<ChannelInfo>),
     /// The server reported an error.
     ServerError {
         /// Code.
@@ -240,6 +242,7 @@ pub enum EngineError {
 enum Command {
     Join(ChannelName),
     Leave(ChannelName),
+    ListChannels,
     Press(ChannelName),
     Release,
     SendWithoutFloor(bool),
@@ -435,6 +438,11 @@ impl Engine {
         let _ = self.cmds.send(Command::Leave(channel));
     }
 
+    /// Asks for the server's channel list ([`EngineEvent::Channels`] follows).
+    pub fn list_channels(&self) {
+        let _ = self.cmds.send(Command::ListChannels);
+    }
+
     /// Talk key down for `channel`: Floor Request, capture starts now.
     pub fn press(&self, channel: ChannelName) {
         let _ = self.cmds.send(Command::Press(channel));
@@ -592,6 +600,7 @@ impl Runner {
         match cmd {
             Command::Join(channel) => self.send(ClientMessage::Join { channel }).await,
             Command::Leave(channel) => self.send(ClientMessage::Leave { channel }).await,
+            Command::ListChannels => self.send(ClientMessage::ListChannels).await,
             Command::Press(channel) => {
                 self.ptt_input(Instant::now(), PttInput::Press(channel))
                     .await;
@@ -692,6 +701,7 @@ impl Runner {
                 warn!(?code, %message, "server error");
                 self.emit(EngineEvent::ServerError { code, message });
             }
+            ServerMessage::Channels { channels } => self.emit(EngineEvent::Channels(channels)),
             ServerMessage::Welcome { .. } => {}
         }
         true

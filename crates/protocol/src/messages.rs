@@ -27,6 +27,18 @@ pub struct Member {
     pub name: String,
 }
 
+/// One channel in a [`ServerMessage::Channels`] list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelInfo {
+    /// The channel's name.
+    pub name: ChannelName,
+    /// How many connections are members now.
+    pub members: usize,
+    /// Whether the channel is configured on the server (it exists even when
+    /// empty) rather than created by a join.
+    pub fixed: bool,
+}
+
 /// Why a Floor Request was refused (Floor Deny, TS 24.380 §8.2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -101,6 +113,8 @@ pub enum ClientMessage {
         /// Channel whose floor is released.
         channel: ChannelName,
     },
+    /// Ask for the server's channel list; answered by [`ServerMessage::Channels`].
+    ListChannels,
 }
 
 /// Messages from the server to a client.
@@ -186,6 +200,12 @@ pub enum ServerMessage {
         /// Why.
         reason: RevokeReason,
     },
+    /// The channels that exist now, sorted by name: the answer to
+    /// [`ClientMessage::ListChannels`].
+    Channels {
+        /// The channels.
+        channels: Vec<ChannelInfo>,
+    },
     /// A request failed. See [`ErrorCode`].
     Error {
         /// Stable code.
@@ -203,6 +223,7 @@ const CLIENT_TYPES: &[&str] = &[
     "answer",
     "floor_request",
     "floor_release",
+    "list_channels",
 ];
 const SERVER_TYPES: &[&str] = &[
     "welcome",
@@ -216,6 +237,7 @@ const SERVER_TYPES: &[&str] = &[
     "floor_taken",
     "floor_idle",
     "floor_revoke",
+    "channels",
     "error",
 ];
 
@@ -262,6 +284,7 @@ impl ClientMessage {
             Self::Answer { .. } => "answer",
             Self::FloorRequest { .. } => "floor_request",
             Self::FloorRelease { .. } => "floor_release",
+            Self::ListChannels => "list_channels",
         }
     }
 }
@@ -319,6 +342,7 @@ mod tests {
                 priority: Priority(7),
             },
             ClientMessage::FloorRelease { channel: ch("ops") },
+            ClientMessage::ListChannels,
         ];
         assert_eq!(all.len(), CLIENT_TYPES.len());
         for m in all {
@@ -373,6 +397,13 @@ mod tests {
             ServerMessage::FloorRevoke {
                 channel: ch("a"),
                 reason: RevokeReason::MaxDurationExceeded,
+            },
+            ServerMessage::Channels {
+                channels: vec![ChannelInfo {
+                    name: ch("a"),
+                    members: 2,
+                    fixed: false,
+                }],
             },
             ServerMessage::error(ErrorCode::InvalidSdp, "bad"),
         ];

@@ -4,7 +4,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    path::Path,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -40,6 +40,17 @@ pub struct ServerConfig {
     pub create_channels_on_join: bool,
     /// Most channels one connection may be in at once. Default 64.
     pub max_channels_per_client: usize,
+    /// PEM certificate chain for HTTPS/WSS; requires `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS/WSS with a self-signed certificate generated on first
+    /// start and kept in `data_dir` (quick LAN use; browsers warn once).
+    /// Default false.
+    pub tls_self_signed: bool,
+    /// Where the server keeps state (the self-signed certificate). Default
+    /// `$XDG_DATA_HOME/squawk-server`, else `~/.local/share/squawk-server`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +65,10 @@ impl Default for ServerConfig {
             channels: Vec::new(),
             create_channels_on_join: true,
             max_channels_per_client: 64,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            data_dir: None,
         }
     }
 }
@@ -128,6 +143,16 @@ impl ServerConfig {
                 "channel {dup} is listed twice"
             )));
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_cert and tls_key go together: give both or neither".into(),
+            ));
+        }
+        if self.tls_self_signed && self.tls_cert.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_self_signed and tls_cert exclude each other".into(),
+            ));
+        }
         if self.workers > 64 {
             return Err(ConfigError::Invalid("workers must be at most 64".into()));
         }
@@ -137,6 +162,27 @@ impl ServerConfig {
     /// Maximum talk time as a [`Duration`].
     pub fn max_talk(&self) -> Duration {
         Duration::from_secs(self.max_talk_secs)
+    }
+
+    /// Whether signaling and the web client are served over TLS.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_self_signed || self.tls_cert.is_some()
+    }
+
+    /// The data directory with its default resolved (see [`Self::data_dir`]
+    /// field docs); `./squawk-data` when neither XDG_DATA_HOME nor HOME is set.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.data_dir {
+            return d.clone();
+        }
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+        match base {
+            Some(b) => b.join("squawk-server"),
+            None => PathBuf::from("squawk-data"),
+        }
     }
 
     /// Worker count with 0 resolved to the number of CPU cores.
@@ -179,6 +225,13 @@ mod tests {
         let c: ServerConfig = toml::from_str("media = \"0.0.0.0:9000\"").unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))));
         let c: ServerConfig = toml::from_str("max_talk_secs = 0").unwrap();
+        assert!(c.validate().is_err());
+        let c: ServerConfig = toml::from_str("tls_cert = \"c.pem\"").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("tls_key"), "{e}");
+        let c: ServerConfig =
+            toml::from_str("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_self_signed = true")
+                .unwrap();
         assert!(c.validate().is_err());
     }
 }

@@ -15,7 +15,7 @@ use std::{
 
 use squawk_floor::{Floor, FloorAction, FloorConfig, FloorInput};
 use squawk_protocol::{
-    ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, Member, ServerMessage,
+    ChannelInfo, ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, Member, ServerMessage,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -273,6 +273,19 @@ impl Hub {
                         priority,
                     },
                 );
+            }
+            ClientMessage::ListChannels => {
+                let mut channels: Vec<ChannelInfo> = self
+                    .channels
+                    .values()
+                    .map(|c| ChannelInfo {
+                        name: c.name.clone(),
+                        members: c.members.len(),
+                        fixed: c.fixed,
+                    })
+                    .collect();
+                channels.sort_by(|a, b| a.name.cmp(&b.name));
+                send(&session.out, ServerMessage::Channels { channels });
             }
             ClientMessage::FloorRelease { channel } => match self.member_of(client, &channel) {
                 Some(chan) => self.floor_input(now, chan, FloorInput::Release { who: client }),

@@ -17,6 +17,8 @@ pub mod config;
 mod hub;
 mod session;
 mod sfu;
+pub mod tls;
+mod web;
 
 use std::{
     net::SocketAddr,
@@ -53,6 +55,7 @@ use hub::HubMsg;
 /// tasks running until the runtime ends.
 pub struct Server {
     http_addr: SocketAddr,
+    tls: bool,
     media_addrs: Vec<SocketAddr>,
     stats: StatsHandle,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -66,6 +69,9 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The TLS certificate or key is unusable.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     /// A socket could not be bound.
     #[error("cannot bind {what} {addr}: {source}")]
     Bind {
@@ -86,6 +92,8 @@ impl Server {
     /// [`StartError`] if the config is invalid or a socket cannot be bound.
     pub async fn start(config: ServerConfig) -> Result<Self, StartError> {
         config.validate()?;
+        let tls = tls::server_config(&config)?;
+        let config_tls = tls.is_some();
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .map_err(|source| StartError::Bind {
@@ -133,24 +141,45 @@ impl Server {
             .route("/health", get(health))
             .route("/stats", get(stats_route))
             .route("/ws", get(ws_route))
+            .merge(web::routes())
             .with_state(state);
-        // Signaling is latency-critical (Floor Request → Floor Granted):
-        // no Nagle delay behind an unacknowledged previous message.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("TCP_NODELAY: {e}");
+        let stopped = async move {
+            let _ = shutdown_rx.wait_for(|v| *v).await;
+        };
+        let http = match tls {
+            Some(tls) => {
+                let listener =
+                    tls::TlsListener::new(listener, tls).map_err(|source| StartError::Bind {
+                        what: "https",
+                        addr: http_addr,
+                        source,
+                    })?;
+                tokio::spawn(async move {
+                    let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                    if let Err(e) = serve.await {
+                        tracing::error!("https server: {e}");
+                    }
+                })
             }
-        });
-        let http = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = shutdown_rx.wait_for(|v| *v).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!("http server: {e}");
+            None => {
+                // Signaling is latency-critical (Floor Request → Floor
+                // Granted): no Nagle delay behind an unacknowledged message.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!("TCP_NODELAY: {e}");
+                    }
+                });
+                tokio::spawn(async move {
+                    let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                    if let Err(e) = serve.await {
+                        tracing::error!("http server: {e}");
+                    }
+                })
             }
-        });
+        };
         Ok(Self {
             http_addr,
+            tls: config_tls,
             media_addrs,
             stats,
             shutdown,
@@ -162,6 +191,17 @@ impl Server {
     /// The bound HTTP address (`ws://ADDR/ws` is the signaling endpoint).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Whether HTTP and WebSocket are served over TLS (`https://`, `wss://`).
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The URL of the web client's start page, e.g. `http://127.0.0.1:7300/`.
+    pub fn web_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/", self.http_addr)
     }
 
     /// The media address (ICE host candidate) of each SFU worker.

@@ -32,6 +32,20 @@ struct Args {
     /// Maximum talk time per transmission, seconds.
     #[arg(long, value_name = "SECONDS")]
     max_talk_secs: Option<u64>,
+    /// PEM certificate chain: serve HTTPS and WSS (needs --tls-key).
+    #[arg(long, value_name = "FILE.pem", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE.pem", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS and WSS with a self-signed certificate, generated on first
+    /// start and kept in the data directory.
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// Where to keep state such as the self-signed certificate
+    /// [default: $XDG_DATA_HOME/squawk-server or ~/.local/share/squawk-server].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,6 +76,19 @@ fn main() -> anyhow::Result<()> {
     if let Some(v) = args.max_talk_secs {
         config.max_talk_secs = v;
     }
+    if args.tls_cert.is_some() {
+        config.tls_cert = args.tls_cert;
+        config.tls_key = args.tls_key;
+        config.tls_self_signed = false;
+    }
+    if args.tls_self_signed {
+        config.tls_self_signed = true;
+        config.tls_cert = None;
+        config.tls_key = None;
+    }
+    if let Some(v) = args.data_dir {
+        config.data_dir = Some(v);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,9 +97,10 @@ fn main() -> anyhow::Result<()> {
         let server = Server::start(config).await?;
         // Tests and scripts read this line to learn the bound addresses.
         println!(
-            "squawk-server ready http={} media={:?}",
+            "squawk-server ready http={} media={:?} web={}",
             server.http_addr(),
-            server.media_addrs()
+            server.media_addrs(),
+            server.web_url()
         );
         wait_for_signal().await;
         tracing::info!("shutting down");

@@ -1,0 +1,431 @@
+// The browser engine: the page's own RTCPeerConnection and getUserMedia
+// speaking Squawk's signaling protocol (docs/protocol.md) to the server that
+// served the page. It implements the same interface as the desktop engine
+// (engine-tauri.js), so app.js does not know which one it drives:
+//
+//   init() -> {server, name, channels, autoConnect}   start-up parameters
+//   connect({server, name, channels}), disconnect()
+//   join(channel), leave(channel), listChannels()
+//   press(channel), release()                        the talk key
+//   onEvent(f)                                       events tagged by `type`
+//
+// plus, when `audioControls` is true: inputLevel() -> 0..1, setGain(0..2),
+// setVolume(0..1), micTest(bool).
+//
+// Events: connection {state: connecting|connected|reconnecting|offline,
+// retry_in_ms?}, welcome, media {connected}, joined, left, presence,
+// channels, floor_granted, floor_deny, floor_revoke, talk_ended, floor_taken,
+// floor_idle, receive_started, error, warning.
+"use strict";
+
+function createBrowserEngine() {
+  const PROTOCOL_VERSION = 1;
+  /** Audio sent after the talk key is released, ms (as the desktop engine). */
+  const TAIL_MS = 250;
+  /** Reconnect backoff: first delay and cap, ms; ±20 % jitter. */
+  const BACKOFF_FIRST_MS = 500;
+  const BACKOFF_MAX_MS = 10000;
+  /** Receive level (RMS, full scale 1) above which a channel counts as audible. */
+  const AUDIBLE_RMS = 0.003;
+
+  const listeners = [];
+  const emit = (ev) => { for (const f of listeners) { try { f(ev); } catch (e) { console.error(e); } } };
+
+  let params = null;        // {server, name}
+  const wanted = new Set(); // channels to be in (rejoined after a reconnect)
+  let ws = null;
+  let pc = null;
+  let sender = null;
+  let clientId = null;
+  let closedByUser = false;
+  let attempt = 0;
+  let retryTimer = null;
+  let negotiation = Promise.resolve();
+  const mids = new Map();   // downlink mid -> channel
+  const talkers = new Map(); // channel -> {id, name, since}
+
+  // Audio graph: mic -> gain -> (analyser, destination -> uplink track).
+  let ctx = null;
+  let mic = null;
+  let gain = null;
+  let analyser = null;
+  let uplink = null;        // MediaStreamDestination whose track is sent
+  let sendTrack = null;
+  let monitorOn = false;
+  let volume = 1;
+  const rx = new Map();     // mid -> {el, analyser, audible, firstAudioAt}
+
+  // Talk-key state machine: idle | requesting | talking | tail.
+  let ptt = { state: "idle", channel: null, releasePending: false, tail: null };
+
+  const now = () => performance.timeOrigin + performance.now();
+
+  function audioContext() {
+    if (!ctx) ctx = new (window.AudioContext || window.webkitAudioContext)({ latencyHint: "interactive" });
+    if (ctx.state === "suspended") ctx.resume().catch(() => {});
+    return ctx;
+  }
+
+  async function openMic() {
+    if (sendTrack) return;
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      throw new Error(window.isSecureContext ? "this browser has no getUserMedia"
+        : "the microphone needs HTTPS (or localhost): ask the server operator for the https:// link");
+    }
+    mic = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
+    });
+    const c = audioContext();
+    const src = c.createMediaStreamSource(mic);
+    gain = c.createGain();
+    analyser = c.createAnalyser();
+    analyser.fftSize = 1024;
+    uplink = c.createMediaStreamDestination();
+    src.connect(gain);
+    gain.connect(analyser);
+    gain.connect(uplink);
+    sendTrack = uplink.stream.getAudioTracks()[0];
+  }
+
+  function send(msg) {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+  }
+
+  function scheduleReconnect(reason) {
+    teardown();
+    if (closedByUser) return;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
+    const delay = Math.round(base * (0.8 + 0.4 * Math.random()));
+    attempt += 1;
+    emit({ type: "connection", state: "reconnecting", retry_in_ms: delay, reason });
+    retryTimer = setTimeout(open, delay);
+  }
+
+  function teardown() {
+    if (ptt.state !== "idle") {
+      clearTimeout(ptt.tail);
+      const ch = ptt.channel;
+      const wasTalking = ptt.state === "talking" || ptt.state === "tail";
+      ptt = { state: "idle", channel: null, releasePending: false, tail: null };
+      if (wasTalking) emit({ type: "talk_ended", channel: ch });
+    }
+    for (const [ch] of talkers) emit({ type: "floor_idle", channel: ch });
+    talkers.clear();
+    for (const r of rx.values()) r.el.remove();
+    rx.clear();
+    mids.clear();
+    if (pc) { pc.close(); pc = null; sender = null; emit({ type: "media", connected: false }); }
+    if (ws) { ws.onclose = null; ws.onmessage = null; ws.close(); ws = null; }
+  }
+
+  function open() {
+    clearTimeout(retryTimer);
+    teardown();
+    emit({ type: "connection", state: "connecting" });
+    let sock;
+    try {
+      sock = new WebSocket(params.server);
+    } catch (e) {
+      emit({ type: "error", code: "bad_server_url", message: String(e.message || e) });
+      return;
+    }
+    ws = sock;
+    sock.onopen = () => send({ type: "hello", version: PROTOCOL_VERSION, name: params.name });
+    sock.onmessage = (m) => {
+      let msg;
+      try { msg = JSON.parse(m.data); } catch (_) { return; }
+      onServer(msg);
+    };
+    sock.onclose = (e) => scheduleReconnect(e.reason || `connection closed (${e.code})`);
+  }
+
+  function negotiate(step) {
+    negotiation = negotiation.then(step).catch((e) => {
+      emit({ type: "error", code: "webrtc", message: String(e.message || e) });
+    });
+  }
+
+  async function startMedia() {
+    pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    const tr = pc.addTransceiver("audio", { direction: "sendonly" });
+    sender = tr.sender;
+    pc.ontrack = (e) => addDownlink(e.transceiver.mid, e.track);
+    pc.onconnectionstatechange = () => {
+      const s = pc && pc.connectionState;
+      if (s === "connected") emit({ type: "media", connected: true });
+      if (s === "failed") scheduleReconnect("media path failed");
+    };
+    negotiate(async () => {
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      send({ type: "offer", sdp: pc.localDescription.sdp });
+    });
+  }
+
+  /** Resolves when ICE gathering completes (host candidates: milliseconds), or after 1 s. */
+  function gathered(p) {
+    if (p.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { if (p.iceGatheringState === "complete") resolve(); };
+      p.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, 1000);
+    });
+  }
+
+  function addDownlink(mid, track) {
+    const el = document.createElement("audio");
+    el.autoplay = true;
+    el.volume = volume;
+    el.srcObject = new MediaStream([track]);
+    el.hidden = true;
+    document.body.appendChild(el);
+    el.play().catch(() => emit({ type: "warning", message: "click anywhere to enable sound (browser autoplay rule)" }));
+    const c = audioContext();
+    const a = c.createAnalyser();
+    a.fftSize = 512;
+    c.createMediaStreamSource(el.srcObject).connect(a);
+    rx.set(mid, { el, analyser: a, audible: false, firstAudioAt: null, onsets: [] });
+  }
+
+  // Watches the downlinks: receive_started when a talker becomes audible, and
+  // onset times (ms since the epoch) for measurements.
+  const buf = new Float32Array(512);
+  setInterval(() => {
+    for (const [mid, r] of rx) {
+      r.analyser.getFloatTimeDomainData(buf);
+      let sum = 0;
+      let first = -1;
+      for (let i = 0; i < buf.length; i++) {
+        sum += buf[i] * buf[i];
+        if (first < 0 && Math.abs(buf[i]) > 0.02) first = i;
+      }
+      const rms = Math.sqrt(sum / buf.length);
+      r.level = rms;
+      const audible = rms > AUDIBLE_RMS;
+      if (audible && !r.audible) {
+        // The analyser's window ends about now: date the first loud sample.
+        const at = first >= 0 ? now() - ((buf.length - first) / ctx.sampleRate) * 1000 : now();
+        if (r.firstAudioAt === null) r.firstAudioAt = at;
+        r.onsets.push(at);
+        const channel = mids.get(mid);
+        if (channel) emit({ type: "receive_started", channel });
+      }
+      r.audible = audible;
+    }
+  }, 10);
+
+  function onServer(msg) {
+    switch (msg.type) {
+      case "welcome":
+        attempt = 0;
+        clientId = msg.client_id;
+        emit({ type: "connection", state: "connected" });
+        emit(msg);
+        startMedia();
+        break;
+      case "answer":
+        negotiate(async () => {
+          await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+          for (const ch of wanted) send({ type: "join", channel: ch });
+        });
+        break;
+      case "offer":
+        negotiate(async () => {
+          await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+          await pc.setLocalDescription(await pc.createAnswer());
+          send({ type: "answer", sdp: pc.localDescription.sdp });
+        });
+        break;
+      case "joined":
+        mids.set(msg.mid, msg.channel);
+        emit({ type: "joined", channel: msg.channel, members: msg.members });
+        break;
+      case "left":
+        for (const [mid, ch] of mids) if (ch === msg.channel) mids.delete(mid);
+        talkers.delete(msg.channel);
+        emit(msg);
+        break;
+      case "presence":
+      case "channels":
+        emit(msg);
+        break;
+      case "floor_taken":
+        if (msg.talker === clientId) break;
+        talkers.set(msg.channel, { id: msg.talker, name: msg.talker_name, since: now() });
+        emit(msg);
+        break;
+      case "floor_idle":
+        talkers.delete(msg.channel);
+        emit(msg);
+        break;
+      case "floor_granted": onGranted(msg); break;
+      case "floor_deny":
+        if (ptt.state === "requesting" && ptt.channel === msg.channel) {
+          ptt = { state: "idle", channel: null, releasePending: false, tail: null };
+        }
+        emit(msg);
+        break;
+      case "floor_revoke":
+        if (ptt.channel === msg.channel && ptt.state !== "idle") {
+          clearTimeout(ptt.tail);
+          stopSending();
+          ptt = { state: "idle", channel: null, releasePending: false, tail: null };
+          emit(msg);
+          emit({ type: "talk_ended", channel: msg.channel });
+        }
+        break;
+      case "error":
+        emit(msg);
+        if (msg.code === "unsupported_version") closedByUser = true;
+        break;
+      default:
+        break;
+    }
+  }
+
+  function startSending() {
+    if (sender && sendTrack) sender.replaceTrack(sendTrack).catch((e) => emit({ type: "warning", message: String(e) }));
+  }
+  function stopSending() {
+    if (sender) sender.replaceTrack(null).catch(() => {});
+  }
+
+  function onGranted(msg) {
+    if (ptt.state !== "requesting" || ptt.channel !== msg.channel) {
+      // Not asked for (any more): give it back at once.
+      send({ type: "floor_release", channel: msg.channel });
+      return;
+    }
+    startSending();
+    ptt.state = "talking";
+    emit(msg);
+    if (ptt.releasePending) beginTail();
+  }
+
+  function beginTail() {
+    ptt.state = "tail";
+    const ch = ptt.channel;
+    ptt.tail = setTimeout(() => {
+      stopSending();
+      send({ type: "floor_release", channel: ch });
+      ptt = { state: "idle", channel: null, releasePending: false, tail: null };
+      emit({ type: "talk_ended", channel: ch });
+    }, TAIL_MS);
+  }
+
+  return {
+    kind: "browser",
+    asksServer: false,
+    audioControls: true,
+
+    /** Parameters from the page address: /c/CHANNEL?name=NAME. */
+    async init() {
+      const m = location.pathname.match(/^\/c\/([^/]+)\/?$/);
+      const q = new URLSearchParams(location.search);
+      const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+      const server = `${scheme}//${location.host}/ws`;
+      const name = q.get("name") || localStorage.getItem("squawk.name") || "";
+      const channels = m ? [decodeURIComponent(m[1])] : [];
+      return { server, name, channels, autoConnect: !!q.get("name") && channels.length > 0 };
+    },
+
+    async connect({ server, name, channels }) {
+      params = { server, name };
+      closedByUser = false;
+      attempt = 0;
+      wanted.clear();
+      channels.forEach((c) => wanted.add(c));
+      try { localStorage.setItem("squawk.name", name); } catch (_) { /* private mode */ }
+      try {
+        await openMic();
+      } catch (e) {
+        emit({ type: "warning", message: `microphone unavailable (${e.message || e}): listening only` });
+      }
+      open();
+    },
+
+    async disconnect() {
+      closedByUser = true;
+      clearTimeout(retryTimer);
+      teardown();
+      emit({ type: "connection", state: "offline" });
+    },
+
+    join(channel) { wanted.add(channel); send({ type: "join", channel }); },
+    leave(channel) { wanted.delete(channel); send({ type: "leave", channel }); },
+    listChannels() { send({ type: "list_channels" }); },
+
+    press(channel) {
+      if (!sendTrack) throw new Error("no microphone: this page can only listen");
+      if (ptt.state === "tail" && ptt.channel === channel) {
+        clearTimeout(ptt.tail);
+        ptt.state = "talking";
+        ptt.releasePending = false;
+        return;
+      }
+      if (ptt.state !== "idle") return;
+      ptt = { state: "requesting", channel, releasePending: false, tail: null };
+      send({ type: "floor_request", channel });
+    },
+
+    release() {
+      if (ptt.state === "requesting") ptt.releasePending = true;
+      else if (ptt.state === "talking") beginTail();
+    },
+
+    onEvent(f) { listeners.push(f); },
+
+    inputLevel() {
+      if (!analyser) return 0;
+      const b = new Float32Array(analyser.fftSize);
+      analyser.getFloatTimeDomainData(b);
+      let peak = 0;
+      for (const v of b) peak = Math.max(peak, Math.abs(v));
+      return Math.min(1, peak);
+    },
+    setGain(g) { if (gain) gain.gain.value = g; },
+    setVolume(v) { volume = v; for (const r of rx.values()) r.el.volume = v; },
+    micTest(on) {
+      if (!gain || on === monitorOn) return;
+      monitorOn = on;
+      if (on) gain.connect(audioContext().destination); else gain.disconnect(audioContext().destination);
+    },
+
+    /** Measurements for tests and benchmarks (not part of the UI interface). */
+    debug: {
+      pttState: () => ptt.state,
+      clientId: () => clientId,
+      /** Per downlink: channel, receive level, onset times (ms since epoch). */
+      downlinks: () => [...rx].map(([mid, r]) => ({ mid, channel: mids.get(mid) || null, level: r.level || 0,
+        firstAudioAt: r.firstAudioAt, onsets: r.onsets.slice() })),
+      /** RTCPeerConnection inbound-rtp and outbound-rtp audio stats. */
+      async rtpStats() {
+        if (!pc) return { inbound: [], outbound: [] };
+        const inbound = [];
+        const outbound = [];
+        (await pc.getStats()).forEach((s) => {
+          if (s.kind !== "audio") return;
+          if (s.type === "inbound-rtp") inbound.push({ mid: s.mid, packetsReceived: s.packetsReceived, totalAudioEnergy: s.totalAudioEnergy, jitterBufferDelay: s.jitterBufferDelay, jitterBufferEmittedCount: s.jitterBufferEmittedCount });
+          if (s.type === "outbound-rtp") outbound.push({ mid: s.mid, packetsSent: s.packetsSent });
+        });
+        return { inbound, outbound };
+      },
+      /** Mixes a 1 kHz burst into the uplink after the gain stage; returns its start, ms since epoch. */
+      injectBurst(ms = 200) {
+        if (!uplink) throw new Error("no microphone");
+        const c = audioContext();
+        const o = c.createOscillator();
+        const g = c.createGain();
+        g.gain.value = 0.5;
+        o.frequency.value = 1000;
+        o.connect(g);
+        g.connect(uplink);
+        const start = c.currentTime + 0.05;
+        o.start(start);
+        o.stop(start + ms / 1000);
+        return now() + (start - c.currentTime) * 1000;
+      },
+    },
+  };
+}
+window.createBrowserEngine = createBrowserEngine;
