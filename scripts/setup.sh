@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what Squawk needs on Debian 12: system packages (build and test),
-# and a Python virtualenv for the audio checks of the test suite.
-# Idempotent; run as root or with sudo available.
+# Installs what Squawk needs on Debian 12: system packages to build and run.
+# With --tests, also what the test suite needs: browsers (Debian chromium),
+# playwright-core from npm (tests/browser) and a Python virtualenv for the
+# audio checks. Idempotent; run as root or with sudo available.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,10 @@ PKGS=(
   xvfb xdotool imagemagick
   python3-venv
 )
+if [ "${1:-}" = "--tests" ]; then
+  # browser-client tests: headless Chromium driven by playwright-core
+  PKGS+=(chromium)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,8 +33,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ "${1:-}" = "--with-python" ]; then
+if [ "${1:-}" = "--tests" ]; then
   VENV="${SQUAWK_VENV:-$HOME/.cache/squawk-venv}"
   if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
   "$VENV/bin/pip" install -q -r tests/requirements.txt
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -2,7 +2,7 @@
 # Sets up and runs the whole test suite (unit, end-to-end, real devices).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh --with-python
+./scripts/setup.sh --tests
 export SQUAWK_PYTHON="${SQUAWK_VENV:-$HOME/.cache/squawk-venv}/bin/python"
 # The end-to-end tests run the server and bot binaries: build them first.
 cargo build --workspace --bins --locked

@@ -10,6 +10,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   name: "",
   clientId: null,
+  media: false,        // whether the media path (ICE + DTLS) is up
   maxTalkMs: 60000,
   channels: new Map(), // name -> {members: [{id, name}], talker: {id, name} | null}
   target: null,        // channel the talk button talks into
@@ -132,7 +133,10 @@ function onEvent(ev) {
       if (ev.state === "connected") { showError(""); engine.listChannels(); }
       break;
     case "welcome": ui.clientId = ev.client_id; ui.maxTalkMs = ev.max_talk_ms; break;
-    case "media": if (!ev.connected && ui.ptt === "talking") showIdle(); break;
+    case "media":
+      ui.media = ev.connected;
+      if (!ev.connected && ui.ptt === "talking") showIdle();
+      break;
     case "joined": case "presence": {
       const c = ui.channels.get(ev.channel) || { members: [], talker: null };
       c.members = ev.members;
@@ -223,7 +227,11 @@ function up(e) {
   Promise.resolve().then(() => engine.release()).catch(() => {});
 }
 
-$("ptt").addEventListener("pointerdown", (e) => { $("ptt").setPointerCapture(e.pointerId); down(e); });
+$("ptt").addEventListener("pointerdown", (e) => {
+  // Keep receiving pointerup even if the finger slides off the button.
+  try { $("ptt").setPointerCapture(e.pointerId); } catch (_) { /* synthetic pointer */ }
+  down(e);
+});
 $("ptt").addEventListener("pointerup", up);
 $("ptt").addEventListener("pointercancel", up);
 $("ptt").addEventListener("contextmenu", (e) => e.preventDefault());

@@ -394,21 +394,25 @@ function createBrowserEngine() {
     /** Measurements for tests and benchmarks (not part of the UI interface). */
     debug: {
       pttState: () => ptt.state,
+      audioState: () => ctx && ctx.state,
+      sdp: () => pc && { local: pc.localDescription && pc.localDescription.sdp, remote: pc.remoteDescription && pc.remoteDescription.sdp },
       clientId: () => clientId,
       /** Per downlink: channel, receive level, onset times (ms since epoch). */
       downlinks: () => [...rx].map(([mid, r]) => ({ mid, channel: mids.get(mid) || null, level: r.level || 0,
         firstAudioAt: r.firstAudioAt, onsets: r.onsets.slice() })),
       /** RTCPeerConnection inbound-rtp and outbound-rtp audio stats. */
       async rtpStats() {
-        if (!pc) return { inbound: [], outbound: [] };
+        if (!pc) return { inbound: [], outbound: [], source: null };
         const inbound = [];
         const outbound = [];
+        let source = null;
         (await pc.getStats()).forEach((s) => {
+          if (s.type === "media-source" && s.kind === "audio") source = { audioLevel: s.audioLevel, totalAudioEnergy: s.totalAudioEnergy };
           if (s.kind !== "audio") return;
           if (s.type === "inbound-rtp") inbound.push({ mid: s.mid, packetsReceived: s.packetsReceived, totalAudioEnergy: s.totalAudioEnergy, jitterBufferDelay: s.jitterBufferDelay, jitterBufferEmittedCount: s.jitterBufferEmittedCount });
           if (s.type === "outbound-rtp") outbound.push({ mid: s.mid, packetsSent: s.packetsSent });
         });
-        return { inbound, outbound };
+        return { inbound, outbound, source };
       },
       /** Mixes a 1 kHz burst into the uplink after the gain stage; returns its start, ms since epoch. */
       injectBurst(ms = 200) {

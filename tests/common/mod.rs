@@ -8,7 +8,7 @@
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, ChildStdin, Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -58,13 +58,24 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, cmd: &mut Command) -> Self {
+        cmd.stdin(Stdio::null());
+        Self::spawn_with(name, cmd)
+    }
+
+    /// As [`Proc::spawn`], with a pipe to the child's stdin.
+    pub fn spawn_piped(name: &str, cmd: &mut Command) -> (Self, ChildStdin) {
+        cmd.stdin(Stdio::piped());
+        let mut p = Self::spawn_with(name, cmd);
+        let stdin = p.child.stdin.take().expect("piped stdin");
+        (p, stdin)
+    }
+
+    fn spawn_with(name: &str, cmd: &mut Command) -> Self {
         // Warnings only, unless the caller asks for more with RUST_LOG.
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn,rtc_dtls=error");
         }
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .stdin(Stdio::null());
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::channel();
@@ -196,6 +207,11 @@ impl TestServer {
         format!("ws://{}/ws", self.http)
     }
 
+    /// The browser client's link for `channel`, joining as `name`.
+    pub fn page_url(&self, channel: &str, name: &str) -> String {
+        format!("http://{}/c/{channel}?name={name}", self.http)
+    }
+
     /// GET a JSON endpoint (plain HTTP/1.1 over std TCP, no client crate).
     pub fn get_json(&self, path: &str) -> Value {
         use std::io::{Read, Write};
@@ -297,4 +313,152 @@ pub fn assert_speech(report: &Value, who: &str) {
         first > -6.0,
         "{who}: first 50 ms of speech missing ({first:.1} dB vs source): {report}"
     );
+}
+
+/// Unix time now, ms (the clock the browser's `Date.now()` also reads).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
+}
+
+/// A real browser driven by `tests/browser/drive.mjs` (playwright-core for
+/// Chromium, geckodriver for Firefox): JSON commands in, one reply each.
+pub struct Browser {
+    pub proc: Proc,
+    stdin: ChildStdin,
+    next: u64,
+    pub version: String,
+}
+
+impl Browser {
+    /// Headless Debian Chromium whose fake microphone plays `wav` in a loop.
+    pub fn chromium(wav: &Path) -> Self {
+        // Chromium plays silence for a path with `..` in it: canonicalise.
+        let wav = wav.canonicalize().expect("fake microphone file");
+        Self::launch("chromium", &["--wav", wav.to_str().expect("utf-8 path")])
+    }
+
+    /// Headless firefox-esr through geckodriver; its microphone is the
+    /// PulseAudio default source of the environment it runs in.
+    pub fn firefox(env: &[(&str, &str)]) -> Self {
+        Self::launch_env("firefox", &[], env)
+    }
+
+    fn launch(kind: &str, args: &[&str]) -> Self {
+        Self::launch_env(kind, args, &[])
+    }
+
+    fn launch_env(kind: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("browser");
+        assert!(
+            dir.join("node_modules").join("playwright-core").exists(),
+            "tests/browser/node_modules missing: run scripts/setup.sh (npm ci in tests/browser)"
+        );
+        let mut cmd = Command::new("node");
+        cmd.current_dir(&dir).arg("drive.mjs").arg(kind).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let (mut proc, stdin) = Proc::spawn_piped(kind, &mut cmd);
+        let ready = proc.expect_event(Duration::from_secs(60), "ready");
+        let version = ready["version"].as_str().unwrap_or("?").to_string();
+        Self {
+            proc,
+            stdin,
+            next: 1,
+            version,
+        }
+    }
+
+    /// Sends one command and returns its reply's value; `Err` with the
+    /// driver's message if the command failed.
+    pub fn try_cmd(&mut self, mut cmd: Value, timeout: Duration) -> Result<Value, String> {
+        use std::io::Write;
+        let id = self.next;
+        self.next += 1;
+        cmd["id"] = id.into();
+        writeln!(self.stdin, "{cmd}").expect("write to browser driver");
+        self.stdin.flush().expect("flush browser driver");
+        let line = self.proc.expect_line(timeout, "reply", |l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| v["reply"] == id)
+        });
+        let v: Value = serde_json::from_str(&line).expect("json reply");
+        if v["ok"] == true {
+            Ok(v["value"].clone())
+        } else {
+            Err(v["error"].as_str().unwrap_or("?").to_string())
+        }
+    }
+
+    pub fn cmd(&mut self, cmd: Value) -> Value {
+        let what = cmd.to_string();
+        self.try_cmd(cmd, Duration::from_secs(90))
+            .unwrap_or_else(|e| panic!("browser command {what}: {e}"))
+    }
+
+    /// Opens `url` in a new page (tab) named `page`; returns when the page
+    /// was asked to load, Unix ms.
+    pub fn open(&mut self, page: &str, url: &str) -> u64 {
+        let v = self.cmd(serde_json::json!({"cmd": "open", "page": page, "url": url}));
+        v["opened_at"].as_u64().expect("opened_at")
+    }
+
+    /// Evaluates a JavaScript expression in `page` (promises awaited).
+    pub fn eval(&mut self, page: &str, js: &str) -> Value {
+        self.cmd(serde_json::json!({"cmd": "eval", "page": page, "js": js}))
+    }
+
+    /// Waits until the expression is truthy in `page`; returns its value.
+    pub fn wait(&mut self, page: &str, js: &str, timeout: Duration) -> Value {
+        let ms = timeout.as_millis() as u64;
+        self.try_cmd(
+            serde_json::json!({"cmd": "wait", "page": page, "js": js, "timeout_ms": ms}),
+            timeout + Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("{page}: waiting for `{js}`: {e}"))
+    }
+
+    /// Holds the left mouse button down on the talk button; Unix ms.
+    pub fn press(&mut self, page: &str) -> u64 {
+        let v = self.cmd(serde_json::json!({"cmd": "press", "page": page}));
+        v.as_u64().expect("press time")
+    }
+
+    /// Lets go of the mouse button; Unix ms.
+    pub fn release(&mut self, page: &str) -> u64 {
+        let v = self.cmd(serde_json::json!({"cmd": "release", "page": page}));
+        v.as_u64().expect("release time")
+    }
+
+    pub fn screenshot(&mut self, page: &str, path: &Path) {
+        self.cmd(serde_json::json!({"cmd": "screenshot", "page": page, "path": path}));
+    }
+
+    /// Waits until `page` is connected, in `channel` and its media path is up.
+    pub fn wait_ready(&mut self, page: &str, channel: &str) {
+        let js = format!(
+            "window.squawkApp && window.squawkApp.ui.media && window.squawkApp.ui.channels.has({channel:?})"
+        );
+        self.wait(page, &js, Duration::from_secs(30));
+    }
+
+    /// The talk button's state as the page shows it (`data-state`).
+    pub fn ptt_state(&mut self, page: &str) -> String {
+        let v = self.eval(page, "document.getElementById('ptt').dataset.state");
+        v.as_str().unwrap_or_default().to_string()
+    }
+
+    pub fn quit(mut self) {
+        let _ = self.try_cmd(serde_json::json!({"cmd": "quit"}), Duration::from_secs(20));
+    }
+}
+
+/// Compares a recording with a source that a browser's fake microphone
+/// played in a loop from an unknown point (`audio_check.py --loop`).
+pub fn compare_looped(source: &Path, recording: &Path) -> Value {
+    audio_check(&[Path::new("--loop"), source, recording])
 }

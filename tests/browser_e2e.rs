@@ -1,0 +1,199 @@
+//! The browser client end to end: headless Debian Chromium (playwright-core)
+//! opens the link the server serves, talks from a fake microphone fed with
+//! real speech, hears a bot, and contends for the floor with one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// How long the page holds the talk button, ms (about one pass of F2).
+const HOLD_MS: u64 = 5000;
+
+#[test]
+fn browser_talks_and_a_bot_in_the_channel_records_it() {
+    let server = TestServer::start();
+    let out = out_dir("browser_talks");
+    let source = speech("F2_harvard_phrases.wav");
+    let rec = out.join("bot.wav");
+    let mut bot = server.listener("B", "web", &rec, 20);
+    let mut browser = Browser::chromium(&source);
+    browser.open("p", &server.page_url("web", "Browser"));
+    browser.wait_ready("p", "web");
+    browser.screenshot("p", &out.join("browser-idle.png"));
+
+    let pressed = browser.press("p");
+    browser.wait(
+        "p",
+        "document.getElementById('ptt').dataset.state === 'talking'",
+        Duration::from_secs(5),
+    );
+    let taken = bot.expect_event(Duration::from_secs(5), "floor_taken");
+    assert_eq!(taken["talker"], "Browser");
+    browser.screenshot("p", &out.join("browser-talking.png"));
+    std::thread::sleep(Duration::from_millis(
+        HOLD_MS.saturating_sub(unix_ms() - pressed),
+    ));
+    browser.release("p");
+    browser.wait(
+        "p",
+        "document.getElementById('ptt').dataset.state === 'idle'",
+        Duration::from_secs(5),
+    );
+    let received = bot.expect_event(Duration::from_secs(10), "received");
+    assert_eq!(received["report"]["talker"], "Browser");
+    let cues = browser.eval("p", "SquawkCues.history()");
+    assert_eq!(
+        cues,
+        serde_json::json!(["permit", "end"]),
+        "talk-permit chirp, then end beep"
+    );
+    let sent = browser.eval("p", "squawkApp.engine.debug.rtpStats()");
+    eprintln!("page uplink: {sent}");
+    let packets = sent["outbound"][0]["packetsSent"].as_u64().unwrap();
+    assert!(
+        (200..=280).contains(&packets),
+        "about {HOLD_MS} ms + 250 ms tail of 20 ms frames, and nothing while idle: {sent}"
+    );
+    browser.quit();
+    let (code, _) = bot.wait(Duration::from_secs(30));
+    assert_eq!(code, 0);
+
+    let report = compare_looped(&source, &rec);
+    eprintln!("browser -> bot: {report}");
+    assert!(report.get("error").is_none(), "{report}");
+    let stoi = report["stoi"].as_f64().unwrap();
+    assert!(stoi >= MIN_STOI, "STOI {stoi:.3} < {MIN_STOI}: {report}");
+}
+
+#[test]
+fn a_bot_talks_and_the_page_shows_and_hears_it() {
+    let server = TestServer::start();
+    let out = out_dir("browser_hears");
+    let mut browser = Browser::chromium(&speech("F2_harvard_phrases.wav"));
+    browser.open("p", &server.page_url("ops", "Web"));
+    browser.wait_ready("p", "ops");
+    let mut bot = server.talker("Dispatch", "ops", &speech("F1_harvard_phrases.wav"), &[]);
+    bot.expect_event(Duration::from_secs(10), "floor_granted");
+
+    // The UI shows who talks, where.
+    let shown = browser.wait(
+        "p",
+        "!document.getElementById('rx').hidden && document.getElementById('rx-name').textContent",
+        Duration::from_secs(5),
+    );
+    assert_eq!(shown, "Dispatch");
+    assert_eq!(browser.ptt_state("p"), "receiving");
+    assert_eq!(
+        browser.eval("p", "document.getElementById('rx-chan').textContent"),
+        "on #ops"
+    );
+    // The page's own measurements: RTP arrives and carries audio energy,
+    // and its WebAudio analyser hears it.
+    let stats = browser.wait(
+        "p",
+        "squawkApp.engine.debug.rtpStats().then(s => s.inbound.some(i => i.packetsReceived > 100 && i.totalAudioEnergy > 0.01) && s)",
+        Duration::from_secs(10),
+    );
+    eprintln!("page inbound-rtp: {stats}");
+    let level = browser.wait(
+        "p",
+        "squawkApp.engine.debug.downlinks().find(d => d.channel === 'ops' && d.onsets.length > 0)",
+        Duration::from_secs(5),
+    );
+    eprintln!("page downlink: {level}");
+    browser.screenshot("p", &out.join("browser-receiving.png"));
+
+    bot.expect_event(Duration::from_secs(20), "talk_ended");
+    browser.wait(
+        "p",
+        "document.getElementById('rx').hidden && document.getElementById('ptt').dataset.state === 'idle'",
+        Duration::from_secs(5),
+    );
+    let cues = browser.eval("p", "SquawkCues.history()");
+    assert_eq!(cues, serde_json::json!(["incoming", "end"]));
+    let (code, _) = bot.wait(Duration::from_secs(20));
+    assert_eq!(code, 0);
+    browser.quit();
+}
+
+#[test]
+fn floor_contention_between_a_browser_and_a_bot() {
+    let server = TestServer::start();
+    let wav = speech("M1_harvard_phrases.wav");
+    let mut browser = Browser::chromium(&speech("F2_harvard_phrases.wav"));
+    browser.open("p", &server.page_url("X", "Web"));
+    browser.wait_ready("p", "X");
+
+    // 1. The browser holds the floor: the bot is denied.
+    browser.press("p");
+    browser.wait(
+        "p",
+        "document.getElementById('ptt').dataset.state === 'talking'",
+        Duration::from_secs(5),
+    );
+    let bot = server.talker("Bot", "X", &wav, &[]);
+    let (code, lines) = bot.wait(Duration::from_secs(20));
+    assert_eq!(code, 3, "the bot was denied: {lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("\"floor_deny\"")),
+        "{lines:?}"
+    );
+    browser.release("p");
+    browser.wait(
+        "p",
+        "document.getElementById('ptt').dataset.state === 'idle'",
+        Duration::from_secs(5),
+    );
+
+    // 2. The bot holds the floor: the browser is denied and shows Busy.
+    let mut bot = server.talker("Bot", "X", &wav, &[]);
+    bot.expect_event(Duration::from_secs(10), "floor_granted");
+    browser.wait(
+        "p",
+        "document.getElementById('ptt').dataset.state === 'receiving'",
+        Duration::from_secs(5),
+    );
+    browser.press("p");
+    browser.wait(
+        "p",
+        "document.getElementById('ptt').dataset.state === 'busy'",
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        browser.eval("p", "document.getElementById('ptt-sub').textContent"),
+        "someone else is talking"
+    );
+    browser.release("p");
+    let (code, _) = bot.wait(Duration::from_secs(20));
+    assert_eq!(code, 0);
+
+    // 3. Both press at the same instant: exactly one Floor Granted.
+    let at = unix_ms() + 4000;
+    browser.eval(
+        "p",
+        &format!(
+            "setTimeout(() => document.getElementById('ptt').dispatchEvent(new PointerEvent('pointerdown', {{pointerId: 1}})), {at} - Date.now()), true"
+        ),
+    );
+    let bot = server.talker("Bot", "X", &wav, &["--at-unix-ms", &at.to_string()]);
+    let outcome: Value = browser.wait(
+        "p",
+        "['talking', 'busy'].includes(document.getElementById('ptt').dataset.state) && document.getElementById('ptt').dataset.state",
+        Duration::from_secs(10),
+    );
+    browser.eval("p", "document.getElementById('ptt').dispatchEvent(new PointerEvent('pointerup', {pointerId: 1})), true");
+    let (code, lines) = bot.wait(Duration::from_secs(30));
+    let bot_granted = lines.iter().any(|l| l.contains("\"floor_granted\""));
+    let browser_granted = outcome == "talking";
+    assert!(
+        bot_granted ^ browser_granted,
+        "exactly one Floor Granted: browser {outcome}, bot {lines:?}"
+    );
+    assert_eq!(code, if bot_granted { 0 } else { 3 });
+    browser.quit();
+}
