@@ -197,3 +197,80 @@ fn floor_contention_between_a_browser_and_a_bot() {
     assert_eq!(code, if bot_granted { 0 } else { 3 });
     browser.quit();
 }
+
+#[test]
+fn the_page_reconnects_and_rejoins_after_a_server_restart() {
+    let http = format!("127.0.0.1:{}", free_port());
+    let server = TestServer::start_at(&http, &[]);
+    let mut browser = Browser::chromium(&speech("F2_harvard_phrases.wav"));
+    browser.open("p", &server.page_url("X", "Web"));
+    browser.wait_ready("p", "X");
+    drop(server); // killed
+    let conn = browser.wait(
+        "p",
+        "['reconnecting', 'connecting'].includes(document.getElementById('conn').dataset.state) && document.getElementById('conn').textContent",
+        Duration::from_secs(10),
+    );
+    eprintln!("page while the server is down: {conn}");
+    let server = TestServer::start_at(&http, &[]);
+    // Backoff is at most 10 s; the channel comes back with its members.
+    browser.wait(
+        "p",
+        "document.getElementById('conn').dataset.state === 'connected' && squawkApp.ui.media && (squawkApp.ui.channels.get('X') || {members: []}).members.length === 1",
+        Duration::from_secs(20),
+    );
+    let mut bot = server.talker("Bot", "X", &speech("M1_harvard_phrases.wav"), &[]);
+    bot.expect_event(Duration::from_secs(10), "floor_granted");
+    let shown = browser.wait(
+        "p",
+        "!document.getElementById('rx').hidden && document.getElementById('rx-name').textContent",
+        Duration::from_secs(5),
+    );
+    assert_eq!(shown, "Bot");
+    browser.wait(
+        "p",
+        "squawkApp.engine.debug.downlinks().some(d => d.channel === 'X' && d.onsets.length > 0)",
+        Duration::from_secs(5),
+    );
+    let (code, _) = bot.wait(Duration::from_secs(20));
+    assert_eq!(code, 0);
+    browser.quit();
+}
+
+#[test]
+fn the_page_works_over_https_with_a_self_signed_certificate() {
+    let out = out_dir("browser_tls");
+    let data = out.join("data");
+    let server =
+        TestServer::start_with(&["--tls-self-signed", "--data-dir", data.to_str().unwrap()]);
+    assert!(server.web.starts_with("https://"), "{}", server.web);
+    assert!(data.join("self-signed-cert.pem").exists());
+    let mut browser = Browser::chromium_with(&speech("F2_harvard_phrases.wav"), &["--insecure"]);
+    browser.open("a", &server.page_url("S", "Ann"));
+    browser.open("b", &server.page_url("S", "Bea"));
+    browser.wait_ready("a", "S");
+    browser.wait_ready("b", "S");
+    assert_eq!(
+        browser.eval("a", "window.isSecureContext && location.protocol"),
+        "https:"
+    );
+    browser.press("a");
+    browser.wait(
+        "a",
+        "document.getElementById('ptt').dataset.state === 'talking'",
+        Duration::from_secs(5),
+    );
+    let shown = browser.wait(
+        "b",
+        "!document.getElementById('rx').hidden && document.getElementById('rx-name').textContent",
+        Duration::from_secs(5),
+    );
+    assert_eq!(shown, "Ann");
+    browser.wait(
+        "b",
+        "squawkApp.engine.debug.downlinks().some(d => d.channel === 'S' && d.onsets.length > 0)",
+        Duration::from_secs(5),
+    );
+    browser.release("a");
+    browser.quit();
+}

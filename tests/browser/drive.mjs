@@ -3,7 +3,9 @@
 // shows. Commands arrive as JSON lines on stdin; each gets one JSON reply
 // line on stdout ({"reply": id, "ok": true, "value": ...} or "error").
 //
-//   node drive.mjs chromium [--wav FILE.wav]    Debian chromium via playwright-core
+//   node drive.mjs chromium [--wav FILE.wav] [--insecure]
+//                                               Debian chromium via playwright-core;
+//                                               --insecure accepts self-signed certificates
 //   node drive.mjs firefox  [--marionette-port] firefox-esr via geckodriver (WebDriver)
 //
 // Commands: {"id", "cmd": "open", "page", "url"} | {"cmd": "press"|"release", "page"}
@@ -34,7 +36,7 @@ async function chromium() {
   return {
     version: browser.version(),
     async open(id, url) {
-      const context = await browser.newContext({ viewport: { width: 420, height: 760 } });
+      const context = await browser.newContext({ viewport: { width: 420, height: 760 }, ignoreHTTPSErrors: rest.includes("--insecure") });
       const page = await context.newPage();
       page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") out({ event: "console", page: id, level: m.type(), text: m.text() }); });
       page.on("pageerror", (e) => out({ event: "pageerror", page: id, text: String(e) }));

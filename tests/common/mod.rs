@@ -173,6 +173,8 @@ impl Drop for Proc {
 pub struct TestServer {
     pub proc: Proc,
     pub http: String,
+    /// The web client's base URL from the ready line (`http://…/` or `https://…/`).
+    pub web: String,
 }
 
 impl TestServer {
@@ -181,16 +183,15 @@ impl TestServer {
     }
 
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_at("127.0.0.1:0", extra)
+    }
+
+    /// A server whose HTTP listener binds `http` (e.g. a fixed port that a
+    /// restarted server must take over again).
+    pub fn start_at(http: &str, extra: &[&str]) -> Self {
         let mut cmd = Command::new(bin("squawk-server"));
-        cmd.args([
-            "--http",
-            "127.0.0.1:0",
-            "--media",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-        ])
-        .args(extra);
+        cmd.args(["--http", http, "--media", "127.0.0.1:0", "--workers", "2"])
+            .args(extra);
         let mut proc = Proc::spawn("server", &mut cmd);
         let line = proc.expect_line(Duration::from_secs(20), "ready line", |l| {
             l.starts_with("squawk-server ready")
@@ -200,7 +201,12 @@ impl TestServer {
             .find_map(|w| w.strip_prefix("http="))
             .expect("http= in ready line")
             .to_string();
-        Self { proc, http }
+        let web = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("web="))
+            .expect("web= in ready line")
+            .to_string();
+        Self { proc, http, web }
     }
 
     pub fn ws_url(&self) -> String {
@@ -209,7 +215,7 @@ impl TestServer {
 
     /// The browser client's link for `channel`, joining as `name`.
     pub fn page_url(&self, channel: &str, name: &str) -> String {
-        format!("http://{}/c/{channel}?name={name}", self.http)
+        format!("{}c/{channel}?name={name}", self.web)
     }
 
     /// GET a JSON endpoint (plain HTTP/1.1 over std TCP, no client crate).
@@ -315,6 +321,12 @@ pub fn assert_speech(report: &Value, who: &str) {
     );
 }
 
+/// A TCP port on loopback that was free a moment ago.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
 /// Unix time now, ms (the clock the browser's `Date.now()` also reads).
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -335,9 +347,17 @@ pub struct Browser {
 impl Browser {
     /// Headless Debian Chromium whose fake microphone plays `wav` in a loop.
     pub fn chromium(wav: &Path) -> Self {
+        Self::chromium_with(wav, &[])
+    }
+
+    /// As [`Browser::chromium`] with more driver options (`--insecure`:
+    /// accept the server's self-signed certificate).
+    pub fn chromium_with(wav: &Path, extra: &[&str]) -> Self {
         // Chromium plays silence for a path with `..` in it: canonicalise.
         let wav = wav.canonicalize().expect("fake microphone file");
-        Self::launch("chromium", &["--wav", wav.to_str().expect("utf-8 path")])
+        let mut args = vec!["--wav", wav.to_str().expect("utf-8 path")];
+        args.extend_from_slice(extra);
+        Self::launch("chromium", &args)
     }
 
     /// Headless firefox-esr through geckodriver; its microphone is the
