@@ -75,7 +75,7 @@ function renderChannels() {
     pick.onclick = () => { ui.target = name; renderChannels(); renderMembers(); if (ui.ptt === "idle") showIdle(); };
     const info = document.createElement("span");
     info.className = "info";
-    info.textContent = c.talker ? `🔊 ${c.talker.name}` : `${c.members.length} online`;
+    info.textContent = c.talker ? `● ${c.talker.name} talking` : `${c.members.length} online`;
     const leave = document.createElement("button");
     leave.type = "button";
     leave.className = "leave";

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Prints the browser client's latency figures (docs/benchmarks.md):
+# link opened -> first audio heard, and browser mouth-to-ear through the SFU.
+# SQUAWK_BENCH_RUNS sets the number of runs (default 7; mouth-to-ear takes twice as many).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh --tests
+cargo build --release --workspace --bins --locked
+cargo test --release --locked --test browser_bench -- --ignored --nocapture 2>&1 \
+  | grep -v '^\['
