@@ -20,8 +20,8 @@ PKGS=(
   python3-venv
 )
 if [ "${1:-}" = "--tests" ]; then
-  # browser-client tests: headless Chromium driven by playwright-core
-  PKGS+=(chromium)
+  # browser-client tests: headless Chromium (playwright-core) and Firefox ESR (geckodriver)
+  PKGS+=(chromium firefox-esr)
 fi
 missing=()
 for p in "${PKGS[@]}"; do
@@ -38,4 +38,10 @@ if [ "${1:-}" = "--tests" ]; then
   if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
   "$VENV/bin/pip" install -q -r tests/requirements.txt
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+  # geckodriver (W3C WebDriver for Firefox) from crates.io, outside the clone.
+  TOOLS="${SQUAWK_TOOLS:-$HOME/.cache/squawk-tools}"
+  if [ ! -x "$TOOLS/bin/geckodriver" ]; then
+    echo "setup: building geckodriver into $TOOLS"
+    cargo install geckodriver --version 0.37.1 --locked --root "$TOOLS" --quiet
+  fi
 fi

@@ -8,63 +8,9 @@
 
 mod common;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
 use common::*;
-
-struct Pulse {
-    dir: PathBuf,
-    daemon: Proc,
-}
-
-impl Pulse {
-    fn start(dir: &Path) -> Self {
-        let runtime = dir.join("xdg");
-        std::fs::create_dir_all(&runtime).unwrap();
-        let mut cmd = Command::new("pulseaudio");
-        cmd.env("XDG_RUNTIME_DIR", &runtime).env("HOME", dir).args([
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--disallow-exit",
-            "--log-target=stderr",
-            "--load=module-native-protocol-unix",
-            "--load=module-null-sink sink_name=mic rate=48000 channels=1",
-            "--load=module-null-sink sink_name=spk rate=48000 channels=1",
-        ]);
-        let daemon = Proc::spawn("pulseaudio", &mut cmd);
-        let pulse = Self {
-            dir: runtime,
-            daemon,
-        };
-        // Ready when pactl can talk to it (bounded: 10 s).
-        let end = Instant::now() + Duration::from_secs(10);
-        while !pulse.pactl(&["info"]) {
-            assert!(Instant::now() < end, "pulseaudio did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        assert!(pulse.pactl(&["set-default-source", "mic.monitor"]));
-        assert!(pulse.pactl(&["set-default-sink", "spk"]));
-        pulse
-    }
-
-    fn env(&self, cmd: &mut Command) {
-        cmd.env("XDG_RUNTIME_DIR", &self.dir).env(
-            "PULSE_SERVER",
-            format!("unix:{}/pulse/native", self.dir.display()),
-        );
-    }
-
-    fn pactl(&self, args: &[&str]) -> bool {
-        let mut cmd = Command::new("pactl");
-        self.env(&mut cmd);
-        cmd.args(args).output().is_ok_and(|o| o.status.success())
-    }
-}
 
 #[test]
 fn speech_through_real_pulseaudio_devices() {

@@ -400,19 +400,21 @@ function createBrowserEngine() {
       /** Per downlink: channel, receive level, onset times (ms since epoch). */
       downlinks: () => [...rx].map(([mid, r]) => ({ mid, channel: mids.get(mid) || null, level: r.level || 0,
         firstAudioAt: r.firstAudioAt, onsets: r.onsets.slice() })),
-      /** RTCPeerConnection inbound-rtp and outbound-rtp audio stats. */
+      /** RTCPeerConnection stats: inbound-rtp, outbound-rtp and media-source audio, and the transport's DTLS. */
       async rtpStats() {
-        if (!pc) return { inbound: [], outbound: [], source: null };
+        if (!pc) return { inbound: [], outbound: [], source: null, transport: null };
         const inbound = [];
         const outbound = [];
         let source = null;
+        let transport = null;
         (await pc.getStats()).forEach((s) => {
+          if (s.type === "transport") transport = { tlsVersion: s.tlsVersion, dtlsCipher: s.dtlsCipher, srtpCipher: s.srtpCipher, dtlsState: s.dtlsState };
           if (s.type === "media-source" && s.kind === "audio") source = { audioLevel: s.audioLevel, totalAudioEnergy: s.totalAudioEnergy };
           if (s.kind !== "audio") return;
           if (s.type === "inbound-rtp") inbound.push({ mid: s.mid, packetsReceived: s.packetsReceived, totalAudioEnergy: s.totalAudioEnergy, jitterBufferDelay: s.jitterBufferDelay, jitterBufferEmittedCount: s.jitterBufferEmittedCount });
           if (s.type === "outbound-rtp") outbound.push({ mid: s.mid, packetsSent: s.packetsSent });
         });
-        return { inbound, outbound, source };
+        return { inbound, outbound, source, transport };
       },
       /** Mixes a 1 kHz burst into the uplink after the gain stage; returns its start, ms since epoch. */
       injectBurst(ms = 200) {

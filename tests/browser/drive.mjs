@@ -84,8 +84,11 @@ async function firefox() {
     "media.autoplay.default": 0,
     "media.autoplay.block-webaudio": false,
     "permissions.default.microphone": 1,
+    // The test server is on loopback, which Firefox leaves out of ICE by default.
+    "media.peerconnection.ice.loopback": true,
   };
-  if (opt("--fake-mic")) prefs["media.navigator.streams.fake"] = true;
+  // A fake microphone (a tone); without it Firefox captures the PulseAudio default source.
+  if (rest.includes("--fake-mic")) prefs["media.navigator.streams.fake"] = true;
   const session = await call("POST", "/session", {
     capabilities: { alwaysMatch: { browserName: "firefox",
       "moz:firefoxOptions": { binary: process.env.SQUAWK_FIREFOX || "/usr/bin/firefox-esr", args: ["-headless"], prefs } } },

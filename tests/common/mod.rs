@@ -169,6 +169,79 @@ impl Drop for Proc {
     }
 }
 
+/// A private PulseAudio daemon with two null sinks: `mic` (its monitor
+/// `mic.monitor` is the default source, fed with `paplay --device=mic`) and
+/// `spk` (the default sink, recorded from `spk.monitor`).
+pub struct Pulse {
+    dir: PathBuf,
+    pub daemon: Proc,
+}
+
+impl Pulse {
+    pub fn start(dir: &Path) -> Self {
+        let runtime = dir.join("xdg");
+        std::fs::create_dir_all(&runtime).unwrap();
+        let mut cmd = Command::new("pulseaudio");
+        cmd.env("XDG_RUNTIME_DIR", &runtime).env("HOME", dir).args([
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--disallow-exit",
+            "--log-target=stderr",
+            "--load=module-native-protocol-unix",
+            "--load=module-null-sink sink_name=mic rate=48000 channels=1",
+            "--load=module-null-sink sink_name=spk rate=48000 channels=1",
+        ]);
+        let daemon = Proc::spawn("pulseaudio", &mut cmd);
+        let pulse = Self {
+            dir: runtime,
+            daemon,
+        };
+        // Ready when pactl can talk to it (bounded: 10 s).
+        let end = Instant::now() + Duration::from_secs(10);
+        while !pulse.pactl(&["info"]) {
+            assert!(Instant::now() < end, "pulseaudio did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(pulse.pactl(&["set-default-source", "mic.monitor"]));
+        assert!(pulse.pactl(&["set-default-sink", "spk"]));
+        pulse
+    }
+
+    /// Points a command at this daemon.
+    pub fn env(&self, cmd: &mut Command) {
+        cmd.env("XDG_RUNTIME_DIR", &self.dir).env(
+            "PULSE_SERVER",
+            format!("unix:{}/pulse/native", self.dir.display()),
+        );
+    }
+
+    /// The environment that points a program at this daemon.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        vec![
+            ("XDG_RUNTIME_DIR".into(), self.dir.display().to_string()),
+            (
+                "PULSE_SERVER".into(),
+                format!("unix:{}/pulse/native", self.dir.display()),
+            ),
+        ]
+    }
+
+    /// Plays `wav` into the virtual microphone; returns when it has played.
+    pub fn play_into_mic(&self, wav: &Path) {
+        let mut play = Command::new("paplay");
+        self.env(&mut play);
+        let ok = play.arg("--device=mic").arg(wav).status().expect("paplay");
+        assert!(ok.success(), "paplay failed");
+    }
+
+    pub fn pactl(&self, args: &[&str]) -> bool {
+        let mut cmd = Command::new("pactl");
+        self.env(&mut cmd);
+        cmd.args(args).output().is_ok_and(|o| o.status.success())
+    }
+}
+
 /// A running server on ephemeral loopback ports.
 pub struct TestServer {
     pub proc: Proc,
@@ -362,8 +435,10 @@ impl Browser {
 
     /// Headless firefox-esr through geckodriver; its microphone is the
     /// PulseAudio default source of the environment it runs in.
-    pub fn firefox(env: &[(&str, &str)]) -> Self {
-        Self::launch_env("firefox", &[], env)
+    pub fn firefox(pulse: &Pulse) -> Self {
+        let vars = pulse.vars();
+        let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Self::launch_env("firefox", &[], &env)
     }
 
     fn launch(kind: &str, args: &[&str]) -> Self {

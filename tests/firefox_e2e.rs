@@ -1,0 +1,93 @@
+//! The browser client in Firefox (Debian firefox-esr, headless, driven
+//! through geckodriver's W3C WebDriver). Firefox has no fake-microphone file
+//! option, so it runs against a private PulseAudio daemon: its microphone is
+//! the null sink `mic` fed with real speech by `paplay`, and its speaker is
+//! the null sink `spk`. It talks to a bot and hears a bot.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn firefox_joins_talks_and_hears() {
+    let out = out_dir("firefox_e2e");
+    let pulse = Pulse::start(&out);
+    let server = TestServer::start();
+    let source = speech("F1_harvard_phrases.wav");
+    let rec = out.join("bot.wav");
+    let mut bot = server.listener("B", "fx", &rec, 30);
+    let mut browser = Browser::firefox(&pulse);
+    eprintln!("Firefox {}", browser.version);
+    browser.open("p", &server.page_url("fx", "Fox"));
+    browser.wait_ready("p", "fx");
+    let dtls = browser.eval(
+        "p",
+        "squawkApp.engine.debug.rtpStats().then(s => s.transport)",
+    );
+    eprintln!("Firefox transport: {dtls}");
+
+    // Firefox's capture runs from getUserMedia on, with AGC and noise
+    // suppression: let them settle on one pass of speech first, as they
+    // would on a real person's voice before the first press.
+    pulse.play_into_mic(&source);
+
+    // Firefox talks: hold the button while the speech plays into its mic.
+    browser.press("p");
+    browser.wait(
+        "p",
+        "document.getElementById('ptt').dataset.state === 'talking'",
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        bot.expect_event(Duration::from_secs(5), "floor_taken")["talker"],
+        "Fox"
+    );
+    // Firefox sends nothing while its input is digital silence (the null
+    // sink before paplay starts): the transmission starts with the speech.
+    pulse.play_into_mic(&source);
+    browser.release("p");
+    browser.wait(
+        "p",
+        "document.getElementById('ptt').dataset.state === 'idle'",
+        Duration::from_secs(5),
+    );
+    let received = bot.expect_event(Duration::from_secs(10), "received");
+    assert_eq!(received["report"]["talker"], "Fox");
+    let (code, _) = bot.wait(Duration::from_secs(30));
+    assert_eq!(code, 0);
+    let report = compare(&source, &rec);
+    eprintln!("Firefox -> bot: {report}");
+    assert!(report.get("error").is_none(), "{report}");
+    let stoi = report["stoi"].as_f64().unwrap();
+    assert!(stoi >= MIN_STOI, "STOI {stoi:.3} < {MIN_STOI}: {report}");
+
+    // A bot talks: Firefox shows the talker and its analyser hears the audio.
+    let mut talker = server.talker("Dispatch", "fx", &speech("M1_harvard_phrases.wav"), &[]);
+    talker.expect_event(Duration::from_secs(10), "floor_granted");
+    let shown = browser.wait(
+        "p",
+        "!document.getElementById('rx').hidden && document.getElementById('rx-name').textContent",
+        Duration::from_secs(5),
+    );
+    assert_eq!(shown, "Dispatch");
+    browser.wait(
+        "p",
+        "squawkApp.engine.debug.downlinks().some(d => d.channel === 'fx' && d.onsets.length > 0)",
+        Duration::from_secs(10),
+    );
+    // Firefox refreshes its RTP statistics about once a second.
+    let stats = browser.wait(
+        "p",
+        "squawkApp.engine.debug.rtpStats().then(s => s.inbound.some(i => i.packetsReceived > 20) && s)",
+        Duration::from_secs(10),
+    );
+    eprintln!("Firefox inbound: {stats}");
+    let (code, _) = talker.wait(Duration::from_secs(20));
+    assert_eq!(code, 0);
+    browser.quit();
+    drop(pulse.daemon);
+}
