@@ -34,6 +34,13 @@ fn browser_talks_and_a_bot_in_the_channel_records_it() {
     );
     let taken = bot.expect_event(Duration::from_secs(5), "floor_taken");
     assert_eq!(taken["talker"], "Browser");
+    // The audio panel's input level meter moves with the speech.
+    browser.eval("p", "document.getElementById('audio').open = true");
+    browser.wait(
+        "p",
+        "document.getElementById('level').value > 0.05",
+        Duration::from_secs(3),
+    );
     browser.screenshot("p", &out.join("browser-talking.png"));
     std::thread::sleep(Duration::from_millis(
         HOLD_MS.saturating_sub(unix_ms() - pressed),
@@ -79,6 +86,14 @@ fn a_bot_talks_and_the_page_shows_and_hears_it() {
     browser.wait_ready("p", "ops");
     let mut bot = server.talker("Dispatch", "ops", &speech("F1_harvard_phrases.wav"), &[]);
     bot.expect_event(Duration::from_secs(10), "floor_granted");
+    // The channel list, as the "join another channel" box offers it.
+    browser.eval("p", "squawkApp.engine.listChannels(), true");
+    let known = browser.wait(
+        "p",
+        "squawkApp.ui.known.find(c => c.name === 'ops' && c.members === 2)",
+        Duration::from_secs(5),
+    );
+    assert_eq!(known["fixed"], false, "{known}");
 
     // The UI shows who talks, where.
     let shown = browser.wait(
@@ -107,6 +122,11 @@ fn a_bot_talks_and_the_page_shows_and_hears_it() {
     );
     eprintln!("page downlink: {level}");
     browser.screenshot("p", &out.join("browser-receiving.png"));
+    // The same page on a tablet and a desktop screen (phone is the default).
+    browser.viewport("p", 820, 1180);
+    browser.screenshot("p", &out.join("browser-receiving-tablet.png"));
+    browser.viewport("p", 1280, 800);
+    browser.screenshot("p", &out.join("browser-receiving-desktop.png"));
 
     bot.expect_event(Duration::from_secs(20), "talk_ended");
     browser.wait(
@@ -271,6 +291,11 @@ fn the_page_works_over_https_with_a_self_signed_certificate() {
         "squawkApp.engine.debug.downlinks().some(d => d.channel === 'S' && d.onsets.length > 0)",
         Duration::from_secs(5),
     );
-    browser.release("a");
+    browser.key("a", "Space", false);
+    browser.wait(
+        "a",
+        "document.getElementById('ptt').dataset.state === 'idle'",
+        Duration::from_secs(5),
+    );
     browser.quit();
 }

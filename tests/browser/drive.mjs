@@ -11,6 +11,7 @@
 // Commands: {"id", "cmd": "open", "page", "url"} | {"cmd": "press"|"release", "page"}
 //   | {"cmd": "eval", "page", "js"} (an expression; promises are awaited)
 //   | {"cmd": "wait", "page", "js", "timeout_ms"} (until the expression is truthy)
+//   | {"cmd": "key", "page", "key": "Space", "down": bool} (Chromium) | {"cmd": "viewport", "page", "width", "height"} (Chromium)
 //   | {"cmd": "screenshot", "page", "path"} | {"cmd": "close_page", "page"} | {"cmd": "quit"}
 import readline from "node:readline";
 import { spawn } from "node:child_process";
@@ -53,6 +54,12 @@ async function chromium() {
       return Date.now();
     },
     async release(id) { await pages.get(id).mouse.up(); return Date.now(); },
+    async key(id, key, down) {
+      const kb = pages.get(id).keyboard;
+      await (down ? kb.down(key) : kb.up(key));
+      return Date.now();
+    },
+    async viewport(id, width, height) { await pages.get(id).setViewportSize({ width, height }); return true; },
     eval: (id, js) => pages.get(id).evaluate(js),
     async wait(id, js, timeout) {
       const h = await pages.get(id).waitForFunction(js, undefined, { timeout, polling: 20 });
@@ -162,6 +169,8 @@ for await (const line of rl) {
       case "open": value = await b.open(c.page, c.url); break;
       case "press": value = await b.press(c.page); break;
       case "release": value = await b.release(c.page); break;
+      case "key": value = await b.key(c.page, c.key, c.down); break;
+      case "viewport": value = await b.viewport(c.page, c.width, c.height); break;
       case "eval": value = await b.eval(c.page, c.js); break;
       case "wait": value = await b.wait(c.page, c.js, c.timeout_ms || 20000); break;
       case "screenshot": value = await b.screenshot(c.page, c.path); break;

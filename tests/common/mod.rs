@@ -529,6 +529,18 @@ impl Browser {
         v.as_u64().expect("release time")
     }
 
+    /// Holds (`down`) or lets go of a keyboard key in `page`, e.g. "Space".
+    pub fn key(&mut self, page: &str, key: &str, down: bool) {
+        self.cmd(serde_json::json!({"cmd": "key", "page": page, "key": key, "down": down}));
+    }
+
+    /// Resizes `page`'s viewport, CSS pixels (Chromium).
+    pub fn viewport(&mut self, page: &str, width: u32, height: u32) {
+        self.cmd(
+            serde_json::json!({"cmd": "viewport", "page": page, "width": width, "height": height}),
+        );
+    }
+
     pub fn screenshot(&mut self, page: &str, path: &Path) {
         self.cmd(serde_json::json!({"cmd": "screenshot", "page": page, "path": path}));
     }
