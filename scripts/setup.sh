@@ -19,10 +19,6 @@ PKGS=(
   xvfb xdotool imagemagick
   python3-venv
 )
-if [ "${1:-}" = "--tests" ]; then
-  # browser-client tests: headless Chromium (playwright-core) and Firefox ESR (geckodriver)
-  PKGS+=(chromium firefox-esr)
-fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,6 +30,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--tests" ]; then
+  # Browser-client tests: headless Chromium (playwright-core) and Firefox ESR
+  # (geckodriver), with their recommended packages (fonts, codecs) as tested.
+  for p in chromium firefox-esr; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      echo "setup: installing $p"
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$p" >/dev/null
+    fi
+  done
   VENV="${SQUAWK_VENV:-$HOME/.cache/squawk-venv}"
   if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
   "$VENV/bin/pip" install -q -r tests/requirements.txt
