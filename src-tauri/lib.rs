@@ -8,6 +8,10 @@
 //! wraps them in the engine interface that `ui/engine-browser.js` also
 //! implements, so the browser client runs the same UI.
 
+pub mod talk_key;
+
+use std::sync::Mutex as SyncMutex;
+
 use clap::Parser;
 use serde_json::json;
 use squawk_engine::{
@@ -31,12 +35,35 @@ pub struct Cli {
     /// Channels to join at start (repeatable).
     #[arg(long = "channel")]
     pub channels: Vec<String>,
+    /// Global talk key, as global-hotkey names it: a key such as `F9` or
+    /// `F13`, or a combination such as `Control+Shift+KeyT`. Works while the
+    /// window is in the background (X11).
+    #[arg(long, value_name = "KEY")]
+    pub talk_key: Option<String>,
+    /// Latch (toggle) mode: one press talks, the next press releases.
+    #[arg(long)]
+    pub latch: bool,
+    /// Print every engine event as a JSON line on stdout (automation, tests).
+    #[arg(long)]
+    pub print_events: bool,
 }
 
-/// The app's state: at most one engine.
+/// The app's state: at most one engine, the channel the talk key talks
+/// into, and the talk key's state machine.
 #[derive(Default)]
 struct AppState {
     engine: Mutex<Option<Engine>>,
+    target: SyncMutex<Option<ChannelName>>,
+    talk_key: SyncMutex<talk_key::TalkKey>,
+    talk_key_status: SyncMutex<serde_json::Value>,
+}
+
+/// Sends one event to the UI (and to stdout with `--print-events`).
+fn emit_ui<R: tauri::Runtime>(app: &tauri::AppHandle<R>, ev: serde_json::Value) {
+    if app.state::<Cli>().print_events {
+        println!("{ev}");
+    }
+    let _ = app.emit("engine-event", ev);
 }
 
 /// Converts an engine event to the UI's JSON shape.
@@ -129,10 +156,13 @@ async fn engine_connect<R: tauri::Runtime>(
         Err(e) => return Err(e.to_string()),
     };
     if let Some(message) = audio_warning {
-        let _ = app.emit(
-            "engine-event",
-            json!({"type": "warning", "message": message}),
-        );
+        emit_ui(&app, json!({"type": "warning", "message": message}));
+    }
+    if let Some(first) = channels.first()
+        && let Ok(mut t) = state.target.lock()
+        && t.is_none()
+    {
+        *t = Some(first.clone());
     }
     for c in channels {
         engine.join(c);
@@ -140,7 +170,16 @@ async fn engine_connect<R: tauri::Runtime>(
     *guard = Some(engine);
     tauri::async_runtime::spawn(async move {
         while let Some(ev) = events.recv().await {
-            let _ = app.emit("engine-event", event_json(&ev));
+            if matches!(
+                ev,
+                EngineEvent::TalkEnded { .. }
+                    | EngineEvent::Busy { .. }
+                    | EngineEvent::Closed { .. }
+            ) && let Ok(mut k) = app.state::<AppState>().talk_key.lock()
+            {
+                k.talk_ended();
+            }
+            emit_ui(&app, event_json(&ev));
         }
     });
     Ok(())
@@ -180,6 +219,90 @@ async fn with_engine(state: &AppState, f: impl FnOnce(&Engine)) -> Result<(), St
     }
 }
 
+/// The channel the talk key talks into (the UI's selected channel).
+#[tauri::command]
+fn app_set_target(state: State<'_, AppState>, channel: String) -> Result<(), String> {
+    let channel = parse_channel(&channel)?;
+    if let Ok(mut t) = state.target.lock() {
+        *t = Some(channel);
+    }
+    Ok(())
+}
+
+/// A global talk key event (from the global-shortcut plugin's thread).
+fn on_talk_key<R: tauri::Runtime>(app: &tauri::AppHandle<R>, pressed: bool) {
+    let state = app.state::<AppState>();
+    let action = match state.talk_key.lock() {
+        Ok(mut k) => k.input(pressed),
+        Err(_) => None,
+    };
+    let target = state.target.lock().ok().and_then(|t| t.clone());
+    let Some(action) = action else { return };
+    let down = action == talk_key::KeyAction::Press;
+    emit_ui(app, json!({"type": "talk_key", "down": down}));
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let state = app.state::<AppState>();
+        let guard = state.engine.lock().await;
+        match (guard.as_ref(), action, target) {
+            (Some(e), talk_key::KeyAction::Press, Some(ch)) => e.press(ch),
+            (Some(e), talk_key::KeyAction::Release, _) => e.release(),
+            _ => {}
+        }
+    });
+}
+
+/// Registers the global talk key and tells the UI whether it works.
+fn setup_talk_key<R: tauri::Runtime>(app: &tauri::AppHandle<R>, key: Option<&str>, latch: bool) {
+    use tauri_plugin_global_shortcut::{GlobalShortcutExt, ShortcutState};
+    let mode = if latch {
+        talk_key::KeyMode::Latch
+    } else {
+        talk_key::KeyMode::Hold
+    };
+    if let Ok(mut k) = app.state::<AppState>().talk_key.lock() {
+        *k = talk_key::TalkKey::new(mode);
+    }
+    let Some(key) = key else {
+        let ev = json!({"type": "talk_key_status", "key": null, "available": false,
+            "reason": "no talk key set (start with --talk-key F9)"});
+        if let Ok(mut s) = app.state::<AppState>().talk_key_status.lock() {
+            *s = ev;
+        }
+        return;
+    };
+    let display = std::env::var("DISPLAY").ok();
+    let wayland = std::env::var("WAYLAND_DISPLAY").ok();
+    let status = talk_key::availability(display.as_deref(), wayland.as_deref()).and_then(|()| {
+        app.global_shortcut()
+            .on_shortcut(key, |app, _shortcut, event| {
+                on_talk_key(app, event.state() == ShortcutState::Pressed);
+            })
+            .map_err(|e| format!("cannot register {key}: {e}"))
+    });
+    let ev = match status {
+        Ok(()) => json!({"type": "talk_key_status", "key": key, "mode": mode, "available": true}),
+        Err(reason) => {
+            tracing::warn!("global talk key unavailable: {reason}");
+            json!({"type": "talk_key_status", "key": key, "mode": mode, "available": false, "reason": reason})
+        }
+    };
+    emit_ui(app, ev.clone());
+    if let Ok(mut s) = app.state::<AppState>().talk_key_status.lock() {
+        *s = ev;
+    }
+}
+
+/// The talk key's status (`talk_key_status` event), for a UI that loads
+/// after it was sent.
+#[tauri::command]
+fn app_talk_key_status(state: State<'_, AppState>) -> serde_json::Value {
+    state
+        .talk_key_status
+        .lock()
+        .map_or(serde_json::Value::Null, |s| s.clone())
+}
+
 #[tauri::command]
 async fn engine_release(state: State<'_, AppState>) -> Result<(), String> {
     if let Some(e) = state.engine.lock().await.as_ref() {
@@ -214,7 +337,9 @@ pub fn builder<R: tauri::Runtime>(cli: Cli) -> tauri::Builder<R> {
             engine_press,
             engine_release,
             engine_disconnect,
-            app_cli
+            app_cli,
+            app_set_target,
+            app_talk_key_status
         ])
 }
 
@@ -227,11 +352,14 @@ pub fn run() {
         )
         .init();
     let cli = Cli::parse();
+    let (talk_key, latch) = (cli.talk_key.clone(), cli.latch);
     let result = builder::<tauri::Wry>(cli)
-        .setup(|app| {
+        .plugin(tauri_plugin_global_shortcut::Builder::new().build())
+        .setup(move |app| {
             if let Some(w) = app.get_webview_window("main") {
                 let _ = w.set_title("Squawk");
             }
+            setup_talk_key(app.handle(), talk_key.as_deref(), latch);
             Ok(())
         })
         .run(tauri::generate_context!());

@@ -25,6 +25,26 @@ const ui = {
 
 // ---------- rendering ----------
 
+/** Selects the channel the talk button (and the global talk key) talks into. */
+function setTarget(ch) {
+  ui.target = ch;
+  if (ch && engine.setTarget) Promise.resolve(engine.setTarget(ch)).catch(() => {});
+}
+
+function showTalkKey(st) {
+  if (!st || !st.type) return;
+  const hint = $("hint");
+  if (st.available) {
+    hint.className = "hint";
+    hint.textContent = st.mode === "latch"
+      ? `Press ${st.key} anywhere to talk, again to stop; or hold the button or the space bar`
+      : `Hold ${st.key} anywhere, the button, or the space bar`;
+  } else if (st.key) {
+    hint.className = "hint warn";
+    hint.textContent = `No global talk key: ${st.reason}. Use the button or the space bar.`;
+  }
+}
+
 function setPtt(state, label, sub = "") {
   ui.ptt = state;
   const b = $("ptt");
@@ -72,7 +92,7 @@ function renderChannels() {
     pick.className = "pick";
     pick.title = "Talk into this channel";
     pick.textContent = `#${name}`;
-    pick.onclick = () => { ui.target = name; renderChannels(); renderMembers(); if (ui.ptt === "idle") showIdle(); };
+    pick.onclick = () => { setTarget(name); renderChannels(); renderMembers(); if (ui.ptt === "idle") showIdle(); };
     const info = document.createElement("span");
     info.className = "info";
     info.textContent = c.talker ? `● ${c.talker.name} talking` : `${c.members.length} online`;
@@ -141,14 +161,14 @@ function onEvent(ev) {
       const c = ui.channels.get(ev.channel) || { members: [], talker: null };
       c.members = ev.members;
       ui.channels.set(ev.channel, c);
-      if (!ui.target) ui.target = ev.channel;
+      if (!ui.target) setTarget(ev.channel);
       renderChannels(); renderMembers();
       if (ui.ptt === "idle") showIdle();
       break;
     }
     case "left":
       ui.channels.delete(ev.channel);
-      if (ui.target === ev.channel) ui.target = ui.channels.keys().next().value || null;
+      if (ui.target === ev.channel) setTarget(ui.channels.keys().next().value || null);
       renderChannels(); renderMembers(); renderRx();
       if (ui.ptt === "idle" || ui.ptt === "receiving") showIdle();
       break;
@@ -198,6 +218,11 @@ function onEvent(ev) {
       if (ui.ptt === "receiving") showIdle();
       break;
     }
+    case "talk_key":
+      // The global talk key went down while the window may be in the background.
+      if (ev.down && (ui.ptt === "idle" || ui.ptt === "receiving")) setPtt("requesting", "Requesting…", `#${ui.target}`);
+      break;
+    case "talk_key_status": showTalkKey(ev); break;
     case "error": showError(`${ev.code}: ${ev.message}`); break;
     case "warning": showError(ev.message); break;
     case "closed": setConn("offline", "offline"); break;
@@ -274,7 +299,7 @@ $("add").addEventListener("submit", (e) => {
   if (!ch) return;
   if (!$("add-name").checkValidity()) { showError("channel names are 1 to 64 letters, digits, '.', '_' or '-'"); return; }
   engine.join(ch);
-  ui.target = ch;
+  setTarget(ch);
   $("add-name").value = "";
 });
 $("add-name").addEventListener("focus", () => engine.listChannels());
@@ -319,6 +344,7 @@ engine.onEvent(onEvent);
 setupAudio();
 if (!engine.asksServer) $("server-row").hidden = true;
 window.squawkApp = { engine, ui };
+if (engine.talkKeyStatus) Promise.resolve(engine.talkKeyStatus()).then(showTalkKey).catch(() => {});
 engine.init().then((p) => {
   if (p.server) $("server").value = p.server;
   if (p.name) $("name").value = p.name;

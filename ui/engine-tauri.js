@@ -34,6 +34,10 @@ function createTauriEngine(tauri) {
     leave: (channel) => invoke("engine_leave", { channel }),
     listChannels: () => invoke("engine_list_channels"),
     press: (channel) => invoke("engine_press", { channel }),
+    /** The channel the global talk key talks into. */
+    setTarget: (channel) => invoke("app_set_target", { channel }),
+    /** The global talk key's status: {key, mode, available, reason?} (also sent as a `talk_key_status` event). */
+    talkKeyStatus: () => invoke("app_talk_key_status"),
     release: () => invoke("engine_release"),
     onEvent: (f) => listeners.push(f),
   };
