@@ -326,7 +326,13 @@ fn app_cli(cli: State<'_, Cli>) -> Cli {
 
 /// Builds the app with the given runtime (the real one, or the mock in tests).
 pub fn builder<R: tauri::Runtime>(cli: Cli) -> tauri::Builder<R> {
-    tauri::Builder::<R>::new()
+    configure(tauri::Builder::<R>::new(), cli)
+}
+
+/// Adds the app's state and commands to `builder` (tests pass
+/// `tauri::test::mock_builder()`, whose invoke key they know).
+pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, cli: Cli) -> tauri::Builder<R> {
+    builder
         .manage(AppState::default())
         .manage(cli)
         .invoke_handler(tauri::generate_handler![
@@ -408,5 +414,112 @@ mod tests {
         .unwrap();
         assert_eq!(cli.channels, vec!["a", "b"]);
         assert_eq!(cli.server.as_deref(), Some("ws://h/ws"));
+    }
+}
+
+/// The Tauri commands through the IPC layer, on tauri's mock runtime (no
+/// display, no engine): argument validation and the not-connected paths.
+#[cfg(test)]
+mod command_tests {
+    use serde_json::{Value, json};
+    use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response};
+
+    use super::*;
+
+    fn app(args: &[&str]) -> (tauri::App<MockRuntime>, tauri::WebviewWindow<MockRuntime>) {
+        let mut argv = vec!["squawk"];
+        argv.extend_from_slice(args);
+        let app = configure(
+            tauri::test::mock_builder(),
+            Cli::try_parse_from(argv).unwrap(),
+        )
+        .build(tauri::test::mock_context(tauri::test::noop_assets()))
+        .unwrap();
+        let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+            .build()
+            .unwrap();
+        (app, window)
+    }
+
+    fn invoke(
+        window: &tauri::WebviewWindow<MockRuntime>,
+        cmd: &str,
+        body: Value,
+    ) -> Result<Value, Value> {
+        get_ipc_response(
+            window,
+            tauri::webview::InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: tauri::ipc::InvokeBody::Json(body),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|b| b.deserialize::<Value>().unwrap())
+    }
+
+    #[test]
+    fn talking_without_a_connection_is_a_clear_error() {
+        let (_app, w) = app(&[]);
+        assert_eq!(
+            invoke(&w, "engine_press", json!({"channel": "ops"})),
+            Err(json!("not connected"))
+        );
+        assert_eq!(
+            invoke(&w, "engine_join", json!({"channel": "ops"})),
+            Err(json!("not connected"))
+        );
+        assert_eq!(
+            invoke(&w, "engine_list_channels", json!({})),
+            Err(json!("not connected"))
+        );
+        // Releasing or disconnecting when idle is harmless.
+        assert_eq!(invoke(&w, "engine_release", json!({})), Ok(Value::Null));
+        assert_eq!(invoke(&w, "engine_disconnect", json!({})), Ok(Value::Null));
+    }
+
+    #[test]
+    fn bad_channel_names_are_refused_before_the_engine() {
+        let (_app, w) = app(&[]);
+        let e = invoke(&w, "engine_press", json!({"channel": "no spaces"})).unwrap_err();
+        assert!(e.as_str().unwrap().contains("no spaces"), "{e}");
+        let e = invoke(&w, "app_set_target", json!({"channel": ""})).unwrap_err();
+        assert!(e.as_str().unwrap().starts_with("channel"), "{e}");
+        assert_eq!(
+            invoke(&w, "app_set_target", json!({"channel": "ops"})),
+            Ok(Value::Null)
+        );
+        // A missing argument is an IPC error, not a panic.
+        assert!(invoke(&w, "engine_press", json!({})).is_err());
+    }
+
+    #[test]
+    fn the_ui_reads_the_command_line() {
+        let (_app, w) = app(&[
+            "--server",
+            "ws://h:7300/ws",
+            "--name",
+            "Desk",
+            "--channel",
+            "a",
+            "--channel",
+            "b",
+            "--talk-key",
+            "F9",
+            "--latch",
+        ]);
+        let cli = invoke(&w, "app_cli", json!({})).unwrap();
+        assert_eq!(cli["server"], "ws://h:7300/ws");
+        assert_eq!(cli["channels"], json!(["a", "b"]));
+        assert_eq!(cli["talk_key"], "F9");
+        assert_eq!(cli["latch"], true);
+        // No talk key was registered on the mock runtime: status unknown.
+        assert_eq!(
+            invoke(&w, "app_talk_key_status", json!({})),
+            Ok(Value::Null)
+        );
     }
 }
