@@ -8,9 +8,17 @@
 //! wraps them in the engine interface that `ui/engine-browser.js` also
 //! implements, so the browser client runs the same UI.
 
+pub mod reconnect;
+pub mod settings;
 pub mod talk_key;
 
-use std::sync::Mutex as SyncMutex;
+use std::{
+    collections::BTreeSet,
+    sync::{
+        Mutex as SyncMutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use clap::Parser;
 use serde_json::json;
@@ -20,7 +28,7 @@ use squawk_engine::{
 };
 use squawk_protocol::ChannelName;
 use tauri::{Emitter, Manager, State};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc};
 
 /// Command-line options (for fixed consoles and automation).
 #[derive(Debug, Clone, Parser, serde::Serialize)]
@@ -56,6 +64,15 @@ struct AppState {
     target: SyncMutex<Option<ChannelName>>,
     talk_key: SyncMutex<talk_key::TalkKey>,
     talk_key_status: SyncMutex<serde_json::Value>,
+    /// Loaded at start-up (`run`); saved after each successful connect.
+    settings: SyncMutex<settings::Settings>,
+    /// Where `settings` lives; `None` on the mock runtime (nothing saved).
+    settings_dir: SyncMutex<Option<std::path::PathBuf>>,
+    /// Bumped by every connect and disconnect: a reconnect loop of an older
+    /// session sees it change and stops.
+    generation: AtomicU64,
+    /// Channels joined now (from `Joined`/`Left`), rejoined after a reconnect.
+    joined: SyncMutex<BTreeSet<ChannelName>>,
 }
 
 /// Sends one event to the UI (and to stdout with `--print-events`).
@@ -129,21 +146,26 @@ async fn engine_connect<R: tauri::Runtime>(
     name: String,
     channels: Vec<String>,
 ) -> Result<(), String> {
+    let channel_names = channels.clone();
     let channels: Vec<ChannelName> = channels
         .iter()
         .map(|c| parse_channel(c))
         .collect::<Result<_, _>>()?;
     let mut guard = state.engine.lock().await;
+    let generation = state.generation.fetch_add(1, Ordering::SeqCst) + 1;
     if let Some(old) = guard.take() {
         old.close().await;
     }
-    let mut config = EngineConfig::new(server, name);
+    if let Ok(mut j) = state.joined.lock() {
+        j.clear();
+    }
+    let mut config = EngineConfig::new(server.clone(), name.clone());
     config.input = InputSpec::Device(None);
     config.output = OutputSpec::Device(None);
     // No usable audio device: still connect (presence, who talks), and say
     // plainly that audio is off rather than refusing to connect.
     let mut audio_warning = None;
-    let (engine, mut events) = match Engine::start(config.clone()).await {
+    let (engine, events) = match Engine::start(config.clone()).await {
         Ok(started) => started,
         Err(EngineError::Device(e)) => {
             audio_warning = Some(format!(
@@ -151,13 +173,16 @@ async fn engine_connect<R: tauri::Runtime>(
             ));
             config.input = InputSpec::None;
             config.output = OutputSpec::None;
-            Engine::start(config).await.map_err(|e| e.to_string())?
+            Engine::start(config.clone())
+                .await
+                .map_err(|e| e.to_string())?
         }
         Err(e) => return Err(e.to_string()),
     };
     if let Some(message) = audio_warning {
         emit_ui(&app, json!({"type": "warning", "message": message}));
     }
+    remember(state.inner(), &server, &name, &channel_names);
     if let Some(first) = channels.first()
         && let Ok(mut t) = state.target.lock()
         && t.is_none()
@@ -168,21 +193,84 @@ async fn engine_connect<R: tauri::Runtime>(
         engine.join(c);
     }
     *guard = Some(engine);
-    tauri::async_runtime::spawn(async move {
+    tauri::async_runtime::spawn(session(app, config, events, generation));
+    Ok(())
+}
+
+/// Forwards one connection's engine events to the UI. When the connection
+/// is lost (and no newer connect or disconnect happened), reconnects with
+/// [`reconnect::Backoff`] and rejoins the channels it was in, as the
+/// browser engine does; the UI sees `connection` events meanwhile.
+async fn session<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    config: EngineConfig,
+    mut events: mpsc::UnboundedReceiver<EngineEvent>,
+    generation: u64,
+) {
+    let state = app.state::<AppState>();
+    let current = || state.generation.load(Ordering::SeqCst) == generation;
+    loop {
         while let Some(ev) = events.recv().await {
-            if matches!(
-                ev,
+            match &ev {
+                EngineEvent::Joined { channel, .. } => {
+                    if let Ok(mut j) = state.joined.lock() {
+                        j.insert(channel.clone());
+                    }
+                }
+                EngineEvent::Left { channel } => {
+                    if let Ok(mut j) = state.joined.lock() {
+                        j.remove(channel);
+                    }
+                }
                 EngineEvent::TalkEnded { .. }
-                    | EngineEvent::Busy { .. }
-                    | EngineEvent::Closed { .. }
-            ) && let Ok(mut k) = app.state::<AppState>().talk_key.lock()
-            {
-                k.talk_ended();
+                | EngineEvent::Busy { .. }
+                | EngineEvent::Closed { .. } => {
+                    if let Ok(mut k) = state.talk_key.lock() {
+                        k.talk_ended();
+                    }
+                }
+                _ => {}
             }
             emit_ui(&app, event_json(&ev));
         }
-    });
-    Ok(())
+        // The engine ended. Closed by the user, or replaced: nothing to do.
+        if !current() {
+            return;
+        }
+        // The connection was lost: the engine is finished, drop it.
+        if let Some(dead) = state.engine.lock().await.take() {
+            dead.close().await;
+        }
+        let mut backoff = reconnect::Backoff::new();
+        events = loop {
+            let delay = backoff.next(reconnect::clock_jitter());
+            emit_ui(
+                &app,
+                json!({"type": "connection", "state": "reconnecting", "retry_in_ms": delay.as_millis()}),
+            );
+            tokio::time::sleep(delay).await;
+            let mut guard = state.engine.lock().await;
+            if !current() {
+                return;
+            }
+            emit_ui(&app, json!({"type": "connection", "state": "connecting"}));
+            match Engine::start(config.clone()).await {
+                Ok((engine, events)) => {
+                    let channels: Vec<ChannelName> = state
+                        .joined
+                        .lock()
+                        .map(|j| j.iter().cloned().collect())
+                        .unwrap_or_default();
+                    for c in channels {
+                        engine.join(c);
+                    }
+                    *guard = Some(engine);
+                    break events;
+                }
+                Err(e) => tracing::info!(attempt = backoff.attempts(), "reconnect failed: {e}"),
+            }
+        };
+    }
 }
 
 #[tauri::command]
@@ -313,15 +401,51 @@ async fn engine_release(state: State<'_, AppState>) -> Result<(), String> {
 
 #[tauri::command]
 async fn engine_disconnect(state: State<'_, AppState>) -> Result<(), String> {
+    state.generation.fetch_add(1, Ordering::SeqCst);
+    if let Ok(mut j) = state.joined.lock() {
+        j.clear();
+    }
     if let Some(e) = state.engine.lock().await.take() {
         e.close().await;
     }
     Ok(())
 }
 
+/// Start-up parameters for the UI: the command line, falling back to the
+/// saved settings (last server, name and channels; remembered servers).
 #[tauri::command]
-fn app_cli(cli: State<'_, Cli>) -> Cli {
-    cli.inner().clone()
+fn app_cli(cli: State<'_, Cli>, state: State<'_, AppState>) -> serde_json::Value {
+    let saved = state.settings.lock().map(|s| s.clone()).unwrap_or_default();
+    let channels = if cli.channels.is_empty() {
+        saved.channels.clone()
+    } else {
+        cli.channels.clone()
+    };
+    json!({
+        "server": cli.server.clone().or_else(|| saved.servers.first().cloned()),
+        "connect_at_start": cli.server.is_some(),
+        "name": cli.name.clone().or(saved.name),
+        "channels": channels,
+        "servers": saved.servers,
+        "talk_key": cli.talk_key.clone().or(saved.talk_key),
+        "latch": cli.latch || saved.latch,
+    })
+}
+
+/// Remembers a successful connection in the settings file.
+fn remember(state: &AppState, server: &str, name: &str, channels: &[String]) {
+    let Ok(mut s) = state.settings.lock() else {
+        return;
+    };
+    s.remember_server(server);
+    s.name = Some(name.to_string());
+    s.channels = channels.to_vec();
+    let dir = state.settings_dir.lock().ok().and_then(|d| d.clone());
+    if let Some(dir) = dir
+        && let Err(e) = s.save(&dir)
+    {
+        tracing::warn!("cannot save settings in {}: {e}", dir.display());
+    }
 }
 
 /// Builds the app with the given runtime (the real one, or the mock in tests).
@@ -358,12 +482,29 @@ pub fn run() {
         )
         .init();
     let cli = Cli::parse();
-    let (talk_key, latch) = (cli.talk_key.clone(), cli.latch);
+    let (cli_key, cli_latch) = (cli.talk_key.clone(), cli.latch);
     let result = builder::<tauri::Wry>(cli)
         .plugin(tauri_plugin_global_shortcut::Builder::new().build())
         .setup(move |app| {
             if let Some(w) = app.get_webview_window("main") {
                 let _ = w.set_title("Squawk");
+            }
+            let state = app.state::<AppState>();
+            let mut talk_key = cli_key.clone();
+            let mut latch = cli_latch;
+            if let Ok(dir) = app.path().app_config_dir() {
+                let (saved, problem) = settings::Settings::load(&dir);
+                if let Some(problem) = problem {
+                    tracing::warn!("settings not used: {problem}");
+                }
+                talk_key = talk_key.or(saved.talk_key.clone());
+                latch |= saved.latch;
+                if let Ok(mut s) = state.settings.lock() {
+                    *s = saved;
+                }
+                if let Ok(mut d) = state.settings_dir.lock() {
+                    *d = Some(dir);
+                }
             }
             setup_talk_key(app.handle(), talk_key.as_deref(), latch);
             Ok(())
@@ -516,6 +657,12 @@ mod command_tests {
         assert_eq!(cli["channels"], json!(["a", "b"]));
         assert_eq!(cli["talk_key"], "F9");
         assert_eq!(cli["latch"], true);
+        assert_eq!(cli["connect_at_start"], true);
+        assert_eq!(
+            cli["servers"],
+            json!([]),
+            "nothing saved on the mock runtime"
+        );
         // No talk key was registered on the mock runtime: status unknown.
         assert_eq!(
             invoke(&w, "app_talk_key_status", json!({})),

@@ -37,11 +37,7 @@ fn firefox_joins_talks_and_hears() {
 
     // Firefox talks: hold the button while the speech plays into its mic.
     browser.press("p");
-    browser.wait(
-        "p",
-        "document.getElementById('ptt').dataset.state === 'talking'",
-        Duration::from_secs(5),
-    );
+    browser.wait_ptt("p", "talking", Duration::from_secs(5));
     assert_eq!(
         bot.expect_event(Duration::from_secs(5), "floor_taken")["talker"],
         "Fox"
@@ -50,35 +46,21 @@ fn firefox_joins_talks_and_hears() {
     // sink before paplay starts): the transmission starts with the speech.
     pulse.play_into_mic(&source);
     browser.release("p");
-    browser.wait(
-        "p",
-        "document.getElementById('ptt').dataset.state === 'idle'",
-        Duration::from_secs(5),
-    );
+    browser.wait_ptt("p", "idle", Duration::from_secs(5));
     let received = bot.expect_event(Duration::from_secs(10), "received");
     assert_eq!(received["report"]["talker"], "Fox");
     let (code, _) = bot.wait(Duration::from_secs(30));
     assert_eq!(code, 0);
     let report = compare(&source, &rec);
     eprintln!("Firefox -> bot: {report}");
-    assert!(report.get("error").is_none(), "{report}");
-    let stoi = report["stoi"].as_f64().unwrap();
-    assert!(stoi >= MIN_STOI, "STOI {stoi:.3} < {MIN_STOI}: {report}");
+    assert_intelligible(&report, "bot hearing the browser");
 
     // A bot talks: Firefox shows the talker and its analyser hears the audio.
     let mut talker = server.talker("Dispatch", "fx", &speech("M1_harvard_phrases.wav"), &[]);
     talker.expect_event(Duration::from_secs(10), "floor_granted");
-    let shown = browser.wait(
-        "p",
-        "!document.getElementById('rx').hidden && document.getElementById('rx-name').textContent",
-        Duration::from_secs(5),
-    );
+    let shown = browser.wait_talker_shown("p");
     assert_eq!(shown, "Dispatch");
-    browser.wait(
-        "p",
-        "squawkApp.engine.debug.downlinks().some(d => d.channel === 'fx' && d.onsets.length > 0)",
-        Duration::from_secs(10),
-    );
+    browser.wait_heard("p", "fx", Duration::from_secs(10));
     // Firefox refreshes its RTP statistics about once a second.
     let stats = browser.wait(
         "p",

@@ -347,6 +347,11 @@ window.squawkApp = { engine, ui };
 if (engine.talkKeyStatus) Promise.resolve(engine.talkKeyStatus()).then(showTalkKey).catch(() => {});
 engine.init().then((p) => {
   if (p.server) $("server").value = p.server;
+  for (const url of p.servers || []) {
+    const o = document.createElement("option");
+    o.value = url;
+    $("servers").append(o);
+  }
   if (p.name) $("name").value = p.name;
   if (p.channels.length) $("channel").value = p.channels[0];
   if (p.autoConnect) connect(p.server, p.name || "desktop", p.channels.length ? p.channels : [$("channel").value]);

@@ -23,7 +23,8 @@ function createTauriEngine(tauri) {
     /** Start-up parameters from the command line. */
     async init() {
       const cli = await invoke("app_cli");
-      return { server: cli.server, name: cli.name, channels: cli.channels || [], autoConnect: !!cli.server };
+      return { server: cli.server, name: cli.name, channels: cli.channels || [], servers: cli.servers || [],
+        autoConnect: !!cli.connect_at_start };
     },
     async connect({ server, name, channels }) {
       emit({ type: "connection", state: "connecting" });

@@ -15,8 +15,13 @@ use std::{
 
 use serde_json::Value;
 
-/// Directory holding the workspace binaries (next to the test executable).
+/// Directory holding the workspace binaries: `$SQUAWK_BIN_DIR` (e.g. to
+/// measure release binaries from a debug test build), else next to the
+/// test executable.
 pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SQUAWK_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let deps = exe.parent().expect("deps dir");
     deps.parent().expect("profile dir").to_path_buf()
@@ -242,6 +247,86 @@ impl Pulse {
     }
 }
 
+/// A private Xvfb server on the first free display number from :90.
+pub struct Xvfb {
+    pub display: String,
+    _proc: Proc,
+}
+
+impl Xvfb {
+    pub fn start() -> Self {
+        let n = (90..140)
+            .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+            .expect("a free X display number");
+        let display = format!(":{n}");
+        let mut cmd = Command::new("Xvfb");
+        cmd.args([&display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"]);
+        let proc = Proc::spawn("Xvfb", &mut cmd);
+        let socket = format!("/tmp/.X11-unix/X{n}");
+        let end = Instant::now() + Duration::from_secs(10);
+        while !Path::new(&socket).exists() {
+            assert!(Instant::now() < end, "Xvfb {display} did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            display,
+            _proc: proc,
+        }
+    }
+
+    pub fn xdotool(&self, args: &[&str]) -> String {
+        let out = Command::new("xdotool")
+            .env("DISPLAY", &self.display)
+            .args(args)
+            .output()
+            .expect("run xdotool");
+        assert!(
+            out.status.success(),
+            "xdotool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Takes screenshots into `path` until the pixel at (x, y) has colour
+    /// `rgb` (`#rrggbb`): the window shows a state, as a person would see it.
+    pub fn screenshot_when(&self, path: &Path, x: u32, y: u32, rgb: &str, what: &str) {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            self.screenshot(path);
+            let out = Command::new("convert")
+                .arg(path)
+                .args(["-crop", &format!("1x1+{x}+{y}"), "-depth", "8", "txt:-"])
+                .output()
+                .expect("run convert");
+            let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+            let now = text
+                .split_whitespace()
+                .find(|w| w.starts_with('#') && w.len() == 7)
+                .unwrap_or_default()
+                .to_string();
+            if now == rgb {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "{what}: pixel ({x},{y}) is {now}, not {rgb}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn screenshot(&self, path: &Path) {
+        let ok = Command::new("import")
+            .env("DISPLAY", &self.display)
+            .args(["-window", "root", "-crop", "420x640+0+0"])
+            .arg(path)
+            .status()
+            .expect("run import");
+        assert!(ok.success());
+    }
+}
+
 /// A running server on ephemeral loopback ports.
 pub struct TestServer {
     pub proc: Proc,
@@ -379,6 +464,17 @@ pub fn silence(recording: &Path) -> Value {
 /// over a clean loopback scores 0.96 to 0.99; a lost or garbled transmission
 /// scores below 0.5.
 pub const MIN_STOI: f64 = 0.8;
+
+/// Intelligibility only (STOI ≥ [`MIN_STOI`]), for browser captures whose
+/// onset depends on the browser, not on us.
+pub fn assert_intelligible(report: &Value, who: &str) {
+    assert!(report.get("error").is_none(), "{who}: {report}");
+    let stoi = report["stoi"].as_f64().expect("stoi");
+    assert!(
+        stoi >= MIN_STOI,
+        "{who}: STOI {stoi:.3} < {MIN_STOI}: {report}"
+    );
+}
 
 pub fn assert_speech(report: &Value, who: &str) {
     assert!(report.get("error").is_none(), "{who}: {report}");
@@ -553,6 +649,31 @@ impl Browser {
         self.wait(page, &js, Duration::from_secs(30));
     }
 
+    /// Waits until the page's talk button shows `state` (`data-state`:
+    /// idle, requesting, talking, busy, receiving, revoked).
+    pub fn wait_ptt(&mut self, page: &str, state: &str, timeout: Duration) {
+        let js = format!("document.getElementById('ptt').dataset.state === {state:?}");
+        self.wait(page, &js, timeout);
+    }
+
+    /// Waits until the page shows someone talking; returns the name shown.
+    pub fn wait_talker_shown(&mut self, page: &str) -> Value {
+        self.wait(
+            page,
+            "!document.getElementById('rx').hidden && document.getElementById('rx-name').textContent",
+            Duration::from_secs(5),
+        )
+    }
+
+    /// Waits until the page's analyser on `channel`'s downlink dated an
+    /// onset of audio: the page hears it.
+    pub fn wait_heard(&mut self, page: &str, channel: &str, timeout: Duration) -> Value {
+        let js = format!(
+            "squawkApp.engine.debug.downlinks().find(d => d.channel === {channel:?} && d.onsets.length > 0)"
+        );
+        self.wait(page, &js, timeout)
+    }
+
     /// The talk button's state as the page shows it (`data-state`).
     pub fn ptt_state(&mut self, page: &str) -> String {
         let v = self.eval(page, "document.getElementById('ptt').dataset.state");
@@ -568,4 +689,49 @@ impl Browser {
 /// played in a loop from an unknown point (`audio_check.py --loop`).
 pub fn compare_looped(source: &Path, recording: &Path) -> Value {
     audio_check(&[Path::new("--loop"), source, recording])
+}
+
+/// The desktop app under `x`, its audio through `pulse`, connected to
+/// `server` in `channel` with `--print-events` (plus `extra` options).
+pub fn spawn_app(
+    x: &Xvfb,
+    pulse: &Pulse,
+    server: &TestServer,
+    out: &Path,
+    channel: &str,
+    extra: &[&str],
+) -> Proc {
+    let mut cmd = Command::new(bin("squawk"));
+    cmd.args([
+        "--server",
+        &server.ws_url(),
+        "--name",
+        "Desk",
+        "--channel",
+        channel,
+        "--print-events",
+    ])
+    .args(extra)
+    .env("DISPLAY", &x.display)
+    .env("XDG_CONFIG_HOME", out.join("config"))
+    .env("XDG_DATA_HOME", out.join("data"))
+    .env("NO_AT_BRIDGE", "1");
+    pulse.env(&mut cmd);
+    Proc::spawn("app", &mut cmd)
+}
+
+/// Waits for the app's `--print-events` line of `type`.
+pub fn app_event(app: &mut Proc, timeout: Duration, ty: &str) -> Value {
+    let line = app.expect_line(timeout, ty, |l| {
+        serde_json::from_str::<Value>(l).is_ok_and(|v| v["type"] == ty)
+    });
+    serde_json::from_str(&line).expect("json event")
+}
+
+/// Waits until the app's media path is up and `channel` joined (any order).
+pub fn app_ready(app: &mut Proc) {
+    app_event(app, Duration::from_secs(30), "media");
+    if !app.seen.iter().any(|l| l.contains("\"type\":\"joined\"")) {
+        app_event(app, Duration::from_secs(10), "joined");
+    }
 }

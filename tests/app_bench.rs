@@ -1,0 +1,127 @@
+//! Desktop app resource figures (a benchmark, not a test: `#[ignore]`d and
+//! asserting nothing about speed). Run with `scripts/bench-app.sh`, which
+//! prints, for the whole app process tree (the `squawk` process and its
+//! WebKit web and network processes):
+//!
+//! - memory when idle and connected: the sum of RSS and the sum of PSS
+//!   (proportional set size, shared pages split between the processes that
+//!   map them; from `/proc/PID/smaps_rollup`);
+//! - CPU, % of one core, over 20 s idle and over 20 s while receiving a
+//!   bot's continuous speech (utime + stime from `/proc/PID/stat`).
+//!
+//! The app runs in a private Xvfb with PulseAudio null sinks, as in
+//! `app_e2e`, so its audio path (cpal capture and playout) is live.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is the failure report
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The pid and all its descendants.
+fn tree(root: u32) -> Vec<u32> {
+    let mut parent = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let ppid: u32 = rest.split_whitespace().nth(1).unwrap().parse().unwrap();
+        parent.push((pid, ppid));
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out
+}
+
+/// utime + stime of every process in the tree, in clock ticks.
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .map(|s| {
+            let f: Vec<&str> = s[s.rfind(')').unwrap() + 2..].split_whitespace().collect();
+            f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+        })
+        .sum()
+}
+
+/// (sum of RSS, sum of PSS) of the tree, KiB.
+fn memory_kib(pids: &[u32]) -> (u64, u64) {
+    let field = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
+        .fold((0, 0), |(r, p), t| {
+            (r + field(&t, "Rss:"), p + field(&t, "Pss:"))
+        })
+}
+
+fn cpu_percent(pids: &[u32], window: Duration) -> f64 {
+    let ticks_per_s = 100.0; // USER_HZ on Linux
+    let t0 = cpu_ticks(pids);
+    let start = Instant::now();
+    std::thread::sleep(window); // the measurement window itself
+    let t1 = cpu_ticks(pids);
+    (t1 - t0) as f64 / ticks_per_s / start.elapsed().as_secs_f64() * 100.0
+}
+
+#[test]
+#[ignore = "benchmark: run scripts/bench-app.sh"]
+fn app_resources() {
+    let out = out_dir("app_bench");
+    let x = Xvfb::start();
+    let pulse = Pulse::start(&out);
+    let server = TestServer::start();
+    let mut app = spawn_app(&x, &pulse, &server, &out, "bench", &[]);
+    app_ready(&mut app);
+    // Let WebKit settle after the first paint.
+    std::thread::sleep(Duration::from_secs(5));
+    let pids = tree(app.pid());
+    let (rss, pss) = memory_kib(&pids);
+    let idle_cpu = cpu_percent(&pids, Duration::from_secs(20));
+
+    let mut bot = server.talker(
+        "Talker",
+        "bench",
+        &speech("F1_harvard_phrases.wav"),
+        &["--repeat", "4", "--gap-ms", "0"],
+    );
+    bot.expect_event(Duration::from_secs(10), "floor_granted");
+    app_event(&mut app, Duration::from_secs(5), "floor_taken");
+    let rx_cpu = cpu_percent(&pids, Duration::from_secs(20));
+    let (rss_rx, pss_rx) = memory_kib(&pids);
+    drop(bot);
+
+    println!(
+        "\ndesktop app process tree ({} processes: squawk + WebKit), debug build:",
+        pids.len()
+    );
+    println!(
+        "  idle, connected:   RSS sum {:>6.1} MiB   PSS sum {:>6.1} MiB   CPU {:>5.2} % of a core",
+        rss as f64 / 1024.0,
+        pss as f64 / 1024.0,
+        idle_cpu
+    );
+    println!(
+        "  receiving speech:  RSS sum {:>6.1} MiB   PSS sum {:>6.1} MiB   CPU {:>5.2} % of a core",
+        rss_rx as f64 / 1024.0,
+        pss_rx as f64 / 1024.0,
+        rx_cpu
+    );
+}
