@@ -109,9 +109,21 @@ fn app_resources() {
     drop(bot);
 
     println!(
-        "\ndesktop app process tree ({} processes: squawk + WebKit), debug build:",
-        pids.len()
+        "\ndesktop app process tree ({} processes), binaries from {}:",
+        pids.len(),
+        bin_dir().display()
     );
+    for p in &pids {
+        let name = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        let (r, s) = memory_kib(&[*p]);
+        println!(
+            "  {:<22} RSS {:>6.1} MiB  PSS {:>6.1} MiB  CPU time so far {:>5.2} s",
+            name.trim(),
+            r as f64 / 1024.0,
+            s as f64 / 1024.0,
+            cpu_ticks(&[*p]) as f64 / 100.0
+        );
+    }
     println!(
         "  idle, connected:   RSS sum {:>6.1} MiB   PSS sum {:>6.1} MiB   CPU {:>5.2} % of a core",
         rss as f64 / 1024.0,
