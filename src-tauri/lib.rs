@@ -51,7 +51,8 @@ pub struct Cli {
     /// Latch (toggle) mode: one press talks, the next press releases.
     #[arg(long)]
     pub latch: bool,
-    /// Print every engine event as a JSON line on stdout (automation, tests).
+    /// Print every engine event as a JSON line on stdout, with `at_ms` (Unix
+    /// time of the event, ms), for automation and tests.
     #[arg(long)]
     pub print_events: bool,
 }
@@ -78,7 +79,13 @@ struct AppState {
 /// Sends one event to the UI (and to stdout with `--print-events`).
 fn emit_ui<R: tauri::Runtime>(app: &tauri::AppHandle<R>, ev: serde_json::Value) {
     if app.state::<Cli>().print_events {
-        println!("{ev}");
+        // With the time it happened, Unix ms (µs resolution), for measurements.
+        let mut line = ev.clone();
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        line["at_ms"] = json!((at * 1000.0).round() / 1000.0);
+        println!("{line}");
     }
     let _ = app.emit("engine-event", ev);
 }

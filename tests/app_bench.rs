@@ -7,7 +7,9 @@
 //!   (proportional set size, shared pages split between the processes that
 //!   map them; from `/proc/PID/smaps_rollup`);
 //! - CPU, % of one core, over 20 s idle and over 20 s while receiving a
-//!   bot's continuous speech (utime + stime from `/proc/PID/stat`).
+//!   bot's continuous speech (utime + stime from `/proc/PID/stat`);
+//! - global talk key → Floor Granted as the app sees it (its own event
+//!   timestamps, `--print-events`), 10 presses through xdotool.
 //!
 //! The app runs in a private Xvfb with PulseAudio null sinks, as in
 //! `app_e2e`, so its audio path (cpal capture and playout) is live.
@@ -88,8 +90,21 @@ fn app_resources() {
     let x = Xvfb::start();
     let pulse = Pulse::start(&out);
     let server = TestServer::start();
-    let mut app = spawn_app(&x, &pulse, &server, &out, "bench", &[]);
+    let mut app = spawn_app(&x, &pulse, &server, &out, "bench", &["--talk-key", "F9"]);
     app_ready(&mut app);
+
+    // Press -> Floor Granted as the app sees it: from its talk-key event to
+    // its Floor Granted event, both stamped by the app.
+    let mut access = Vec::new();
+    for _ in 0..10 {
+        x.xdotool(&["keydown", "F9"]);
+        let down = app_event(&mut app, Duration::from_secs(5), "talk_key");
+        let granted = app_event(&mut app, Duration::from_secs(5), "floor_granted");
+        x.xdotool(&["keyup", "F9"]);
+        app_event(&mut app, Duration::from_secs(5), "talk_ended");
+        access.push(granted["at_ms"].as_f64().unwrap() - down["at_ms"].as_f64().unwrap());
+    }
+    access.sort_by(f64::total_cmp);
     // Let WebKit settle after the first paint.
     std::thread::sleep(Duration::from_secs(5));
     let pids = tree(app.pid());
@@ -124,6 +139,12 @@ fn app_resources() {
             cpu_ticks(&[*p]) as f64 / 100.0
         );
     }
+    println!(
+        "  talk key -> Floor Granted: p50 {:.2} ms, max {:.2} ms (n = {})",
+        access[access.len() / 2],
+        access[access.len() - 1],
+        access.len()
+    );
     println!(
         "  idle, connected:   RSS sum {:>6.1} MiB   PSS sum {:>6.1} MiB   CPU {:>5.2} % of a core",
         rss as f64 / 1024.0,
