@@ -333,15 +333,30 @@ fn on_talk_key<R: tauri::Runtime>(app: &tauri::AppHandle<R>, pressed: bool) {
     };
     let target = state.target.lock().ok().and_then(|t| t.clone());
     let Some(action) = action else { return };
-    let down = action == talk_key::KeyAction::Press;
-    emit_ui(app, json!({"type": "talk_key", "down": down}));
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let state = app.state::<AppState>();
         let guard = state.engine.lock().await;
+        let down = action == talk_key::KeyAction::Press;
         match (guard.as_ref(), action, target) {
-            (Some(e), talk_key::KeyAction::Press, Some(ch)) => e.press(ch),
-            (Some(e), talk_key::KeyAction::Release, _) => e.release(),
+            (Some(e), talk_key::KeyAction::Press, Some(ch)) => {
+                emit_ui(&app, json!({"type": "talk_key", "down": true}));
+                e.press(ch);
+            }
+            (Some(e), talk_key::KeyAction::Release, _) => {
+                emit_ui(&app, json!({"type": "talk_key", "down": false}));
+                e.release();
+            }
+            _ if down => {
+                // Nothing to talk into: say so instead of a silent key.
+                if let Ok(mut k) = state.talk_key.lock() {
+                    k.talk_ended();
+                }
+                emit_ui(
+                    &app,
+                    json!({"type": "warning", "message": "talk key: not connected to a channel"}),
+                );
+            }
             _ => {}
         }
     });

@@ -357,6 +357,7 @@ function createBrowserEngine() {
 
     press(channel) {
       if (!sendTrack) throw new Error("no microphone: this page can only listen");
+      if (!ws || ws.readyState !== WebSocket.OPEN) throw new Error("not connected");
       if (ptt.state === "tail" && ptt.channel === channel) {
         clearTimeout(ptt.tail);
         ptt.state = "talking";
