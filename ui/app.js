@@ -8,7 +8,6 @@ const cues = window.SquawkCues;
 const $ = (id) => document.getElementById(id);
 
 const ui = {
-  name: "",
   clientId: null,
   media: false,        // whether the media path (ICE + DTLS) is up
   maxTalkMs: 60000,
@@ -19,7 +18,6 @@ const ui = {
   timer: null,
   flash: null,
   held: false,
-  lastRx: null,        // {channel, name}
   known: [],           // server channel list
 };
 
@@ -273,7 +271,6 @@ window.addEventListener("blur", () => { if (ui.held) up(); });
 
 async function connect(server, name, channels) {
   showError("");
-  ui.name = name;
   cues.unlock();
   try {
     await engine.connect({ server, name, channels });

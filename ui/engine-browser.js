@@ -394,10 +394,6 @@ function createBrowserEngine() {
 
     /** Measurements for tests and benchmarks (not part of the UI interface). */
     debug: {
-      pttState: () => ptt.state,
-      audioState: () => ctx && ctx.state,
-      sdp: () => pc && { local: pc.localDescription && pc.localDescription.sdp, remote: pc.remoteDescription && pc.remoteDescription.sdp },
-      clientId: () => clientId,
       /** Per downlink: channel, receive level, onset times (ms since epoch). */
       downlinks: () => [...rx].map(([mid, r]) => ({ mid, channel: mids.get(mid) || null, level: r.level || 0,
         firstAudioAt: r.firstAudioAt, onsets: r.onsets.slice() })),

@@ -164,11 +164,6 @@ impl ServerConfig {
         Duration::from_secs(self.max_talk_secs)
     }
 
-    /// Whether signaling and the web client are served over TLS.
-    pub fn tls_enabled(&self) -> bool {
-        self.tls_self_signed || self.tls_cert.is_some()
-    }
-
     /// The data directory with its default resolved (see [`Self::data_dir`]
     /// field docs); `./squawk-data` when neither XDG_DATA_HOME nor HOME is set.
     pub fn data_dir(&self) -> PathBuf {

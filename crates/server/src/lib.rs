@@ -193,11 +193,6 @@ impl Server {
         self.http_addr
     }
 
-    /// Whether HTTP and WebSocket are served over TLS (`https://`, `wss://`).
-    pub fn is_tls(&self) -> bool {
-        self.tls
-    }
-
     /// The URL of the web client's start page, e.g. `http://127.0.0.1:7300/`.
     pub fn web_url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };

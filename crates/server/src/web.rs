@@ -67,8 +67,13 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 
 /// `index.html` with the `<base>` that makes its relative asset paths work
 /// under any route.
+/// `index.html` as served: with `<base href="/ui/">` first in `<head>`.
+fn index_html() -> String {
+    INDEX.replacen("<head>", "<head>\n<base href=\"/ui/\">", 1)
+}
+
 fn page() -> Response {
-    let html = INDEX.replacen("<head>", "<head>\n<base href=\"/ui/\">", 1);
+    let html = index_html();
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -134,7 +139,7 @@ mod tests {
 
     #[test]
     fn the_base_is_inserted_once() {
-        let html = INDEX.replacen("<head>", "<head>\n<base href=\"/ui/\">", 1);
+        let html = index_html();
         assert_eq!(html.matches("<base href=\"/ui/\">").count(), 1);
     }
 }
