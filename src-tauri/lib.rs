@@ -11,20 +11,22 @@
 pub mod reconnect;
 pub mod settings;
 pub mod talk_key;
+pub mod tray;
 
 use std::{
     collections::BTreeSet,
     sync::{
         Mutex as SyncMutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use clap::Parser;
 use serde_json::json;
 use squawk_engine::{
     Engine, EngineConfig, EngineError, EngineEvent,
-    audio::{InputSpec, OutputSpec},
+    audio::{InputSpec, OutputSpec, controls::AudioControls},
 };
 use squawk_protocol::ChannelName;
 use tauri::{Emitter, Manager, State};
@@ -51,11 +53,18 @@ pub struct Cli {
     /// Latch (toggle) mode: one press talks, the next press releases.
     #[arg(long)]
     pub latch: bool,
+    /// Release tail, ms: audio still sent after the talk key goes up,
+    /// before Floor Release (0 to 2000; default 250, or the saved setting).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(0..=2000))]
+    pub release_tail_ms: Option<u32>,
     /// Print every engine event as a JSON line on stdout, with `at_ms` (Unix
     /// time of the event, ms), for automation and tests.
     #[arg(long)]
     pub print_events: bool,
 }
+
+/// Longest release tail accepted, ms.
+pub const MAX_RELEASE_TAIL_MS: u32 = 2000;
 
 /// The app's state: at most one engine, the channel the talk key talks
 /// into, and the talk key's state machine.
@@ -74,6 +83,38 @@ struct AppState {
     generation: AtomicU64,
     /// Channels joined now (from `Joined`/`Left`), rejoined after a reconnect.
     joined: SyncMutex<BTreeSet<ChannelName>>,
+    /// Gain, volume, mic test and meter, kept across reconnects.
+    audio: SyncMutex<AudioControls>,
+    /// Release tail, ms; `None` for the engine's default (250 ms).
+    release_tail_ms: SyncMutex<Option<u32>>,
+    /// The tray icon's model, fed by [`emit_ui`].
+    tray: SyncMutex<tray::TrayModel>,
+    /// Bumped when the audio controls change; the settings are written
+    /// once they have been still for a moment (sliders send many changes).
+    audio_edits: AtomicU32,
+}
+
+impl AppState {
+    /// The engine settings for `server` and `name`, with the audio devices,
+    /// the user's audio controls and release tail.
+    fn engine_config(&self, server: &str, name: &str) -> EngineConfig {
+        let mut config = EngineConfig::new(server, name);
+        config.input = InputSpec::Device(None);
+        config.output = OutputSpec::Device(None);
+        self.refresh(&mut config);
+        config
+    }
+
+    /// Brings `config`'s audio controls and release tail up to date (before
+    /// a reconnect: the user may have changed them since).
+    fn refresh(&self, config: &mut EngineConfig) {
+        if let Ok(a) = self.audio.lock() {
+            config.audio = *a;
+        }
+        if let Ok(Some(ms)) = self.release_tail_ms.lock().map(|t| *t) {
+            config.ptt.release_tail = Duration::from_millis(u64::from(ms));
+        }
+    }
 }
 
 /// Sends one event to the UI (and to stdout with `--print-events`).
@@ -87,7 +128,89 @@ fn emit_ui<R: tauri::Runtime>(app: &tauri::AppHandle<R>, ev: serde_json::Value) 
         line["at_ms"] = json!((at * 1000.0).round() / 1000.0);
         println!("{line}");
     }
+    let changed = app
+        .state::<AppState>()
+        .tray
+        .lock()
+        .ok()
+        .and_then(|mut t| t.on_event(&ev));
+    if let Some(state) = changed {
+        show_tray_state(app, &state);
+    }
     let _ = app.emit("engine-event", ev);
+}
+
+/// Id of the app's tray icon.
+const TRAY_ID: &str = "main";
+
+/// Redraws the tray icon and tooltip for `state` (no-op without a tray).
+fn show_tray_state<R: tauri::Runtime>(app: &tauri::AppHandle<R>, state: &tray::TrayState) {
+    let Some(icon) = app.tray_by_id(TRAY_ID) else {
+        return;
+    };
+    if let Some(base) = app.default_window_icon() {
+        let rgba = tray::badge(base.rgba(), base.width(), base.height(), state.color());
+        let image = tauri::image::Image::new_owned(rgba, base.width(), base.height());
+        if let Err(e) = icon.set_icon(Some(image)) {
+            tracing::debug!("tray icon: {e}");
+        }
+    }
+    let _ = icon.set_tooltip(Some(state.tooltip()));
+}
+
+/// Creates the tray icon: the talk state as a coloured dot, a menu to show
+/// the window or quit, and a click that shows the window.
+fn create_tray(app: &tauri::App) -> tauri::Result<()> {
+    use tauri::{
+        menu::{Menu, MenuItem},
+        tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent},
+    };
+    let show = MenuItem::with_id(app, "show", "Show Squawk", true, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let menu = Menu::with_items(app, &[&show, &quit])?;
+    let mut builder = TrayIconBuilder::with_id(TRAY_ID)
+        .menu(&menu)
+        .tooltip(tray::TrayState::Offline.tooltip())
+        .on_menu_event(|app, event| match event.id().as_ref() {
+            "show" => show_window(app),
+            "quit" => app.exit(0),
+            _ => {}
+        })
+        .on_tray_icon_event(|icon, event| {
+            if let TrayIconEvent::Click {
+                button: MouseButton::Left,
+                button_state: MouseButtonState::Up,
+                ..
+            } = event
+            {
+                show_window(icon.app_handle());
+            }
+        });
+    if let Some(base) = app.default_window_icon() {
+        let rgba = tray::badge(
+            base.rgba(),
+            base.width(),
+            base.height(),
+            tray::TrayState::Offline.color(),
+        );
+        builder = builder.icon(tauri::image::Image::new_owned(
+            rgba,
+            base.width(),
+            base.height(),
+        ));
+    }
+    builder.build(app)?;
+    Ok(())
+}
+
+/// Shows, unminimises and focuses the main window (tray click, or a second
+/// instance started by the user).
+fn show_window<R: tauri::Runtime>(app: &tauri::AppHandle<R>) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
 }
 
 /// Converts an engine event to the UI's JSON shape.
@@ -138,6 +261,9 @@ pub fn event_json(ev: &EngineEvent) -> serde_json::Value {
             json!({"type": "error", "code": code, "message": message})
         }
         EngineEvent::Closed { reason } => json!({"type": "closed", "reason": reason}),
+        EngineEvent::InputLevel(l) => {
+            json!({"type": "level", "peak": l.peak, "rms_dbfs": l.rms_dbfs})
+        }
     }
 }
 
@@ -166,9 +292,7 @@ async fn engine_connect<R: tauri::Runtime>(
     if let Ok(mut j) = state.joined.lock() {
         j.clear();
     }
-    let mut config = EngineConfig::new(server.clone(), name.clone());
-    config.input = InputSpec::Device(None);
-    config.output = OutputSpec::Device(None);
+    let mut config = state.engine_config(&server, &name);
     // No usable audio device: still connect (presence, who talks), and say
     // plainly that audio is off rather than refusing to connect.
     let mut audio_warning = None;
@@ -210,7 +334,7 @@ async fn engine_connect<R: tauri::Runtime>(
 /// browser engine does; the UI sees `connection` events meanwhile.
 async fn session<R: tauri::Runtime>(
     app: tauri::AppHandle<R>,
-    config: EngineConfig,
+    mut config: EngineConfig,
     mut events: mpsc::UnboundedReceiver<EngineEvent>,
     generation: u64,
 ) {
@@ -261,6 +385,7 @@ async fn session<R: tauri::Runtime>(
                 return;
             }
             emit_ui(&app, json!({"type": "connection", "state": "connecting"}));
+            state.refresh(&mut config);
             match Engine::start(config.clone()).await {
                 Ok((engine, events)) => {
                     let channels: Vec<ChannelName> = state
@@ -362,9 +487,24 @@ fn on_talk_key<R: tauri::Runtime>(app: &tauri::AppHandle<R>, pressed: bool) {
     });
 }
 
-/// Registers the global talk key and tells the UI whether it works.
-fn setup_talk_key<R: tauri::Runtime>(app: &tauri::AppHandle<R>, key: Option<&str>, latch: bool) {
-    use tauri_plugin_global_shortcut::{GlobalShortcutExt, ShortcutState};
+/// Checks a talk key name as global-hotkey parses it (`F9`, `F13`,
+/// `Control+Shift+KeyT`, ...).
+///
+/// # Errors
+/// A message naming the key and what is wrong with it.
+pub fn check_talk_key(key: &str) -> Result<tauri_plugin_global_shortcut::Shortcut, String> {
+    key.parse()
+        .map_err(|e| format!("talk key {key:?} is not a key global-hotkey knows: {e}"))
+}
+
+/// Registers the global talk key (replacing any earlier one), tells the UI
+/// whether it works, and returns that status (`talk_key_status` event).
+fn setup_talk_key<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+    key: Option<&str>,
+    latch: bool,
+) -> serde_json::Value {
+    use tauri_plugin_global_shortcut::{GlobalShortcut, ShortcutState};
     let mode = if latch {
         talk_key::KeyMode::Latch
     } else {
@@ -373,34 +513,126 @@ fn setup_talk_key<R: tauri::Runtime>(app: &tauri::AppHandle<R>, key: Option<&str
     if let Ok(mut k) = app.state::<AppState>().talk_key.lock() {
         *k = talk_key::TalkKey::new(mode);
     }
-    let Some(key) = key else {
-        let ev = json!({"type": "talk_key_status", "key": null, "available": false,
-            "reason": "no talk key set (start with --talk-key F9)"});
-        if let Ok(mut s) = app.state::<AppState>().talk_key_status.lock() {
-            *s = ev;
-        }
-        return;
-    };
-    let display = std::env::var("DISPLAY").ok();
-    let wayland = std::env::var("WAYLAND_DISPLAY").ok();
-    let status = talk_key::availability(display.as_deref(), wayland.as_deref()).and_then(|()| {
-        app.global_shortcut()
-            .on_shortcut(key, |app, _shortcut, event| {
-                on_talk_key(app, event.state() == ShortcutState::Pressed);
-            })
-            .map_err(|e| format!("cannot register {key}: {e}"))
-    });
-    let ev = match status {
-        Ok(()) => json!({"type": "talk_key_status", "key": key, "mode": mode, "available": true}),
-        Err(reason) => {
-            tracing::warn!("global talk key unavailable: {reason}");
-            json!({"type": "talk_key_status", "key": key, "mode": mode, "available": false, "reason": reason})
+    // The plugin is missing only on the mock runtime (command tests).
+    let plugin = app.try_state::<GlobalShortcut<R>>();
+    if let Some(p) = &plugin
+        && let Err(e) = p.unregister_all()
+    {
+        tracing::warn!("cannot unregister the old talk key: {e}");
+    }
+    let ev = match key {
+        None => json!({"type": "talk_key_status", "key": null, "mode": mode, "available": false,
+            "reason": "no talk key set"}),
+        Some(key) => {
+            let display = std::env::var("DISPLAY").ok();
+            let wayland = std::env::var("WAYLAND_DISPLAY").ok();
+            let status = talk_key::availability(display.as_deref(), wayland.as_deref())
+                .and_then(|()| check_talk_key(key))
+                .and_then(|shortcut| match &plugin {
+                    Some(p) => p
+                        .on_shortcut(shortcut, |app, _shortcut, event| {
+                            on_talk_key(app, event.state() == ShortcutState::Pressed);
+                        })
+                        .map_err(|e| format!("cannot register {key}: {e}")),
+                    None => Err("no global shortcut plugin".into()),
+                });
+            match status {
+                Ok(()) => {
+                    json!({"type": "talk_key_status", "key": key, "mode": mode, "available": true})
+                }
+                Err(reason) => {
+                    tracing::warn!("global talk key unavailable: {reason}");
+                    json!({"type": "talk_key_status", "key": key, "mode": mode, "available": false, "reason": reason})
+                }
+            }
         }
     };
     emit_ui(app, ev.clone());
     if let Ok(mut s) = app.state::<AppState>().talk_key_status.lock() {
-        *s = ev;
+        *s = ev.clone();
     }
+    ev
+}
+
+/// Sets the talk key (`null` for none), latch mode and release tail (ms,
+/// 0 to [`MAX_RELEASE_TAIL_MS`]), saves them, and returns the key's status
+/// (as the `talk_key_status` event).
+///
+/// # Errors
+/// An unknown key name or a tail out of range, before anything changes.
+#[tauri::command]
+async fn app_set_talk_key<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, AppState>,
+    key: Option<String>,
+    latch: bool,
+    tail_ms: u32,
+) -> Result<serde_json::Value, String> {
+    let key = key.filter(|k| !k.trim().is_empty());
+    if let Some(k) = &key {
+        check_talk_key(k)?;
+    }
+    if tail_ms > MAX_RELEASE_TAIL_MS {
+        return Err(format!(
+            "release tail {tail_ms} ms: at most {MAX_RELEASE_TAIL_MS} ms"
+        ));
+    }
+    if let Ok(mut t) = state.release_tail_ms.lock() {
+        *t = Some(tail_ms);
+    }
+    if let Some(e) = state.engine.lock().await.as_ref() {
+        e.set_release_tail(Duration::from_millis(u64::from(tail_ms)));
+    }
+    let status = setup_talk_key(&app, key.as_deref(), latch);
+    save_settings(state.inner(), |s| {
+        s.talk_key = key.clone();
+        s.latch = latch;
+        s.release_tail_ms = Some(tail_ms);
+    });
+    Ok(status)
+}
+
+/// Sets input gain (linear, 0 to 4), output volume (linear, 0 to 1), the
+/// mic test and the level meter (`level` events every 100 ms). Values are
+/// clamped; gain and volume are saved, and apply to later connections too.
+#[tauri::command]
+async fn app_set_audio<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, AppState>,
+    input_gain: f32,
+    output_volume: f32,
+    mic_test: bool,
+    meter: bool,
+) -> Result<(), String> {
+    let controls = AudioControls {
+        input_gain,
+        output_volume,
+        mic_test,
+        meter,
+    }
+    .clamped();
+    let before = state.audio.lock().map(|a| *a).unwrap_or_default();
+    if let Ok(mut a) = state.audio.lock() {
+        *a = controls;
+    }
+    if let Some(e) = state.engine.lock().await.as_ref() {
+        e.set_audio(controls);
+    }
+    if (before.input_gain, before.output_volume) != (controls.input_gain, controls.output_volume) {
+        // Write once the slider has been still for 500 ms.
+        let edit = state.audio_edits.fetch_add(1, Ordering::SeqCst) + 1;
+        tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let state = app.state::<AppState>();
+            if state.audio_edits.load(Ordering::SeqCst) == edit {
+                save_settings(state.inner(), |s| {
+                    s.input_gain = Some(controls.input_gain);
+                    s.output_volume = Some(controls.output_volume);
+                });
+            }
+        });
+    }
+    Ok(())
 }
 
 /// The talk key's status (`talk_key_status` event), for a UI that loads
@@ -451,17 +683,27 @@ fn app_cli(cli: State<'_, Cli>, state: State<'_, AppState>) -> serde_json::Value
         "servers": saved.servers,
         "talk_key": cli.talk_key.clone().or(saved.talk_key),
         "latch": cli.latch || saved.latch,
+        "tail_ms": state.release_tail_ms.lock().ok().and_then(|t| *t).or(cli.release_tail_ms).unwrap_or(250),
+        "audio": state.audio.lock().map(|a| *a).unwrap_or_default(),
     })
 }
 
 /// Remembers a successful connection in the settings file.
 fn remember(state: &AppState, server: &str, name: &str, channels: &[String]) {
+    save_settings(state, |s| {
+        s.remember_server(server);
+        s.name = Some(name.to_string());
+        s.channels = channels.to_vec();
+    });
+}
+
+/// Changes the settings with `edit` and writes them (nothing is written on
+/// the mock runtime, which has no settings directory).
+fn save_settings(state: &AppState, edit: impl FnOnce(&mut settings::Settings)) {
     let Ok(mut s) = state.settings.lock() else {
         return;
     };
-    s.remember_server(server);
-    s.name = Some(name.to_string());
-    s.channels = channels.to_vec();
+    edit(&mut s);
     let dir = state.settings_dir.lock().ok().and_then(|d| d.clone());
     if let Some(dir) = dir
         && let Err(e) = s.save(&dir)
@@ -491,7 +733,9 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, cli: Cli) -> tau
             engine_disconnect,
             app_cli,
             app_set_target,
-            app_talk_key_status
+            app_talk_key_status,
+            app_set_talk_key,
+            app_set_audio
         ])
 }
 
@@ -504,8 +748,21 @@ pub fn run() {
         )
         .init();
     let cli = Cli::parse();
-    let (cli_key, cli_latch) = (cli.talk_key.clone(), cli.latch);
+    let (cli_key, cli_latch, cli_tail) = (cli.talk_key.clone(), cli.latch, cli.release_tail_ms);
     let result = builder::<tauri::Wry>(cli)
+        // First, so that a second start hands over before anything else runs:
+        // it shows the running app's window and exits.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            show_window(app);
+        }))
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_state_flags(
+                    tauri_plugin_window_state::StateFlags::all()
+                        - tauri_plugin_window_state::StateFlags::VISIBLE,
+                )
+                .build(),
+        )
         .plugin(tauri_plugin_global_shortcut::Builder::new().build())
         .setup(move |app| {
             if let Some(w) = app.get_webview_window("main") {
@@ -521,6 +778,17 @@ pub fn run() {
                 }
                 talk_key = talk_key.or(saved.talk_key.clone());
                 latch |= saved.latch;
+                if let Ok(mut t) = state.release_tail_ms.lock() {
+                    *t = cli_tail.or(saved.release_tail_ms);
+                }
+                if let Ok(mut a) = state.audio.lock() {
+                    *a = AudioControls {
+                        input_gain: saved.input_gain.unwrap_or(1.0),
+                        output_volume: saved.output_volume.unwrap_or(1.0),
+                        ..AudioControls::default()
+                    }
+                    .clamped();
+                }
                 if let Ok(mut s) = state.settings.lock() {
                     *s = saved;
                 }
@@ -529,6 +797,10 @@ pub fn run() {
                 }
             }
             setup_talk_key(app.handle(), talk_key.as_deref(), latch);
+            // A desktop without a tray still has the window: say so, go on.
+            if let Err(e) = create_tray(app) {
+                tracing::warn!("no tray icon: {e}");
+            }
             Ok(())
         })
         .run(tauri::generate_context!());
@@ -690,5 +962,81 @@ mod command_tests {
             invoke(&w, "app_talk_key_status", json!({})),
             Ok(Value::Null)
         );
+    }
+
+    #[test]
+    fn talk_key_settings_are_checked_before_anything_changes() {
+        let (_app, w) = app(&[]);
+        let e = invoke(
+            &w,
+            "app_set_talk_key",
+            json!({"key": "Hyper+Banana", "latch": false, "tailMs": 250}),
+        )
+        .unwrap_err();
+        assert!(e.as_str().unwrap().contains("Hyper+Banana"), "{e}");
+        let e = invoke(
+            &w,
+            "app_set_talk_key",
+            json!({"key": "F9", "latch": false, "tailMs": 5000}),
+        )
+        .unwrap_err();
+        assert!(e.as_str().unwrap().contains("5000 ms"), "{e}");
+        let cli = invoke(&w, "app_cli", json!({})).unwrap();
+        assert_eq!(cli["tail_ms"], 250, "nothing changed");
+        // A valid key is accepted; on the mock runtime (no plugin, no
+        // display) its status says why it cannot work, rather than failing.
+        let st = invoke(
+            &w,
+            "app_set_talk_key",
+            json!({"key": "Control+Shift+KeyT", "latch": true, "tailMs": 400}),
+        )
+        .unwrap();
+        assert_eq!(st["type"], "talk_key_status");
+        assert_eq!(st["key"], "Control+Shift+KeyT");
+        assert_eq!(st["mode"], "latch");
+        assert_eq!(st["available"], false);
+        assert!(st["reason"].as_str().is_some_and(|r| !r.is_empty()), "{st}");
+        assert_eq!(invoke(&w, "app_talk_key_status", json!({})), Ok(st));
+        assert_eq!(invoke(&w, "app_cli", json!({})).unwrap()["tail_ms"], 400);
+        // No key at all.
+        let st = invoke(
+            &w,
+            "app_set_talk_key",
+            json!({"key": null, "latch": false, "tailMs": 0}),
+        )
+        .unwrap();
+        assert_eq!((st["key"].clone(), st["available"].clone()), (Value::Null, json!(false)));
+    }
+
+    #[test]
+    fn audio_controls_are_clamped_and_kept_without_a_connection() {
+        let (_app, w) = app(&[]);
+        let ok = invoke(
+            &w,
+            "app_set_audio",
+            json!({"inputGain": 9.5, "outputVolume": 0.25, "micTest": true, "meter": true}),
+        );
+        assert_eq!(ok, Ok(Value::Null));
+        let audio = invoke(&w, "app_cli", json!({})).unwrap()["audio"].clone();
+        assert_eq!(
+            audio,
+            json!({"input_gain": 4.0, "output_volume": 0.25, "mic_test": true, "meter": true})
+        );
+        // A string where a number belongs is an IPC error, not a panic.
+        assert!(
+            invoke(
+                &w,
+                "app_set_audio",
+                json!({"inputGain": "loud", "outputVolume": 1, "micTest": false, "meter": false})
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_release_tail_comes_from_the_command_line() {
+        let (_app, w) = app(&["--release-tail-ms", "600"]);
+        assert_eq!(invoke(&w, "app_cli", json!({})).unwrap()["tail_ms"], 600);
+        assert!(Cli::try_parse_from(["squawk", "--release-tail-ms", "9000"]).is_err());
     }
 }

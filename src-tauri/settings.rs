@@ -14,7 +14,7 @@ pub const FILE: &str = "settings.json";
 
 /// What the app remembers between runs. Unknown keys are ignored and
 /// missing keys take their defaults, so older and newer files both load.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// Servers connected to, most recent first (at most [`MAX_SERVERS`]).
@@ -27,6 +27,12 @@ pub struct Settings {
     pub talk_key: Option<String>,
     /// Latch (toggle) mode for the talk key.
     pub latch: bool,
+    /// Release tail, ms (default 250 when absent).
+    pub release_tail_ms: Option<u32>,
+    /// Microphone gain, linear (default 1.0 when absent).
+    pub input_gain: Option<f32>,
+    /// Output volume, linear (default 1.0 when absent).
+    pub output_volume: Option<f32>,
 }
 
 impl Settings {
@@ -105,6 +111,8 @@ mod tests {
             channels: vec!["ops".into(), "fire".into()],
             talk_key: Some("F9".into()),
             latch: true,
+            release_tail_ms: Some(400),
+            input_gain: Some(1.5),
             ..Settings::default()
         };
         s.remember_server("ws://h:7300/ws");

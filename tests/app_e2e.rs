@@ -120,3 +120,38 @@ fn the_app_reconnects_and_rejoins_after_a_server_restart() {
     let (code, _) = bot.wait(Duration::from_secs(20));
     assert_eq!(code, 0);
 }
+
+#[test]
+fn a_second_start_hands_over_to_the_running_app_and_exits() {
+    let out = out_dir("app_single_instance");
+    let x = Xvfb::start();
+    let pulse = Pulse::start(&out);
+    let server = TestServer::start();
+    let mut first = spawn_app(&x, &pulse, &server, &out, "desk", &[]);
+    app_ready(&mut first);
+    // Started again in the same desktop session (same D-Bus session bus):
+    // it finds the running app, asks it to show its window, and exits
+    // without connecting.
+    let second = spawn_app(&x, &pulse, &server, &out, "desk", &[]);
+    let (code, lines) = second.wait(Duration::from_secs(20));
+    assert_eq!(code, 0, "second instance: {lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("\"welcome\"")),
+        "the second instance must not connect: {lines:?}"
+    );
+    // The first is still there, alone: a bot joining sees two members.
+    let rec = out.join("bot.wav");
+    let _bot = server.listener("B", "desk", &rec, 5);
+    let presence = first.expect_line(Duration::from_secs(10), "presence with the bot", |l| {
+        l.contains("\"type\":\"presence\"") && l.contains("\"B\"")
+    });
+    let presence: serde_json::Value = serde_json::from_str(&presence).unwrap();
+    let names: Vec<&str> = presence["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "Desk and the bot only: {names:?}");
+    assert!(names.contains(&"Desk"), "{names:?}");
+}

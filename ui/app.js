@@ -320,19 +320,92 @@ function setupAudio() {
   }
   if (!engine.audioControls) return;
   const stored = (k, d) => { const v = parseFloat(localStorage.getItem(k)); return Number.isFinite(v) ? v : d; };
-  $("gain").value = stored("squawk.gain", 1);
-  $("volume").value = stored("squawk.volume", 1);
+  if (!engine.savesAudio) {
+    $("gain").value = stored("squawk.gain", 1);
+    $("volume").value = stored("squawk.volume", 1);
+  }
   const apply = () => {
     engine.setGain(parseFloat($("gain").value));
     engine.setVolume(parseFloat($("volume").value));
-    localStorage.setItem("squawk.gain", $("gain").value);
-    localStorage.setItem("squawk.volume", $("volume").value);
+    if (!engine.savesAudio) {
+      localStorage.setItem("squawk.gain", $("gain").value);
+      localStorage.setItem("squawk.volume", $("volume").value);
+    }
   };
-  $("gain").addEventListener("input", apply);
-  $("volume").addEventListener("input", apply);
+  $("gain").addEventListener("input", () => engine.setGain(parseFloat($("gain").value)));
+  $("volume").addEventListener("input", () => engine.setVolume(parseFloat($("volume").value)));
+  $("gain").addEventListener("change", apply);
+  $("volume").addEventListener("change", apply);
   $("mic-test").addEventListener("change", () => engine.micTest($("mic-test").checked));
+  if (engine.meter) $("audio").addEventListener("toggle", () => engine.meter($("audio").open));
   engine.onEvent((ev) => { if (ev.type === "connection" && ev.state === "connected") apply(); });
   setInterval(() => { if ($("audio").open) $("level").value = engine.inputLevel(); }, 100);
+}
+
+// ---------- talk key settings (desktop) ----------
+
+const MODIFIER_CODES = /^(Control|Shift|Alt|Meta|OS)(Left|Right)?$/;
+
+/** The global-hotkey name of a key event: "F9", "Control+Shift+KeyT"; null for a lone modifier. */
+function hotkeyName(e) {
+  if (MODIFIER_CODES.test(e.code) || !e.code) return null;
+  const mods = [];
+  if (e.ctrlKey) mods.push("Control");
+  if (e.altKey) mods.push("Alt");
+  if (e.shiftKey) mods.push("Shift");
+  if (e.metaKey) mods.push("Super");
+  return [...mods, e.code].join("+");
+}
+
+const talkKey = { key: null, latch: false, tailMs: 250, capturing: false };
+
+function showKeySettings() {
+  $("key-name").textContent = talkKey.key || "none";
+  $("key-latch").checked = talkKey.latch;
+  $("key-tail").value = talkKey.tailMs;
+  $("key-set").textContent = talkKey.capturing ? "Press a key… (Esc cancels)" : "Set…";
+  $("key-set").classList.toggle("capturing", talkKey.capturing);
+}
+
+async function saveTalkKey(change) {
+  const next = { ...talkKey, ...change };
+  try {
+    const st = await engine.setTalkKey(next);
+    Object.assign(talkKey, change);
+    showTalkKey(st);
+    if (!st.available && st.key) showError(`talk key ${st.key}: ${st.reason}`);
+    else showError("");
+  } catch (e) {
+    showError(String(e.message || e));
+  }
+  showKeySettings();
+}
+
+function setupTalkKeySettings(initial) {
+  if (!engine.talkKeySettings) return;
+  Object.assign(talkKey, initial || {});
+  $("keypanel").hidden = false;
+  showKeySettings();
+  $("key-set").addEventListener("click", () => { talkKey.capturing = true; showKeySettings(); });
+  $("key-clear").addEventListener("click", () => saveTalkKey({ key: null }));
+  $("key-latch").addEventListener("change", () => saveTalkKey({ latch: $("key-latch").checked }));
+  $("key-tail").addEventListener("change", () => {
+    const ms = Math.round(Number($("key-tail").value));
+    if (!Number.isFinite(ms) || ms < 0 || ms > 2000) { showError("release tail: 0 to 2000 ms"); showKeySettings(); return; }
+    saveTalkKey({ tailMs: ms });
+  });
+  // While capturing, the next key (with its modifiers) becomes the talk key;
+  // it does not reach the space-bar talk handler.
+  window.addEventListener("keydown", (e) => {
+    if (!talkKey.capturing) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    if (e.code === "Escape") { talkKey.capturing = false; showKeySettings(); return; }
+    const name = hotkeyName(e);
+    if (!name) return;
+    talkKey.capturing = false;
+    saveTalkKey({ key: name });
+  }, true);
 }
 
 // ---------- start ----------
@@ -350,6 +423,11 @@ engine.init().then((p) => {
     $("servers").append(o);
   }
   if (p.name) $("name").value = p.name;
+  if (engine.savesAudio) {
+    if (p.gain != null) $("gain").value = p.gain;
+    if (p.volume != null) $("volume").value = p.volume;
+  }
+  setupTalkKeySettings(p.talkKey);
   if (p.channels.length) $("channel").value = p.channels[0];
   if (p.autoConnect) connect(p.server, p.name || "desktop", p.channels.length ? p.channels : [$("channel").value]);
   else $("name").focus();

@@ -7,8 +7,15 @@ function createTauriEngine(tauri) {
   const invoke = (cmd, args) => tauri.core.invoke(cmd, args);
   const listeners = [];
   const emit = (ev) => listeners.forEach((f) => f(ev));
+  // Audio controls as the backend has them (app_set_audio takes all four).
+  const audio = { input_gain: 1, output_volume: 1, mic_test: false, meter: false };
+  let level = 0;
+  const sendAudio = () => invoke("app_set_audio", {
+    inputGain: audio.input_gain, outputVolume: audio.output_volume, micTest: audio.mic_test, meter: audio.meter,
+  });
   tauri.event.listen("engine-event", (e) => {
     const ev = e.payload;
+    if (ev.type === "level") { level = ev.peak; return; }
     // Connection state in the interface's terms.
     if (ev.type === "welcome") emit({ type: "connection", state: "connected" });
     if (ev.type === "closed") emit({ type: "connection", state: "offline", reason: ev.reason });
@@ -18,14 +25,33 @@ function createTauriEngine(tauri) {
     kind: "tauri",
     /** Whether the engine takes the server URL from the user. */
     asksServer: true,
-    /** Local audio controls (level, gain, volume, mic test) are not wired to the Rust engine yet. */
-    audioControls: false,
-    /** Start-up parameters from the command line. */
+    /** Local audio controls: level meter, input gain, output volume, mic test. */
+    audioControls: true,
+    /** Input gain and output volume are saved by the app, not in localStorage. */
+    savesAudio: true,
+    /** The global talk key can be set from the UI. */
+    talkKeySettings: true,
+    /** Start-up parameters from the command line and saved settings. */
     async init() {
       const cli = await invoke("app_cli");
+      Object.assign(audio, cli.audio || {});
       return { server: cli.server, name: cli.name, channels: cli.channels || [], servers: cli.servers || [],
-        autoConnect: !!cli.connect_at_start };
+        autoConnect: !!cli.connect_at_start, gain: audio.input_gain, volume: audio.output_volume,
+        talkKey: { key: cli.talk_key || null, latch: !!cli.latch, tailMs: cli.tail_ms } };
     },
+    /** Peak input level after gain, 0..1, as of the last `level` event (needs meter(true)). */
+    inputLevel: () => level,
+    setGain(g) { audio.input_gain = g; return sendAudio(); },
+    setVolume(v) { audio.output_volume = v; return sendAudio(); },
+    micTest(on) { audio.mic_test = !!on; return sendAudio(); },
+    /** Level events on or off (only while the audio panel is open: they cost CPU). */
+    meter(on) { audio.meter = !!on; if (!on) level = 0; return sendAudio(); },
+    /**
+     * Sets the global talk key: key as global-hotkey names it ("F9",
+     * "Control+Shift+KeyT") or null, latch mode, release tail in ms.
+     * Resolves to the key's status; rejects with the reason for a bad key.
+     */
+    setTalkKey: ({ key, latch, tailMs }) => invoke("app_set_talk_key", { key, latch, tailMs }),
     async connect({ server, name, channels }) {
       emit({ type: "connection", state: "connecting" });
       await invoke("engine_connect", { server, name, channels });

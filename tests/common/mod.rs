@@ -247,15 +247,24 @@ impl Pulse {
     }
 }
 
-/// A private Xvfb server on the first free display number from :90.
+/// A private desktop session: an Xvfb server on the first free display
+/// number from :90, and its own D-Bus session bus (single instance, tray
+/// and keyring talk over it; parallel tests never see each other's).
 pub struct Xvfb {
     pub display: String,
+    /// `DBUS_SESSION_BUS_ADDRESS` of the session's bus.
+    pub bus: String,
     _proc: Proc,
+    _bus: Proc,
 }
 
 impl Xvfb {
     pub fn start() -> Self {
-        let n = (90..140)
+        // Tests of one binary start sessions in parallel: each takes the
+        // next number, so two never race for the same free display.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(90);
+        let n = std::iter::from_fn(|| Some(NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)))
+            .take_while(|n| *n < 190)
             .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
             .expect("a free X display number");
         let display = format!(":{n}");
@@ -268,10 +277,40 @@ impl Xvfb {
             assert!(Instant::now() < end, "Xvfb {display} did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
+        let bus_path = std::env::temp_dir().join(format!("squawk-bus-{n}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&bus_path);
+        let bus = format!("unix:path={}", bus_path.display());
+        // A bare session bus: no service activation, so nothing (portals,
+        // keyrings) starts behind a test's back; a test starts what it needs.
+        let config = bus_path.with_extension("conf");
+        let conf = format!(
+            "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
+             \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
+             <busconfig><type>session</type><listen>{bus}</listen>\
+             <policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/>\
+             <allow eavesdrop=\"true\"/><allow own=\"*\"/></policy></busconfig>\n"
+        );
+        std::fs::write(&config, conf).expect("write bus config");
+        let mut cmd = Command::new("dbus-daemon");
+        cmd.arg(format!("--config-file={}", config.display()))
+            .args(["--nofork", "--nopidfile"]);
+        let bus_proc = Proc::spawn("dbus", &mut cmd);
+        while !bus_path.exists() {
+            assert!(Instant::now() < end, "dbus-daemon for {display} did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Self {
             display,
+            bus,
             _proc: proc,
+            _bus: bus_proc,
         }
+    }
+
+    /// Puts this session's display and bus into `cmd`'s environment.
+    pub fn env(&self, cmd: &mut Command) {
+        cmd.env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus);
     }
 
     pub fn xdotool(&self, args: &[&str]) -> String {
@@ -712,10 +751,10 @@ pub fn spawn_app(
         "--print-events",
     ])
     .args(extra)
-    .env("DISPLAY", &x.display)
     .env("XDG_CONFIG_HOME", out.join("config"))
     .env("XDG_DATA_HOME", out.join("data"))
     .env("NO_AT_BRIDGE", "1");
+    x.env(&mut cmd);
     pulse.env(&mut cmd);
     Proc::spawn("app", &mut cmd)
 }

@@ -32,6 +32,7 @@ use webrtc::{
 use crate::{
     audio::{
         CapturedFrame, FRAME_SAMPLES, InputSpec, OutputSpec, SAMPLE_RATE,
+        controls::{self, AudioControls, Level, LevelMeter},
         device::{self, DeviceHandle},
         mixer::{self, Mixer, MixerEvent, MixerIn, RtpIn},
         wav::{WavSource, WavWriter},
@@ -58,6 +59,9 @@ pub struct EngineConfig {
     pub ptt: PttConfig,
     /// Jitter buffer settings.
     pub jitter: JitterConfig,
+    /// Gain, volume, mic test and meter at start ([`Engine::set_audio`]
+    /// changes them later).
+    pub audio: AudioControls,
 }
 
 impl EngineConfig {
@@ -76,6 +80,7 @@ impl EngineConfig {
                 idle_after_ms: 1500,
                 ..JitterConfig::default()
             },
+            audio: AudioControls::default(),
         }
     }
 }
@@ -189,6 +194,9 @@ pub enum EngineEvent {
     Received(TransmissionReport),
     /// The server's channel list, sorted by name (after [`Engine::list_channels`]).
     Channels(Vec<ChannelInfo>),
+    /// The microphone's level after input gain, every
+    /// [`controls::METER_PERIOD_MS`] while [`AudioControls::meter`] is on.
+    InputLevel(Level),
     /// The server reported an error.
     ServerError {
         /// Code.
@@ -246,6 +254,8 @@ enum Command {
     Press(ChannelName),
     Release,
     SendWithoutFloor(bool),
+    Audio(AudioControls),
+    ReleaseTail(std::time::Duration),
     Close(oneshot::Sender<()>),
 }
 
@@ -381,11 +391,13 @@ impl Engine {
 
         let counters = Arc::new(EngineCounters::default());
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
-        let runner = Runner {
+        let mut runner = Runner {
             ws,
             media,
             encoder: Encoder::new(config.opus)?,
             ptt: Ptt::new(config.ptt),
+            controls: config.audio.clamped(),
+            meter: LevelMeter::default(),
             events: events_tx,
             mixer: mixer_tx,
             mids: HashMap::new(),
@@ -400,6 +412,7 @@ impl Engine {
             stop_sink,
             sink,
         };
+        runner.set_controls(runner.controls);
         tokio::spawn(runner.run(cmd_rx, frames_rx, media_rx, mixer_events_rx));
         Ok((
             Self {
@@ -451,6 +464,18 @@ impl Engine {
     /// Talk key up: release tail, then Floor Release.
     pub fn release(&self) {
         let _ = self.cmds.send(Command::Release);
+    }
+
+    /// Changes gain, volume, mic test and meter at once (values clamped,
+    /// see [`AudioControls::clamped`]).
+    pub fn set_audio(&self, controls: AudioControls) {
+        let _ = self.cmds.send(Command::Audio(controls));
+    }
+
+    /// Changes the release tail (audio sent after key-up before Floor
+    /// Release) for the next release.
+    pub fn set_release_tail(&self, tail: std::time::Duration) {
+        let _ = self.cmds.send(Command::ReleaseTail(tail));
     }
 
     /// Test aid: transmit captured audio whether or not we hold a floor,
@@ -524,6 +549,8 @@ struct Runner {
     frames_captured: u32,
     pending_marker: bool,
     rogue: bool,
+    controls: AudioControls,
+    meter: LevelMeter,
     _devices: Vec<DeviceHandle>,
     stop_sink: Arc<AtomicBool>,
     /// The WAV sink thread, joined on shutdown so the file is complete.
@@ -612,6 +639,14 @@ impl Runner {
             }
             Command::SendWithoutFloor(on) => {
                 self.rogue = on;
+                true
+            }
+            Command::Audio(controls) => {
+                self.set_controls(controls.clamped());
+                true
+            }
+            Command::ReleaseTail(tail) => {
+                self.ptt.set_release_tail(tail);
                 true
             }
             Command::Close(_) => true,
@@ -707,7 +742,17 @@ impl Runner {
         true
     }
 
-    async fn frame(&mut self, frame: CapturedFrame) {
+    fn set_controls(&mut self, controls: AudioControls) {
+        if let Some(m) = &self.mixer {
+            let _ = m.send(MixerIn::Volume(controls.output_volume));
+        }
+        if !controls.meter {
+            self.meter = LevelMeter::default();
+        }
+        self.controls = controls;
+    }
+
+    async fn frame(&mut self, mut frame: CapturedFrame) {
         // RTP time advances by one frame per captured frame (RFC 3550 §5.1),
         // whether or not it is sent: capture runs continuously, so gaps
         // between transmissions show as timestamp jumps, and scheduling
@@ -716,6 +761,17 @@ impl Runner {
             .ts_base
             .wrapping_add(self.frames_captured.wrapping_mul(FRAME_SAMPLES as u32));
         self.frames_captured = self.frames_captured.wrapping_add(1);
+        controls::apply_gain(&mut frame.pcm, self.controls.input_gain);
+        if self.controls.meter
+            && let Some(level) = self.meter.push(&frame.pcm)
+        {
+            self.emit(EngineEvent::InputLevel(level));
+        }
+        if self.controls.mic_test
+            && let Some(m) = &self.mixer
+        {
+            let _ = m.send(MixerIn::Local(frame.pcm.clone()));
+        }
         if !self.ptt.wants_audio() && !self.rogue {
             return;
         }

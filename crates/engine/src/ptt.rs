@@ -138,6 +138,12 @@ impl<F> Ptt<F> {
         }
     }
 
+    /// Changes the release tail for the next release (a tail already
+    /// running keeps its end).
+    pub fn set_release_tail(&mut self, tail: Duration) {
+        self.config.release_tail = tail;
+    }
+
     /// Current phase.
     pub fn phase(&self) -> PttPhase {
         match &self.state {
@@ -404,6 +410,25 @@ mod tests {
             ]
         );
         assert!(!p.wants_audio());
+    }
+
+    #[test]
+    fn a_new_release_tail_applies_to_the_next_release() {
+        let t0 = Instant::now();
+        let mut p = Ptt::<Frame>::new(PttConfig::default());
+        p.set_release_tail(Duration::from_millis(600));
+        p.handle(t0, PttInput::Press(ch("a")));
+        p.handle(t0, PttInput::Granted(ch("a")));
+        p.handle(ms(t0, 1000), PttInput::Release);
+        assert_eq!(p.poll_timeout(), Some(ms(t0, 1600)));
+        // Zero: Floor Release at the key-up's first tick.
+        p.set_release_tail(Duration::ZERO);
+        p.handle(ms(t0, 1600), PttInput::Tick);
+        drain(&mut p);
+        p.handle(ms(t0, 2000), PttInput::Press(ch("a")));
+        p.handle(ms(t0, 2000), PttInput::Granted(ch("a")));
+        p.handle(ms(t0, 2500), PttInput::Release);
+        assert_eq!(p.poll_timeout(), Some(ms(t0, 2500)));
     }
 
     #[test]

@@ -54,7 +54,16 @@ pub enum MixerIn {
         /// Channel, or `None` to stop playing the track.
         channel: Option<ChannelName>,
     },
+    /// Gain of the whole output, linear 0.0 to 1.0 (the user's volume).
+    Volume(f32),
+    /// One captured frame ([`FRAME_SAMPLES`] samples) to play locally: the
+    /// mic test. At most [`MAX_LOCAL_FRAMES`] wait; older ones are dropped
+    /// so the loopback never drifts behind the voice.
+    Local(Box<[f32]>),
 }
+
+/// Most mic-test frames queued in the mixer (100 ms).
+pub const MAX_LOCAL_FRAMES: usize = 5;
 
 /// What the mixer reports.
 #[derive(Debug, Clone)]
@@ -100,6 +109,8 @@ pub struct Mixer {
     events: mpsc::UnboundedSender<MixerEvent>,
     config: JitterConfig,
     frame: Vec<f32>,
+    volume: f32,
+    local: std::collections::VecDeque<Box<[f32]>>,
 }
 
 impl Mixer {
@@ -115,6 +126,8 @@ impl Mixer {
             events,
             config,
             frame: vec![0.0; FRAME_SAMPLES],
+            volume: 1.0,
+            local: std::collections::VecDeque::new(),
         }
     }
 
@@ -136,6 +149,13 @@ impl Mixer {
                         *slot = fresh(self.config);
                         slot.channel = channel;
                     }
+                }
+                MixerIn::Volume(v) => self.volume = v.clamp(0.0, 1.0),
+                MixerIn::Local(pcm) => {
+                    if self.local.len() >= MAX_LOCAL_FRAMES {
+                        self.local.pop_front();
+                    }
+                    self.local.push_back(pcm);
                 }
                 MixerIn::Packet(p) => {
                     if let Some(slot) = self.slots.get_mut(&p.mid)
@@ -201,6 +221,16 @@ impl Mixer {
                 let _ = self.events.send(ev);
             }
         }
+        if let Some(pcm) = self.local.pop_front() {
+            for (o, s) in out.iter_mut().zip(pcm.iter()) {
+                *o += s;
+            }
+        }
+        if self.volume != 1.0 {
+            for s in out.iter_mut() {
+                *s *= self.volume;
+            }
+        }
         // Several channels at once: keep the sum in range without hard clipping.
         for s in out.iter_mut() {
             if s.abs() > 0.9 {
@@ -245,4 +275,47 @@ pub fn spawn_wav_sink(
                 tracing::error!("wav sink: {e}");
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mixer() -> (Mixer, std_mpsc::Sender<MixerIn>) {
+        let (tx, rx) = std_mpsc::channel();
+        let (events, _) = mpsc::unbounded_channel();
+        (Mixer::new(rx, events, JitterConfig::default()), tx)
+    }
+
+    fn frame(value: f32) -> Box<[f32]> {
+        vec![value; FRAME_SAMPLES].into_boxed_slice()
+    }
+
+    #[test]
+    fn mic_test_frames_play_in_order_scaled_by_the_volume() {
+        let (mut m, tx) = mixer();
+        let mut out = vec![0.0; FRAME_SAMPLES];
+        tx.send(MixerIn::Local(frame(0.2))).unwrap();
+        tx.send(MixerIn::Local(frame(0.4))).unwrap();
+        tx.send(MixerIn::Volume(0.5)).unwrap();
+        let now = Instant::now();
+        m.mix(now, &mut out);
+        assert!(out.iter().all(|s| (*s - 0.1).abs() < 1e-6), "{}", out[0]);
+        m.mix(now, &mut out);
+        assert!(out.iter().all(|s| (*s - 0.2).abs() < 1e-6), "{}", out[0]);
+        m.mix(now, &mut out);
+        assert!(out.iter().all(|s| *s == 0.0), "queue drained: silence");
+    }
+
+    #[test]
+    fn mic_test_queue_keeps_only_the_newest_frames() {
+        let (mut m, tx) = mixer();
+        let mut out = vec![0.0; FRAME_SAMPLES];
+        for i in 0..MAX_LOCAL_FRAMES + 3 {
+            tx.send(MixerIn::Local(frame(i as f32 / 100.0))).unwrap();
+        }
+        m.mix(Instant::now(), &mut out);
+        // The three oldest were dropped: playback resumes at frame 3.
+        assert!((out[0] - 0.03).abs() < 1e-6, "{}", out[0]);
+    }
 }

@@ -10,6 +10,7 @@
 //! pre-allocated lock-free ring ([`ringbuf`]); they never lock, allocate or
 //! block. Resampling, framing, decoding and mixing run on worker threads.
 
+pub mod controls;
 pub mod device;
 pub mod mixer;
 pub mod resample;
