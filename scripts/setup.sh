@@ -31,8 +31,9 @@ fi
 
 if [ "${1:-}" = "--tests" ]; then
   # Browser-client tests: headless Chromium (playwright-core) and Firefox ESR
-  # (geckodriver), with their recommended packages (fonts, codecs) as tested.
-  for p in chromium firefox-esr; do
+  # (geckodriver), with their recommended packages (fonts, codecs) as tested;
+  # WebKitWebDriver for the desktop app's WebDriver test (tauri-driver).
+  for p in chromium firefox-esr webkit2gtk-driver; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       echo "setup: installing $p"
       $SUDO apt-get update -qq
@@ -48,5 +49,9 @@ if [ "${1:-}" = "--tests" ]; then
   if [ ! -x "$TOOLS/bin/geckodriver" ]; then
     echo "setup: building geckodriver into $TOOLS"
     cargo install geckodriver --version 0.37.1 --locked --root "$TOOLS" --quiet
+  fi
+  if [ ! -x "$TOOLS/bin/tauri-driver" ]; then
+    echo "setup: building tauri-driver into $TOOLS"
+    cargo install tauri-driver --version 2.1.0 --locked --root "$TOOLS" --quiet
   fi
 fi

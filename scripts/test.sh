@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh --tests
 export SQUAWK_PYTHON="${SQUAWK_VENV:-$HOME/.cache/squawk-venv}/bin/python"
 export SQUAWK_GECKODRIVER="${SQUAWK_TOOLS:-$HOME/.cache/squawk-tools}/bin/geckodriver"
+export SQUAWK_TAURI_DRIVER="${SQUAWK_TOOLS:-$HOME/.cache/squawk-tools}/bin/tauri-driver"
 # The end-to-end tests run the server and bot binaries: build them first.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked -- --test-threads=1

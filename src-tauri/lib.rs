@@ -89,6 +89,8 @@ struct AppState {
     release_tail_ms: SyncMutex<Option<u32>>,
     /// The tray icon's model, fed by [`emit_ui`].
     tray: SyncMutex<tray::TrayModel>,
+    /// The global shortcut registered now, if any.
+    registered_key: SyncMutex<Option<tauri_plugin_global_shortcut::Shortcut>>,
     /// Bumped when the audio controls change; the settings are written
     /// once they have been still for a moment (sliders send many changes).
     audio_edits: AtomicU32,
@@ -515,10 +517,22 @@ fn setup_talk_key<R: tauri::Runtime>(
     }
     // The plugin is missing only on the mock runtime (command tests).
     let plugin = app.try_state::<GlobalShortcut<R>>();
-    if let Some(p) = &plugin
-        && let Err(e) = p.unregister_all()
+    let state = app.state::<AppState>();
+    let wanted = key.and_then(|k| check_talk_key(k).ok());
+    let old = state.registered_key.lock().ok().and_then(|r| *r);
+    // Only a changed key is unregistered. `unregister` (unlike the plugin's
+    // `unregister_all`) holds no lock while it waits for the main thread,
+    // so a talk key pressed meanwhile cannot deadlock it.
+    let keep = old.is_some() && old == wanted;
+    if let (Some(p), Some(old)) = (&plugin, old)
+        && !keep
     {
-        tracing::warn!("cannot unregister the old talk key: {e}");
+        if let Err(e) = p.unregister(old) {
+            tracing::warn!("cannot unregister the old talk key: {e}");
+        }
+        if let Ok(mut r) = state.registered_key.lock() {
+            *r = None;
+        }
     }
     let ev = match key {
         None => json!({"type": "talk_key_status", "key": null, "mode": mode, "available": false,
@@ -529,9 +543,15 @@ fn setup_talk_key<R: tauri::Runtime>(
             let status = talk_key::availability(display.as_deref(), wayland.as_deref())
                 .and_then(|()| check_talk_key(key))
                 .and_then(|shortcut| match &plugin {
+                    Some(_) if keep => Ok(()),
                     Some(p) => p
                         .on_shortcut(shortcut, |app, _shortcut, event| {
                             on_talk_key(app, event.state() == ShortcutState::Pressed);
+                        })
+                        .map(|()| {
+                            if let Ok(mut r) = state.registered_key.lock() {
+                                *r = Some(shortcut);
+                            }
                         })
                         .map_err(|e| format!("cannot register {key}: {e}")),
                     None => Err("no global shortcut plugin".into()),

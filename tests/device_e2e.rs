@@ -33,17 +33,7 @@ fn speech_through_real_pulseaudio_devices() {
     );
     b.expect_event(Duration::from_secs(20), "ready");
 
-    let mut rec = Command::new("parecord");
-    pulse.env(&mut rec);
-    rec.args([
-        "--device=spk.monitor",
-        "--rate=48000",
-        "--channels=1",
-        "--format=s16le",
-        "--file-format=wav",
-    ])
-    .arg(&recording);
-    let recorder = Proc::spawn("parecord", &mut rec);
+    let recorder = pulse.record_speaker(&recording);
 
     let mut a = with_pulse(
         "A",
@@ -63,11 +53,7 @@ fn speech_through_real_pulseaudio_devices() {
     assert_eq!(a.wait(Duration::from_secs(10)).0, 0);
     b.expect_event(Duration::from_secs(20), "received");
     assert_eq!(b.wait(Duration::from_secs(30)).0, 0);
-    // parecord writes the WAV header on SIGINT.
-    let _ = Command::new("kill")
-        .args(["-INT", &recorder.pid().to_string()])
-        .status();
-    let _ = recorder.wait(Duration::from_secs(10));
+    recorder.stop();
 
     let report = compare(&source, &recording);
     eprintln!("device path: {report}");

@@ -6,7 +6,11 @@
 //   node drive.mjs chromium [--wav FILE.wav] [--insecure]
 //                                               Debian chromium via playwright-core;
 //                                               --insecure accepts self-signed certificates
-//   node drive.mjs firefox  [--marionette-port] firefox-esr via geckodriver (WebDriver)
+//   node drive.mjs firefox  [--fake-mic]        firefox-esr via geckodriver (WebDriver)
+//   node drive.mjs tauri --app BINARY [-- ARGS...]
+//                                               the desktop app in its own window, via
+//                                               tauri-driver and WebKitWebDriver (WebDriver);
+//                                               the page id names its one window
 //
 // Commands: {"id", "cmd": "open", "page", "url"} | {"cmd": "press"|"release", "page"}
 //   | {"cmd": "eval", "page", "js"} (an expression; promises are awaited)
@@ -71,11 +75,14 @@ async function chromium() {
   };
 }
 
-// ---------- Firefox (geckodriver, W3C WebDriver over HTTP) ----------
+// ---------- W3C WebDriver over HTTP (geckodriver, tauri-driver) ----------
 
-async function firefox() {
+/** Starts `driver` (given a free port) and a session with `capabilities`. */
+async function webdriver(driver, driverArgs, capabilities, { single = false } = {}) {
   const port = 4444 + Math.floor(Math.random() * 1000);
-  const gd = spawn(process.env.SQUAWK_GECKODRIVER || "geckodriver", ["--port", String(port)], { stdio: ["ignore", "ignore", "inherit"] });
+  // The driver's (and, for tauri-driver, the app's) output goes to stderr:
+  // stdout carries only our replies.
+  const gd = spawn(driver, driverArgs(port), { stdio: ["ignore", process.stderr, "inherit"] });
   const base = `http://127.0.0.1:${port}`;
   const call = async (method, path, body) => {
     const r = await fetch(base + path, { method, headers: { "content-type": "application/json" }, body: body && JSON.stringify(body) });
@@ -86,6 +93,11 @@ async function firefox() {
   for (let i = 0; ; i++) {
     try { await call("GET", "/status"); break; } catch (e) { if (i > 100) throw e; await new Promise((r) => setTimeout(r, 100)); }
   }
+  const session = await call("POST", "/session", { capabilities: { alwaysMatch: capabilities } });
+  return webdriverSession(call, session, gd, single);
+}
+
+async function firefox() {
   const prefs = {
     "media.navigator.permission.disabled": true,
     "media.autoplay.default": 0,
@@ -96,10 +108,27 @@ async function firefox() {
   };
   // A fake microphone (a tone); without it Firefox captures the PulseAudio default source.
   if (rest.includes("--fake-mic")) prefs["media.navigator.streams.fake"] = true;
-  const session = await call("POST", "/session", {
-    capabilities: { alwaysMatch: { browserName: "firefox",
-      "moz:firefoxOptions": { binary: process.env.SQUAWK_FIREFOX || "/usr/bin/firefox-esr", args: ["-headless"], prefs } } },
-  });
+  return webdriver(process.env.SQUAWK_GECKODRIVER || "geckodriver", (port) => ["--port", String(port)],
+    { browserName: "firefox",
+      "moz:firefoxOptions": { binary: process.env.SQUAWK_FIREFOX || "/usr/bin/firefox-esr", args: ["-headless"], prefs } });
+}
+
+/** The desktop app: tauri-driver starts it through WebKitWebDriver, with our environment. */
+async function tauri() {
+  const app = opt("--app");
+  const dash = rest.indexOf("--");
+  const args = dash >= 0 ? rest.slice(dash + 1) : [];
+  return webdriver(process.env.SQUAWK_TAURI_DRIVER || "tauri-driver",
+    (port) => ["--port", String(port), "--native-port", String(port + 1000)],
+    { "tauri:options": { application: app, args } }, { single: true });
+}
+
+/** WebDriver's code points for named keys (W3C WebDriver §17.4.2). */
+const WEBDRIVER_KEYS = { Escape: "\uE00C", Space: "\uE00D", Control: "\uE009", Shift: "\uE008", Alt: "\uE00A",
+  ...Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`F${i + 1}`, String.fromCharCode(0xE031 + i)])) };
+
+/** Page commands on a WebDriver session (`single`: the app's one window, never opened or closed). */
+async function webdriverSession(call, session, gd, single) {
   const sid = session.sessionId;
   const s = (p) => `/session/${sid}${p}`;
   const handles = new Map();
@@ -113,6 +142,7 @@ async function firefox() {
   return {
     version: session.capabilities.browserVersion,
     async open(id, url) {
+      if (single) { handles.set(id, await call("GET", s("/window"))); return { opened_at: Date.now() }; }
       if (handles.size === 0) handles.set(id, await call("GET", s("/window")));
       else handles.set(id, (await call("POST", s("/window/new"), { type: "tab" })).handle);
       await use(id);
@@ -131,6 +161,12 @@ async function firefox() {
     async release(id) {
       await use(id);
       await call("POST", s("/actions"), { actions: [{ type: "pointer", id: "mouse", parameters: { pointerType: "mouse" }, actions: [{ type: "pointerUp", button: 0 }] }] });
+      return Date.now();
+    },
+    async key(id, key, down) {
+      await use(id);
+      await call("POST", s("/actions"), { actions: [{ type: "key", id: "keyboard",
+        actions: [{ type: down ? "keyDown" : "keyUp", value: WEBDRIVER_KEYS[key] || key }] }] });
       return Date.now();
     },
     eval: exec,
@@ -156,7 +192,7 @@ async function firefox() {
 
 // ---------- command loop ----------
 
-const b = kind === "firefox" ? await firefox() : await chromium();
+const b = kind === "firefox" ? await firefox() : kind === "tauri" ? await tauri() : await chromium();
 out({ event: "ready", browser: kind, version: b.version });
 const rl = readline.createInterface({ input: process.stdin });
 for await (const line of rl) {

@@ -232,6 +232,22 @@ impl Pulse {
         ]
     }
 
+    /// Starts recording the speaker sink `spk` (what the user would hear)
+    /// into `path`, 48 kHz mono 16-bit, until [`SpeakerRecording::stop`].
+    pub fn record_speaker(&self, path: &Path) -> SpeakerRecording {
+        let mut rec = Command::new("parecord");
+        self.env(&mut rec);
+        rec.args([
+            "--device=spk.monitor",
+            "--rate=48000",
+            "--channels=1",
+            "--format=s16le",
+            "--file-format=wav",
+        ])
+        .arg(path);
+        SpeakerRecording(Proc::spawn("parecord", &mut rec))
+    }
+
     /// Plays `wav` into the virtual microphone; returns when it has played.
     pub fn play_into_mic(&self, wav: &Path) {
         let mut play = Command::new("paplay");
@@ -244,6 +260,20 @@ impl Pulse {
         let mut cmd = Command::new("pactl");
         self.env(&mut cmd);
         cmd.args(args).output().is_ok_and(|o| o.status.success())
+    }
+}
+
+/// A running `parecord` of the speaker sink.
+pub struct SpeakerRecording(Proc);
+
+impl SpeakerRecording {
+    /// Stops recording; the WAV file is complete when this returns.
+    pub fn stop(self) {
+        // parecord writes the WAV header on SIGINT.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.pid().to_string()])
+            .status();
+        let _ = self.0.wait(Duration::from_secs(10));
     }
 }
 
@@ -543,6 +573,15 @@ pub fn unix_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// tauri-driver: `SQUAWK_TAURI_DRIVER`, or where `scripts/setup.sh --tests`
+/// installs it.
+pub fn tauri_driver() -> String {
+    std::env::var("SQUAWK_TAURI_DRIVER").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        format!("{home}/.cache/squawk-tools/bin/tauri-driver")
+    })
+}
+
 /// A real browser driven by `tests/browser/drive.mjs` (playwright-core for
 /// Chromium, geckodriver for Firefox): JSON commands in, one reply each.
 pub struct Browser {
@@ -576,6 +615,29 @@ impl Browser {
         Self::launch_env("firefox", &[], &env)
     }
 
+    /// The desktop app (`squawk` with `args`) in a window of session `x`,
+    /// driven through tauri-driver and WebKitWebDriver; its audio is
+    /// `pulse`, its settings under `out`. The page id is `app`; `open`
+    /// picks up the window the app opened itself.
+    pub fn tauri_app(x: &Xvfb, pulse: &Pulse, out: &Path, args: &[&str]) -> Self {
+        let app = bin("squawk");
+        let mut drive = vec!["--app", app.to_str().expect("utf-8 path"), "--"];
+        drive.extend_from_slice(args);
+        let mut env = pulse.vars();
+        env.extend([
+            ("DISPLAY".to_string(), x.display.clone()),
+            ("DBUS_SESSION_BUS_ADDRESS".into(), x.bus.clone()),
+            ("XDG_CONFIG_HOME".into(), out.join("config").display().to_string()),
+            ("XDG_DATA_HOME".into(), out.join("data").display().to_string()),
+            ("NO_AT_BRIDGE".into(), "1".into()),
+            ("SQUAWK_TAURI_DRIVER".into(), tauri_driver()),
+        ]);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut b = Self::launch_env("tauri", &drive, &env);
+        b.open("app", "");
+        b
+    }
+
     fn launch(kind: &str, args: &[&str]) -> Self {
         Self::launch_env(kind, args, &[])
     }
@@ -590,6 +652,9 @@ impl Browser {
         );
         let mut cmd = Command::new("node");
         cmd.current_dir(&dir).arg("drive.mjs").arg(kind).args(args);
+        // Its own process group: the driver's children (geckodriver,
+        // tauri-driver, WebKitWebDriver, the app) end with it.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -721,6 +786,16 @@ impl Browser {
 
     pub fn quit(mut self) {
         let _ = self.try_cmd(serde_json::json!({"cmd": "quit"}), Duration::from_secs(20));
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The whole process group: a driver killed mid-test must not leave
+        // its browser, WebDriver server or app running.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.proc.pid())])
+            .status();
     }
 }
 

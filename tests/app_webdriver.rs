@@ -1,0 +1,156 @@
+//! The desktop app's window driven through WebDriver (tauri-driver in
+//! front of WebKitWebDriver), as a person uses it: the real `squawk`
+//! binary under Xvfb, its audio a private PulseAudio daemon, connected to a
+//! local server.
+//!
+//! - A bot talks: the window names the talker and its channel, and the
+//!   speech comes out of the speaker sink, intelligible.
+//! - The audio panel: the level meter moves with the voice, and the mic
+//!   test plays the microphone back on the speaker.
+//! - The talk key is set by pressing it in the window, then works as a
+//!   global key; the release tail is set and saved.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// `--rx` in ui/style.css: the talk button while someone else talks.
+const RECEIVING_PURPLE: &str = "#8957e5";
+const TALKING_GREEN: &str = "#2ea043";
+
+#[test]
+fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
+    let out = out_dir("app_webdriver");
+    let x = Xvfb::start();
+    let pulse = Pulse::start(&out);
+    let server = TestServer::start();
+    let source = speech("M1_harvard_phrases.wav");
+    let ws = server.ws_url();
+    let mut app = Browser::tauri_app(
+        &x,
+        &pulse,
+        &out,
+        &["--server", &ws, "--name", "Desk", "--channel", "desk", "--print-events"],
+    );
+    app.wait_ready("app", "desk");
+
+    // A bot talks: the window shows who, on which channel, and plays it.
+    let heard = out.join("speaker-bot.wav");
+    let rec = pulse.record_speaker(&heard);
+    let bot = server.talker("Dispatch", "desk", &source, &[]);
+    let shown = app.wait_talker_shown("app");
+    assert_eq!(shown, "Dispatch");
+    let rx = app.eval("app", "document.getElementById('rx').textContent");
+    assert!(rx.as_str().unwrap().contains("#desk"), "{rx}");
+    x.screenshot_when(
+        &out.join("app-receiving.png"),
+        210,
+        110,
+        RECEIVING_PURPLE,
+        "talk button while a bot talks",
+    );
+    assert_eq!(bot.wait(Duration::from_secs(30)).0, 0);
+    app.wait_ptt("app", "idle", Duration::from_secs(10));
+    rec.stop();
+    let report = compare(&source, &heard);
+    eprintln!("bot → app speaker: {report}");
+    assert_speech(&report, "the app's speaker");
+
+    // Audio panel: the meter follows the microphone, the mic test plays it.
+    app.eval(
+        "app",
+        "(() => { const d = document.getElementById('audio'); d.open = true; d.scrollIntoView(); return true; })()",
+    );
+    app.eval("app", "document.getElementById('mic-test').click()");
+    let looped = out.join("speaker-mic-test.wav");
+    let rec = pulse.record_speaker(&looped);
+    let player = {
+        let (dir, source) = (out.clone(), source.clone());
+        let pulse_vars = pulse.vars();
+        std::thread::spawn(move || {
+            let mut play = std::process::Command::new("paplay");
+            play.envs(pulse_vars).current_dir(dir);
+            play.arg("--device=mic").arg(&source).status().expect("paplay")
+        })
+    };
+    let level = app.wait(
+        "app",
+        "document.getElementById('level').value > 0.05 && document.getElementById('level').value",
+        Duration::from_secs(5),
+    );
+    assert!(level.as_f64().unwrap() <= 1.0, "{level}");
+    x.screenshot(&out.join("app-mic-test.png"));
+    assert!(player.join().unwrap().success());
+    // The microphone is quiet again; the loopback lags it by at most the
+    // mixer's queue (100 ms) plus the device buffer (40 ms): record 500 ms more.
+    app.wait(
+        "app",
+        "document.getElementById('level').value < 0.01",
+        Duration::from_secs(5),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    rec.stop();
+    app.eval("app", "document.getElementById('mic-test').click()");
+    let report = compare(&source, &looped);
+    eprintln!("mic test loopback: {report}");
+    assert_speech(&report, "the mic test");
+
+    // The talk key, set by pressing it in the window.
+    app.eval(
+        "app",
+        "(() => { document.getElementById('keypanel').open = true; document.getElementById('key-set').click(); return true; })()",
+    );
+    app.wait(
+        "app",
+        "document.getElementById('key-set').classList.contains('capturing')",
+        Duration::from_secs(2),
+    );
+    app.key("app", "F8", true);
+    app.key("app", "F8", false);
+    app.wait(
+        "app",
+        "document.getElementById('key-name').textContent === 'F8'",
+        Duration::from_secs(5),
+    );
+    let status = app.eval("app", "window.squawkApp.engine.talkKeyStatus()");
+    assert_eq!(status["key"], "F8", "{status}");
+    assert_eq!(status["available"], true, "{status}");
+    app.eval(
+        "app",
+        "(() => { const t = document.getElementById('key-tail'); t.value = '400'; t.dispatchEvent(new Event('change')); return true; })()",
+    );
+    // Pressing the key while the tail is being saved is fine (the key is
+    // not registered again), but the check below reads the saved file.
+    let settings = out
+        .join("config")
+        .join("org.squawk.desktop")
+        .join("settings.json");
+    let saved_tail = || -> serde_json::Value {
+        std::fs::read_to_string(&settings)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .map_or(serde_json::Value::Null, |v| v["release_tail_ms"].clone())
+    };
+    app.eval("app", "(() => { window.scrollTo(0, 0); return true; })()");
+    // The new key works globally: X11 key events, not the page's.
+    x.xdotool(&["keydown", "F8"]);
+    app.wait_ptt("app", "talking", Duration::from_secs(5));
+    x.screenshot_when(
+        &out.join("app-talking-f8.png"),
+        210,
+        110,
+        TALKING_GREEN,
+        "talk button after pressing the new key",
+    );
+    x.xdotool(&["keyup", "F8"]);
+    app.wait_ptt("app", "idle", Duration::from_secs(5));
+
+    assert_eq!(saved_tail(), 400);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    assert_eq!(saved["talk_key"], "F8", "{saved}");
+}
