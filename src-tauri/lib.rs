@@ -9,6 +9,7 @@
 //! implements, so the browser client runs the same UI.
 
 pub mod reconnect;
+pub mod secrets;
 pub mod settings;
 pub mod talk_key;
 pub mod tray;
@@ -89,6 +90,8 @@ struct AppState {
     release_tail_ms: SyncMutex<Option<u32>>,
     /// The tray icon's model, fed by [`emit_ui`].
     tray: SyncMutex<tray::TrayModel>,
+    /// The OS keyring, opened on first use (off the async threads).
+    secrets: std::sync::OnceLock<secrets::Secrets>,
     /// The global shortcut registered now, if any.
     registered_key: SyncMutex<Option<tauri_plugin_global_shortcut::Shortcut>>,
     /// Bumped when the audio controls change; the settings are written
@@ -269,10 +272,49 @@ pub fn event_json(ev: &EngineEvent) -> serde_json::Value {
     }
 }
 
+/// The UI's text for a failed connect; a refused saved password says so.
+fn refusal(e: &EngineError, from_keyring: bool) -> String {
+    match e {
+        EngineError::Refused {
+            code: squawk_protocol::ErrorCode::Unauthorized,
+            message,
+        } if from_keyring => {
+            format!("the saved password was refused ({message}): type the password")
+        }
+        EngineError::Refused {
+            code: squawk_protocol::ErrorCode::Unauthorized,
+            message,
+        } => format!("server password: {message}"),
+        e => e.to_string(),
+    }
+}
+
 fn parse_channel(c: &str) -> Result<ChannelName, String> {
     c.parse().map_err(|e| format!("channel {c:?}: {e}"))
 }
 
+/// Runs `f` with the keyring on a blocking thread (the Secret Service
+/// store does D-Bus calls and must not stall an async worker).
+async fn with_keyring<R: tauri::Runtime, T: Send + 'static>(
+    app: &tauri::AppHandle<R>,
+    f: impl FnOnce(&secrets::Secrets) -> T + Send + 'static,
+) -> T {
+    let app = app.clone();
+    let run = move || f(app.state::<AppState>().secrets.get_or_init(secrets::Secrets::system));
+    match tauri::async_runtime::spawn_blocking(run).await {
+        Ok(v) => v,
+        Err(e) => panic!("keyring task failed: {e}"),
+    }
+}
+
+/// Connects to `server` as `name` and joins `channels`. `password` is the
+/// server password typed by the user: kept in the OS keyring once the
+/// server accepted it. Without one, the keyring's password for this server
+/// and name (if any) is sent.
+///
+/// # Errors
+/// A bad channel name, an unreachable server, or the server's refusal
+/// (e.g. `Unauthorized: wrong password`).
 #[tauri::command]
 async fn engine_connect<R: tauri::Runtime>(
     app: tauri::AppHandle<R>,
@@ -280,7 +322,9 @@ async fn engine_connect<R: tauri::Runtime>(
     server: String,
     name: String,
     channels: Vec<String>,
+    password: Option<String>,
 ) -> Result<(), String> {
+    let typed = password.filter(|p| !p.is_empty());
     let channel_names = channels.clone();
     let channels: Vec<ChannelName> = channels
         .iter()
@@ -295,6 +339,16 @@ async fn engine_connect<R: tauri::Runtime>(
         j.clear();
     }
     let mut config = state.engine_config(&server, &name);
+    let saved = if typed.is_some() {
+        None
+    } else {
+        let (s, n) = (server.clone(), name.clone());
+        with_keyring(&app, move |k| k.get(&s, &n)).await.unwrap_or_else(|e| {
+            tracing::info!("no saved password: {e}");
+            None
+        })
+    };
+    config.password = typed.clone().or(saved.clone());
     // No usable audio device: still connect (presence, who talks), and say
     // plainly that audio is off rather than refusing to connect.
     let mut audio_warning = None;
@@ -308,10 +362,19 @@ async fn engine_connect<R: tauri::Runtime>(
             config.output = OutputSpec::None;
             Engine::start(config.clone())
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| refusal(&e, saved.is_some()))?
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(refusal(&e, saved.is_some())),
     };
+    if let Some(p) = typed {
+        let (s, n) = (server.clone(), name.clone());
+        if let Err(e) = with_keyring(&app, move |k| k.set(&s, &n, &p)).await {
+            emit_ui(
+                &app,
+                json!({"type": "warning", "message": format!("password not saved: {e}")}),
+            );
+        }
+    }
     if let Some(message) = audio_warning {
         emit_ui(&app, json!({"type": "warning", "message": message}));
     }
@@ -1058,5 +1121,65 @@ mod command_tests {
         let (_app, w) = app(&["--release-tail-ms", "600"]);
         assert_eq!(invoke(&w, "app_cli", json!({})).unwrap()["tail_ms"], 600);
         assert!(Cli::try_parse_from(["squawk", "--release-tail-ms", "9000"]).is_err());
+    }
+
+    #[test]
+    fn the_server_password_is_kept_in_the_keyring_once_the_server_took_it() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let phc = squawk_server::access::hash_password("correct horse").unwrap();
+        let server = rt
+            .block_on(squawk_server::Server::start(squawk_server::ServerConfig {
+                http: "127.0.0.1:0".parse().unwrap(),
+                media: "127.0.0.1:0".parse().unwrap(),
+                workers: 1,
+                password_hash: Some(phc),
+                ..Default::default()
+            }))
+            .unwrap();
+        let url = format!("ws://{}/ws", server.http_addr());
+        let (app, w) = app(&[]);
+        let state = app.state::<AppState>();
+        assert!(
+            state
+                .secrets
+                .set(secrets::Secrets::with_store(
+                    keyring_core::mock::Store::new().unwrap()
+                ))
+                .is_ok()
+        );
+        let kept = || state.secrets.get().unwrap().get(&url, "Ann").unwrap();
+        let connect = |password: Value| {
+            invoke(
+                &w,
+                "engine_connect",
+                json!({"server": url, "name": "Ann", "channels": ["ops"], "password": password}),
+            )
+        };
+
+        let e = connect(json!("nope")).unwrap_err();
+        assert_eq!(e, json!("server password: wrong password"));
+        assert_eq!(kept(), None, "a refused password is not kept");
+        let e = connect(Value::Null).unwrap_err();
+        assert_eq!(e, json!("server password: this server needs a password"));
+
+        assert_eq!(connect(json!("correct horse")), Ok(Value::Null));
+        assert_eq!(kept().as_deref(), Some("correct horse"));
+        assert_eq!(invoke(&w, "engine_disconnect", json!({})), Ok(Value::Null));
+        // Next time nothing is typed: the keyring's password is sent.
+        assert_eq!(connect(Value::Null), Ok(Value::Null));
+        assert_eq!(invoke(&w, "engine_disconnect", json!({})), Ok(Value::Null));
+        // The server's password changed: the saved one is refused, plainly.
+        state
+            .secrets
+            .get()
+            .unwrap()
+            .set(&url, "Ann", "old horse")
+            .unwrap();
+        let e = connect(Value::Null).unwrap_err();
+        assert!(
+            e.as_str().unwrap().starts_with("the saved password was refused"),
+            "{e}"
+        );
+        rt.block_on(server.shutdown());
     }
 }

@@ -221,7 +221,10 @@ function onEvent(ev) {
       if (ev.down && (ui.ptt === "idle" || ui.ptt === "receiving")) setPtt("requesting", "Requesting…", `#${ui.target}`);
       break;
     case "talk_key_status": showTalkKey(ev); break;
-    case "error": showError(`${ev.code}: ${ev.message}`); break;
+    case "error":
+      showError(`${ev.code}: ${ev.message}`);
+      if (ev.code === "unauthorized") { $("talk").hidden = true; $("connect").hidden = false; $("password").focus(); }
+      break;
     case "warning": showError(ev.message); break;
     case "closed": setConn("offline", "offline"); break;
     default: break;
@@ -269,11 +272,12 @@ window.addEventListener("blur", () => { if (ui.held) up(); });
 
 // ---------- connect and channels ----------
 
-async function connect(server, name, channels) {
+async function connect(server, name, channels, password) {
   showError("");
   cues.unlock();
   try {
-    await engine.connect({ server, name, channels });
+    await engine.connect({ server, name, channels, password });
+    $("password").value = "";
     $("connect").hidden = true;
     $("talk").hidden = false;
     $("where").textContent = name;
@@ -287,7 +291,7 @@ async function connect(server, name, channels) {
 
 $("connect").addEventListener("submit", (e) => {
   e.preventDefault();
-  connect($("server").value, $("name").value.trim(), [$("channel").value]);
+  connect($("server").value, $("name").value.trim(), [$("channel").value], $("password").value);
 });
 
 $("add").addEventListener("submit", (e) => {

@@ -31,7 +31,7 @@ function createBrowserEngine() {
   const listeners = [];
   const emit = (ev) => { for (const f of listeners) { try { f(ev); } catch (e) { console.error(e); } } };
 
-  let params = null;        // {server, name}
+  let params = null;        // {server, name, password}
   const wanted = new Set(); // channels to be in (rejoined after a reconnect)
   let ws = null;
   let pc = null;
@@ -130,7 +130,9 @@ function createBrowserEngine() {
       return;
     }
     ws = sock;
-    sock.onopen = () => send({ type: "hello", version: PROTOCOL_VERSION, name: params.name });
+    sock.onopen = () => send(params.password
+      ? { type: "hello", version: PROTOCOL_VERSION, name: params.name, password: params.password }
+      : { type: "hello", version: PROTOCOL_VERSION, name: params.name });
     sock.onmessage = (m) => {
       let msg;
       try { msg = JSON.parse(m.data); } catch (_) { return; }
@@ -276,7 +278,8 @@ function createBrowserEngine() {
         break;
       case "error":
         emit(msg);
-        if (msg.code === "unsupported_version") closedByUser = true;
+        // Retrying cannot help: stop, and let the user fix it.
+        if (msg.code === "unsupported_version" || msg.code === "unauthorized") closedByUser = true;
         break;
       default:
         break;
@@ -329,8 +332,8 @@ function createBrowserEngine() {
       return { server, name, channels, autoConnect: !!q.get("name") && channels.length > 0 };
     },
 
-    async connect({ server, name, channels }) {
-      params = { server, name };
+    async connect({ server, name, channels, password }) {
+      params = { server, name, password: password || null };
       closedByUser = false;
       attempt = 0;
       wanted.clear();

@@ -52,9 +52,10 @@ function createTauriEngine(tauri) {
      * Resolves to the key's status; rejects with the reason for a bad key.
      */
     setTalkKey: ({ key, latch, tailMs }) => invoke("app_set_talk_key", { key, latch, tailMs }),
-    async connect({ server, name, channels }) {
+    /** The server password, when typed, is kept in the OS keyring by the backend once accepted. */
+    async connect({ server, name, channels, password }) {
       emit({ type: "connection", state: "connecting" });
-      await invoke("engine_connect", { server, name, channels });
+      await invoke("engine_connect", { server, name, channels, password: password || null });
     },
     disconnect: () => invoke("engine_disconnect"),
     join: (channel) => invoke("engine_join", { channel }),

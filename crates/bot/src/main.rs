@@ -28,6 +28,10 @@ struct Args {
     /// Display name.
     #[arg(long, global = true, default_value = "bot")]
     name: String,
+    /// Server password, for a server that has one (also from
+    /// `SQUAWK_PASSWORD`, which keeps it out of the process list).
+    #[arg(long, global = true, env = "SQUAWK_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -131,6 +135,7 @@ async fn connect(
     channels: &[ChannelName],
 ) -> anyhow::Result<(Engine, tokio::sync::mpsc::UnboundedReceiver<EngineEvent>)> {
     let mut config = EngineConfig::new(&args.server, &args.name);
+    config.password = args.password.clone();
     config.input = input;
     config.output = output;
     let (engine, mut events) = Engine::start(config).await?;

@@ -49,6 +49,8 @@ pub struct EngineConfig {
     pub server: String,
     /// Display name (1 to 64 characters).
     pub name: String,
+    /// Server password, for a server that has one.
+    pub password: Option<String>,
     /// Microphone.
     pub input: InputSpec,
     /// Speaker.
@@ -70,6 +72,7 @@ impl EngineConfig {
         Self {
             server: server.into(),
             name: name.into(),
+            password: None,
             input: InputSpec::None,
             output: OutputSpec::None,
             opus: OpusConfig::default(),
@@ -302,6 +305,7 @@ impl Engine {
         let hello = ClientMessage::Hello {
             version: PROTOCOL_VERSION,
             name: config.name.clone(),
+            password: config.password.clone(),
         };
         ws.send(Message::Text(hello.to_json().into()))
             .await

@@ -35,6 +35,9 @@ pub enum ErrorCode {
     InvalidSdp,
     /// An answer arrived when no offer was outstanding, or similar misuse.
     NegotiationFailed,
+    /// `hello` lacked the server password, or gave a wrong one. The
+    /// connection is closed.
+    Unauthorized,
     /// Something went wrong on the server; the message says what.
     Internal,
 }

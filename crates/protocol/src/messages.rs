@@ -75,6 +75,11 @@ pub enum ClientMessage {
         version: u32,
         /// Display name shown to other members.
         name: String,
+        /// The server password, for a server that has one (see
+        /// `docs/server.md`); omitted otherwise. A missing or wrong one gets
+        /// [`crate::ErrorCode::Unauthorized`] and the connection is closed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
     },
     /// Join a channel. A connection may be in many channels at once; the
     /// server answers with [`ServerMessage::Joined`] (and, when the
@@ -328,6 +333,12 @@ mod tests {
             ClientMessage::Hello {
                 version: PROTOCOL_VERSION,
                 name: "Ann".into(),
+                password: None,
+            },
+            ClientMessage::Hello {
+                version: PROTOCOL_VERSION,
+                name: "Ann".into(),
+                password: Some("s3cret".into()),
             },
             ClientMessage::Join { channel: ch("ops") },
             ClientMessage::Leave { channel: ch("ops") },
@@ -344,7 +355,8 @@ mod tests {
             ClientMessage::FloorRelease { channel: ch("ops") },
             ClientMessage::ListChannels,
         ];
-        assert_eq!(all.len(), CLIENT_TYPES.len());
+        // Every type once, `hello` twice (with and without a password).
+        assert_eq!(all.len(), CLIENT_TYPES.len() + 1);
         for m in all {
             let text = m.to_json();
             assert!(

@@ -51,6 +51,10 @@ pub struct ServerConfig {
     /// Where the server keeps state (the self-signed certificate). Default
     /// `$XDG_DATA_HOME/squawk-server`, else `~/.local/share/squawk-server`.
     pub data_dir: Option<PathBuf>,
+    /// Server password as an Argon2 PHC hash (`squawk-server
+    /// hash-password` makes one); clients must send the password in
+    /// `hello`. Default none: an open server.
+    pub password_hash: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +73,7 @@ impl Default for ServerConfig {
             tls_key: None,
             tls_self_signed: false,
             data_dir: None,
+            password_hash: None,
         }
     }
 }
@@ -152,6 +157,9 @@ impl ServerConfig {
             return Err(ConfigError::Invalid(
                 "tls_self_signed and tls_cert exclude each other".into(),
             ));
+        }
+        if let Some(phc) = &self.password_hash {
+            crate::access::Access::with_hash(phc).map_err(ConfigError::Invalid)?;
         }
         if self.workers > 64 {
             return Err(ConfigError::Invalid("workers must be at most 64".into()));

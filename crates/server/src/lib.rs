@@ -13,6 +13,7 @@
 //! control; one task, no locks), `session` (one WebSocket), `sfu` (worker
 //! threads, one UDP socket and one str0m loop each). See `docs/architecture.md`.
 
+pub mod access;
 pub mod config;
 mod hub;
 mod session;
@@ -47,6 +48,7 @@ struct AppState {
     hub: mpsc::Sender<HubMsg>,
     ids: Arc<AtomicU64>,
     stats: StatsHandle,
+    access: access::Access,
 }
 
 use hub::HubMsg;
@@ -92,6 +94,11 @@ impl Server {
     /// [`StartError`] if the config is invalid or a socket cannot be bound.
     pub async fn start(config: ServerConfig) -> Result<Self, StartError> {
         config.validate()?;
+        let access = match &config.password_hash {
+            Some(phc) => access::Access::with_hash(phc)
+                .map_err(|e| StartError::Config(config::ConfigError::Invalid(e)))?,
+            None => access::Access::open(),
+        };
         let tls = tls::server_config(&config)?;
         let config_tls = tls.is_some();
         let listener = tokio::net::TcpListener::bind(config.http)
@@ -136,6 +143,7 @@ impl Server {
             hub: hub_tx,
             ids: Arc::new(AtomicU64::new(1)),
             stats: stats.clone(),
+            access,
         };
         let app = Router::new()
             .route("/health", get(health))
@@ -231,5 +239,5 @@ async fn stats_route(State(state): State<AppState>) -> impl IntoResponse {
 async fn ws_route(ws: WebSocketUpgrade, State(state): State<AppState>) -> impl IntoResponse {
     ws.max_message_size(WS_TRANSPORT_LIMIT)
         .max_frame_size(WS_TRANSPORT_LIMIT)
-        .on_upgrade(move |socket| session::run(socket, state.hub, state.ids))
+        .on_upgrade(move |socket| session::run(socket, state.hub, state.ids, state.access))
 }

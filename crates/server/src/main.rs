@@ -46,6 +46,15 @@ struct Args {
     /// [default: $XDG_DATA_HOME/squawk-server or ~/.local/share/squawk-server].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Reads a password (one line) from stdin and prints its Argon2id hash
+    /// for the config's `password_hash`.
+    HashPassword,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +66,17 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if let Some(Command::HashPassword) = args.command {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        let password = line.trim_end_matches(['\r', '\n']);
+        anyhow::ensure!(!password.is_empty(), "empty password");
+        let phc = squawk_server::access::hash_password(password).map_err(anyhow::Error::msg)?;
+        println!("{phc}");
+        return Ok(());
+    }
     let mut config = match &args.config {
         Some(path) => ServerConfig::from_file(path)?,
         None => ServerConfig::default(),

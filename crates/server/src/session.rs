@@ -18,7 +18,10 @@ use squawk_protocol::{
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::hub::{HubMsg, SESSION_QUEUE};
+use crate::{
+    access::Access,
+    hub::{HubMsg, SESSION_QUEUE},
+};
 
 /// The server pings every session this often (keepalive).
 const PING_EVERY: Duration = Duration::from_secs(10);
@@ -41,7 +44,12 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) async fn run(socket: WebSocket, hub: mpsc::Sender<HubMsg>, ids: Arc<AtomicU64>) {
+pub(crate) async fn run(
+    socket: WebSocket,
+    hub: mpsc::Sender<HubMsg>,
+    ids: Arc<AtomicU64>,
+    access: Access,
+) {
     let client = ids.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<ServerMessage>(SESSION_QUEUE);
@@ -138,9 +146,26 @@ pub(crate) async fn run(socket: WebSocket, hub: mpsc::Sender<HubMsg>, ids: Arc<A
                 ));
                 break;
             }
-            ClientMessage::Hello { name, .. } => match check_name(&name) {
+            ClientMessage::Hello { name, password, .. } => match check_name(&name) {
                 Err(e) => reply(ServerMessage::error(ErrorCode::InvalidName, e)),
                 Ok(()) => {
+                    if access.needs_password() {
+                        // Argon2 takes tens of ms of CPU: not on the async threads.
+                        let access = access.clone();
+                        let checked =
+                            tokio::task::spawn_blocking(move || access.check(password.as_deref()))
+                                .await;
+                        let refusal = match checked {
+                            Ok(Ok(())) => None,
+                            Ok(Err(r)) => Some(r.to_string()),
+                            Err(e) => Some(format!("password check failed: {e}")),
+                        };
+                        if let Some(why) = refusal {
+                            debug!(client, %why, "hello refused");
+                            reply(ServerMessage::error(ErrorCode::Unauthorized, why));
+                            break;
+                        }
+                    }
                     if hub
                         .send(HubMsg::Hello {
                             client,
