@@ -45,7 +45,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Whether the server closes the connection after sending this error.
     pub fn is_fatal(self) -> bool {
-        matches!(self, Self::UnsupportedVersion)
+        matches!(self, Self::UnsupportedVersion | Self::Unauthorized)
     }
 }
 

@@ -480,6 +480,7 @@ mod tests {
     #[test]
     fn fatal_errors() {
         assert!(ErrorCode::UnsupportedVersion.is_fatal());
+        assert!(ErrorCode::Unauthorized.is_fatal());
         assert!(!ErrorCode::MalformedMessage.is_fatal());
     }
 }
