@@ -8,6 +8,7 @@
 //! wraps them in the engine interface that `ui/engine-browser.js` also
 //! implements, so the browser client runs the same UI.
 
+pub mod pedal;
 pub mod reconnect;
 pub mod secrets;
 pub mod settings;
@@ -92,6 +93,8 @@ struct AppState {
     tray: SyncMutex<tray::TrayModel>,
     /// The OS keyring, opened on first use (off the async threads).
     secrets: std::sync::OnceLock<secrets::Secrets>,
+    /// Set to stop the running pedal reader (or learner).
+    pedal_stop: SyncMutex<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>>,
     /// The global shortcut registered now, if any.
     registered_key: SyncMutex<Option<tauri_plugin_global_shortcut::Shortcut>>,
     /// Bumped when the audio controls change; the settings are written
@@ -675,6 +678,109 @@ async fn app_set_talk_key<R: tauri::Runtime>(
     Ok(status)
 }
 
+/// Where Linux lists HID devices.
+const HIDRAW_SYS: &str = "/sys/class/hidraw";
+
+/// Stops the pedal reader or learner that runs now, if any.
+fn stop_pedal(state: &AppState) {
+    if let Ok(mut s) = state.pedal_stop.lock()
+        && let Some(stop) = s.take()
+    {
+        stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Starts reading `setting`'s device: its presses and releases act as the
+/// talk key (hold or latch as set). A device that goes away is reported.
+fn start_pedal<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+    setting: &settings::PedalSetting,
+) -> Result<(), String> {
+    let state = app.state::<AppState>();
+    stop_pedal(&state);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut input = pedal::PedalInput::new(setting.map);
+    let (on_edge, on_end) = (app.clone(), app.clone());
+    let name = setting.device.name.clone();
+    pedal::spawn_reader(
+        &setting.device.path,
+        stop.clone(),
+        move |report| {
+            if let Some(down) = input.report(report) {
+                on_talk_key(&on_edge, down);
+            }
+        },
+        move |why| {
+            emit_ui(
+                &on_end,
+                json!({"type": "warning", "message": format!("pedal {name}: {why}")}),
+            );
+        },
+    )?;
+    if let Ok(mut s) = state.pedal_stop.lock() {
+        *s = Some(stop);
+    }
+    Ok(())
+}
+
+/// The HID devices a pedal can be picked from (`/sys/class/hidraw`).
+#[tauri::command]
+fn app_list_pedals() -> Vec<pedal::HidDevice> {
+    pedal::list(std::path::Path::new(HIDRAW_SYS))
+}
+
+/// Learns the pedal at `path` (a node from `app_list_pedals`): the user
+/// presses and releases it within 20 s. Then it acts as the talk key, and
+/// is saved. Returns the learned setting.
+///
+/// # Errors
+/// Unknown device, no permission (the udev rule), or nothing pressed in time.
+#[tauri::command]
+async fn app_learn_pedal<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, AppState>,
+    path: String,
+) -> Result<settings::PedalSetting, String> {
+    let device = app_list_pedals()
+        .into_iter()
+        .find(|d| d.path == std::path::Path::new(&path))
+        .ok_or_else(|| format!("{path}: not a HID device listed in {HIDRAW_SYS}"))?;
+    stop_pedal(&state);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    let mut learner = pedal::Learner::default();
+    pedal::spawn_reader(
+        &device.path,
+        stop.clone(),
+        move |report| {
+            if let Some(map) = learner.report(report)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(map);
+            }
+        },
+        |_| {},
+    )?;
+    let learned = tokio::time::timeout(Duration::from_secs(20), rx).await;
+    stop.store(true, Ordering::Relaxed);
+    let map = match learned {
+        Ok(Ok(map)) => map,
+        _ => return Err(format!("{}: no press and release within 20 s", device.name)),
+    };
+    let setting = settings::PedalSetting { device, map };
+    start_pedal(&app, &setting)?;
+    save_settings(state.inner(), |s| s.pedal = Some(setting.clone()));
+    Ok(setting)
+}
+
+/// Stops using the pedal and forgets it.
+#[tauri::command]
+fn app_clear_pedal(state: State<'_, AppState>) {
+    stop_pedal(&state);
+    save_settings(state.inner(), |s| s.pedal = None);
+}
+
 /// Sets input gain (linear, 0 to 4), output volume (linear, 0 to 1), the
 /// mic test and the level meter (`level` events every 100 ms). Values are
 /// clamped; gain and volume are saved, and apply to later connections too.
@@ -768,6 +874,7 @@ fn app_cli(cli: State<'_, Cli>, state: State<'_, AppState>) -> serde_json::Value
         "latch": cli.latch || saved.latch,
         "tail_ms": state.release_tail_ms.lock().ok().and_then(|t| *t).or(cli.release_tail_ms).unwrap_or(250),
         "audio": state.audio.lock().map(|a| *a).unwrap_or_default(),
+        "pedal": saved.pedal,
     })
 }
 
@@ -818,7 +925,10 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, cli: Cli) -> tau
             app_set_target,
             app_talk_key_status,
             app_set_talk_key,
-            app_set_audio
+            app_set_audio,
+            app_list_pedals,
+            app_learn_pedal,
+            app_clear_pedal
         ])
 }
 
@@ -880,6 +990,16 @@ pub fn run() {
                 }
             }
             setup_talk_key(app.handle(), talk_key.as_deref(), latch);
+            let pedal = state.settings.lock().ok().and_then(|s| s.pedal.clone());
+            if let Some(p) = pedal
+                && let Err(e) = start_pedal(app.handle(), &p)
+            {
+                tracing::warn!("pedal not started: {e}");
+                emit_ui(
+                    app.handle(),
+                    json!({"type": "warning", "message": format!("pedal {}: {e}", p.device.name)}),
+                );
+            }
             // A desktop without a tray still has the window: say so, go on.
             if let Err(e) = create_tray(app) {
                 tracing::warn!("no tray icon: {e}");
@@ -1181,5 +1301,15 @@ mod command_tests {
             "{e}"
         );
         rt.block_on(server.shutdown());
+    }
+
+    #[test]
+    fn pedals_are_listed_and_an_unknown_device_is_refused() {
+        let (_app, w) = app(&[]);
+        assert!(invoke(&w, "app_list_pedals", json!({})).unwrap().is_array());
+        let e = invoke(&w, "app_learn_pedal", json!({"path": "/dev/null"})).unwrap_err();
+        assert!(e.as_str().unwrap().contains("not a HID device"), "{e}");
+        assert_eq!(invoke(&w, "app_clear_pedal", json!({})), Ok(Value::Null));
+        assert_eq!(invoke(&w, "app_cli", json!({})).unwrap()["pedal"], Value::Null);
     }
 }

@@ -33,6 +33,17 @@ pub struct Settings {
     pub input_gain: Option<f32>,
     /// Output volume, linear (default 1.0 when absent).
     pub output_volume: Option<f32>,
+    /// A HID pedal used as a talk key, and what its reports mean.
+    pub pedal: Option<PedalSetting>,
+}
+
+/// A learned HID pedal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PedalSetting {
+    /// The device as listed when it was learned.
+    pub device: crate::pedal::HidDevice,
+    /// Which bits mean "down".
+    pub map: crate::pedal::PedalMap,
 }
 
 impl Settings {

@@ -116,6 +116,18 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
         "document.getElementById('key-name').textContent === 'F8'",
         Duration::from_secs(5),
     );
+    // The panel lists HID devices for a pedal (none on a machine without USB).
+    let pedal = app.wait(
+        "app",
+        "document.getElementById('pedal-status').textContent",
+        Duration::from_secs(5),
+    );
+    assert!(pedal.as_str().unwrap().contains("No USB HID devices"), "{pedal}");
+    app.eval(
+        "app",
+        "(() => { document.getElementById('audio').open = false; document.getElementById('keypanel').scrollIntoView(); return true; })()",
+    );
+    app.screenshot("app", &out.join("app-talk-key-panel.png"));
     let status = app.eval("app", "window.squawkApp.engine.talkKeyStatus()");
     assert_eq!(status["key"], "F8", "{status}");
     assert_eq!(status["available"], true, "{status}");

@@ -346,6 +346,38 @@ function setupAudio() {
   setInterval(() => { if ($("audio").open) $("level").value = engine.inputLevel(); }, 100);
 }
 
+// ---------- USB pedal (desktop) ----------
+
+const hex4 = (n) => n.toString(16).padStart(4, "0");
+
+function setupPedal(saved) {
+  const sel = $("pedal-dev");
+  const status = (t) => { $("pedal-status").textContent = t; };
+  if (saved) status(`Pedal: ${saved.device.name} (${hex4(saved.device.vendor)}:${hex4(saved.device.product)})`);
+  const refresh = async () => {
+    const devices = await engine.listPedals().catch(() => []);
+    const current = sel.value || (saved && saved.device.path) || "";
+    sel.replaceChildren(new Option("none", ""), ...devices.map((d) =>
+      new Option(`${d.name} (${hex4(d.vendor)}:${hex4(d.product)})`, d.path)));
+    sel.value = devices.some((d) => d.path === current) ? current : "";
+    if (!devices.length && !saved) status("No USB HID devices found. Pedals that type a key work as the talk key.");
+  };
+  $("keypanel").addEventListener("toggle", () => { if ($("keypanel").open) refresh(); });
+  sel.addEventListener("change", () => {
+    if (!sel.value) { engine.clearPedal(); saved = null; status("No pedal."); }
+  });
+  $("pedal-learn").addEventListener("click", async () => {
+    if (!sel.value) { status("Pick the pedal's device first."); return; }
+    status("Press the pedal, then release it…");
+    try {
+      saved = await engine.learnPedal(sel.value);
+      status(`Pedal: ${saved.device.name} (${hex4(saved.device.vendor)}:${hex4(saved.device.product)}): talks like the talk key`);
+    } catch (e) {
+      status(String(e.message || e));
+    }
+  });
+}
+
 // ---------- talk key settings (desktop) ----------
 
 const MODIFIER_CODES = /^(Control|Shift|Alt|Meta|OS)(Left|Right)?$/;
@@ -398,6 +430,7 @@ function setupTalkKeySettings(initial) {
     if (!Number.isFinite(ms) || ms < 0 || ms > 2000) { showError("release tail: 0 to 2000 ms"); showKeySettings(); return; }
     saveTalkKey({ tailMs: ms });
   });
+  setupPedal(initial && initial.pedal);
   // While capturing, the next key (with its modifiers) becomes the talk key;
   // it does not reach the space-bar talk handler.
   window.addEventListener("keydown", (e) => {

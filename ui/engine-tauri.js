@@ -37,7 +37,7 @@ function createTauriEngine(tauri) {
       Object.assign(audio, cli.audio || {});
       return { server: cli.server, name: cli.name, channels: cli.channels || [], servers: cli.servers || [],
         autoConnect: !!cli.connect_at_start, gain: audio.input_gain, volume: audio.output_volume,
-        talkKey: { key: cli.talk_key || null, latch: !!cli.latch, tailMs: cli.tail_ms } };
+        talkKey: { key: cli.talk_key || null, latch: !!cli.latch, tailMs: cli.tail_ms, pedal: cli.pedal || null } };
     },
     /** Peak input level after gain, 0..1, as of the last `level` event (needs meter(true)). */
     inputLevel: () => level,
@@ -52,6 +52,11 @@ function createTauriEngine(tauri) {
      * Resolves to the key's status; rejects with the reason for a bad key.
      */
     setTalkKey: ({ key, latch, tailMs }) => invoke("app_set_talk_key", { key, latch, tailMs }),
+    /** HID devices for a pedal: [{path, name, vendor, product}]. */
+    listPedals: () => invoke("app_list_pedals"),
+    /** Learns the pedal at `path` (press and release it within 20 s); resolves to {device, map}. */
+    learnPedal: (path) => invoke("app_learn_pedal", { path }),
+    clearPedal: () => invoke("app_clear_pedal"),
     /** The server password, when typed, is kept in the OS keyring by the backend once accepted. */
     async connect({ server, name, channels, password }) {
       emit({ type: "connection", state: "connecting" });
