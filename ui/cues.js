@@ -20,6 +20,10 @@ const SquawkCues = (() => {
   try { Object.assign(enabled, JSON.parse(localStorage.getItem(KEY) || "{}")); } catch (_) { /* defaults */ }
   let ctx = null;
   let played = [];
+  let idle = null;
+  /** A running AudioContext keeps an audio thread and an output stream busy
+   * (about 3.5 % of a core in WebKitGTK): suspend it this long after the last cue. */
+  const SUSPEND_AFTER_MS = 1500;
 
   function context() {
     if (!ctx) {
@@ -28,6 +32,8 @@ const SquawkCues = (() => {
       ctx = new AC({ latencyHint: "interactive" });
     }
     if (ctx.state === "suspended") ctx.resume().catch(() => {});
+    clearTimeout(idle);
+    idle = setTimeout(() => { if (ctx && ctx.state === "running") ctx.suspend().catch(() => {}); }, SUSPEND_AFTER_MS);
     return ctx;
   }
 
