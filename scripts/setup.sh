@@ -16,7 +16,7 @@ PKGS=(
   # audio without a sound card: PulseAudio with null sinks, ALSA routed through it
   pulseaudio pulseaudio-utils libasound2-plugins
   # desktop tests and screenshots
-  xvfb xdotool imagemagick dbus-daemon
+  xvfb xdotool imagemagick dbus-daemon dbus-bin gnome-keyring
   python3-venv
 )
 missing=()

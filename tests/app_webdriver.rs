@@ -166,3 +166,51 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
         serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
     assert_eq!(saved["talk_key"], "F8", "{saved}");
 }
+
+#[test]
+fn the_server_password_is_kept_in_the_desktop_keyring_not_in_settings() {
+    let out = out_dir("app_keyring");
+    let x = Xvfb::start();
+    let _keyring = x.start_keyring(&out);
+    let pulse = Pulse::start(&out);
+    let config = out.join("server.toml");
+    let phc = hash_password("correct horse");
+    std::fs::write(&config, format!("password_hash = {phc:?}\n")).unwrap();
+    let server = TestServer::start_with(&["--config", config.to_str().unwrap()]);
+    let ws = server.ws_url();
+
+    assert!(x.keyring_items().is_empty(), "a fresh keyring");
+    // First start: the user types server, name and password on the connect screen.
+    let mut app = Browser::tauri_app(&x, &pulse, &out, &[]);
+    app.wait("app", "!document.getElementById('connect').hidden", Duration::from_secs(20));
+    app.eval(
+        "app",
+        &format!(
+            "(() => {{ const v = (id, x) => document.getElementById(id).value = x; \
+             v('server', {ws:?}); v('name', 'Desk'); v('channel', 'desk'); v('password', 'correct horse'); \
+             document.getElementById('connect').requestSubmit(); return true; }})()"
+        ),
+    );
+    app.wait_ready("app", "desk");
+    let error = app.eval("app", "document.getElementById('error').textContent");
+    assert_eq!(error, "", "no keyring warning");
+    assert_eq!(x.keyring_items().len(), 1, "one secret in the Secret Service");
+    drop(app);
+
+    // The password is nowhere in the app's files.
+    let settings = std::fs::read_to_string(
+        out.join("config").join("org.squawk.desktop").join("settings.json"),
+    )
+    .unwrap();
+    assert!(settings.contains(&ws), "the server is remembered: {settings}");
+    assert!(!settings.contains("correct horse"), "{settings}");
+
+    // Second start, connecting at once with nothing typed: the keyring's password gets in.
+    let mut app = Browser::tauri_app(
+        &x,
+        &pulse,
+        &out,
+        &["--server", &ws, "--name", "Desk", "--channel", "desk"],
+    );
+    app.wait_ready("app", "desk");
+}

@@ -8,7 +8,6 @@
 mod common;
 
 use std::{
-    io::Write,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -55,21 +54,7 @@ async fn hello(url: &str, password: Option<&str>) -> (Value, bool) {
 #[test]
 fn only_clients_with_the_server_password_get_in() {
     let out = out_dir("password_e2e");
-    let mut hasher = Command::new(bin("squawk-server"))
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("squawk-server hash-password");
-    hasher
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"correct horse\n")
-        .unwrap();
-    let hashed = hasher.wait_with_output().unwrap();
-    assert!(hashed.status.success());
-    let phc = String::from_utf8(hashed.stdout).unwrap().trim().to_string();
+    let phc = hash_password("correct horse");
     assert!(phc.starts_with("$argon2id$"), "{phc}");
     assert!(!phc.contains("correct horse"));
 

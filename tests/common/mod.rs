@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Write as _},
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
     sync::mpsc,
@@ -337,6 +337,66 @@ impl Xvfb {
         }
     }
 
+    /// Starts a Secret Service (gnome-keyring-daemon, secrets only) on this
+    /// session's bus, its `login` keyring unlocked and the default, its
+    /// files under `dir`; returns once it answers.
+    pub fn start_keyring(&self, dir: &Path) -> Proc {
+        let home = dir.join("keyring-home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut cmd = Command::new("gnome-keyring-daemon");
+        cmd.args(["--foreground", "--unlock", "--components=secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_RUNTIME_DIR", &home);
+        let (proc, mut stdin) = Proc::spawn_piped("keyring", &mut cmd);
+        // The login keyring's password, then EOF.
+        stdin.write_all(b"test").expect("keyring password");
+        drop(stdin);
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let alias = Command::new("dbus-send")
+                .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+                .args([
+                    "--session",
+                    "--print-reply",
+                    "--dest=org.freedesktop.secrets",
+                    "/org/freedesktop/secrets",
+                    "org.freedesktop.Secret.Service.ReadAlias",
+                    "string:default",
+                ])
+                .output()
+                .expect("dbus-send");
+            if String::from_utf8_lossy(&alias.stdout).contains("/collection/login") {
+                return proc;
+            }
+            assert!(Instant::now() < end, "gnome-keyring-daemon did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Object paths of the items in the keyring's `login` collection.
+    pub fn keyring_items(&self) -> Vec<String> {
+        let out = Command::new("dbus-send")
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.secrets",
+                "/org/freedesktop/secrets/collection/login",
+                "org.freedesktop.DBus.Properties.Get",
+                "string:org.freedesktop.Secret.Collection",
+                "string:Items",
+            ])
+            .output()
+            .expect("dbus-send");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("object path "))
+            .map(|p| p.trim_matches('"').to_string())
+            .collect()
+    }
+
     /// Puts this session's display and bus into `cmd`'s environment.
     pub fn env(&self, cmd: &mut Command) {
         cmd.env("DISPLAY", &self.display)
@@ -496,6 +556,24 @@ impl TestServer {
             .args(args);
         Proc::spawn(name, &mut cmd)
     }
+}
+
+/// `squawk-server hash-password` for `password` (the config's `password_hash`).
+pub fn hash_password(password: &str) -> String {
+    let mut hasher = Command::new(bin("squawk-server"))
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("squawk-server hash-password");
+    let mut stdin = hasher.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write the password");
+    drop(stdin);
+    let out = hasher.wait_with_output().expect("hash-password output");
+    assert!(out.status.success(), "hash-password failed");
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
 }
 
 /// Python with numpy/scipy/pystoi: $SQUAWK_PYTHON or `python3`.
