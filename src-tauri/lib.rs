@@ -298,16 +298,18 @@ fn parse_channel(c: &str) -> Result<ChannelName, String> {
 
 /// Runs `f` with the keyring on a blocking thread (the Secret Service
 /// store does D-Bus calls and must not stall an async worker).
+///
+/// # Errors
+/// `f`'s error, or the keyring task's failure (a panic in the store).
 async fn with_keyring<R: tauri::Runtime, T: Send + 'static>(
     app: &tauri::AppHandle<R>,
-    f: impl FnOnce(&secrets::Secrets) -> T + Send + 'static,
-) -> T {
+    f: impl FnOnce(&secrets::Secrets) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
     let app = app.clone();
     let run = move || f(app.state::<AppState>().secrets.get_or_init(secrets::Secrets::system));
-    match tauri::async_runtime::spawn_blocking(run).await {
-        Ok(v) => v,
-        Err(e) => panic!("keyring task failed: {e}"),
-    }
+    tauri::async_runtime::spawn_blocking(run)
+        .await
+        .map_err(|e| format!("keyring task failed: {e}"))?
 }
 
 /// Connects to `server` as `name` and joins `channels`. `password` is the
