@@ -211,6 +211,22 @@ fn create_tray(app: &tauri::App) -> tauri::Result<()> {
     Ok(())
 }
 
+/// Turns off WebKitGTK's accelerated compositing for the window: our page
+/// has nothing to composite, and without a GPU the compositor renders
+/// through llvmpipe. Measured (release, idle): the web process drops from
+/// 258 MiB RSS / 186 MiB PSS to 183 / 112 MiB, and its idle CPU with it.
+fn lighten_webview(window: &tauri::WebviewWindow) {
+    #[cfg(target_os = "linux")]
+    let _ = window.with_webview(|webview| {
+        use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
+        if let Some(settings) = webview.inner().settings() {
+            settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+        }
+    });
+    #[cfg(not(target_os = "linux"))]
+    let _ = window;
+}
+
 /// Shows, unminimises and focuses the main window (tray click, or a second
 /// instance started by the user).
 fn show_window<R: tauri::Runtime>(app: &tauri::AppHandle<R>) {
@@ -962,6 +978,7 @@ pub fn run() {
         .setup(move |app| {
             if let Some(w) = app.get_webview_window("main") {
                 let _ = w.set_title("Squawk");
+                lighten_webview(&w);
             }
             let state = app.state::<AppState>();
             let mut talk_key = cli_key.clone();
