@@ -322,7 +322,12 @@ async fn with_keyring<R: tauri::Runtime, T: Send + 'static>(
     f: impl FnOnce(&secrets::Secrets) -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
     let app = app.clone();
-    let run = move || f(app.state::<AppState>().secrets.get_or_init(secrets::Secrets::system));
+    let run = move || {
+        f(app
+            .state::<AppState>()
+            .secrets
+            .get_or_init(secrets::Secrets::system))
+    };
     tauri::async_runtime::spawn_blocking(run)
         .await
         .map_err(|e| format!("keyring task failed: {e}"))?
@@ -364,10 +369,12 @@ async fn engine_connect<R: tauri::Runtime>(
         None
     } else {
         let (s, n) = (server.clone(), name.clone());
-        with_keyring(&app, move |k| k.get(&s, &n)).await.unwrap_or_else(|e| {
-            tracing::info!("no saved password: {e}");
-            None
-        })
+        with_keyring(&app, move |k| k.get(&s, &n))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::info!("no saved password: {e}");
+                None
+            })
     };
     config.password = typed.clone().or(saved.clone());
     // No usable audio device: still connect (presence, who talks), and say
@@ -818,10 +825,11 @@ async fn app_set_audio<R: tauri::Runtime>(
         meter,
     }
     .clamped();
-    let before = state.audio.lock().map(|a| *a).unwrap_or_default();
-    if let Ok(mut a) = state.audio.lock() {
-        *a = controls;
-    }
+    let before = state
+        .audio
+        .lock()
+        .map(|mut a| std::mem::replace(&mut *a, controls))
+        .unwrap_or_default();
     if let Some(e) = state.engine.lock().await.as_ref() {
         e.set_audio(controls);
     }
@@ -1227,7 +1235,10 @@ mod command_tests {
             json!({"key": null, "latch": false, "tailMs": 0}),
         )
         .unwrap();
-        assert_eq!((st["key"].clone(), st["available"].clone()), (Value::Null, json!(false)));
+        assert_eq!(
+            (st["key"].clone(), st["available"].clone()),
+            (Value::Null, json!(false))
+        );
     }
 
     #[test]
@@ -1316,7 +1327,9 @@ mod command_tests {
             .unwrap();
         let e = connect(Value::Null).unwrap_err();
         assert!(
-            e.as_str().unwrap().starts_with("the saved password was refused"),
+            e.as_str()
+                .unwrap()
+                .starts_with("the saved password was refused"),
             "{e}"
         );
         rt.block_on(server.shutdown());
@@ -1329,6 +1342,9 @@ mod command_tests {
         let e = invoke(&w, "app_learn_pedal", json!({"path": "/dev/null"})).unwrap_err();
         assert!(e.as_str().unwrap().contains("not a HID device"), "{e}");
         assert_eq!(invoke(&w, "app_clear_pedal", json!({})), Ok(Value::Null));
-        assert_eq!(invoke(&w, "app_cli", json!({})).unwrap()["pedal"], Value::Null);
+        assert_eq!(
+            invoke(&w, "app_cli", json!({})).unwrap()["pedal"],
+            Value::Null
+        );
     }
 }

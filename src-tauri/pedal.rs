@@ -306,7 +306,11 @@ mod tests {
         ] {
             let dir = sys.join(node).join("device");
             std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join("uevent"), format!("HID_ID={id}\nHID_NAME={name}\n")).unwrap();
+            std::fs::write(
+                dir.join("uevent"),
+                format!("HID_ID={id}\nHID_NAME={name}\n"),
+            )
+            .unwrap();
         }
         std::fs::create_dir_all(sys.join("hidraw9")).unwrap(); // no uevent: skipped
         let list = list(&sys);

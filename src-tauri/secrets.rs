@@ -102,7 +102,8 @@ mod tests {
         assert_eq!(s.get("ws://a/ws", "Ann"), Ok(Some("three".into())));
         s.forget("ws://a/ws", "Ann").unwrap();
         assert_eq!(s.get("ws://a/ws", "Ann"), Ok(None));
-        s.forget("ws://a/ws", "Ann").expect("forgetting nothing is fine");
+        s.forget("ws://a/ws", "Ann")
+            .expect("forgetting nothing is fine");
     }
 
     #[test]

@@ -148,14 +148,18 @@ mod tests {
             Some(TrayState::Idle)
         );
         // Our own Floor Taken (the server echoes it) is not "receiving".
-        let ours = json!({"type": "floor_taken", "channel": "ops", "talker": 7, "talker_name": "Me"});
+        let ours =
+            json!({"type": "floor_taken", "channel": "ops", "talker": 7, "talker_name": "Me"});
         assert_eq!(m.on_event(&ours), None);
         assert_eq!(
-            m.on_event(&json!({"type": "floor_granted", "channel": "ops", "max_duration_ms": 60000})),
+            m.on_event(
+                &json!({"type": "floor_granted", "channel": "ops", "max_duration_ms": 60000})
+            ),
             Some(TrayState::Talking("ops".into()))
         );
         // Someone else in another channel: talking still wins.
-        let other = json!({"type": "floor_taken", "channel": "fire", "talker": 9, "talker_name": "Bo"});
+        let other =
+            json!({"type": "floor_taken", "channel": "fire", "talker": 9, "talker_name": "Bo"});
         assert_eq!(m.on_event(&other), None);
         assert_eq!(
             m.on_event(&json!({"type": "talk_ended", "channel": "ops"})),
@@ -183,7 +187,10 @@ mod tests {
         let mut m = TrayModel::default();
         m.on_event(&json!({"type": "welcome", "client_id": 1}));
         m.on_event(&json!({"type": "floor_granted", "channel": "ops"}));
-        assert_eq!(m.on_event(&json!({"type": "floor_deny", "channel": "fire"})), None);
+        assert_eq!(
+            m.on_event(&json!({"type": "floor_deny", "channel": "fire"})),
+            None
+        );
         assert_eq!(
             m.on_event(&json!({"type": "floor_revoke", "channel": "ops"})),
             Some(TrayState::Idle)
@@ -197,7 +204,11 @@ mod tests {
         let green = TrayState::Talking("a".into()).color();
         let out = badge(&icon, w, h, green);
         let px = |x: u32, y: u32| &out[((y * w + x) * 4) as usize..][..4];
-        assert_eq!(px(26, 26), &[green[0], green[1], green[2], 255], "dot centre");
+        assert_eq!(
+            px(26, 26),
+            &[green[0], green[1], green[2], 255],
+            "dot centre"
+        );
         assert_eq!(px(2, 2), &[10, 10, 10, 10], "top-left untouched");
         assert_eq!(px(31, 0), &[10, 10, 10, 10], "top-right untouched");
         assert_eq!(out.len(), icon.len());

@@ -12,14 +12,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// A point inside the talk button of the 420-pixel-wide window, away from
-/// its label.
-const PTT_X: u32 = 210;
-const PTT_Y: u32 = 110;
-/// `--talk` and `--idle` in ui/style.css.
-const TALKING_GREEN: &str = "#2ea043";
-const IDLE_BLUE: &str = "#1f6feb";
-
 #[test]
 fn the_global_talk_key_talks_while_the_window_is_in_the_background() {
     let out = out_dir("app_e2e");
@@ -49,11 +41,9 @@ fn the_global_talk_key_talks_while_the_window_is_in_the_background() {
         "Desk"
     );
     // The talk button turns green (--talk in ui/style.css) in the window.
-    x.screenshot_when(
+    x.screenshot_ptt(
         &out.join("app-talking.png"),
-        PTT_X,
-        PTT_Y,
-        TALKING_GREEN,
+        PTT_TALKING_GREEN,
         "talk button while talking",
     );
     pulse.play_into_mic(&source);
@@ -63,11 +53,9 @@ fn the_global_talk_key_talks_while_the_window_is_in_the_background() {
     assert_eq!(received["report"]["talker"], "Desk");
     let (code, _) = bot.wait(Duration::from_secs(40));
     assert_eq!(code, 0);
-    x.screenshot_when(
+    x.screenshot_ptt(
         &out.join("app-idle.png"),
-        PTT_X,
-        PTT_Y,
-        IDLE_BLUE,
+        PTT_IDLE_BLUE,
         "talk button after release",
     );
     drop(app);

@@ -18,10 +18,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// `--rx` in ui/style.css: the talk button while someone else talks.
-const RECEIVING_PURPLE: &str = "#8957e5";
-const TALKING_GREEN: &str = "#2ea043";
-
 #[test]
 fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
     let out = out_dir("app_webdriver");
@@ -34,7 +30,15 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
         &x,
         &pulse,
         &out,
-        &["--server", &ws, "--name", "Desk", "--channel", "desk", "--print-events"],
+        &[
+            "--server",
+            &ws,
+            "--name",
+            "Desk",
+            "--channel",
+            "desk",
+            "--print-events",
+        ],
     );
     app.wait_ready("app", "desk");
 
@@ -46,11 +50,9 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
     assert_eq!(shown, "Dispatch");
     let rx = app.eval("app", "document.getElementById('rx').textContent");
     assert!(rx.as_str().unwrap().contains("#desk"), "{rx}");
-    x.screenshot_when(
+    x.screenshot_ptt(
         &out.join("app-receiving.png"),
-        210,
-        110,
-        RECEIVING_PURPLE,
+        PTT_RECEIVING_PURPLE,
         "talk button while a bot talks",
     );
     assert_eq!(bot.wait(Duration::from_secs(30)).0, 0);
@@ -74,7 +76,10 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
         std::thread::spawn(move || {
             let mut play = std::process::Command::new("paplay");
             play.envs(pulse_vars).current_dir(dir);
-            play.arg("--device=mic").arg(&source).status().expect("paplay")
+            play.arg("--device=mic")
+                .arg(&source)
+                .status()
+                .expect("paplay")
         })
     };
     let level = app.wait(
@@ -122,7 +127,10 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
         "document.getElementById('pedal-status').textContent",
         Duration::from_secs(5),
     );
-    assert!(pedal.as_str().unwrap().contains("No USB HID devices"), "{pedal}");
+    assert!(
+        pedal.as_str().unwrap().contains("No USB HID devices"),
+        "{pedal}"
+    );
     app.eval(
         "app",
         "(() => { document.getElementById('audio').open = false; document.getElementById('keypanel').scrollIntoView(); return true; })()",
@@ -151,11 +159,9 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
     // The new key works globally: X11 key events, not the page's.
     x.xdotool(&["keydown", "F8"]);
     app.wait_ptt("app", "talking", Duration::from_secs(5));
-    x.screenshot_when(
+    x.screenshot_ptt(
         &out.join("app-talking-f8.png"),
-        210,
-        110,
-        TALKING_GREEN,
+        PTT_TALKING_GREEN,
         "talk button after pressing the new key",
     );
     x.xdotool(&["keyup", "F8"]);
@@ -182,7 +188,11 @@ fn the_server_password_is_kept_in_the_desktop_keyring_not_in_settings() {
     assert!(x.keyring_items().is_empty(), "a fresh keyring");
     // First start: the user types server, name and password on the connect screen.
     let mut app = Browser::tauri_app(&x, &pulse, &out, &[]);
-    app.wait("app", "!document.getElementById('connect').hidden", Duration::from_secs(20));
+    app.wait(
+        "app",
+        "!document.getElementById('connect').hidden",
+        Duration::from_secs(20),
+    );
     app.eval(
         "app",
         &format!(
@@ -194,15 +204,24 @@ fn the_server_password_is_kept_in_the_desktop_keyring_not_in_settings() {
     app.wait_ready("app", "desk");
     let error = app.eval("app", "document.getElementById('error').textContent");
     assert_eq!(error, "", "no keyring warning");
-    assert_eq!(x.keyring_items().len(), 1, "one secret in the Secret Service");
+    assert_eq!(
+        x.keyring_items().len(),
+        1,
+        "one secret in the Secret Service"
+    );
     drop(app);
 
     // The password is nowhere in the app's files.
     let settings = std::fs::read_to_string(
-        out.join("config").join("org.squawk.desktop").join("settings.json"),
+        out.join("config")
+            .join("org.squawk.desktop")
+            .join("settings.json"),
     )
     .unwrap();
-    assert!(settings.contains(&ws), "the server is remembered: {settings}");
+    assert!(
+        settings.contains(&ws),
+        "the server is remembered: {settings}"
+    );
     assert!(!settings.contains("correct horse"), "{settings}");
 
     // Second start, connecting at once with nothing typed: the keyring's password gets in.

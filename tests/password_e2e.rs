@@ -78,11 +78,19 @@ fn only_clients_with_the_server_password_get_in() {
 
     // The bot: refused with a clear message, or talking with the password.
     let mut cmd = Command::new(bin("squawk-bot"));
-    cmd.args(["--server", &url, "--name", "Wrong", "listen", "--channel", "ops"])
-        .args(["--record", "/dev/null", "--seconds", "5"])
-        .env("SQUAWK_PASSWORD", "nope")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
+    cmd.args([
+        "--server",
+        &url,
+        "--name",
+        "Wrong",
+        "listen",
+        "--channel",
+        "ops",
+    ])
+    .args(["--record", "/dev/null", "--seconds", "5"])
+    .env("SQUAWK_PASSWORD", "nope")
+    .stderr(Stdio::piped())
+    .stdout(Stdio::null());
     let refused = cmd.output().unwrap();
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
@@ -91,20 +99,47 @@ fn only_clients_with_the_server_password_get_in() {
     let rec = out.join("heard.wav");
     let mut listener = {
         let mut cmd = Command::new(bin("squawk-bot"));
-        cmd.args(["--server", &url, "--name", "L", "--password", "correct horse"])
-            .args(["listen", "--channel", "ops", "--record", rec.to_str().unwrap(), "--seconds", "20"]);
+        cmd.args([
+            "--server",
+            &url,
+            "--name",
+            "L",
+            "--password",
+            "correct horse",
+        ])
+        .args([
+            "listen",
+            "--channel",
+            "ops",
+            "--record",
+            rec.to_str().unwrap(),
+            "--seconds",
+            "20",
+        ]);
         let mut p = Proc::spawn("L", &mut cmd);
         p.expect_event(Duration::from_secs(20), "ready");
         p
     };
     let mut talker = Command::new(bin("squawk-bot"));
     talker
-        .args(["--server", &url, "--name", "T", "talk", "--channel", "ops", "--wav"])
+        .args([
+            "--server",
+            &url,
+            "--name",
+            "T",
+            "talk",
+            "--channel",
+            "ops",
+            "--wav",
+        ])
         .arg(speech("F1_harvard_phrases.wav"))
         .env("SQUAWK_PASSWORD", "correct horse");
     let mut talker = Proc::spawn("T", &mut talker);
     talker.expect_event(Duration::from_secs(20), "floor_granted");
     assert_eq!(talker.wait(Duration::from_secs(30)).0, 0);
     let report = listener.expect_event(Duration::from_secs(20), "received");
-    assert!(report["report"]["packets"].as_u64().unwrap() > 100, "{report}");
+    assert!(
+        report["report"]["packets"].as_u64().unwrap() > 100,
+        "{report}"
+    );
 }

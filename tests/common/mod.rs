@@ -277,6 +277,11 @@ impl SpeakerRecording {
     }
 }
 
+/// The talk button's colours in `ui/style.css`: `--talk`, `--idle`, `--rx`.
+pub const PTT_TALKING_GREEN: &str = "#2ea043";
+pub const PTT_IDLE_BLUE: &str = "#1f6feb";
+pub const PTT_RECEIVING_PURPLE: &str = "#8957e5";
+
 /// A private desktop session: an Xvfb server on the first free display
 /// number from :90, and its own D-Bus session bus (single instance, tray
 /// and keyring talk over it; parallel tests never see each other's).
@@ -326,7 +331,10 @@ impl Xvfb {
             .args(["--nofork", "--nopidfile"]);
         let bus_proc = Proc::spawn("dbus", &mut cmd);
         while !bus_path.exists() {
-            assert!(Instant::now() < end, "dbus-daemon for {display} did not come up");
+            assert!(
+                Instant::now() < end,
+                "dbus-daemon for {display} did not come up"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Self {
@@ -415,6 +423,13 @@ impl Xvfb {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Takes screenshots into `path` until the app's talk button shows
+    /// colour `rgb` (one of the `PTT_*` colours), read at a point inside the
+    /// button of the 420-pixel-wide window, away from its label.
+    pub fn screenshot_ptt(&self, path: &Path, rgb: &str, what: &str) {
+        self.screenshot_when(path, 210, 110, rgb, what);
     }
 
     /// Takes screenshots into `path` until the pixel at (x, y) has colour
@@ -573,7 +588,10 @@ pub fn hash_password(password: &str) -> String {
     drop(stdin);
     let out = hasher.wait_with_output().expect("hash-password output");
     assert!(out.status.success(), "hash-password failed");
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
 }
 
 /// Python with numpy/scipy/pystoi: $SQUAWK_PYTHON or `python3`.
@@ -705,8 +723,14 @@ impl Browser {
         env.extend([
             ("DISPLAY".to_string(), x.display.clone()),
             ("DBUS_SESSION_BUS_ADDRESS".into(), x.bus.clone()),
-            ("XDG_CONFIG_HOME".into(), out.join("config").display().to_string()),
-            ("XDG_DATA_HOME".into(), out.join("data").display().to_string()),
+            (
+                "XDG_CONFIG_HOME".into(),
+                out.join("config").display().to_string(),
+            ),
+            (
+                "XDG_DATA_HOME".into(),
+                out.join("data").display().to_string(),
+            ),
             ("NO_AT_BRIDGE".into(), "1".into()),
             ("SQUAWK_TAURI_DRIVER".into(), tauri_driver()),
         ]);

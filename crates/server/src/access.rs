@@ -95,7 +95,12 @@ mod tests {
         // Two hashes of one password differ (random salt) and both verify.
         let again = hash_password("correct horse").unwrap();
         assert_ne!(phc, again);
-        assert_eq!(Access::with_hash(&again).unwrap().check(Some("correct horse")), Ok(()));
+        assert_eq!(
+            Access::with_hash(&again)
+                .unwrap()
+                .check(Some("correct horse")),
+            Ok(())
+        );
     }
 
     #[test]

@@ -144,7 +144,13 @@ mod tests {
             assert_eq!(m.push(&vec![0.0; FRAME_SAMPLES]), None);
         }
         let silent = m.push(&vec![0.0; FRAME_SAMPLES]).unwrap();
-        assert_eq!(silent, Level { peak: 0.0, rms_dbfs: -100.0 });
+        assert_eq!(
+            silent,
+            Level {
+                peak: 0.0,
+                rms_dbfs: -100.0
+            }
+        );
     }
 
     #[test]
