@@ -277,6 +277,24 @@ impl SpeakerRecording {
     }
 }
 
+/// Whether X display `n` is free: no socket, or only the leftovers of an
+/// Xvfb that died without cleaning up (killed tests leave them), which are
+/// removed.
+fn display_free(n: u32) -> bool {
+    let socket = format!("/tmp/.X11-unix/X{n}");
+    let lock = format!("/tmp/.X{n}-lock");
+    let owner_alive = std::fs::read_to_string(&lock)
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+    if owner_alive {
+        return false;
+    }
+    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&lock);
+    !Path::new(&socket).exists()
+}
+
 /// The talk button's colours in `ui/style.css`: `--talk`, `--idle`, `--rx`.
 pub const PTT_TALKING_GREEN: &str = "#2ea043";
 pub const PTT_IDLE_BLUE: &str = "#1f6feb";
@@ -300,7 +318,7 @@ impl Xvfb {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(90);
         let n = std::iter::from_fn(|| Some(NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)))
             .take_while(|n| *n < 190)
-            .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+            .find(|n| display_free(*n))
             .expect("a free X display number");
         let display = format!(":{n}");
         let mut cmd = Command::new("Xvfb");
