@@ -9,6 +9,8 @@
 //! implements, so the browser client runs the same UI.
 
 pub mod pedal;
+#[cfg(target_os = "linux")]
+pub mod portal;
 pub mod reconnect;
 pub mod secrets;
 pub mod settings;
@@ -97,6 +99,13 @@ struct AppState {
     pedal_stop: SyncMutex<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>>,
     /// The global shortcut registered now, if any.
     registered_key: SyncMutex<Option<tauri_plugin_global_shortcut::Shortcut>>,
+    /// The talk shortcut's GlobalShortcuts portal session (Wayland), if
+    /// bound; dropping it closes the session.
+    #[cfg(target_os = "linux")]
+    portal_key: SyncMutex<Option<portal::PortalKey>>,
+    /// Bumped by every talk key setup: a portal answer or event of an
+    /// earlier key sees it change and is dropped. Changed under `portal_key`'s lock.
+    key_generation: AtomicU64,
     /// Bumped when the audio controls change; the settings are written
     /// once they have been still for a moment (sliders send many changes).
     audio_edits: AtomicU32,
@@ -542,15 +551,23 @@ fn app_set_target(state: State<'_, AppState>, channel: String) -> Result<(), Str
     Ok(())
 }
 
-/// A global talk key event (from the global-shortcut plugin's thread).
+/// A global talk key event (from the global-shortcut plugin's thread, the
+/// portal's task or the pedal reader): `pressed` true for key down.
 fn on_talk_key<R: tauri::Runtime>(app: &tauri::AppHandle<R>, pressed: bool) {
-    let state = app.state::<AppState>();
-    let action = match state.talk_key.lock() {
+    let action = match app.state::<AppState>().talk_key.lock() {
         Ok(mut k) => k.input(pressed),
         Err(_) => None,
     };
+    if let Some(action) = action {
+        talk_key_action(app, action);
+    }
+}
+
+/// Talks or stops for the talk key (Floor Request or release tail and
+/// Floor Release), or says why it cannot.
+fn talk_key_action<R: tauri::Runtime>(app: &tauri::AppHandle<R>, action: talk_key::KeyAction) {
+    let state = app.state::<AppState>();
     let target = state.target.lock().ok().and_then(|t| t.clone());
-    let Some(action) = action else { return };
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let state = app.state::<AppState>();
@@ -590,25 +607,65 @@ pub fn check_talk_key(key: &str) -> Result<tauri_plugin_global_shortcut::Shortcu
         .map_err(|e| format!("talk key {key:?} is not a key global-hotkey knows: {e}"))
 }
 
+/// The talk key's status for the UI (`talk_key_status` event): the key as
+/// set, its mode, the backend (`x11` or `portal`) and whether it works;
+/// `reason` when it does not.
+fn key_status(
+    key: Option<&str>,
+    mode: talk_key::KeyMode,
+    backend: Option<talk_key::Backend>,
+    works: Result<(), String>,
+) -> serde_json::Value {
+    let mut ev = json!({"type": "talk_key_status", "key": key, "mode": mode,
+        "backend": backend, "available": works.is_ok()});
+    if let Err(reason) = works {
+        ev["reason"] = json!(reason);
+    }
+    ev
+}
+
+/// Tells the UI the talk key's status and keeps it for `app_talk_key_status`.
+fn set_key_status<R: tauri::Runtime>(app: &tauri::AppHandle<R>, ev: serde_json::Value) {
+    if ev["available"] == false && ev["key"].is_string() && ev["pending"] != true {
+        tracing::warn!("global talk key unavailable: {}", ev["reason"]);
+    }
+    emit_ui(app, ev.clone());
+    if let Ok(mut s) = app.state::<AppState>().talk_key_status.lock() {
+        *s = ev;
+    }
+}
+
 /// Registers the global talk key (replacing any earlier one), tells the UI
 /// whether it works, and returns that status (`talk_key_status` event).
+/// On Wayland the key is asked of the GlobalShortcuts portal: the status is
+/// `pending` until the desktop answers, then a new event follows.
 fn setup_talk_key<R: tauri::Runtime>(
     app: &tauri::AppHandle<R>,
     key: Option<&str>,
     latch: bool,
 ) -> serde_json::Value {
+    use talk_key::Backend;
     use tauri_plugin_global_shortcut::{GlobalShortcut, ShortcutState};
     let mode = if latch {
         talk_key::KeyMode::Latch
     } else {
         talk_key::KeyMode::Hold
     };
-    if let Ok(mut k) = app.state::<AppState>().talk_key.lock() {
+    let state = app.state::<AppState>();
+    if let Ok(mut k) = state.talk_key.lock() {
         *k = talk_key::TalkKey::new(mode);
     }
+    // An earlier key's portal session ends here (dropped: closed).
+    #[cfg(target_os = "linux")]
+    let generation = match state.portal_key.lock() {
+        Ok(mut p) => {
+            p.take();
+            state.key_generation.fetch_add(1, Ordering::SeqCst) + 1
+        }
+        Err(_) => state.key_generation.fetch_add(1, Ordering::SeqCst) + 1,
+    };
     // The plugin is missing only on the mock runtime (command tests).
     let plugin = app.try_state::<GlobalShortcut<R>>();
-    let state = app.state::<AppState>();
     let wanted = key.and_then(|k| check_talk_key(k).ok());
     let old = state.registered_key.lock().ok().and_then(|r| *r);
     // Only a changed key is unregistered. `unregister` (unlike the plugin's
@@ -625,44 +682,153 @@ fn setup_talk_key<R: tauri::Runtime>(
             *r = None;
         }
     }
-    let ev = match key {
-        None => json!({"type": "talk_key_status", "key": null, "mode": mode, "available": false,
-            "reason": "no talk key set"}),
-        Some(key) => {
-            let display = std::env::var("DISPLAY").ok();
-            let wayland = std::env::var("WAYLAND_DISPLAY").ok();
-            let status = talk_key::availability(display.as_deref(), wayland.as_deref())
-                .and_then(|()| check_talk_key(key))
-                .and_then(|shortcut| match &plugin {
-                    Some(_) if keep => Ok(()),
-                    Some(p) => p
-                        .on_shortcut(shortcut, |app, _shortcut, event| {
-                            on_talk_key(app, event.state() == ShortcutState::Pressed);
-                        })
-                        .map(|()| {
-                            if let Ok(mut r) = state.registered_key.lock() {
-                                *r = Some(shortcut);
-                            }
-                        })
-                        .map_err(|e| format!("cannot register {key}: {e}")),
-                    None => Err("no global shortcut plugin".into()),
-                });
-            match status {
-                Ok(()) => {
-                    json!({"type": "talk_key_status", "key": key, "mode": mode, "available": true})
+    let Some(key) = key else {
+        let ev = key_status(None, mode, None, Err("no talk key set".into()));
+        set_key_status(app, ev.clone());
+        return ev;
+    };
+    let display = std::env::var("DISPLAY").ok();
+    let wayland = std::env::var("WAYLAND_DISPLAY").ok();
+    let backend = talk_key::backend(display.as_deref(), wayland.as_deref());
+    let ev = match backend.clone().and_then(|b| Ok((b, check_talk_key(key)?))) {
+        Err(reason) => key_status(Some(key), mode, backend.ok(), Err(reason)),
+        Ok((Backend::X11, shortcut)) => {
+            let works = match &plugin {
+                Some(_) if keep => Ok(()),
+                Some(p) => p
+                    .on_shortcut(shortcut, |app, _shortcut, event| {
+                        on_talk_key(app, event.state() == ShortcutState::Pressed);
+                    })
+                    .map(|()| {
+                        if let Ok(mut r) = state.registered_key.lock() {
+                            *r = Some(shortcut);
+                        }
+                    })
+                    .map_err(|e| format!("cannot register {key}: {e}")),
+                None => Err("no global shortcut plugin".into()),
+            };
+            key_status(Some(key), mode, Some(Backend::X11), works)
+        }
+        Ok((Backend::Portal, shortcut)) => match talk_key::xdg_trigger(&shortcut) {
+            Err(reason) => key_status(Some(key), mode, Some(Backend::Portal), Err(reason)),
+            #[cfg(target_os = "linux")]
+            Ok(trigger) => {
+                bind_portal_key(app, generation, key, mode, trigger);
+                let mut ev = key_status(
+                    Some(key),
+                    mode,
+                    Some(Backend::Portal),
+                    Err("asking the desktop for the key (GlobalShortcuts portal)".into()),
+                );
+                ev["pending"] = json!(true);
+                ev
+            }
+            #[cfg(not(target_os = "linux"))]
+            Ok(_) => key_status(
+                Some(key),
+                mode,
+                Some(Backend::Portal),
+                Err("the GlobalShortcuts portal is Linux only".into()),
+            ),
+        },
+    };
+    set_key_status(app, ev.clone());
+    ev
+}
+
+/// The status of a talk key the portal bound, with the desktop's
+/// description of its trigger (empty: the desktop assigned no key yet).
+#[cfg(target_os = "linux")]
+fn portal_key_status(key: &str, mode: talk_key::KeyMode, trigger: &str) -> serde_json::Value {
+    let works = if trigger.is_empty() {
+        Err(
+            "the desktop has not assigned a key to Squawk's talk shortcut yet: \
+             set one in its keyboard shortcut settings"
+                .to_string(),
+        )
+    } else {
+        Ok(())
+    };
+    let mut ev = key_status(Some(key), mode, Some(talk_key::Backend::Portal), works);
+    ev["trigger"] = json!(trigger);
+    ev
+}
+
+/// Binds the talk key through the GlobalShortcuts portal, in the
+/// background: the desktop may first ask the user. Its answer, and later
+/// its trigger changes, become `talk_key_status` events; its key events
+/// drive the talk key, while `generation` is still the current key's.
+#[cfg(target_os = "linux")]
+fn bind_portal_key<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+    generation: u64,
+    key: &str,
+    mode: talk_key::KeyMode,
+    trigger: String,
+) {
+    let current = move |app: &tauri::AppHandle<R>| {
+        app.state::<AppState>()
+            .key_generation
+            .load(Ordering::SeqCst)
+            == generation
+    };
+    let app = app.clone();
+    let key = key.to_string();
+    tauri::async_runtime::spawn(async move {
+        let on_event = {
+            let (app, key) = (app.clone(), key.clone());
+            move |ev: portal::PortalEvent| {
+                if !current(&app) {
+                    return;
                 }
-                Err(reason) => {
-                    tracing::warn!("global talk key unavailable: {reason}");
-                    json!({"type": "talk_key_status", "key": key, "mode": mode, "available": false, "reason": reason})
+                match ev {
+                    portal::PortalEvent::Down => on_talk_key(&app, true),
+                    portal::PortalEvent::Up => on_talk_key(&app, false),
+                    portal::PortalEvent::Changed(trigger) => {
+                        set_key_status(&app, portal_key_status(&key, mode, &trigger));
+                    }
+                    portal::PortalEvent::Closed(why) => {
+                        let lost = app
+                            .state::<AppState>()
+                            .talk_key
+                            .lock()
+                            .ok()
+                            .and_then(|mut k| k.lost());
+                        if let Some(action) = lost {
+                            talk_key_action(&app, action);
+                        }
+                        let ev =
+                            key_status(Some(&key), mode, Some(talk_key::Backend::Portal), Err(why));
+                        set_key_status(&app, ev);
+                    }
                 }
             }
+        };
+        let result = portal::bind(&trigger, on_event).await;
+        let state = app.state::<AppState>();
+        let Ok(mut slot) = state.portal_key.lock() else {
+            return;
+        };
+        // A newer key replaced this one meanwhile: dropping ours closes it.
+        if !current(&app) {
+            return;
         }
-    };
-    emit_ui(app, ev.clone());
-    if let Ok(mut s) = app.state::<AppState>().talk_key_status.lock() {
-        *s = ev.clone();
-    }
-    ev
+        let ev = match result {
+            Ok(bound) => {
+                let ev = portal_key_status(&key, mode, &bound.trigger);
+                *slot = Some(bound);
+                ev
+            }
+            Err(reason) => key_status(
+                Some(&key),
+                mode,
+                Some(talk_key::Backend::Portal),
+                Err(reason),
+            ),
+        };
+        drop(slot);
+        set_key_status(&app, ev);
+    });
 }
 
 /// Sets the talk key (`null` for none), latch mode and release tail (ms,
@@ -963,7 +1129,9 @@ pub fn run() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,squawk=info".into()),
+                // zbus warns of every portal request object it cannot
+                // cache properties of, as ashpd creates them ahead of time.
+                .unwrap_or_else(|_| "warn,squawk=info,zbus::proxy=error".into()),
         )
         .init();
     let cli = Cli::parse();

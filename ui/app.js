@@ -32,11 +32,21 @@ function setTarget(ch) {
 function showTalkKey(st) {
   if (!st || !st.type) return;
   const hint = $("hint");
-  if (st.available) {
+  // On Wayland the desktop binds the key (GlobalShortcuts portal) and may
+  // give it another trigger than asked: show the one it reports.
+  const label = st.trigger || st.key;
+  const via = st.backend === "portal"
+    ? `Bound by the desktop (GlobalShortcuts portal)${st.trigger ? ` as ${st.trigger}` : ""}; change it in the desktop's keyboard settings.`
+    : st.backend === "x11" && st.available ? "X11 key grab: works while other windows have the focus." : "";
+  $("key-status").textContent = st.available || st.pending ? via : (st.key ? `Not working: ${st.reason}.` : "");
+  if (st.pending) {
+    hint.className = "hint";
+    hint.textContent = `Asking the desktop for ${st.key}… Meanwhile hold the button or the space bar`;
+  } else if (st.available) {
     hint.className = "hint";
     hint.textContent = st.mode === "latch"
-      ? `Press ${st.key} anywhere to talk, again to stop; or hold the button or the space bar`
-      : `Hold ${st.key} anywhere, the button, or the space bar`;
+      ? `Press ${label} anywhere to talk, again to stop; or hold the button or the space bar`
+      : `Hold ${label} anywhere, the button, or the space bar`;
   } else if (st.key) {
     hint.className = "hint warn";
     hint.textContent = `No global talk key: ${st.reason}. Use the button or the space bar.`;
@@ -409,7 +419,7 @@ async function saveTalkKey(change) {
     const st = await engine.setTalkKey(next);
     Object.assign(talkKey, change);
     showTalkKey(st);
-    if (!st.available && st.key) showError(`talk key ${st.key}: ${st.reason}`);
+    if (!st.available && !st.pending && st.key) showError(`talk key ${st.key}: ${st.reason}`);
     else showError("");
   } catch (e) {
     showError(String(e.message || e));

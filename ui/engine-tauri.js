@@ -69,7 +69,7 @@ function createTauriEngine(tauri) {
     press: (channel) => invoke("engine_press", { channel }),
     /** The channel the global talk key talks into. */
     setTarget: (channel) => invoke("app_set_target", { channel }),
-    /** The global talk key's status: {key, mode, available, reason?} (also sent as a `talk_key_status` event). */
+    /** The global talk key's status: {key, mode, backend ("x11" | "portal"), available, pending?, trigger? (the desktop's name for a portal key), reason?} (also sent as a `talk_key_status` event). */
     talkKeyStatus: () => invoke("app_talk_key_status"),
     release: () => invoke("engine_release"),
     onEvent: (f) => listeners.push(f),

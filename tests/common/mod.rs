@@ -15,6 +15,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod portal;
+
 /// Directory holding the workspace binaries: `$SQUAWK_BIN_DIR` (e.g. to
 /// measure release binaries from a debug test build), else next to the
 /// test executable.
@@ -935,6 +937,21 @@ pub fn spawn_app(
     channel: &str,
     extra: &[&str],
 ) -> Proc {
+    Proc::spawn(
+        "app",
+        &mut app_command(x, pulse, server, out, channel, extra),
+    )
+}
+
+/// The command [`spawn_app`] runs, for a test that changes it further.
+pub fn app_command(
+    x: &Xvfb,
+    pulse: &Pulse,
+    server: &TestServer,
+    out: &Path,
+    channel: &str,
+    extra: &[&str],
+) -> Command {
     let mut cmd = Command::new(bin("squawk"));
     cmd.args([
         "--server",
@@ -951,7 +968,7 @@ pub fn spawn_app(
     .env("NO_AT_BRIDGE", "1");
     x.env(&mut cmd);
     pulse.env(&mut cmd);
-    Proc::spawn("app", &mut cmd)
+    cmd
 }
 
 /// Waits for the app's `--print-events` line of `type`.
