@@ -7,7 +7,8 @@
 //!   (proportional set size, shared pages split between the processes that
 //!   map them; from `/proc/PID/smaps_rollup`);
 //! - CPU, % of one core, over 20 s idle and over 20 s while receiving a
-//!   bot's continuous speech (utime + stime from `/proc/PID/stat`);
+//!   bot's continuous speech (utime + stime from `/proc/PID/stat`), and the
+//!   busiest threads in each window (`/proc/PID/task/TID/stat`);
 //! - global talk key → Floor Granted as the app sees it (its own event
 //!   timestamps, `--print-events`), 10 presses through xdotool.
 //!
@@ -74,13 +75,57 @@ fn memory_kib(pids: &[u32]) -> (u64, u64) {
         })
 }
 
-fn cpu_percent(pids: &[u32], window: Duration) -> f64 {
+/// utime + stime of every thread in the tree, in clock ticks, by
+/// "process/thread" name (threads of one name summed).
+fn thread_ticks(pids: &[u32]) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for p in pids {
+        let proc_name = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+                continue;
+            };
+            let name = &stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()];
+            let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+            let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+            *out.entry(format!("{}/{name}", proc_name.trim())).or_insert(0) += ticks;
+        }
+    }
+    out
+}
+
+/// CPU of the tree over `window`, % of one core, and the busiest threads
+/// (name, % of one core), busiest first.
+fn cpu_percent(pids: &[u32], window: Duration) -> (f64, Vec<(String, f64)>) {
     let ticks_per_s = 100.0; // USER_HZ on Linux
     let t0 = cpu_ticks(pids);
+    let th0 = thread_ticks(pids);
     let start = Instant::now();
     std::thread::sleep(window); // the measurement window itself
     let t1 = cpu_ticks(pids);
-    (t1 - t0) as f64 / ticks_per_s / start.elapsed().as_secs_f64() * 100.0
+    let th1 = thread_ticks(pids);
+    let secs = start.elapsed().as_secs_f64();
+    let pct = |ticks: u64| ticks as f64 / ticks_per_s / secs * 100.0;
+    let mut threads: Vec<(String, f64)> = th1
+        .iter()
+        .map(|(name, t)| (name.clone(), pct(t - th0.get(name).copied().unwrap_or(0).min(*t))))
+        .filter(|(_, p)| *p > 0.0)
+        .collect();
+    threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+    threads.truncate(8);
+    (pct(t1 - t0), threads)
+}
+
+/// One line of the busiest threads.
+fn busiest(threads: &[(String, f64)]) -> String {
+    threads
+        .iter()
+        .map(|(n, p)| format!("{n} {p:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[test]
@@ -109,7 +154,7 @@ fn app_resources() {
     std::thread::sleep(Duration::from_secs(5));
     let pids = tree(app.pid());
     let (rss, pss) = memory_kib(&pids);
-    let idle_cpu = cpu_percent(&pids, Duration::from_secs(20));
+    let (idle_cpu, idle_threads) = cpu_percent(&pids, Duration::from_secs(20));
 
     let mut bot = server.talker(
         "Talker",
@@ -119,7 +164,7 @@ fn app_resources() {
     );
     bot.expect_event(Duration::from_secs(10), "floor_granted");
     app_event(&mut app, Duration::from_secs(5), "floor_taken");
-    let rx_cpu = cpu_percent(&pids, Duration::from_secs(20));
+    let (rx_cpu, rx_threads) = cpu_percent(&pids, Duration::from_secs(20));
     let (rss_rx, pss_rx) = memory_kib(&pids);
     drop(bot);
 
@@ -157,4 +202,6 @@ fn app_resources() {
         pss_rx as f64 / 1024.0,
         rx_cpu
     );
+    println!("  busiest threads idle (% of a core):      {}", busiest(&idle_threads));
+    println!("  busiest threads receiving (% of a core): {}", busiest(&rx_threads));
 }

@@ -2,13 +2,16 @@
 //!
 //! Each device lives on its own thread (cpal streams are not `Send` on every
 //! platform). The cpal callbacks only move samples between the device and a
-//! pre-allocated lock-free ring buffer: no locks, no allocation, no blocking.
-//! - capture thread: ring → downmixed mono at the device rate → rubato to
-//!   48 kHz → 20 ms [`CapturedFrame`]s to the engine;
-//! - playout thread: keeps the output ring about 40 ms full by pulling
-//!   frames from the [`Mixer`] (so the device clock paces playout) →
-//!   rubato to the device rate → ring → callback (mono copied to every
-//!   channel; silence on underrun).
+//! pre-allocated lock-free ring buffer and wake their thread
+//! (`Thread::unpark`): no locks, no allocation, no blocking. The threads
+//! sleep until woken (at most 100 ms), so an idle app does not poll.
+//! - capture thread: woken per 20 ms of samples; ring → downmixed mono at
+//!   the device rate → rubato to 48 kHz → 20 ms [`CapturedFrame`]s to the
+//!   engine;
+//! - playout thread: woken when the output ring runs below about 40 ms;
+//!   tops it up by pulling frames from the [`Mixer`] (so the device clock
+//!   paces playout) → rubato to the device rate → ring → callback (mono
+//!   copied to every channel; silence on underrun).
 
 use std::{
     sync::{
@@ -119,13 +122,53 @@ impl Drop for DeviceHandle {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
 }
 
-/// How often the device threads service their rings.
-const SERVICE: Duration = Duration::from_millis(5);
+/// Longest a device thread waits for its stream's callback before it looks
+/// at its ring anyway (and at the stop flag): a stalled device costs a
+/// wake-up every 100 ms, never a busy loop.
+const IDLE_WAKE: Duration = Duration::from_millis(100);
+
+/// Samples kept queued for the output device at `rate` Hz: about two
+/// frames (40 ms), low latency without underruns.
+fn queued_target(rate: u32) -> usize {
+    2 * rate as usize / 50
+}
+
+/// Wakes the thread that created it each time a frame's worth (20 ms) of
+/// samples has arrived, from an audio callback. `Thread::unpark` does not
+/// block: one atomic swap, and a futex wake only if the thread sleeps.
+struct FrameWake {
+    thread: std::thread::Thread,
+    per_frame: usize,
+    pending: usize,
+}
+
+impl FrameWake {
+    /// For a device at `rate` Hz; the thread to wake is the current one.
+    fn new(rate: u32) -> Self {
+        Self {
+            thread: std::thread::current(),
+            per_frame: (rate as usize / 50).max(1),
+            pending: 0,
+        }
+    }
+
+    /// `n` samples (per channel) arrived; true if the thread was woken.
+    fn arrived(&mut self, n: usize) -> bool {
+        self.pending += n;
+        let wake = self.pending >= self.per_frame;
+        if wake {
+            self.pending %= self.per_frame;
+            self.thread.unpark();
+        }
+        wake
+    }
+}
 
 /// Opens a capture device and sends 20 ms frames to `frames`.
 ///
@@ -149,6 +192,10 @@ pub fn start_capture(
                 let channels = usize::from(config.channels().max(1));
                 // One second of mono audio at the device rate.
                 let (mut prod, cons) = HeapRb::<f32>::new(rate as usize).split();
+                // The callback wakes this thread once a frame's worth of
+                // samples has arrived: 50 wake-ups a second, not a poll.
+                let mut wake = FrameWake::new(rate);
+                let mut wake16 = FrameWake::new(rate);
                 let stream_config: cpal::StreamConfig = config.into();
                 let err_fn = |e| tracing::warn!("capture stream: {e}");
                 let stream = match config.sample_format() {
@@ -158,6 +205,7 @@ pub fn start_capture(
                             for frame in data.chunks(channels) {
                                 let _ = prod.try_push(frame.iter().sum::<f32>() / channels as f32);
                             }
+                            let _ = wake.arrived(data.len() / channels);
                         },
                         err_fn,
                         None,
@@ -169,6 +217,7 @@ pub fn start_capture(
                                 let sum: f32 = frame.iter().map(|s| f32::from(*s) / 32768.0).sum();
                                 let _ = prod.try_push(sum / channels as f32);
                             }
+                            let _ = wake16.arrived(data.len() / channels);
                         },
                         err_fn,
                         None,
@@ -197,7 +246,7 @@ pub fn start_capture(
             let mut raw = vec![0.0f32; 4096];
             let mut at48 = Vec::with_capacity(FRAME_SAMPLES * 4);
             while !stop2.load(Ordering::Relaxed) {
-                std::thread::sleep(SERVICE);
+                std::thread::park_timeout(IDLE_WAKE);
                 loop {
                     let n = cons.pop_slice(&mut raw);
                     if n == 0 {
@@ -251,6 +300,11 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                 let rate = config.sample_rate();
                 let channels = usize::from(config.channels().max(1));
                 let (prod, mut cons) = HeapRb::<f32>::new(rate as usize).split();
+                // The callback wakes this thread when the ring runs below
+                // its target: it mixes as the device consumes, not on a poll.
+                let target = queued_target(rate);
+                let worker = std::thread::current();
+                let worker16 = worker.clone();
                 let stream_config: cpal::StreamConfig = config.into();
                 let err_fn = |e| tracing::warn!("playout stream: {e}");
                 let stream = match config.sample_format() {
@@ -260,6 +314,9 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                             for frame in data.chunks_mut(channels) {
                                 let s = cons.try_pop().unwrap_or(0.0);
                                 frame.fill(s);
+                            }
+                            if cons.occupied_len() < target {
+                                worker.unpark();
                             }
                         },
                         err_fn,
@@ -271,6 +328,9 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                             for frame in data.chunks_mut(channels) {
                                 let s = cons.try_pop().unwrap_or(0.0);
                                 frame.fill((s.clamp(-1.0, 1.0) * 32767.0) as i16);
+                            }
+                            if cons.occupied_len() < target {
+                                worker16.unpark();
                             }
                         },
                         err_fn,
@@ -297,8 +357,7 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                     return;
                 }
             };
-            // Keep about two frames queued at the device: low latency, no underruns.
-            let target = 2 * rate as usize / 50;
+            let target = queued_target(rate);
             let mut frame = vec![0.0f32; FRAME_SAMPLES];
             let mut out = Vec::with_capacity(rate as usize / 10);
             while !stop2.load(Ordering::Relaxed) {
@@ -308,7 +367,7 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                     resampler.process(&frame, &mut out);
                     prod.push_slice(&out);
                 }
-                std::thread::sleep(SERVICE);
+                std::thread::park_timeout(IDLE_WAKE);
             }
             drop(stream);
         })
@@ -320,5 +379,36 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
         }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(DeviceError::Cpal("playout thread died".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_capture_thread_is_woken_once_per_frame_of_samples() {
+        // 48 kHz: 960 samples a frame; callbacks of 441 samples (a 9.2 ms
+        // period) wake it on the 3rd, 5th, 7th... callback, keeping the rest.
+        let mut w = FrameWake::new(48_000);
+        let woken: Vec<bool> = (0..7).map(|_| w.arrived(441)).collect();
+        assert_eq!(woken, [false, false, true, false, true, false, true]);
+        assert_eq!(w.pending, 7 * 441 - 3 * 960);
+        // A callback bigger than a frame wakes once and keeps the remainder.
+        let mut w = FrameWake::new(44_100);
+        assert!(w.arrived(2_000));
+        assert_eq!(w.pending, 2_000 % 882);
+    }
+
+    #[test]
+    fn a_wake_is_not_lost_when_it_comes_before_the_thread_sleeps() {
+        // The callback may run between the thread's last look at its ring
+        // and its park: the token stays set and the park returns at once
+        // (well before the hour it would otherwise wait).
+        let mut w = FrameWake::new(48_000);
+        assert!(w.arrived(960));
+        let t0 = Instant::now();
+        std::thread::park_timeout(Duration::from_secs(3600));
+        assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
     }
 }
