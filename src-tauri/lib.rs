@@ -655,18 +655,39 @@ fn setup_talk_key<R: tauri::Runtime>(
     if let Ok(mut k) = state.talk_key.lock() {
         *k = talk_key::TalkKey::new(mode);
     }
-    // An earlier key's portal session ends here (dropped: closed).
+    let display = std::env::var("DISPLAY").ok();
+    let wayland = std::env::var("WAYLAND_DISPLAY").ok();
+    let backend = talk_key::backend(display.as_deref(), wayland.as_deref());
+    let wanted = key.and_then(|k| check_talk_key(k).ok());
+    // An earlier key's portal session ends here (dropped: closed), unless
+    // it asked for the same trigger: then only latch or tail changed, and
+    // the desktop is not asked again.
     #[cfg(target_os = "linux")]
-    let generation = match state.portal_key.lock() {
-        Ok(mut p) => {
-            p.take();
-            state.key_generation.fetch_add(1, Ordering::SeqCst) + 1
+    let (generation, kept_portal) = {
+        let want = match (&backend, &wanted) {
+            (Ok(Backend::Portal), Some(s)) => talk_key::xdg_trigger(s).ok(),
+            _ => None,
+        };
+        let mut slot = state.portal_key.lock();
+        let kept = slot.as_ref().ok().and_then(|p| {
+            p.as_ref()
+                .filter(|k| want.as_ref() == Some(&k.preferred))
+                .map(|k| k.trigger.clone())
+        });
+        if kept.is_some() {
+            (state.key_generation.load(Ordering::SeqCst), kept)
+        } else {
+            if let Ok(p) = slot.as_mut() {
+                p.take();
+            }
+            (
+                state.key_generation.fetch_add(1, Ordering::SeqCst) + 1,
+                None,
+            )
         }
-        Err(_) => state.key_generation.fetch_add(1, Ordering::SeqCst) + 1,
     };
     // The plugin is missing only on the mock runtime (command tests).
     let plugin = app.try_state::<GlobalShortcut<R>>();
-    let wanted = key.and_then(|k| check_talk_key(k).ok());
     let old = state.registered_key.lock().ok().and_then(|r| *r);
     // Only a changed key is unregistered. `unregister` (unlike the plugin's
     // `unregister_all`) holds no lock while it waits for the main thread,
@@ -687,9 +708,6 @@ fn setup_talk_key<R: tauri::Runtime>(
         set_key_status(app, ev.clone());
         return ev;
     };
-    let display = std::env::var("DISPLAY").ok();
-    let wayland = std::env::var("WAYLAND_DISPLAY").ok();
-    let backend = talk_key::backend(display.as_deref(), wayland.as_deref());
     let ev = match backend.clone().and_then(|b| Ok((b, check_talk_key(key)?))) {
         Err(reason) => key_status(Some(key), mode, backend.ok(), Err(reason)),
         Ok((Backend::X11, shortcut)) => {
@@ -712,8 +730,12 @@ fn setup_talk_key<R: tauri::Runtime>(
         Ok((Backend::Portal, shortcut)) => match talk_key::xdg_trigger(&shortcut) {
             Err(reason) => key_status(Some(key), mode, Some(Backend::Portal), Err(reason)),
             #[cfg(target_os = "linux")]
+            Ok(_) if kept_portal.is_some() => {
+                portal_key_status(key, mode, kept_portal.as_deref().unwrap_or_default())
+            }
+            #[cfg(target_os = "linux")]
             Ok(trigger) => {
-                bind_portal_key(app, generation, key, mode, trigger);
+                bind_portal_key(app, generation, key, trigger);
                 let mut ev = key_status(
                     Some(key),
                     mode,
@@ -763,9 +785,15 @@ fn bind_portal_key<R: tauri::Runtime>(
     app: &tauri::AppHandle<R>,
     generation: u64,
     key: &str,
-    mode: talk_key::KeyMode,
     trigger: String,
 ) {
+    // Latch may change while the session is kept: read the mode when used.
+    let mode = |app: &tauri::AppHandle<R>| {
+        app.state::<AppState>()
+            .talk_key
+            .lock()
+            .map_or(talk_key::KeyMode::Hold, |k| k.mode())
+    };
     let current = move |app: &tauri::AppHandle<R>| {
         app.state::<AppState>()
             .key_generation
@@ -785,7 +813,12 @@ fn bind_portal_key<R: tauri::Runtime>(
                     portal::PortalEvent::Down => on_talk_key(&app, true),
                     portal::PortalEvent::Up => on_talk_key(&app, false),
                     portal::PortalEvent::Changed(trigger) => {
-                        set_key_status(&app, portal_key_status(&key, mode, &trigger));
+                        if let Ok(mut slot) = app.state::<AppState>().portal_key.lock()
+                            && let Some(k) = slot.as_mut()
+                        {
+                            k.trigger = trigger.clone();
+                        }
+                        set_key_status(&app, portal_key_status(&key, mode(&app), &trigger));
                     }
                     portal::PortalEvent::Closed(why) => {
                         let lost = app
@@ -797,8 +830,15 @@ fn bind_portal_key<R: tauri::Runtime>(
                         if let Some(action) = lost {
                             talk_key_action(&app, action);
                         }
-                        let ev =
-                            key_status(Some(&key), mode, Some(talk_key::Backend::Portal), Err(why));
+                        if let Ok(mut slot) = app.state::<AppState>().portal_key.lock() {
+                            slot.take();
+                        }
+                        let ev = key_status(
+                            Some(&key),
+                            mode(&app),
+                            Some(talk_key::Backend::Portal),
+                            Err(why),
+                        );
                         set_key_status(&app, ev);
                     }
                 }
@@ -815,13 +855,13 @@ fn bind_portal_key<R: tauri::Runtime>(
         }
         let ev = match result {
             Ok(bound) => {
-                let ev = portal_key_status(&key, mode, &bound.trigger);
+                let ev = portal_key_status(&key, mode(&app), &bound.trigger);
                 *slot = Some(bound);
                 ev
             }
             Err(reason) => key_status(
                 Some(&key),
-                mode,
+                mode(&app),
                 Some(talk_key::Backend::Portal),
                 Err(reason),
             ),

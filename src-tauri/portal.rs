@@ -42,6 +42,8 @@ pub enum PortalEvent {
 /// A bound talk shortcut. Its portal session lives until the value is
 /// dropped; then the session is closed and no event follows.
 pub struct PortalKey {
+    /// The trigger asked for (XDG shortcuts format), as given to [`bind`].
+    pub preferred: String,
     /// The desktop's description of the trigger it bound (e.g. `F9`, or
     /// `Ctrl+Shift+T` in the desktop's words); empty when the desktop
     /// bound the shortcut without a key yet.
@@ -161,6 +163,7 @@ pub async fn bind(
         on_event(PortalEvent::Closed(closed));
     });
     Ok(PortalKey {
+        preferred: preferred.to_string(),
         trigger,
         stop: Some(stop),
     })

@@ -89,9 +89,12 @@ fn thread_ticks(pids: &[u32]) -> std::collections::BTreeMap<String, u64> {
                 continue;
             };
             let name = &stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()];
-            let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+            let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+                .split_whitespace()
+                .collect();
             let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-            *out.entry(format!("{}/{name}", proc_name.trim())).or_insert(0) += ticks;
+            *out.entry(format!("{}/{name}", proc_name.trim()))
+                .or_insert(0) += ticks;
         }
     }
     out
@@ -111,7 +114,12 @@ fn cpu_percent(pids: &[u32], window: Duration) -> (f64, Vec<(String, f64)>) {
     let pct = |ticks: u64| ticks as f64 / ticks_per_s / secs * 100.0;
     let mut threads: Vec<(String, f64)> = th1
         .iter()
-        .map(|(name, t)| (name.clone(), pct(t - th0.get(name).copied().unwrap_or(0).min(*t))))
+        .map(|(name, t)| {
+            (
+                name.clone(),
+                pct(t - th0.get(name).copied().unwrap_or(0).min(*t)),
+            )
+        })
         .filter(|(_, p)| *p > 0.0)
         .collect();
     threads.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -202,6 +210,12 @@ fn app_resources() {
         pss_rx as f64 / 1024.0,
         rx_cpu
     );
-    println!("  busiest threads idle (% of a core):      {}", busiest(&idle_threads));
-    println!("  busiest threads receiving (% of a core): {}", busiest(&rx_threads));
+    println!(
+        "  busiest threads idle (% of a core):      {}",
+        busiest(&idle_threads)
+    );
+    println!(
+        "  busiest threads receiving (% of a core): {}",
+        busiest(&rx_threads)
+    );
 }

@@ -9,6 +9,9 @@
 //!   test plays the microphone back on the speaker.
 //! - The talk key is set by pressing it in the window, then works as a
 //!   global key; the release tail is set and saved.
+//! - On Wayland (the kit's stand-in GlobalShortcuts portal), the Talk key
+//!   panel shows the key the desktop bound, and switching latch on keeps
+//!   the portal session instead of asking the desktop again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
@@ -17,6 +20,92 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+
+#[test]
+fn on_wayland_the_talk_key_panel_shows_the_desktops_key_and_latch_keeps_the_session() {
+    let out = out_dir("app_webdriver_portal");
+    let x = Xvfb::start();
+    let portal = portal::FakePortal::start(&x.bus);
+    let pulse = Pulse::start(&out);
+    let server = TestServer::start();
+    let ws = server.ws_url();
+    let args = [
+        "--server",
+        &ws,
+        "--name",
+        "Desk",
+        "--channel",
+        "desk",
+        "--talk-key",
+        "F8",
+    ];
+    let wayland = [
+        ("WAYLAND_DISPLAY", "wayland-squawk-test"),
+        ("GDK_BACKEND", "x11"),
+    ];
+    let mut app = Browser::tauri_app_env(&x, &pulse, &out, &args, &wayland);
+    app.wait_ready("app", "desk");
+    let session = portal.wait_bound("talk", Duration::from_secs(10));
+    portal.change_trigger(&session, "talk", "Shift+F8");
+    app.wait(
+        "app",
+        "document.getElementById('hint').textContent.startsWith('Hold Shift+F8 anywhere')",
+        Duration::from_secs(5),
+    );
+    let via = app.eval("app", "document.getElementById('key-status').textContent");
+    assert!(
+        via.as_str()
+            .unwrap()
+            .contains("GlobalShortcuts portal) as Shift+F8"),
+        "{via}"
+    );
+
+    // Latch on: the same key, so the same session; the desktop is not asked again.
+    app.eval(
+        "app",
+        "(() => { document.getElementById('keypanel').open = true; document.getElementById('key-latch').click(); return true; })()",
+    );
+    app.wait(
+        "app",
+        "document.getElementById('hint').textContent.startsWith('Press Shift+F8 anywhere to talk, again to stop')",
+        Duration::from_secs(5),
+    );
+    let sessions = portal.sessions();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert!(!sessions[0].closed, "{sessions:?}");
+    let status = app.eval("app", "window.squawkApp.engine.talkKeyStatus()");
+    assert_eq!(status["mode"], "latch", "{status}");
+    assert_eq!(status["trigger"], "Shift+F8", "{status}");
+
+    // Latched: one press talks, the next stops.
+    portal.press(&session, "talk");
+    portal.release(&session, "talk");
+    app.wait_ptt("app", "talking", Duration::from_secs(5));
+    app.eval(
+        "app",
+        "(() => { document.getElementById('keypanel').scrollIntoView(); return true; })()",
+    );
+    app.screenshot("app", &out.join("app-talk-key-portal.png"));
+    portal.press(&session, "talk");
+    portal.release(&session, "talk");
+    app.wait_ptt("app", "idle", Duration::from_secs(5));
+
+    // Another key is another binding: the old session is closed.
+    app.eval(
+        "app",
+        "window.squawkApp.engine.setTalkKey({key: 'F9', latch: true, tailMs: 250})",
+    );
+    let sessions = portal.wait_until(
+        "a second session bound and the first closed",
+        Duration::from_secs(10),
+        |s| s.len() == 2 && s[0].closed && !s[1].shortcuts.is_empty(),
+    );
+    assert_eq!(
+        sessions[1].shortcuts,
+        vec![("talk".to_string(), Some("F9".to_string()))]
+    );
+    app.quit();
+}
 
 #[test]
 fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {

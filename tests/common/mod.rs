@@ -736,6 +736,17 @@ impl Browser {
     /// `pulse`, its settings under `out`. The page id is `app`; `open`
     /// picks up the window the app opened itself.
     pub fn tauri_app(x: &Xvfb, pulse: &Pulse, out: &Path, args: &[&str]) -> Self {
+        Self::tauri_app_env(x, pulse, out, args, &[])
+    }
+
+    /// [`Browser::tauri_app`] with more environment for the app.
+    pub fn tauri_app_env(
+        x: &Xvfb,
+        pulse: &Pulse,
+        out: &Path,
+        args: &[&str],
+        more: &[(&str, &str)],
+    ) -> Self {
         let app = bin("squawk");
         let mut drive = vec!["--app", app.to_str().expect("utf-8 path"), "--"];
         drive.extend_from_slice(args);
@@ -754,6 +765,7 @@ impl Browser {
             ("NO_AT_BRIDGE".into(), "1".into()),
             ("SQUAWK_TAURI_DRIVER".into(), tauri_driver()),
         ]);
+        env.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut b = Self::launch_env("tauri", &drive, &env);
         b.open("app", "");

@@ -247,24 +247,34 @@ impl FakePortal {
         self.state.lock().unwrap().sessions.clone()
     }
 
-    /// Waits until an open session has `id` bound; returns that session.
-    pub fn wait_bound(&self, id: &str, timeout: Duration) -> Session {
+    /// Waits until `f` holds for the sessions opened so far; returns them.
+    pub fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&[Session]) -> bool,
+    ) -> Vec<Session> {
         let end = Instant::now() + timeout;
         loop {
-            let found = self
-                .sessions()
-                .into_iter()
-                .find(|s| !s.closed && s.shortcuts.iter().any(|(i, _)| i == id));
-            if let Some(s) = found {
-                return s;
+            let sessions = self.sessions();
+            if f(&sessions) {
+                return sessions;
             }
             assert!(
                 Instant::now() < end,
-                "no shortcut {id:?} bound within {timeout:?}: {:?}",
-                self.sessions()
+                "fake portal: not {what} within {timeout:?}: {sessions:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits until an open session has `id` bound; returns that session.
+    pub fn wait_bound(&self, id: &str, timeout: Duration) -> Session {
+        let open = |s: &Session| !s.closed && s.shortcuts.iter().any(|(i, _)| i == id);
+        let sessions = self.wait_until(&format!("{id:?} bound"), timeout, |all| {
+            all.iter().any(open)
+        });
+        sessions.into_iter().find(open).expect("found above")
     }
 
     fn emit<B>(&self, session: &Session, member: &str, body: &B)
