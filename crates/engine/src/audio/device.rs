@@ -195,7 +195,6 @@ pub fn start_capture(
                 // The callback wakes this thread once a frame's worth of
                 // samples has arrived: 50 wake-ups a second, not a poll.
                 let mut wake = FrameWake::new(rate);
-                let mut wake16 = FrameWake::new(rate);
                 let stream_config: cpal::StreamConfig = config.into();
                 let err_fn = |e| tracing::warn!("capture stream: {e}");
                 let stream = match config.sample_format() {
@@ -217,7 +216,7 @@ pub fn start_capture(
                                 let sum: f32 = frame.iter().map(|s| f32::from(*s) / 32768.0).sum();
                                 let _ = prod.try_push(sum / channels as f32);
                             }
-                            let _ = wake16.arrived(data.len() / channels);
+                            let _ = wake.arrived(data.len() / channels);
                         },
                         err_fn,
                         None,
@@ -304,7 +303,6 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                 // its target: it mixes as the device consumes, not on a poll.
                 let target = queued_target(rate);
                 let worker = std::thread::current();
-                let worker16 = worker.clone();
                 let stream_config: cpal::StreamConfig = config.into();
                 let err_fn = |e| tracing::warn!("playout stream: {e}");
                 let stream = match config.sample_format() {
@@ -330,7 +328,7 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                                 frame.fill((s.clamp(-1.0, 1.0) * 32767.0) as i16);
                             }
                             if cons.occupied_len() < target {
-                                worker16.unpark();
+                                worker.unpark();
                             }
                         },
                         err_fn,
