@@ -261,8 +261,11 @@ pub fn event_json(ev: &EngineEvent) -> serde_json::Value {
             json!({"type": "joined", "channel": channel, "members": members})
         }
         EngineEvent::Left { channel } => json!({"type": "left", "channel": channel}),
-        EngineEvent::Presence { channel, members } => {
-            json!({"type": "presence", "channel": channel, "members": members})
+        EngineEvent::MemberJoined { channel, members } => {
+            json!({"type": "member_joined", "channel": channel, "members": members})
+        }
+        EngineEvent::MemberLeft { channel, ids } => {
+            json!({"type": "member_left", "channel": channel, "ids": ids})
         }
         EngineEvent::FloorGranted {
             channel,

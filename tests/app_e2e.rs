@@ -256,19 +256,32 @@ fn a_second_start_hands_over_to_the_running_app_and_exits() {
         !lines.iter().any(|l| l.contains("\"welcome\"")),
         "the second instance must not connect: {lines:?}"
     );
-    // The first is still there, alone: a bot joining sees two members.
+    // The first is still there, alone: a bot joining finds two members, and
+    // the app hears of the bot as a presence delta.
     let rec = out.join("bot.wav");
-    let _bot = server.listener("B", "desk", &rec, 5);
-    let presence = first.expect_line(Duration::from_secs(10), "presence with the bot", |l| {
-        l.contains("\"type\":\"presence\"") && l.contains("\"B\"")
-    });
-    let presence: serde_json::Value = serde_json::from_str(&presence).unwrap();
-    let names: Vec<&str> = presence["members"]
+    let rec = rec.to_str().unwrap();
+    let mut bot = server.bot(
+        "B",
+        &[
+            "listen",
+            "--channel",
+            "desk",
+            "--record",
+            rec,
+            "--seconds",
+            "5",
+        ],
+    );
+    let joined = bot.expect_event(Duration::from_secs(20), "joined");
+    let mut names: Vec<&str> = joined["members"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["name"].as_str().unwrap())
+        .map(|m| m.as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 2, "Desk and the bot only: {names:?}");
-    assert!(names.contains(&"Desk"), "{names:?}");
+    names.sort_unstable();
+    assert_eq!(names, vec!["B", "Desk"], "Desk and the bot only: {joined}");
+    first.expect_line(Duration::from_secs(10), "member_joined with the bot", |l| {
+        l.contains("\"type\":\"member_joined\"") && l.contains("\"B\"")
+    });
 }

@@ -72,7 +72,7 @@ fn bad_clients_get_errors_and_others_keep_talking() {
         .await;
         expect_error(
             &mut ws,
-            r#"{"type":"hello","version":1,"name":""}"#.into(),
+            r#"{"type":"hello","version":2,"name":""}"#.into(),
             "invalid_name",
         )
         .await;
@@ -89,7 +89,7 @@ fn bad_clients_get_errors_and_others_keep_talking() {
 
         let (mut ws, _) = connect_async(url.as_str()).await.expect("connect");
         ws.send(Message::Text(
-            r#"{"type":"hello","version":1,"name":"Mallory"}"#.into(),
+            r#"{"type":"hello","version":2,"name":"Mallory"}"#.into(),
         ))
         .await
         .unwrap();
@@ -144,7 +144,7 @@ fn bad_clients_get_errors_and_others_keep_talking() {
         // Still alive and served after all that.
         expect_error(
             &mut ws,
-            r#"{"type":"hello","version":1,"name":"again"}"#.into(),
+            r#"{"type":"hello","version":2,"name":"again"}"#.into(),
             "already_identified",
         )
         .await;

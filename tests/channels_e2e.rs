@@ -30,7 +30,7 @@ fn the_channel_list_shows_every_channel_with_its_members() {
             .await
             .expect("connect");
         for m in [
-            json!({"type": "hello", "version": 1, "name": "Lister"}),
+            json!({"type": "hello", "version": 2, "name": "Lister"}),
             json!({"type": "list_channels"}),
         ] {
             ws.send(Message::Text(m.to_string().into()))

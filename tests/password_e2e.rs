@@ -21,7 +21,7 @@ use tokio_tungstenite::{connect_async, tungstenite::Message};
 /// whether the server then closed the connection.
 async fn hello(url: &str, password: Option<&str>) -> (Value, bool) {
     let (mut ws, _) = connect_async(url).await.expect("connect");
-    let mut hello = json!({"type": "hello", "version": 1, "name": "Probe"});
+    let mut hello = json!({"type": "hello", "version": 2, "name": "Probe"});
     if let Some(p) = password {
         hello["password"] = json!(p);
     }

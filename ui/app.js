@@ -165,13 +165,27 @@ function onEvent(ev) {
       ui.media = ev.connected;
       if (!ev.connected && ui.ptt === "talking") showIdle();
       break;
-    case "joined": case "presence": {
+    case "joined": {
       const c = ui.channels.get(ev.channel) || { members: [], talker: null };
       c.members = ev.members;
       ui.channels.set(ev.channel, c);
       if (!ui.target) setTarget(ev.channel);
       renderChannels(); renderMembers();
       if (ui.ptt === "idle") showIdle();
+      break;
+    }
+    // Presence deltas (protocol 2): only for channels already joined.
+    case "member_joined": case "member_left": {
+      const c = ui.channels.get(ev.channel);
+      if (!c) break;
+      if (ev.type === "member_joined") {
+        const known = new Set(c.members.map((m) => m.id));
+        c.members = c.members.concat(ev.members.filter((m) => !known.has(m.id)));
+      } else {
+        const gone = new Set(ev.ids);
+        c.members = c.members.filter((m) => !gone.has(m.id));
+      }
+      renderChannels(); renderMembers();
       break;
     }
     case "left":

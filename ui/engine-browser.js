@@ -13,13 +13,13 @@
 // setVolume(0..1), micTest(bool).
 //
 // Events: connection {state: connecting|connected|reconnecting|offline,
-// retry_in_ms?}, welcome, media {connected}, joined, left, presence,
+// retry_in_ms?}, welcome, media {connected}, joined, left, member_joined, member_left,
 // channels, floor_granted, floor_deny, floor_revoke, talk_ended, floor_taken,
 // floor_idle, receive_started, error, warning.
 "use strict";
 
 function createBrowserEngine() {
-  const PROTOCOL_VERSION = 1;
+  const PROTOCOL_VERSION = 2;
   /** Audio sent after the talk key is released, ms (as the desktop engine). */
   const TAIL_MS = 250;
   /** Reconnect backoff: first delay and cap, ms; ±20 % jitter. */
@@ -247,7 +247,8 @@ function createBrowserEngine() {
         talkers.delete(msg.channel);
         emit(msg);
         break;
-      case "presence":
+      case "member_joined":
+      case "member_left":
       case "channels":
         emit(msg);
         break;

@@ -82,7 +82,20 @@ impl Proc {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn,rtc_dtls=error");
         }
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.stderr(Stdio::inherit());
+        Self::spawn_piped_stdout(name, cmd)
+    }
+
+    /// As [`Proc::spawn`], with the child's log (stderr) in `log` at the
+    /// level an operator runs with (the program's default: no RUST_LOG).
+    pub fn spawn_logged(name: &str, cmd: &mut Command, log: &Path) -> Self {
+        let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        cmd.stdin(Stdio::null()).env_remove("RUST_LOG").stderr(file);
+        Self::spawn_piped_stdout(name, cmd)
+    }
+
+    fn spawn_piped_stdout(name: &str, cmd: &mut Command) -> Self {
+        cmd.stdout(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::channel();
@@ -511,10 +524,23 @@ impl TestServer {
     /// A server whose HTTP listener binds `http` (e.g. a fixed port that a
     /// restarted server must take over again).
     pub fn start_at(http: &str, extra: &[&str]) -> Self {
+        Self::launch(http, extra, None)
+    }
+
+    /// A server whose log goes to `log` at its default level (info), as an
+    /// operator would run it.
+    pub fn start_logged(extra: &[&str], log: &Path) -> Self {
+        Self::launch("127.0.0.1:0", extra, Some(log))
+    }
+
+    fn launch(http: &str, extra: &[&str], log: Option<&Path>) -> Self {
         let mut cmd = Command::new(bin("squawk-server"));
         cmd.args(["--http", http, "--media", "127.0.0.1:0", "--workers", "2"])
             .args(extra);
-        let mut proc = Proc::spawn("server", &mut cmd);
+        let mut proc = match log {
+            Some(log) => Proc::spawn_logged("server", &mut cmd, log),
+            None => Proc::spawn("server", &mut cmd),
+        };
         let line = proc.expect_line(Duration::from_secs(20), "ready line", |l| {
             l.starts_with("squawk-server ready")
         });

@@ -146,11 +146,13 @@ async fn connect(
     for ch in channels {
         engine.join(ch.clone());
         let want = ch.clone();
-        wait_for(&mut events, Duration::from_secs(10), |e| match e {
-            EngineEvent::Joined { channel, .. } if *channel == want => Some(()),
+        let members = wait_for(&mut events, Duration::from_secs(10), |e| match e {
+            EngineEvent::Joined { channel, members } if *channel == want => Some(members.clone()),
             _ => None,
         })
         .await?;
+        let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+        say(json!({"event": "joined", "channel": ch, "members": names}));
     }
     say(json!({"event": "ready", "client_id": engine.client_id()}));
     Ok((engine, events))
@@ -279,6 +281,8 @@ async fn listen(
         None => OutputSpec::Device(None),
     };
     let (engine, mut events) = connect(args, InputSpec::None, out, channels).await?;
+    // `connect` returns as the last `joined` arrives.
+    let joined_at = std::time::Instant::now();
     let mut stats_file = match stats {
         Some(p) => Some(
             tokio::fs::File::create(p)
@@ -303,9 +307,18 @@ async fn listen(
                 Some(EngineEvent::FloorTaken { channel, talker_name, .. }) => {
                     say(json!({"event": "floor_taken", "channel": channel, "talker": talker_name}));
                 }
+                Some(EngineEvent::ReceiveStarted { channel, at }) => {
+                    let after = at.saturating_duration_since(joined_at).as_secs_f64() * 1e3;
+                    say(json!({"event": "receive_started", "channel": channel,
+                        "ms_after_joined": (after * 10.0).round() / 10.0}));
+                }
                 Some(EngineEvent::FloorIdle { channel }) => say(json!({"event": "floor_idle", "channel": channel})),
-                Some(EngineEvent::Presence { channel, members }) => {
-                    say(json!({"event": "presence", "channel": channel, "members": members.len()}));
+                Some(EngineEvent::MemberJoined { channel, members }) => {
+                    let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+                    say(json!({"event": "member_joined", "channel": channel, "members": names}));
+                }
+                Some(EngineEvent::MemberLeft { channel, ids }) => {
+                    say(json!({"event": "member_left", "channel": channel, "ids": ids}));
                 }
                 Some(EngineEvent::Closed { reason }) => bail!("engine closed: {reason}"),
                 Some(_) => {}

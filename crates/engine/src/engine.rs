@@ -139,12 +139,19 @@ pub enum EngineEvent {
         /// Channel.
         channel: ChannelName,
     },
-    /// Members changed.
-    Presence {
+    /// Members joined a channel we are in (after our `Joined`).
+    MemberJoined {
         /// Channel.
         channel: ChannelName,
-        /// Members.
+        /// The new members.
         members: Vec<Member>,
+    },
+    /// Members left a channel we are in.
+    MemberLeft {
+        /// Channel.
+        channel: ChannelName,
+        /// Their connection ids.
+        ids: Vec<ClientId>,
     },
     /// Floor Granted: we are talking.
     FloorGranted {
@@ -698,8 +705,11 @@ impl Runner {
                 }
                 self.emit(EngineEvent::Left { channel });
             }
-            ServerMessage::Presence { channel, members } => {
-                self.emit(EngineEvent::Presence { channel, members })
+            ServerMessage::MemberJoined { channel, members } => {
+                self.emit(EngineEvent::MemberJoined { channel, members })
+            }
+            ServerMessage::MemberLeft { channel, ids } => {
+                self.emit(EngineEvent::MemberLeft { channel, ids })
             }
             ServerMessage::FloorGranted {
                 channel,

@@ -40,12 +40,43 @@ pub enum ErrorCode {
     Unauthorized,
     /// Something went wrong on the server; the message says what.
     Internal,
+    /// The server has as many connections as it allows (`max_connections`).
+    /// The connection is closed.
+    ServerFull,
+    /// This IP address has as many connections as the server allows
+    /// (`max_connections_per_ip`). The connection is closed.
+    TooManyConnections,
+    /// This IP address opened connections faster than the server allows
+    /// (`new_connections_per_ip_per_sec`). The connection is closed; retry
+    /// after a second.
+    ConnectRateLimited,
+    /// The connection sent messages faster than the server allows
+    /// (`messages_per_sec`); the message was ignored. Not fatal.
+    RateLimited,
+    /// The channel has as many members as the server allows
+    /// (`max_members_per_channel`).
+    ChannelFull,
+    /// The connection did not read its messages fast enough: more than the
+    /// server's outbound bound was waiting. The connection is closed.
+    TooSlow,
+    /// The connection sent nothing, not even a WebSocket pong, for the idle
+    /// timeout. The connection is closed.
+    IdleTimeout,
 }
 
 impl ErrorCode {
     /// Whether the server closes the connection after sending this error.
     pub fn is_fatal(self) -> bool {
-        matches!(self, Self::UnsupportedVersion | Self::Unauthorized)
+        matches!(
+            self,
+            Self::UnsupportedVersion
+                | Self::Unauthorized
+                | Self::ServerFull
+                | Self::TooManyConnections
+                | Self::ConnectRateLimited
+                | Self::TooSlow
+                | Self::IdleTimeout
+        )
     }
 }
 

@@ -28,7 +28,10 @@ pub use messages::{
 
 /// Version of this protocol. A `hello` with any other version is refused with
 /// [`ErrorCode::UnsupportedVersion`] and the connection is closed.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// Version 2: presence as deltas (`member_joined`, `member_left` instead of
+/// `presence`), `floor_taken.held_ms`, admission error codes.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest signaling frame a peer may send, in bytes (64 KiB). SDP for a
 /// connection in dozens of channels stays well below this; anything larger is

@@ -135,7 +135,12 @@ pub enum ServerMessage {
         /// Maximum talk time per transmission, in ms.
         max_talk_ms: u64,
     },
-    /// The connection is now a member of `channel`.
+    /// The connection is now a member of `channel`: the full member list,
+    /// sent once; later changes come as [`ServerMessage::MemberJoined`] and
+    /// [`ServerMessage::MemberLeft`]. A `join` of a channel already joined
+    /// is answered with `joined` again (a resync). When the floor is taken,
+    /// [`ServerMessage::FloorTaken`] follows at once (late entry, TS 24.380
+    /// §6.3.4.4: a late joiner learns who talks).
     Joined {
         /// The channel joined.
         channel: ChannelName,
@@ -151,12 +156,23 @@ pub enum ServerMessage {
         /// The channel left.
         channel: ChannelName,
     },
-    /// Membership of a channel changed.
-    Presence {
+    /// Members joined a channel this connection is in (a presence delta,
+    /// sent only after this connection's own [`ServerMessage::Joined`] for
+    /// the channel). Deltas that queue up while the connection is slow to
+    /// read are merged into one message, so `members` may hold several.
+    MemberJoined {
         /// The channel.
         channel: ChannelName,
-        /// All current members.
+        /// The new members, in the order they joined.
         members: Vec<Member>,
+    },
+    /// Members left a channel this connection is in (presence delta, merged
+    /// like [`ServerMessage::MemberJoined`]).
+    MemberLeft {
+        /// The channel.
+        channel: ChannelName,
+        /// Connection ids of the members gone.
+        ids: Vec<ClientId>,
     },
     /// A server SDP offer (renegotiation: a downlink track was added).
     Offer {
@@ -192,6 +208,10 @@ pub enum ServerMessage {
         talker_name: String,
         /// The priority the floor was granted at.
         priority: Priority,
+        /// How long the talker has held the floor, ms: 0 when just granted,
+        /// more for a member who joined while the floor was taken.
+        #[serde(default)]
+        held_ms: u64,
     },
     /// Floor Idle (TS 24.380 §8.2.7): nobody talks in the channel.
     FloorIdle {
@@ -234,7 +254,8 @@ const SERVER_TYPES: &[&str] = &[
     "welcome",
     "joined",
     "left",
-    "presence",
+    "member_joined",
+    "member_left",
     "offer",
     "answer",
     "floor_granted",
@@ -307,6 +328,26 @@ impl ServerMessage {
     pub fn to_json(&self) -> String {
         // Serialising these plain enums of strings and integers cannot fail.
         serde_json::to_string(self).expect("ServerMessage serialises")
+    }
+
+    /// The message's `type` tag, for logs and metrics.
+    pub fn variant(&self) -> &'static str {
+        match self {
+            Self::Welcome { .. } => "welcome",
+            Self::Joined { .. } => "joined",
+            Self::Left { .. } => "left",
+            Self::MemberJoined { .. } => "member_joined",
+            Self::MemberLeft { .. } => "member_left",
+            Self::Offer { .. } => "offer",
+            Self::Answer { .. } => "answer",
+            Self::FloorGranted { .. } => "floor_granted",
+            Self::FloorDeny { .. } => "floor_deny",
+            Self::FloorTaken { .. } => "floor_taken",
+            Self::FloorIdle { .. } => "floor_idle",
+            Self::FloorRevoke { .. } => "floor_revoke",
+            Self::Channels { .. } => "channels",
+            Self::Error { .. } => "error",
+        }
     }
 
     /// Shorthand for an [`ServerMessage::Error`].
@@ -385,9 +426,13 @@ mod tests {
                 members: members.clone(),
             },
             ServerMessage::Left { channel: ch("a") },
-            ServerMessage::Presence {
+            ServerMessage::MemberJoined {
                 channel: ch("a"),
                 members,
+            },
+            ServerMessage::MemberLeft {
+                channel: ch("a"),
+                ids: vec![1, 2],
             },
             ServerMessage::Offer { sdp: "x".into() },
             ServerMessage::Answer { sdp: "y".into() },
@@ -404,6 +449,7 @@ mod tests {
                 talker: 4,
                 talker_name: "Bo".into(),
                 priority: Priority::default(),
+                held_ms: 1500,
             },
             ServerMessage::FloorIdle { channel: ch("a") },
             ServerMessage::FloorRevoke {
@@ -421,7 +467,12 @@ mod tests {
         ];
         assert_eq!(all.len(), SERVER_TYPES.len());
         for m in all {
-            assert_eq!(ServerMessage::from_json(&m.to_json()).unwrap(), m);
+            let text = m.to_json();
+            assert!(
+                text.contains(&format!("\"type\":\"{}\"", m.variant())),
+                "{text}"
+            );
+            assert_eq!(ServerMessage::from_json(&text).unwrap(), m);
         }
     }
 

@@ -55,6 +55,100 @@ pub struct ServerConfig {
     /// hash-password` makes one); clients must send the password in
     /// `hello`. Default none: an open server.
     pub password_hash: Option<String>,
+    /// Admission limits and timeouts (`[limits]` in TOML).
+    pub limits: Limits,
+}
+
+/// Admission limits and timeouts, the `[limits]` table of the config file.
+/// Every limit has a stable error code a client can match on
+/// (`docs/server.md` lists them); missing keys keep their defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// WebSocket connections in total; one more gets `server_full`.
+    /// Default 10,000.
+    pub max_connections: usize,
+    /// WebSocket connections from one IP address; one more gets
+    /// `too_many_connections`. Default 500 (a NAT may hide a whole team).
+    pub max_connections_per_ip: usize,
+    /// New WebSocket connections per second from one IP address, sustained
+    /// (a token bucket); beyond it `connect_rate_limited`. Default 50.
+    pub new_connections_per_ip_per_sec: u32,
+    /// Burst of new connections one IP address may open at once before the
+    /// per-second rate applies (the bucket's size). Default 200.
+    pub new_connections_per_ip_burst: u32,
+    /// Members of one channel; one more join gets `channel_full`. Default 1,000.
+    pub max_members_per_channel: usize,
+    /// Signaling messages per second from one connection, sustained (a
+    /// token bucket of twice this size); beyond it a message is ignored and
+    /// answered with `rate_limited`. Default 50.
+    pub messages_per_sec: u32,
+    /// Interval of WebSocket pings from the server, s. Default 10.
+    pub ping_interval_secs: u64,
+    /// A connection that sends nothing (not even a pong) for this long is
+    /// closed with `idle_timeout`, s. Default 35.
+    pub idle_timeout_secs: u64,
+    /// Messages waiting to be written to one connection, KiB (an estimate
+    /// of their JSON size). Floor, join and error messages are never
+    /// dropped and presence is merged, so a connection over this bound is
+    /// one that does not read: it is closed with `too_slow`. Default 1024.
+    pub outbound_queue_kib: usize,
+    /// A single write to a connection that does not complete within this
+    /// time closes it with `too_slow`, s. Default 10.
+    pub write_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_connections_per_ip: 500,
+            new_connections_per_ip_per_sec: 50,
+            new_connections_per_ip_burst: 200,
+            max_members_per_channel: 1_000,
+            messages_per_sec: 50,
+            ping_interval_secs: 10,
+            idle_timeout_secs: 35,
+            outbound_queue_kib: 1024,
+            write_timeout_secs: 10,
+        }
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("max_connections", self.max_connections as u64),
+            ("max_connections_per_ip", self.max_connections_per_ip as u64),
+            (
+                "new_connections_per_ip_per_sec",
+                u64::from(self.new_connections_per_ip_per_sec),
+            ),
+            (
+                "new_connections_per_ip_burst",
+                u64::from(self.new_connections_per_ip_burst),
+            ),
+            (
+                "max_members_per_channel",
+                self.max_members_per_channel as u64,
+            ),
+            ("messages_per_sec", u64::from(self.messages_per_sec)),
+            ("ping_interval_secs", self.ping_interval_secs),
+            ("outbound_queue_kib", self.outbound_queue_kib as u64),
+            ("write_timeout_secs", self.write_timeout_secs),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid(format!(
+                "limits.{key} must be at least 1"
+            )));
+        }
+        if self.idle_timeout_secs <= self.ping_interval_secs {
+            return Err(ConfigError::Invalid(
+                "limits.idle_timeout_secs must be longer than limits.ping_interval_secs".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerConfig {
@@ -74,6 +168,7 @@ impl Default for ServerConfig {
             tls_self_signed: false,
             data_dir: None,
             password_hash: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -161,6 +256,7 @@ impl ServerConfig {
         if let Some(phc) = &self.password_hash {
             crate::access::Access::with_hash(phc).map_err(ConfigError::Invalid)?;
         }
+        self.limits.validate()?;
         if self.workers > 64 {
             return Err(ConfigError::Invalid("workers must be at most 64".into()));
         }
@@ -236,5 +332,21 @@ mod tests {
             toml::from_str("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_self_signed = true")
                 .unwrap();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn limits_parse_and_are_checked() {
+        let c: ServerConfig =
+            toml::from_str("[limits]\nmax_connections = 3000\nmessages_per_sec = 20\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.limits.max_connections, 3000);
+        assert_eq!(c.limits.messages_per_sec, 20);
+        assert_eq!(c.limits.idle_timeout_secs, 35, "default kept");
+        assert!(toml::from_str::<ServerConfig>("[limits]\nmax_conections = 1").is_err());
+        let c: ServerConfig = toml::from_str("[limits]\nmax_members_per_channel = 0").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("limits.max_members_per_channel"), "{e}");
+        let c: ServerConfig = toml::from_str("[limits]\nidle_timeout_secs = 5").unwrap();
+        assert!(c.validate().is_err(), "idle timeout shorter than the ping");
     }
 }

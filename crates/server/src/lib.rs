@@ -9,30 +9,39 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: [`config`] (TOML + defaults), `hub` (sessions, membership, floor
-//! control; one task, no locks), `session` (one WebSocket), `sfu` (worker
-//! threads, one UDP socket and one str0m loop each). See `docs/architecture.md`.
+//! Layout: [`config`] (TOML + defaults); `hub` (sessions, membership,
+//! presence, floor control: a sans-IO state machine) driven by `driver` (one
+//! task); `session` (one WebSocket: parsing, admission, its outbound queue
+//! `outbox`); `sfu` (worker threads, one UDP socket and one str0m loop
+//! each, routing by a sans-IO `Router`); `admission` (limits); `logs`
+//! (rate-limited logging). See `docs/architecture.md`.
 
 pub mod access;
+mod admission;
 pub mod config;
+mod driver;
 mod hub;
+mod logs;
+mod outbox;
 mod session;
 mod sfu;
+#[cfg(test)]
+mod sim_tests;
 pub mod tls;
 mod web;
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, atomic::AtomicU64},
+    sync::{Arc, Mutex, atomic::AtomicU64},
 };
 
 use axum::{
     Json, Router,
-    extract::{State, WebSocketUpgrade},
+    extract::{ConnectInfo, State, WebSocketUpgrade},
     response::IntoResponse,
     routing::get,
 };
-pub use config::{ConfigError, ServerConfig};
+pub use config::{ConfigError, Limits, ServerConfig};
 pub use sfu::{SfuStats, StatsHandle};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::info;
@@ -43,15 +52,20 @@ use tracing::info;
 /// connection; beyond it the connection is closed.
 const WS_TRANSPORT_LIMIT: usize = 16 * 1024 * 1024;
 
+/// Read buffer per WebSocket, bytes.
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// Write buffer per WebSocket before a write is forced, bytes.
+const WS_WRITE_BUFFER: usize = 16 * 1024;
+
+/// Queue from the connections to the hub's task, in messages. Bounded: a
+/// connection waits (stops reading its socket) while the hub catches up.
+const HUB_QUEUE: usize = 4096;
+
 #[derive(Clone)]
 struct AppState {
-    hub: mpsc::Sender<HubMsg>,
-    ids: Arc<AtomicU64>,
+    session: session::Shared,
     stats: StatsHandle,
-    access: access::Access,
 }
-
-use hub::HubMsg;
 
 /// A running server. Dropping it without [`Server::shutdown`] leaves the
 /// tasks running until the runtime ends.
@@ -113,12 +127,13 @@ impl Server {
             addr: config.http,
             source,
         })?;
-        let (hub_tx, hub_rx) = mpsc::channel(4096);
+        let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
         let workers = sfu::Workers::start(
             config.worker_count(),
             config.media,
             config.advertise_ip,
-            hub_tx.clone(),
+            events_tx,
         )
         .map_err(|source| StartError::Bind {
             what: "media",
@@ -130,27 +145,42 @@ impl Server {
         info!(%http_addr, ?media_addrs, "squawk-server listening");
 
         let (shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
-        let hub = hub::Hub::new(config, workers);
+        let hub = hub::Hub::new(hub::HubConfig {
+            floor: squawk_floor::FloorConfig {
+                max_talk: config.max_talk(),
+                preemption: config.preemption,
+            },
+            workers: workers.len(),
+            channels: config.channels.clone(),
+            create_channels_on_join: config.create_channels_on_join,
+            max_channels_per_client: config.max_channels_per_client,
+            max_members_per_channel: config.limits.max_members_per_channel,
+        });
         let mut hub_shutdown = shutdown_rx.clone();
         let hub = tokio::spawn(async move {
-            let mut workers = hub.run(hub_rx, &mut hub_shutdown).await;
+            let mut workers = driver::run(hub, workers, hub_rx, events_rx, &mut hub_shutdown).await;
             tokio::task::spawn_blocking(move || workers.shutdown())
                 .await
                 .ok();
         });
 
         let state = AppState {
-            hub: hub_tx,
-            ids: Arc::new(AtomicU64::new(1)),
+            session: session::Shared {
+                hub: hub_tx,
+                ids: Arc::new(AtomicU64::new(1)),
+                access,
+                limits: config.limits,
+                admission: Arc::new(Mutex::new(admission::Admission::new(config.limits))),
+            },
             stats: stats.clone(),
-            access,
         };
         let app = Router::new()
             .route("/health", get(health))
             .route("/stats", get(stats_route))
             .route("/ws", get(ws_route))
             .merge(web::routes())
-            .with_state(state);
+            .with_state(state)
+            .into_make_service_with_connect_info::<SocketAddr>();
         let stopped = async move {
             let _ = shutdown_rx.wait_for(|v| *v).await;
         };
@@ -162,6 +192,9 @@ impl Server {
                         addr: http_addr,
                         source,
                     })?;
+                // A no-op tap: axum gives `ConnectInfo<SocketAddr>` (admission
+                // per address) for tapped listeners and plain TCP only.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
                 tokio::spawn(async move {
                     let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
                     if let Err(e) = serve.await {
@@ -236,8 +269,25 @@ async fn stats_route(State(state): State<AppState>) -> impl IntoResponse {
     Json(state.stats.snapshot())
 }
 
-async fn ws_route(ws: WebSocketUpgrade, State(state): State<AppState>) -> impl IntoResponse {
+async fn ws_route(
+    ws: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(state): State<AppState>,
+) -> impl IntoResponse {
+    // Admitted before the upgrade; refused ones are upgraded too, so that the
+    // client reads a stable error code rather than an HTTP status.
+    let admitted = state.session.admit(peer.ip());
     ws.max_message_size(WS_TRANSPORT_LIMIT)
         .max_frame_size(WS_TRANSPORT_LIMIT)
-        .on_upgrade(move |socket| session::run(socket, state.hub, state.ids, state.access))
+        // tungstenite's defaults (128 KiB each) cost 256 KiB per connection,
+        // 640 MB for a storm of 2,500; signaling frames are small and a
+        // larger one still grows the buffer. Writes are flushed per batch.
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
+        .on_upgrade(move |socket| async move {
+            match admitted {
+                Ok(guard) => session::run(socket, state.session, guard).await,
+                Err((code, message)) => session::refuse(socket, code, message).await,
+            }
+        })
 }

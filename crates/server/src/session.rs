@@ -1,32 +1,42 @@
-//! One WebSocket signaling session: parse frames, enforce `hello` first,
-//! pass messages to the hub, write the hub's replies. Bad input gets an
-//! [`ErrorCode`] reply and never ends anyone else's session.
+//! One WebSocket connection: one task that parses frames, enforces `hello`
+//! first and the message rate, passes messages to the hub, and writes the
+//! connection's [`Outlet`] to the socket in batches. Bad input gets an
+//! [`ErrorCode`] reply and never ends anyone else's connection.
+//!
+//! Everything written to the socket goes through the outlet: the hub's
+//! messages and this task's own replies to input it cannot parse. A client
+//! that does not read is closed with `too_slow` once its outbox passes its
+//! bound or one write stalls for `write_timeout_secs`; one that sends
+//! nothing for `idle_timeout_secs` is closed with `idle_timeout`.
 
 use std::{
+    net::IpAddr,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::extract::ws::{Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use squawk_protocol::{
     ClientMessage, ErrorCode, MAX_FRAME_BYTES, MAX_NAME_CHARS, PROTOCOL_VERSION, ServerMessage,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tracing::debug;
 
 use crate::{
     access::Access,
-    hub::{HubMsg, SESSION_QUEUE},
+    admission::{self, Admission},
+    config::Limits,
+    driver::ToHub,
+    logs::limited,
+    outbox::{Outbox, Pushed},
 };
 
-/// The server pings every session this often (keepalive).
-const PING_EVERY: Duration = Duration::from_secs(10);
-/// A session that sends nothing (not even a pong) for this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(35);
+/// How long a closing connection gets to take its last error frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Validates a display name: 1 to 64 characters, no control characters,
 /// not only whitespace.
@@ -44,155 +54,308 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) async fn run(
-    socket: WebSocket,
-    hub: mpsc::Sender<HubMsg>,
-    ids: Arc<AtomicU64>,
-    access: Access,
-) {
-    let client = ids.fetch_add(1, Ordering::Relaxed);
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<ServerMessage>(SESSION_QUEUE);
+/// The way out to one connection: its [`Outbox`] and the wake-up of the task
+/// that writes it.
+pub(crate) struct Outlet {
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+}
 
-    // Writer: the hub's and workers' messages, plus keepalive pings.
-    let writer = tokio::spawn(async move {
-        let mut ping = tokio::time::interval(PING_EVERY);
-        ping.tick().await;
-        loop {
-            tokio::select! {
-                msg = rx.recv() => {
-                    let Some(msg) = msg else { break };
-                    let fatal = matches!(&msg, ServerMessage::Error { code, .. } if code.is_fatal());
-                    if sink.send(Message::Text(msg.to_json().into())).await.is_err() {
-                        break;
-                    }
-                    if fatal {
-                        let _ = sink.send(Message::Close(None)).await;
-                        break;
-                    }
+impl Outlet {
+    fn new(limit_bytes: usize) -> Self {
+        Self {
+            outbox: Mutex::new(Outbox::new(limit_bytes)),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Queues `msg` and wakes the connection's task.
+    pub(crate) fn push(&self, msg: ServerMessage) -> Pushed {
+        // A poisoned lock means a panic mid-push; the outbox is still whole.
+        let pushed = self
+            .outbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(msg);
+        if pushed != Pushed::Discarded {
+            self.wake.notify_one();
+        }
+        pushed
+    }
+
+    fn take(&self) -> Result<Vec<ServerMessage>, ()> {
+        let mut o = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        if o.overflowed() {
+            Err(())
+        } else {
+            Ok(o.take())
+        }
+    }
+}
+
+/// What every connection shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub hub: mpsc::Sender<ToHub>,
+    pub ids: Arc<AtomicU64>,
+    pub access: Access,
+    pub limits: Limits,
+    pub admission: Arc<Mutex<Admission>>,
+}
+
+impl Shared {
+    /// Admits a new connection from `ip`, or says why not (code, message).
+    pub(crate) fn admit(&self, ip: IpAddr) -> Result<AdmissionGuard, (ErrorCode, String)> {
+        let mut a = self.admission.lock().unwrap_or_else(|p| p.into_inner());
+        match a.admit(ip, Instant::now()) {
+            Ok(()) => Ok(AdmissionGuard {
+                admission: self.admission.clone(),
+                ip,
+            }),
+            Err(r) => Err((r.code, r.message(&self.limits))),
+        }
+    }
+}
+
+/// Releases an admitted connection's place when dropped.
+pub(crate) struct AdmissionGuard {
+    admission: Arc<Mutex<Admission>>,
+    ip: IpAddr,
+}
+
+impl Drop for AdmissionGuard {
+    fn drop(&mut self) {
+        self.admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .release(self.ip);
+    }
+}
+
+/// Refuses a connection that was not admitted: the error, then close.
+pub(crate) async fn refuse(socket: WebSocket, code: ErrorCode, message: String) {
+    let (mut sink, _) = socket.split();
+    limited!(info, ?code, %message, "connection refused");
+    close_with(&mut sink, Some(ServerMessage::error(code, message))).await;
+}
+
+async fn close_with(sink: &mut SplitSink<WebSocket, Message>, last: Option<ServerMessage>) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        if let Some(msg) = last {
+            let _ = sink.send(Message::Text(msg.to_json().into())).await;
+        }
+        let _ = sink.send(Message::Close(None)).await;
+    })
+    .await;
+}
+
+/// Writes `msgs` in one flush. `Ok(true)` when one was a fatal error
+/// (the connection must close after it).
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    msgs: Vec<ServerMessage>,
+) -> Result<bool, axum::Error> {
+    let mut fatal = false;
+    for msg in msgs {
+        fatal |= matches!(&msg, ServerMessage::Error { code, .. } if code.is_fatal());
+        sink.feed(Message::Text(msg.to_json().into())).await?;
+        if fatal {
+            break;
+        }
+    }
+    sink.flush().await?;
+    Ok(fatal)
+}
+
+/// Serves one admitted connection until it ends.
+pub(crate) async fn run(socket: WebSocket, shared: Shared, _admitted: AdmissionGuard) {
+    let limits = shared.limits;
+    let client = shared.ids.fetch_add(1, Ordering::Relaxed);
+    let outlet = Arc::new(Outlet::new(limits.outbound_queue_kib.saturating_mul(1024)));
+    let (mut sink, mut stream) = socket.split();
+    let ping_every = Duration::from_secs(limits.ping_interval_secs);
+    let idle_timeout = Duration::from_secs(limits.idle_timeout_secs);
+    let write_timeout = Duration::from_secs(limits.write_timeout_secs);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    let mut rate = admission::message_bucket(&limits, last_heard);
+    let mut rate_told: Option<Instant> = None;
+    let mut identified = false;
+    let reply = |msg: ServerMessage| {
+        outlet.push(msg);
+    };
+
+    // Why the connection ends: `Some` when the client is told why.
+    let end: Option<ServerMessage> = loop {
+        let idle_at = last_heard + idle_timeout;
+        tokio::select! {
+            biased;
+            () = outlet.wake.notified() => {
+                let Ok(msgs) = outlet.take() else {
+                    break Some(ServerMessage::error(
+                        ErrorCode::TooSlow,
+                        format!(
+                            "more than {} KiB of messages waited for this connection to read them",
+                            limits.outbound_queue_kib
+                        ),
+                    ));
+                };
+                if msgs.is_empty() {
+                    continue;
                 }
-                _ = ping.tick() => {
-                    if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
-                        break;
-                    }
+                match tokio::time::timeout(write_timeout, write_batch(&mut sink, msgs)).await {
+                    Ok(Ok(false)) => {}
+                    Ok(Ok(true)) | Ok(Err(_)) => break None,
+                    Err(_) => break Some(ServerMessage::error(
+                        ErrorCode::TooSlow,
+                        format!("a write did not complete within {} s", limits.write_timeout_secs),
+                    )),
                 }
             }
-        }
-        let _ = sink.close().await;
-    });
-
-    let reply = |msg: ServerMessage| {
-        if tx.try_send(msg).is_err() {
-            debug!(client, "reply dropped: session queue full");
+            frame = stream.next() => {
+                let frame = match frame {
+                    None | Some(Err(_)) => break None,
+                    Some(Ok(frame)) => frame,
+                };
+                let now = Instant::now();
+                last_heard = now;
+                let text = match frame {
+                    Message::Text(t) => t,
+                    Message::Binary(b) => {
+                        if rate.take(now) {
+                            let code = if b.len() > MAX_FRAME_BYTES {
+                                ErrorCode::FrameTooLarge
+                            } else {
+                                ErrorCode::MalformedMessage
+                            };
+                            reply(ServerMessage::error(
+                                code,
+                                "binary frames are not part of the protocol; send JSON text",
+                            ));
+                        }
+                        continue;
+                    }
+                    Message::Close(_) => break None,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                if !rate.take(now) {
+                    // Told at most once a second; the message is ignored.
+                    if rate_told.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1)) {
+                        rate_told = Some(now);
+                        limited!(info, client, "message rate limit");
+                        reply(ServerMessage::error(
+                            ErrorCode::RateLimited,
+                            format!(
+                                "more than {} messages per second: message ignored",
+                                limits.messages_per_sec
+                            ),
+                        ));
+                    }
+                    continue;
+                }
+                if text.len() > MAX_FRAME_BYTES {
+                    reply(ServerMessage::error(
+                        ErrorCode::FrameTooLarge,
+                        format!(
+                            "frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}",
+                            text.len()
+                        ),
+                    ));
+                    continue;
+                }
+                let msg = match ClientMessage::from_json(&text) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        reply(ServerMessage::error(e.code(), e.to_string()));
+                        continue;
+                    }
+                };
+                if identified {
+                    if shared.hub.send(ToHub::Message { client, msg }).await.is_err() {
+                        break None;
+                    }
+                    continue;
+                }
+                match hello(&shared.access, client, msg).await {
+                    Ok(name) => {
+                        let connect = ToHub::Connect { client, name, outlet: outlet.clone() };
+                        if shared.hub.send(connect).await.is_err() {
+                            break None;
+                        }
+                        identified = true;
+                    }
+                    // Fatal ones close the connection once written.
+                    Err(msg) => reply(msg),
+                }
+            }
+            _ = ping.tick() => {
+                match tokio::time::timeout(write_timeout, sink.send(Message::Ping(Vec::new().into()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break None,
+                    Err(_) => break Some(ServerMessage::error(
+                        ErrorCode::TooSlow,
+                        format!("a write did not complete within {} s", limits.write_timeout_secs),
+                    )),
+                }
+            }
+            () = tokio::time::sleep_until(idle_at.into()) => {
+                break Some(ServerMessage::error(
+                    ErrorCode::IdleTimeout,
+                    format!("nothing received for {} s", limits.idle_timeout_secs),
+                ));
+            }
         }
     };
-    let mut identified = false;
-    loop {
-        let frame = match tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await {
-            Err(_) => {
-                debug!(client, "idle timeout");
-                break;
-            }
-            Ok(None | Some(Err(_))) => break,
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let text = match frame {
-            Message::Text(t) => t,
-            Message::Binary(b) => {
-                let code = if b.len() > MAX_FRAME_BYTES {
-                    ErrorCode::FrameTooLarge
-                } else {
-                    ErrorCode::MalformedMessage
-                };
-                reply(ServerMessage::error(
-                    code,
-                    "binary frames are not part of the protocol; send JSON text",
-                ));
-                continue;
-            }
-            Message::Close(_) => break,
-            Message::Ping(_) | Message::Pong(_) => continue,
-        };
-        if text.len() > MAX_FRAME_BYTES {
-            reply(ServerMessage::error(
-                ErrorCode::FrameTooLarge,
-                format!(
-                    "frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}",
-                    text.len()
-                ),
-            ));
-            continue;
-        }
-        let msg = match ClientMessage::from_json(&text) {
-            Ok(m) => m,
-            Err(e) => {
-                reply(ServerMessage::error(e.code(), e.to_string()));
-                continue;
-            }
-        };
-        if identified {
-            if hub.send(HubMsg::Client { client, msg }).await.is_err() {
-                break;
-            }
-            continue;
-        }
-        match msg {
-            ClientMessage::Hello { version, .. } if version != PROTOCOL_VERSION => {
-                reply(ServerMessage::error(
-                    ErrorCode::UnsupportedVersion,
-                    format!(
-                        "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
-                    ),
-                ));
-                break;
-            }
-            ClientMessage::Hello { name, password, .. } => match check_name(&name) {
-                Err(e) => reply(ServerMessage::error(ErrorCode::InvalidName, e)),
-                Ok(()) => {
-                    if access.needs_password() {
-                        // Argon2 takes tens of ms of CPU: not on the async threads.
-                        let access = access.clone();
-                        let checked =
-                            tokio::task::spawn_blocking(move || access.check(password.as_deref()))
-                                .await;
-                        let refusal = match checked {
-                            Ok(Ok(())) => None,
-                            Ok(Err(r)) => Some(r.to_string()),
-                            Err(e) => Some(format!("password check failed: {e}")),
-                        };
-                        if let Some(why) = refusal {
-                            debug!(client, %why, "hello refused");
-                            reply(ServerMessage::error(ErrorCode::Unauthorized, why));
-                            break;
-                        }
-                    }
-                    if hub
-                        .send(HubMsg::Hello {
-                            client,
-                            name,
-                            out: tx.clone(),
-                        })
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                    identified = true;
-                }
-            },
-            other => reply(ServerMessage::error(
+    if let Some(ServerMessage::Error { code, message }) = &end {
+        limited!(info, client, ?code, %message, "connection closed");
+    }
+    close_with(&mut sink, end).await;
+    if identified {
+        let _ = shared.hub.send(ToHub::Disconnect { client }).await;
+    }
+}
+
+/// Checks a first message: it must be a `hello` with this protocol version,
+/// a valid name and, when the server has one, the right password. The name,
+/// or the error to send.
+async fn hello(access: &Access, client: u64, msg: ClientMessage) -> Result<String, ServerMessage> {
+    let (version, name, password) = match msg {
+        ClientMessage::Hello {
+            version,
+            name,
+            password,
+        } => (version, name, password),
+        other => {
+            return Err(ServerMessage::error(
                 ErrorCode::NotIdentified,
                 format!("send hello before {}", other.variant()),
-            )),
+            ));
+        }
+    };
+    if version != PROTOCOL_VERSION {
+        return Err(ServerMessage::error(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
+            ),
+        ));
+    }
+    check_name(&name).map_err(|e| ServerMessage::error(ErrorCode::InvalidName, e))?;
+    if access.needs_password() {
+        // Argon2 takes tens of ms of CPU: not on the async threads.
+        let access = access.clone();
+        let checked = tokio::task::spawn_blocking(move || access.check(password.as_deref())).await;
+        let refusal = match checked {
+            Ok(Ok(())) => None,
+            Ok(Err(r)) => Some(r.to_string()),
+            Err(e) => Some(format!("password check failed: {e}")),
+        };
+        if let Some(why) = refusal {
+            debug!(client, %why, "hello refused");
+            return Err(ServerMessage::error(ErrorCode::Unauthorized, why));
         }
     }
-    if identified {
-        let _ = hub.send(HubMsg::Gone { client }).await;
-    }
-    drop(tx);
-    // The writer ends when every sender (ours, the hub's, the worker's) is gone
-    // or the socket fails; do not wait on it here.
-    drop(writer);
+    Ok(name)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use tokio::{
     sync::mpsc,
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::config::ServerConfig;
 
@@ -190,7 +190,7 @@ impl TlsListener {
                     Ok(c) => c,
                     Err(e) => {
                         // E.g. out of file descriptors: back off, keep serving.
-                        warn!("accept: {e}");
+                        crate::logs::limited!(warn, "accept: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }

@@ -12,11 +12,17 @@
 //! is in; a [`squawk_media::TrackRewriter`] per track rewrites sequence
 //! numbers and timestamps so the track stays continuous when the talker
 //! changes: no renegotiation per talker. Audio from a connection is forwarded
-//! only into channels where the hub set it as talker
-//! ([`WorkerCmd::SetTalker`]); anything else is dropped and counted.
-//! `docs/architecture.md` describes the loop.
+//! only into channels where the hub made it talker
+//! ([`RouteUpdate::Talker`]); anything else is dropped and counted.
+//!
+//! The SFU knows nothing of the hub: it takes [`WorkerCmd`]s and reports
+//! [`WorkerEvent`]s on an unbounded queue (link state is never dropped).
+//! Who talks where and who listens is each worker's [`router::Router`];
+//! the worker loop (`worker.rs`) only moves packets through str0m and the
+//! socket. `docs/architecture.md` describes the loop.
 
 mod peer;
+pub(crate) mod router;
 mod worker;
 
 use std::{
@@ -29,10 +35,8 @@ use std::{
     time::Instant,
 };
 
-use squawk_protocol::{ClientId, ServerMessage};
+use squawk_protocol::{ClientId, ErrorCode};
 use tokio::sync::mpsc;
-
-use crate::hub::{HubMsg, SessionTx};
 
 /// Server-internal channel id (the hub maps names to ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,39 +55,53 @@ pub(crate) struct FwdPacket {
     pub voice_activity: Option<bool>,
 }
 
+/// A change to the routing table, sent by the hub to every worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteUpdate {
+    /// `client`, living on `worker`, listens to `chan`.
+    Listen {
+        chan: ChanId,
+        client: ClientId,
+        worker: usize,
+    },
+    /// `client`, living on `worker`, no longer listens to `chan`.
+    Unlisten {
+        chan: ChanId,
+        client: ClientId,
+        worker: usize,
+    },
+    /// The floor holder of `chan` changed (`None`: Floor Idle or Revoke).
+    Talker {
+        chan: ChanId,
+        talker: Option<ClientId>,
+    },
+    /// `chan` no longer exists.
+    DropChannel { chan: ChanId },
+}
+
 /// Commands to a worker.
 #[derive(Debug)]
 pub(crate) enum WorkerCmd {
     /// A new connection lives on this worker.
-    AddPeer { client: ClientId, out: SessionTx },
+    AddPeer { client: ClientId },
     /// The connection is gone; free everything.
     RemovePeer { client: ClientId },
     /// The client's SDP offer.
     Offer { client: ClientId, sdp: String },
     /// The client's SDP answer to our offer.
     Answer { client: ClientId, sdp: String },
-    /// `client` (living on worker `home`) joined `chan`. Sent to every
-    /// worker; `joined` is set only for the home worker, which adds the
-    /// downlink track and sends it with the track's mid filled in.
-    Subscribe {
+    /// Give `client` a downlink track for `chan` (a spare one, or a new
+    /// m-line and a server offer); answered with
+    /// [`WorkerEvent::TrackReady`] carrying `token`.
+    AddTrack {
         client: ClientId,
         chan: ChanId,
-        home: usize,
-        joined: Option<ServerMessage>,
+        token: u64,
     },
-    /// `client` left `chan`. Sent to every worker.
-    Unsubscribe {
-        client: ClientId,
-        chan: ChanId,
-        home: usize,
-    },
-    /// The floor holder of `chan` changed. Sent to every worker.
-    SetTalker {
-        chan: ChanId,
-        talker: Option<ClientId>,
-    },
-    /// `chan` no longer exists.
-    DropChannel { chan: ChanId },
+    /// `client` left `chan`: its track becomes spare.
+    RemoveTrack { client: ClientId, chan: ChanId },
+    /// A routing change (every worker gets every one).
+    Route(RouteUpdate),
     /// A packet from `talker` in `chan`, received by another worker.
     Forward {
         chan: ChanId,
@@ -93,6 +111,34 @@ pub(crate) enum WorkerCmd {
     /// Stop the worker (server shutdown).
     Shutdown,
 }
+
+/// What a worker reports to the hub, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WorkerEvent {
+    /// The connection's media path (ICE + DTLS) came up or went down.
+    Link { client: ClientId, up: bool },
+    /// The server's SDP answer to the client's offer.
+    Answer { client: ClientId, sdp: String },
+    /// A server SDP offer (a downlink m-line was added).
+    Offer { client: ClientId, sdp: String },
+    /// The downlink track asked for by [`WorkerCmd::AddTrack`] exists, with
+    /// this SDP `mid`.
+    TrackReady {
+        client: ClientId,
+        chan: ChanId,
+        mid: String,
+        token: u64,
+    },
+    /// SDP misuse or an unparseable SDP.
+    Error {
+        client: ClientId,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Sender of worker events (unbounded: these are never dropped).
+pub(crate) type EventTx = mpsc::UnboundedSender<WorkerEvent>;
 
 /// Counters of one worker, readable from any thread.
 #[derive(Debug, Default)]
@@ -186,7 +232,7 @@ impl Workers {
         count: usize,
         base: SocketAddr,
         advertise: Option<std::net::IpAddr>,
-        hub: mpsc::Sender<HubMsg>,
+        events: EventTx,
     ) -> std::io::Result<Self> {
         let mut sockets = Vec::with_capacity(count);
         for i in 0..count {
@@ -224,7 +270,7 @@ impl Workers {
             let st = Arc::new(WorkerStats::default());
             stats.push(st.clone());
             let others = txs.clone();
-            let hub = hub.clone();
+            let events = events.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("sfu-{idx}"))
                 .spawn(move || {
@@ -241,7 +287,7 @@ impl Workers {
                     rt.block_on(async move {
                         match tokio::net::UdpSocket::from_std(socket) {
                             Ok(socket) => {
-                                worker::Worker::new(idx, socket, candidate, others, hub, st)
+                                worker::Worker::new(idx, socket, candidate, others, events, st)
                                     .run(rx)
                                     .await
                             }
@@ -277,10 +323,10 @@ impl Workers {
         }
     }
 
-    /// Sends `make(i)` to every worker `i`.
-    pub(crate) fn broadcast(&self, mut make: impl FnMut(usize) -> WorkerCmd) {
-        for (i, tx) in self.txs.iter().enumerate() {
-            let _ = tx.send(make(i));
+    /// Sends `update` to every worker.
+    pub(crate) fn route(&self, update: RouteUpdate) {
+        for tx in &self.txs {
+            let _ = tx.send(WorkerCmd::Route(update));
         }
     }
 
@@ -293,7 +339,9 @@ impl Workers {
     /// senders (to forward), so they stop on [`WorkerCmd::Shutdown`], not on
     /// a closed queue.
     pub(crate) fn shutdown(&mut self) {
-        self.broadcast(|_| WorkerCmd::Shutdown);
+        for tx in &self.txs {
+            let _ = tx.send(WorkerCmd::Shutdown);
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

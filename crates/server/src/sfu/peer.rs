@@ -4,7 +4,7 @@
 use std::{collections::HashMap, net::SocketAddr, time::Instant};
 
 use squawk_media::TrackRewriter;
-use squawk_protocol::{ClientId, ErrorCode, ServerMessage};
+use squawk_protocol::{ClientId, ErrorCode};
 use str0m::{
     Candidate, Rtc,
     change::{SdpAnswer, SdpOffer, SdpPendingOffer},
@@ -14,8 +14,7 @@ use str0m::{
 };
 use tracing::{debug, warn};
 
-use super::ChanId;
-use crate::hub::SessionTx;
+use super::{ChanId, EventTx, WorkerEvent};
 
 /// Opus RTP clock rate, Hz (RFC 7587 §4.1).
 const OPUS_CLOCK: u32 = 48_000;
@@ -57,18 +56,16 @@ pub(crate) enum Link {
 pub(crate) struct Peer {
     pub client: ClientId,
     pub rtc: Rtc,
-    pub out: SessionTx,
+    events: EventTx,
     pub negotiation: Negotiation,
     pub downlinks: HashMap<ChanId, Downlink>,
     /// Negotiated tracks of channels left, reused before adding new m-lines.
     pub spare: Vec<Downlink>,
-    /// Joins waiting for a downlink track: the `Joined` message to send.
-    pub pending: Vec<(ChanId, ServerMessage)>,
+    /// Tracks asked for and not yet created: channel and the hub's token.
+    pub pending: Vec<(ChanId, u64)>,
     pub link: Link,
     /// The deadline this peer is filed under in the worker's timer set.
     pub timeout: Instant,
-    /// Channels where this peer holds the floor (its uplink is forwarded).
-    pub talking_in: Vec<ChanId>,
     /// Remote addresses seen for this peer (for the worker's address map).
     pub addrs: Vec<SocketAddr>,
     candidate: SocketAddr,
@@ -92,37 +89,40 @@ pub(crate) fn new_rtc(candidate: SocketAddr, now: Instant) -> Rtc {
     rtc
 }
 
-fn send(out: &SessionTx, msg: ServerMessage) {
-    if let Err(e) = out.try_send(msg) {
-        warn!("session queue full or closed, message dropped: {e}");
-    }
-}
-
 impl Peer {
     pub(crate) fn new(
         client: ClientId,
-        out: SessionTx,
+        events: EventTx,
         candidate: SocketAddr,
         now: Instant,
     ) -> Self {
         Self {
             client,
             rtc: new_rtc(candidate, now),
-            out,
+            events,
             negotiation: Negotiation::AwaitingOffer,
             downlinks: HashMap::new(),
             spare: Vec::new(),
             pending: Vec::new(),
             link: Link::Down,
             timeout: now,
-            talking_in: Vec::new(),
             addrs: Vec::new(),
             candidate,
         }
     }
 
+    /// Reports to the hub. The hub outlives the workers, so a failed send
+    /// only happens at shutdown.
+    pub(crate) fn emit(&self, event: WorkerEvent) {
+        let _ = self.events.send(event);
+    }
+
     pub(crate) fn error(&self, code: ErrorCode, message: impl Into<String>) {
-        send(&self.out, ServerMessage::error(code, message));
+        self.emit(WorkerEvent::Error {
+            client: self.client,
+            code,
+            message: message.into(),
+        });
     }
 
     /// The client's offer: accept it and answer.
@@ -143,12 +143,10 @@ impl Peer {
         };
         match self.rtc.sdp_api().accept_offer(offer) {
             Ok(answer) => {
-                send(
-                    &self.out,
-                    ServerMessage::Answer {
-                        sdp: answer.to_sdp_string(),
-                    },
-                );
+                self.emit(WorkerEvent::Answer {
+                    client: self.client,
+                    sdp: answer.to_sdp_string(),
+                });
                 self.negotiation = Negotiation::Stable;
                 self.negotiate();
             }
@@ -197,20 +195,30 @@ impl Peer {
         }
     }
 
-    /// Subscribes to `chan`: sends `Joined` with the downlink's mid, adding
-    /// (and negotiating) a track when no spare one exists.
-    pub(crate) fn subscribe(&mut self, chan: ChanId, joined: ServerMessage) {
+    /// Gives the peer a downlink track for `chan`: reports
+    /// [`WorkerEvent::TrackReady`] at once when it has one (or a spare), or
+    /// after adding an m-line (followed by the server's offer).
+    pub(crate) fn add_track(&mut self, chan: ChanId, token: u64) {
         if let Some(d) = self.downlinks.get(&chan) {
-            send(&self.out, with_mid(joined, d.mid));
+            self.track_ready(chan, d.mid, token);
             return;
         }
-        self.pending.push((chan, joined));
+        self.pending.retain(|(c, _)| *c != chan);
+        self.pending.push((chan, token));
         self.negotiate();
     }
 
-    pub(crate) fn unsubscribe(&mut self, chan: ChanId) {
+    fn track_ready(&self, chan: ChanId, mid: Mid, token: u64) {
+        self.emit(WorkerEvent::TrackReady {
+            client: self.client,
+            chan,
+            mid: mid.to_string(),
+            token,
+        });
+    }
+
+    pub(crate) fn remove_track(&mut self, chan: ChanId) {
         self.pending.retain(|(c, _)| *c != chan);
-        self.talking_in.retain(|c| *c != chan);
         if let Some(d) = self.downlinks.remove(&chan) {
             self.spare.push(d);
         }
@@ -223,7 +231,7 @@ impl Peer {
         }
         let pending = std::mem::take(&mut self.pending);
         let mut api = self.rtc.sdp_api();
-        for (chan, joined) in pending {
+        for (chan, token) in pending {
             let downlink = match self.spare.pop() {
                 Some(d) => d,
                 None => {
@@ -242,17 +250,21 @@ impl Peer {
                     }
                 }
             };
-            send(&self.out, with_mid(joined, downlink.mid));
+            // Disjoint from the SDP API's borrow of `rtc`: not `self.emit`.
+            let _ = self.events.send(WorkerEvent::TrackReady {
+                client: self.client,
+                chan,
+                mid: downlink.mid.to_string(),
+                token,
+            });
             self.downlinks.insert(chan, downlink);
         }
         if let Some((offer, pending)) = api.apply() {
             debug!(client = self.client, "renegotiating: server offer");
-            send(
-                &self.out,
-                ServerMessage::Offer {
-                    sdp: offer.to_sdp_string(),
-                },
-            );
+            self.emit(WorkerEvent::Offer {
+                client: self.client,
+                sdp: offer.to_sdp_string(),
+            });
             self.negotiation = Negotiation::AwaitingAnswer(pending);
         }
     }
@@ -264,18 +276,5 @@ impl Peer {
             .iter()
             .find(|p| p.spec().codec == Codec::Opus && media.remote_pts().contains(&p.pt()))
             .map(|p| p.pt())
-    }
-}
-
-fn with_mid(joined: ServerMessage, mid: Mid) -> ServerMessage {
-    match joined {
-        ServerMessage::Joined {
-            channel, members, ..
-        } => ServerMessage::Joined {
-            channel,
-            mid: mid.to_string(),
-            members,
-        },
-        other => other,
     }
 }

@@ -1,4 +1,5 @@
-//! The worker loop: one UDP socket, many [`Peer`]s, commands from the hub.
+//! The worker loop: one UDP socket, many [`Peer`]s, commands from the hub,
+//! routing decisions from the [`Router`].
 //!
 //! Drive rule (str0m's): after every change to a peer's `Rtc`, drain
 //! `poll_output` until `Timeout`, transmitting and handling events; the
@@ -19,13 +20,13 @@ use str0m::{
     rtp::{ExtensionValues, RtpWrite, SeqNo},
 };
 use tokio::{net::UdpSocket, sync::mpsc};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::{
-    ChanId, FwdPacket, WorkerCmd, WorkerStats,
+    ChanId, EventTx, FwdPacket, WorkerCmd, WorkerEvent, WorkerStats,
     peer::{Link, Peer},
+    router::Router,
 };
-use crate::hub::HubMsg;
 
 /// Largest UDP datagram we read, bytes.
 const MAX_DATAGRAM: usize = 2048;
@@ -41,7 +42,7 @@ const TIMER_GRID: std::time::Duration = std::time::Duration::from_millis(4);
 struct Io<'a> {
     socket: &'a UdpSocket,
     stats: &'a WorkerStats,
-    hub: &'a mpsc::Sender<HubMsg>,
+    events: &'a EventTx,
     /// Uplink packets to route after the drain.
     uplink: &'a mut Vec<(ClientId, FwdPacket)>,
 }
@@ -53,16 +54,13 @@ pub(crate) struct Worker {
     peers: HashMap<ClientId, Peer>,
     by_addr: HashMap<SocketAddr, ClientId>,
     timers: BTreeSet<(Instant, ClientId)>,
-    /// Floor holder per channel (all channels, all workers).
-    talkers: HashMap<ChanId, ClientId>,
-    /// Local listeners per channel.
-    listeners: HashMap<ChanId, Vec<ClientId>>,
-    /// Per channel, how many subscribers each worker has.
-    interest: HashMap<ChanId, Vec<u32>>,
+    router: Router,
     workers: Vec<mpsc::UnboundedSender<WorkerCmd>>,
-    hub: mpsc::Sender<HubMsg>,
+    events: EventTx,
     stats: Arc<WorkerStats>,
     uplink: Vec<(ClientId, FwdPacket)>,
+    /// Reused per packet: the channels a talker's packet goes to.
+    chans: Vec<ChanId>,
     /// When due timers were last run (see [`TIMER_GRID`]).
     timers_ran: Instant,
 }
@@ -73,7 +71,7 @@ impl Worker {
         socket: UdpSocket,
         candidate: SocketAddr,
         workers: Vec<mpsc::UnboundedSender<WorkerCmd>>,
-        hub: mpsc::Sender<HubMsg>,
+        events: EventTx,
         stats: Arc<WorkerStats>,
     ) -> Self {
         Self {
@@ -83,13 +81,12 @@ impl Worker {
             peers: HashMap::new(),
             by_addr: HashMap::new(),
             timers: BTreeSet::new(),
-            talkers: HashMap::new(),
-            listeners: HashMap::new(),
-            interest: HashMap::new(),
+            router: Router::new(idx, workers.len()),
             workers,
-            hub,
+            events,
             stats,
             uplink: Vec::new(),
+            chans: Vec::new(),
             timers_ran: Instant::now(),
         }
     }
@@ -143,8 +140,8 @@ impl Worker {
     fn command(&mut self, cmd: WorkerCmd) {
         let now = Instant::now();
         match cmd {
-            WorkerCmd::AddPeer { client, out } => {
-                let peer = Peer::new(client, out, self.candidate, now);
+            WorkerCmd::AddPeer { client } => {
+                let peer = Peer::new(client, self.events.clone(), self.candidate, now);
                 self.peers.insert(client, peer);
                 self.stats
                     .peers
@@ -178,68 +175,25 @@ impl Worker {
                     self.drain_peer(client);
                 }
             }
-            WorkerCmd::Subscribe {
+            WorkerCmd::AddTrack {
                 client,
                 chan,
-                home,
-                joined,
+                token,
             } => {
-                let counts = self
-                    .interest
-                    .entry(chan)
-                    .or_insert_with(|| vec![0; self.workers.len()]);
-                if let Some(c) = counts.get_mut(home) {
-                    *c += 1;
-                }
-                if home == self.idx {
-                    self.listeners.entry(chan).or_default().push(client);
-                    if let (Some(p), Some(joined)) = (self.peers.get_mut(&client), joined) {
-                        p.subscribe(chan, joined);
-                        if self.talkers.get(&chan) == Some(&client) && !p.talking_in.contains(&chan)
-                        {
-                            p.talking_in.push(chan);
-                        }
-                    }
+                if let Some(p) = self.peers.get_mut(&client) {
+                    p.add_track(chan, token);
                     self.drain_peer(client);
                 }
             }
-            WorkerCmd::Unsubscribe { client, chan, home } => {
-                if let Some(c) = self.interest.get_mut(&chan).and_then(|v| v.get_mut(home)) {
-                    *c = c.saturating_sub(1);
-                }
-                if home == self.idx {
-                    if let Some(l) = self.listeners.get_mut(&chan) {
-                        l.retain(|c| *c != client);
-                    }
-                    if let Some(p) = self.peers.get_mut(&client) {
-                        p.unsubscribe(chan);
-                    }
+            WorkerCmd::RemoveTrack { client, chan } => {
+                if let Some(p) = self.peers.get_mut(&client) {
+                    p.remove_track(chan);
                 }
             }
-            WorkerCmd::SetTalker { chan, talker } => {
-                let old = match talker {
-                    Some(t) => self.talkers.insert(chan, t),
-                    None => self.talkers.remove(&chan),
-                };
-                if let Some(p) = old.and_then(|o| self.peers.get_mut(&o)) {
-                    p.talking_in.retain(|c| *c != chan);
-                }
-                // The hub grants only members; the uplink does not wait for
-                // the talker's own downlink track in this channel.
-                if let Some(p) = talker.and_then(|t| self.peers.get_mut(&t))
-                    && !p.talking_in.contains(&chan)
-                {
-                    p.talking_in.push(chan);
-                }
-            }
-            WorkerCmd::DropChannel { chan } => {
-                self.talkers.remove(&chan);
-                self.listeners.remove(&chan);
-                self.interest.remove(&chan);
-            }
+            WorkerCmd::Route(update) => self.router.apply(update),
             WorkerCmd::Forward { chan, talker, pkt } => {
                 // The floor may have moved on since the packet was sent.
-                if self.talkers.get(&chan) == Some(&talker) {
+                if self.router.is_talker(chan, talker) {
                     self.forward_local(chan, talker, &pkt);
                 }
             }
@@ -315,46 +269,35 @@ impl Worker {
             return;
         }
         let batch = std::mem::take(&mut self.uplink);
+        let mut chans = std::mem::take(&mut self.chans);
         for (talker, pkt) in batch {
-            // Borrow the talker's channel list without copying it per packet;
-            // forwarding never changes it, and it is put back below.
-            let chans = match self.peers.get_mut(&talker) {
-                Some(p) if !p.talking_in.is_empty() => std::mem::take(&mut p.talking_in),
-                _ => {
-                    // Media enforcement: no floor, no forwarding.
-                    WorkerStats::add(&self.stats.dropped_no_floor, 1);
-                    continue;
-                }
-            };
+            chans.clear();
+            chans.extend_from_slice(self.router.talking_in(talker));
+            if chans.is_empty() {
+                // Media enforcement: no floor, no forwarding.
+                WorkerStats::add(&self.stats.dropped_no_floor, 1);
+                continue;
+            }
             let pkt = Arc::new(pkt);
             for &chan in &chans {
-                if let Some(counts) = self.interest.get(&chan) {
-                    for (w, n) in counts.iter().enumerate() {
-                        if *n > 0 && w != self.idx {
-                            let _ = self.workers[w].send(WorkerCmd::Forward {
-                                chan,
-                                talker,
-                                pkt: pkt.clone(),
-                            });
-                        }
-                    }
+                for w in self.router.remote_workers(chan) {
+                    let _ = self.workers[w].send(WorkerCmd::Forward {
+                        chan,
+                        talker,
+                        pkt: pkt.clone(),
+                    });
                 }
                 self.forward_local(chan, talker, &pkt);
             }
-            if let Some(p) = self.peers.get_mut(&talker) {
-                p.talking_in = chans;
-            }
         }
+        self.chans = chans;
     }
 
     /// Writes `pkt` to every local listener of `chan` except the talker.
     fn forward_local(&mut self, chan: ChanId, talker: ClientId, pkt: &FwdPacket) {
-        let Some(listeners) = self.listeners.get(&chan) else {
-            return;
-        };
         let now = Instant::now();
         let mut written = 0;
-        for &id in listeners {
+        for &id in self.router.local_listeners(chan) {
             if id == talker {
                 continue;
             }
@@ -411,7 +354,7 @@ impl Worker {
                 &mut Io {
                     socket: &self.socket,
                     stats: &self.stats,
-                    hub: &self.hub,
+                    events: &self.events,
                     uplink: &mut self.uplink,
                 },
                 &mut self.timers,
@@ -439,7 +382,7 @@ impl Worker {
         let mut io = Io {
             socket: &self.socket,
             stats: &self.stats,
-            hub: &self.hub,
+            events: &self.events,
             uplink: &mut self.uplink,
         };
         Self::drain(peer, &mut io, &mut self.timers);
@@ -461,7 +404,7 @@ impl Worker {
                 }
                 Ok(Output::Event(e)) => Self::event(peer, io, e),
                 Err(e) => {
-                    warn!(client = peer.client, "media failed: {e}");
+                    crate::logs::limited!(warn, client = peer.client, "media failed: {e}");
                     Self::set_link(peer, io, Link::Failed);
                     return;
                 }
@@ -476,16 +419,11 @@ impl Worker {
         let was_up = peer.link == Link::Up;
         peer.link = link;
         if was_up != (link == Link::Up) {
-            let msg = HubMsg::Media {
+            // Unbounded: a link change is never dropped.
+            let _ = io.events.send(WorkerEvent::Link {
                 client: peer.client,
-                connected: link == Link::Up,
-            };
-            if io.hub.try_send(msg).is_err() {
-                warn!(
-                    client = peer.client,
-                    "hub queue full: media state change lost"
-                );
-            }
+                up: link == Link::Up,
+            });
         }
     }
 

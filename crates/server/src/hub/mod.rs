@@ -1,0 +1,693 @@
+//! The control plane as a sans-IO state machine: sessions, channels,
+//! membership, presence and one [`Floor`] per channel.
+//!
+//! Drive rule (str0m's): feed one [`HubInput`] with [`Hub::handle`], then
+//! drain [`Hub::poll_output`] until it returns `None`; feed
+//! [`HubInput::Timeout`] no later than [`Hub::poll_timeout`]. Time is always
+//! passed in; the hub has no sockets, tasks, locks or clock, and is the only
+//! source of messages to clients ([`HubOutput::Send`]), so their order is
+//! the order of its decisions.
+//!
+//! A join is two steps. On `join` the connection becomes a member at once
+//! (the others get `member_joined`, its Floor Requests are accepted, the
+//! workers route the channel's audio to it) and its worker is asked for a
+//! downlink track. When the worker reports the track ready, the joiner gets
+//! `joined` (the full member list and the track's `mid`) and, when somebody
+//! talks, `floor_taken` right after it (late entry). Presence deltas and
+//! floor messages of the channel reach a member only after its `joined`.
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    time::Instant,
+};
+
+use squawk_floor::{Floor, FloorAction, FloorConfig, FloorInput, FloorState};
+use squawk_protocol::{
+    ChannelInfo, ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, Member,
+    PROTOCOL_VERSION, ServerMessage,
+};
+
+use crate::{
+    logs::limited,
+    sfu::{ChanId, RouteUpdate, WorkerCmd, WorkerEvent},
+};
+
+/// What the hub is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HubInput {
+    /// A connection said a valid `hello` (version and name checked, password
+    /// accepted).
+    Connect { client: ClientId, name: String },
+    /// A message from a connected client, never `hello`.
+    Message {
+        client: ClientId,
+        msg: ClientMessage,
+    },
+    /// The connection ended (closed, timed out, failed or too slow).
+    Disconnect { client: ClientId },
+    /// An SFU worker's report.
+    Worker(WorkerEvent),
+    /// Time passed: fire due timers (floor talk time).
+    Timeout,
+}
+
+/// What the hub wants done, in order.
+#[derive(Debug)]
+pub(crate) enum HubOutput {
+    /// Queue `msg` for `client`.
+    Send {
+        client: ClientId,
+        msg: ServerMessage,
+    },
+    /// Command worker `worker`.
+    Worker { worker: usize, cmd: WorkerCmd },
+    /// Update every worker's routing table.
+    Route(RouteUpdate),
+}
+
+/// The hub's policy.
+#[derive(Debug, Clone)]
+pub(crate) struct HubConfig {
+    /// Floor control policy of every channel.
+    pub floor: FloorConfig,
+    /// Number of SFU workers (connections are spread over them).
+    pub workers: usize,
+    /// Channels that always exist.
+    pub channels: Vec<ChannelName>,
+    /// Whether a join of an unknown channel creates it.
+    pub create_channels_on_join: bool,
+    /// Most channels per connection (`too_many_channels`).
+    pub max_channels_per_client: usize,
+    /// Most members per channel (`channel_full`).
+    pub max_members_per_channel: usize,
+}
+
+/// A connection's standing in one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Membership {
+    /// Member; waiting for the worker's downlink track (`token` matches the
+    /// [`WorkerEvent::TrackReady`] that completes the join).
+    Joining { token: u64 },
+    /// Member and told so (`joined` sent with this `mid`).
+    Joined { mid: String },
+}
+
+struct Session {
+    name: String,
+    worker: usize,
+    channels: BTreeMap<ChanId, Membership>,
+    media_up: bool,
+}
+
+struct Channel {
+    name: ChannelName,
+    fixed: bool,
+    members: BTreeSet<ClientId>,
+    floor: Floor<ClientId>,
+    /// The floor's deadline as filed in [`Hub::deadlines`].
+    deadline: Option<Instant>,
+}
+
+/// The control plane. See the module docs.
+pub(crate) struct Hub {
+    config: HubConfig,
+    sessions: HashMap<ClientId, Session>,
+    channels: HashMap<ChanId, Channel>,
+    by_name: HashMap<ChannelName, ChanId>,
+    next_chan: u32,
+    next_token: u64,
+    /// Connections per worker.
+    load: Vec<usize>,
+    /// Floor deadlines of all channels, earliest first.
+    deadlines: BTreeSet<(Instant, ChanId)>,
+    out: VecDeque<HubOutput>,
+}
+
+impl Hub {
+    /// A hub with the configured fixed channels and nobody connected.
+    pub(crate) fn new(config: HubConfig) -> Self {
+        let mut hub = Self {
+            load: vec![0; config.workers.max(1)],
+            config,
+            sessions: HashMap::new(),
+            channels: HashMap::new(),
+            by_name: HashMap::new(),
+            next_chan: 1,
+            next_token: 1,
+            deadlines: BTreeSet::new(),
+            out: VecDeque::new(),
+        };
+        for name in hub.config.channels.clone() {
+            hub.create_channel(name, true);
+        }
+        hub
+    }
+
+    /// When [`HubInput::Timeout`] must be fed next, if a timer runs.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// The next thing to do, in order.
+    pub(crate) fn poll_output(&mut self) -> Option<HubOutput> {
+        self.out.pop_front()
+    }
+
+    /// Feeds one input at time `now`.
+    pub(crate) fn handle(&mut self, now: Instant, input: HubInput) {
+        match input {
+            HubInput::Connect { client, name } => self.connect(client, name),
+            HubInput::Message { client, msg } => self.message(now, client, msg),
+            HubInput::Disconnect { client } => self.disconnect(now, client),
+            HubInput::Worker(event) => self.worker_event(now, event),
+            HubInput::Timeout => {
+                while let Some(&(t, chan)) = self.deadlines.first() {
+                    if t > now {
+                        break;
+                    }
+                    self.deadlines.pop_first();
+                    if let Some(c) = self.channels.get_mut(&chan) {
+                        c.deadline = None;
+                    }
+                    self.floor_input(now, chan, FloorInput::Tick);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, client: ClientId, msg: ServerMessage) {
+        self.out.push_back(HubOutput::Send { client, msg });
+    }
+
+    fn error(&mut self, client: ClientId, code: ErrorCode, message: String) {
+        self.send(client, ServerMessage::error(code, message));
+    }
+
+    fn connect(&mut self, client: ClientId, name: String) {
+        if self.sessions.contains_key(&client) {
+            return;
+        }
+        // The least loaded worker; ties go to the lowest index.
+        let worker = (0..self.load.len())
+            .min_by_key(|w| self.load[*w])
+            .unwrap_or(0);
+        self.load[worker] += 1;
+        self.out.push_back(HubOutput::Worker {
+            worker,
+            cmd: WorkerCmd::AddPeer { client },
+        });
+        self.send(
+            client,
+            ServerMessage::Welcome {
+                version: PROTOCOL_VERSION,
+                client_id: client,
+                max_talk_ms: self.config.floor.max_talk.as_millis() as u64,
+            },
+        );
+        limited!(info, client, %name, worker, "hello");
+        self.sessions.insert(
+            client,
+            Session {
+                name,
+                worker,
+                channels: BTreeMap::new(),
+                media_up: false,
+            },
+        );
+    }
+
+    fn disconnect(&mut self, now: Instant, client: ClientId) {
+        let Some(session) = self.sessions.get(&client) else {
+            return;
+        };
+        let worker = session.worker;
+        let chans: Vec<ChanId> = session.channels.keys().copied().collect();
+        for chan in chans {
+            self.leave(now, client, chan, false);
+        }
+        self.out.push_back(HubOutput::Worker {
+            worker,
+            cmd: WorkerCmd::RemovePeer { client },
+        });
+        if let Some(n) = self.load.get_mut(worker) {
+            *n = n.saturating_sub(1);
+        }
+        self.sessions.remove(&client);
+        limited!(info, client, "gone");
+    }
+
+    fn worker_event(&mut self, now: Instant, event: WorkerEvent) {
+        match event {
+            WorkerEvent::Link { client, up } => {
+                let Some(s) = self.sessions.get_mut(&client) else {
+                    return;
+                };
+                s.media_up = up;
+                if !up {
+                    // Without media the holder cannot talk: free its floors.
+                    let chans: Vec<ChanId> = s.channels.keys().copied().collect();
+                    for chan in chans {
+                        self.floor_input(now, chan, FloorInput::Left { who: client });
+                    }
+                }
+            }
+            WorkerEvent::Answer { client, sdp } => {
+                self.send(client, ServerMessage::Answer { sdp });
+            }
+            WorkerEvent::Offer { client, sdp } => {
+                self.send(client, ServerMessage::Offer { sdp });
+            }
+            WorkerEvent::Error {
+                client,
+                code,
+                message,
+            } => self.error(client, code, message),
+            WorkerEvent::TrackReady {
+                client,
+                chan,
+                mid,
+                token,
+            } => {
+                let Some(s) = self.sessions.get_mut(&client) else {
+                    return;
+                };
+                let Some(membership) = s.channels.get_mut(&chan) else {
+                    return; // left before the track was ready
+                };
+                if *membership != (Membership::Joining { token }) {
+                    return; // a stale report of an earlier join
+                }
+                *membership = Membership::Joined { mid: mid.clone() };
+                self.send_joined(now, client, chan, mid);
+            }
+        }
+    }
+
+    /// `joined` with the full member list, then `floor_taken` when the
+    /// floor is taken (late entry).
+    fn send_joined(&mut self, now: Instant, client: ClientId, chan: ChanId, mid: String) {
+        let Some(c) = self.channels.get(&chan) else {
+            return;
+        };
+        let members: Vec<Member> = c
+            .members
+            .iter()
+            .filter_map(|id| {
+                self.sessions.get(id).map(|s| Member {
+                    id: *id,
+                    name: s.name.clone(),
+                })
+            })
+            .collect();
+        let channel = c.name.clone();
+        let taken = match c.floor.state() {
+            FloorState::Taken {
+                holder,
+                priority,
+                since,
+                ..
+            } if holder != client => Some((holder, priority, since)),
+            _ => None,
+        };
+        self.send(
+            client,
+            ServerMessage::Joined {
+                channel: channel.clone(),
+                mid,
+                members,
+            },
+        );
+        if let Some((holder, priority, since)) = taken {
+            let talker_name = self
+                .sessions
+                .get(&holder)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            self.send(
+                client,
+                ServerMessage::FloorTaken {
+                    channel,
+                    talker: holder,
+                    talker_name,
+                    priority,
+                    held_ms: now.saturating_duration_since(since).as_millis() as u64,
+                },
+            );
+        }
+    }
+
+    fn message(&mut self, now: Instant, client: ClientId, msg: ClientMessage) {
+        let Some(session) = self.sessions.get(&client) else {
+            return;
+        };
+        let worker = session.worker;
+        let media_up = session.media_up;
+        match msg {
+            ClientMessage::Hello { .. } => self.error(
+                client,
+                ErrorCode::AlreadyIdentified,
+                "hello was already received".into(),
+            ),
+            ClientMessage::Join { channel } => self.join(now, client, channel),
+            ClientMessage::Leave { channel } => match self.member_of(client, &channel) {
+                Some(chan) => self.leave(now, client, chan, true),
+                None => self.error(
+                    client,
+                    ErrorCode::NotMember,
+                    format!("not in channel {channel}"),
+                ),
+            },
+            ClientMessage::Offer { sdp } => self.out.push_back(HubOutput::Worker {
+                worker,
+                cmd: WorkerCmd::Offer { client, sdp },
+            }),
+            ClientMessage::Answer { sdp } => self.out.push_back(HubOutput::Worker {
+                worker,
+                cmd: WorkerCmd::Answer { client, sdp },
+            }),
+            ClientMessage::FloorRequest { channel, priority } => {
+                let Some(chan) = self.member_of(client, &channel) else {
+                    self.send(
+                        client,
+                        ServerMessage::FloorDeny {
+                            channel,
+                            reason: DenyReason::NotMember,
+                        },
+                    );
+                    return;
+                };
+                if !media_up {
+                    self.send(
+                        client,
+                        ServerMessage::FloorDeny {
+                            channel,
+                            reason: DenyReason::NoMedia,
+                        },
+                    );
+                    return;
+                }
+                self.floor_input(
+                    now,
+                    chan,
+                    FloorInput::Request {
+                        who: client,
+                        priority,
+                    },
+                );
+            }
+            ClientMessage::FloorRelease { channel } => match self.member_of(client, &channel) {
+                Some(chan) => self.floor_input(now, chan, FloorInput::Release { who: client }),
+                None => self.error(
+                    client,
+                    ErrorCode::NotMember,
+                    format!("not in channel {channel}"),
+                ),
+            },
+            ClientMessage::ListChannels => {
+                let mut channels: Vec<ChannelInfo> = self
+                    .channels
+                    .values()
+                    .map(|c| ChannelInfo {
+                        name: c.name.clone(),
+                        members: c.members.len(),
+                        fixed: c.fixed,
+                    })
+                    .collect();
+                channels.sort_by(|a, b| a.name.cmp(&b.name));
+                self.send(client, ServerMessage::Channels { channels });
+            }
+        }
+    }
+
+    fn member_of(&self, client: ClientId, channel: &ChannelName) -> Option<ChanId> {
+        let chan = *self.by_name.get(channel)?;
+        self.sessions
+            .get(&client)?
+            .channels
+            .contains_key(&chan)
+            .then_some(chan)
+    }
+
+    fn create_channel(&mut self, name: ChannelName, fixed: bool) -> ChanId {
+        let id = ChanId(self.next_chan);
+        self.next_chan += 1;
+        self.by_name.insert(name.clone(), id);
+        self.channels.insert(
+            id,
+            Channel {
+                name,
+                fixed,
+                members: BTreeSet::new(),
+                floor: Floor::new(self.config.floor),
+                deadline: None,
+            },
+        );
+        id
+    }
+
+    /// Sends `msg` to every member of `chan` told of it (`joined` sent),
+    /// except `except`.
+    fn to_joined_members(
+        &mut self,
+        chan: ChanId,
+        except: Option<ClientId>,
+        msg: impl Fn() -> ServerMessage,
+    ) {
+        let Some(c) = self.channels.get(&chan) else {
+            return;
+        };
+        for id in &c.members {
+            if Some(*id) == except {
+                continue;
+            }
+            let told = self
+                .sessions
+                .get(id)
+                .and_then(|s| s.channels.get(&chan))
+                .is_some_and(|m| matches!(m, Membership::Joined { .. }));
+            if told {
+                self.out.push_back(HubOutput::Send {
+                    client: *id,
+                    msg: msg(),
+                });
+            }
+        }
+    }
+
+    fn join(&mut self, now: Instant, client: ClientId, channel: ChannelName) {
+        let Some(session) = self.sessions.get(&client) else {
+            return;
+        };
+        let existing = self.by_name.get(&channel).copied();
+        if let Some(chan) = existing {
+            match session.channels.get(&chan) {
+                Some(Membership::Joined { mid }) => {
+                    // Already a member: `joined` again, so the client can resync.
+                    let mid = mid.clone();
+                    self.send_joined(now, client, chan, mid);
+                    return;
+                }
+                // `joined` is on its way.
+                Some(Membership::Joining { .. }) => return,
+                None => {}
+            }
+        }
+        if session.channels.len() >= self.config.max_channels_per_client {
+            let max = self.config.max_channels_per_client;
+            self.error(
+                client,
+                ErrorCode::TooManyChannels,
+                format!("at most {max} channels per connection"),
+            );
+            return;
+        }
+        let worker = session.worker;
+        let name = session.name.clone();
+        let chan = match existing {
+            Some(chan) => chan,
+            None if self.config.create_channels_on_join => {
+                self.create_channel(channel.clone(), false)
+            }
+            None => {
+                self.error(
+                    client,
+                    ErrorCode::ChannelNotFound,
+                    format!("no channel {channel} on this server"),
+                );
+                return;
+            }
+        };
+        let max = self.config.max_members_per_channel;
+        let Some(c) = self.channels.get_mut(&chan) else {
+            return;
+        };
+        if c.members.len() >= max {
+            self.error(
+                client,
+                ErrorCode::ChannelFull,
+                format!("channel {channel} is full ({max} members)"),
+            );
+            return;
+        }
+        c.members.insert(client);
+        let token = self.next_token;
+        self.next_token += 1;
+        if let Some(s) = self.sessions.get_mut(&client) {
+            s.channels.insert(chan, Membership::Joining { token });
+        }
+        self.out.push_back(HubOutput::Route(RouteUpdate::Listen {
+            chan,
+            client,
+            worker,
+        }));
+        self.out.push_back(HubOutput::Worker {
+            worker,
+            cmd: WorkerCmd::AddTrack {
+                client,
+                chan,
+                token,
+            },
+        });
+        let member = Member { id: client, name };
+        self.to_joined_members(chan, Some(client), || ServerMessage::MemberJoined {
+            channel: channel.clone(),
+            members: vec![member.clone()],
+        });
+        limited!(info, client, %channel, "join");
+    }
+
+    fn leave(&mut self, now: Instant, client: ClientId, chan: ChanId, tell_client: bool) {
+        self.floor_input(now, chan, FloorInput::Left { who: client });
+        let Some(worker) = self.sessions.get_mut(&client).map(|s| {
+            s.channels.remove(&chan);
+            s.worker
+        }) else {
+            return;
+        };
+        let Some(c) = self.channels.get_mut(&chan) else {
+            return;
+        };
+        c.members.remove(&client);
+        let name = c.name.clone();
+        let empty = c.members.is_empty() && !c.fixed;
+        if tell_client {
+            self.send(
+                client,
+                ServerMessage::Left {
+                    channel: name.clone(),
+                },
+            );
+        }
+        self.out.push_back(HubOutput::Worker {
+            worker,
+            cmd: WorkerCmd::RemoveTrack { client, chan },
+        });
+        self.out.push_back(HubOutput::Route(RouteUpdate::Unlisten {
+            chan,
+            client,
+            worker,
+        }));
+        if empty {
+            if let Some(c) = self.channels.remove(&chan)
+                && let Some(d) = c.deadline
+            {
+                self.deadlines.remove(&(d, chan));
+            }
+            self.by_name.remove(&name);
+            self.out
+                .push_back(HubOutput::Route(RouteUpdate::DropChannel { chan }));
+        } else {
+            self.to_joined_members(chan, None, || ServerMessage::MemberLeft {
+                channel: name.clone(),
+                ids: vec![client],
+            });
+        }
+        limited!(info, client, channel = %name, "leave");
+    }
+
+    fn floor_input(&mut self, now: Instant, chan: ChanId, input: FloorInput<ClientId>) {
+        let Some(c) = self.channels.get_mut(&chan) else {
+            return;
+        };
+        c.floor.handle(now, input);
+        let mut actions = Vec::new();
+        while let Some(a) = c.floor.poll_action() {
+            actions.push(a);
+        }
+        let deadline = c.floor.poll_timeout();
+        if deadline != c.deadline {
+            if let Some(old) = c.deadline {
+                self.deadlines.remove(&(old, chan));
+            }
+            if let Some(new) = deadline {
+                self.deadlines.insert((new, chan));
+            }
+            c.deadline = deadline;
+        }
+        for action in actions {
+            self.floor_action(now, chan, action);
+        }
+    }
+
+    fn floor_action(&mut self, now: Instant, chan: ChanId, action: FloorAction<ClientId>) {
+        let Some(c) = self.channels.get(&chan) else {
+            return;
+        };
+        let channel = c.name.clone();
+        let state = c.floor.state();
+        match action {
+            FloorAction::Granted { to, max_duration } => {
+                // Route first: media that follows the grant finds it open.
+                self.out.push_back(HubOutput::Route(RouteUpdate::Talker {
+                    chan,
+                    talker: Some(to),
+                }));
+                self.send(
+                    to,
+                    ServerMessage::FloorGranted {
+                        channel,
+                        max_duration_ms: max_duration.as_millis() as u64,
+                    },
+                );
+            }
+            FloorAction::Deny { to, reason } => {
+                self.send(to, ServerMessage::FloorDeny { channel, reason });
+            }
+            FloorAction::Taken { holder, priority } => {
+                let talker_name = self
+                    .sessions
+                    .get(&holder)
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
+                let held_ms = match state {
+                    FloorState::Taken { since, .. } => {
+                        now.saturating_duration_since(since).as_millis() as u64
+                    }
+                    FloorState::Idle => 0,
+                };
+                self.to_joined_members(chan, Some(holder), || ServerMessage::FloorTaken {
+                    channel: channel.clone(),
+                    talker: holder,
+                    talker_name: talker_name.clone(),
+                    priority,
+                    held_ms,
+                });
+            }
+            FloorAction::Revoke { holder, reason } => {
+                self.out
+                    .push_back(HubOutput::Route(RouteUpdate::Talker { chan, talker: None }));
+                self.send(holder, ServerMessage::FloorRevoke { channel, reason });
+            }
+            FloorAction::Idle => {
+                self.out
+                    .push_back(HubOutput::Route(RouteUpdate::Talker { chan, talker: None }));
+                self.to_joined_members(chan, None, || ServerMessage::FloorIdle {
+                    channel: channel.clone(),
+                });
+            }
+        }
+    }
+}

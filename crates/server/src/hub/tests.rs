@@ -1,0 +1,579 @@
+//! The hub as a state machine: every client message kind, every worker
+//! event, every refusal, on a clock passed in.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use squawk_protocol::{Priority, RevokeReason, ServerMessage as S};
+
+use super::*;
+
+const A: ClientId = 1;
+const B: ClientId = 2;
+const C: ClientId = 3;
+
+fn ch(s: &str) -> ChannelName {
+    ChannelName::new(s).unwrap()
+}
+
+struct T {
+    hub: Hub,
+    now: Instant,
+}
+
+impl T {
+    fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    fn with(f: impl FnOnce(&mut HubConfig)) -> Self {
+        let mut config = HubConfig {
+            floor: FloorConfig {
+                max_talk: Duration::from_secs(60),
+                preemption: false,
+            },
+            workers: 2,
+            channels: vec![ch("lobby")],
+            create_channels_on_join: true,
+            max_channels_per_client: 4,
+            max_members_per_channel: 100,
+        };
+        f(&mut config);
+        Self {
+            hub: Hub::new(config),
+            now: Instant::now(),
+        }
+    }
+
+    fn input(&mut self, input: HubInput) -> Vec<HubOutput> {
+        self.hub.handle(self.now, input);
+        std::iter::from_fn(|| self.hub.poll_output()).collect()
+    }
+
+    fn msg(&mut self, client: ClientId, msg: ClientMessage) -> Vec<HubOutput> {
+        self.input(HubInput::Message { client, msg })
+    }
+
+    fn connect(&mut self, client: ClientId, name: &str) -> Vec<HubOutput> {
+        self.input(HubInput::Connect {
+            client,
+            name: name.into(),
+        })
+    }
+
+    /// Connects with media up.
+    fn online(&mut self, client: ClientId, name: &str) {
+        self.connect(client, name);
+        self.input(HubInput::Worker(WorkerEvent::Link { client, up: true }));
+    }
+
+    /// Joins and completes the join with the worker's track.
+    fn joined(&mut self, client: ClientId, channel: &str) -> Vec<HubOutput> {
+        let out = self.msg(
+            client,
+            ClientMessage::Join {
+                channel: ch(channel),
+            },
+        );
+        let (chan, token) = add_track(&out, client).expect("a track is asked for");
+        let mut all = out;
+        all.extend(self.input(HubInput::Worker(WorkerEvent::TrackReady {
+            client,
+            chan,
+            mid: format!("m{chan:?}"),
+            token,
+        })));
+        all
+    }
+
+    fn request(&mut self, client: ClientId, channel: &str) -> Vec<HubOutput> {
+        self.msg(
+            client,
+            ClientMessage::FloorRequest {
+                channel: ch(channel),
+                priority: Priority(0),
+            },
+        )
+    }
+}
+
+fn add_track(out: &[HubOutput], who: ClientId) -> Option<(ChanId, u64)> {
+    out.iter().find_map(|o| match o {
+        HubOutput::Worker {
+            cmd:
+                WorkerCmd::AddTrack {
+                    client,
+                    chan,
+                    token,
+                },
+            ..
+        } if *client == who => Some((*chan, *token)),
+        _ => None,
+    })
+}
+
+/// The messages sent to `who`, in order.
+fn sent(out: &[HubOutput], who: ClientId) -> Vec<S> {
+    out.iter()
+        .filter_map(|o| match o {
+            HubOutput::Send { client, msg } if *client == who => Some(msg.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn types(msgs: &[S]) -> Vec<&'static str> {
+    msgs.iter().map(S::variant).collect()
+}
+
+fn routes(out: &[HubOutput]) -> Vec<RouteUpdate> {
+    out.iter()
+        .filter_map(|o| match o {
+            HubOutput::Route(r) => Some(*r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn worker_cmds(out: &[HubOutput]) -> Vec<(usize, String)> {
+    out.iter()
+        .filter_map(|o| match o {
+            HubOutput::Worker { worker, cmd } => Some((*worker, format!("{cmd:?}"))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn connect_welcomes_and_spreads_connections_over_workers() {
+    let mut t = T::new();
+    let out = t.connect(A, "Ann");
+    assert_eq!(
+        sent(&out, A),
+        vec![S::Welcome {
+            version: PROTOCOL_VERSION,
+            client_id: A,
+            max_talk_ms: 60_000
+        }]
+    );
+    assert_eq!(worker_cmds(&out), vec![(0, "AddPeer { client: 1 }".into())]);
+    let out = t.connect(B, "Bo");
+    assert_eq!(worker_cmds(&out), vec![(1, "AddPeer { client: 2 }".into())]);
+    t.input(HubInput::Disconnect { client: A });
+    let out = t.connect(C, "Cy");
+    assert_eq!(
+        worker_cmds(&out)[0].0,
+        0,
+        "the freed worker is the least loaded"
+    );
+    assert!(
+        t.connect(C, "again").is_empty(),
+        "a second connect is ignored"
+    );
+}
+
+#[test]
+fn join_is_complete_when_the_track_is_ready_and_presence_goes_as_deltas() {
+    let mut t = T::new();
+    t.online(A, "Ann");
+    t.online(B, "Bo");
+    t.joined(A, "ops");
+    let out = t.msg(B, ClientMessage::Join { channel: ch("ops") });
+    // Member at once: the others hear of it, the workers route to it.
+    assert_eq!(
+        sent(&out, A),
+        vec![S::MemberJoined {
+            channel: ch("ops"),
+            members: vec![Member {
+                id: B,
+                name: "Bo".into()
+            }]
+        }]
+    );
+    assert!(sent(&out, B).is_empty(), "joined waits for the track");
+    let (chan, token) = add_track(&out, B).unwrap();
+    assert_eq!(
+        routes(&out),
+        vec![RouteUpdate::Listen {
+            chan,
+            client: B,
+            worker: 1
+        }]
+    );
+    // A third member joining now is not announced to B (not joined yet)...
+    t.online(C, "Cy");
+    let out = t.msg(C, ClientMessage::Join { channel: ch("ops") });
+    assert_eq!(types(&sent(&out, A)), vec!["member_joined"]);
+    assert!(sent(&out, B).is_empty());
+    // ...but is in B's full list.
+    let out = t.input(HubInput::Worker(WorkerEvent::TrackReady {
+        client: B,
+        chan,
+        mid: "1".into(),
+        token,
+    }));
+    let S::Joined {
+        channel,
+        mid,
+        members,
+    } = &sent(&out, B)[0]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!((channel.as_str(), mid.as_str()), ("ops", "1"));
+    assert_eq!(
+        members.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![A, B, C]
+    );
+}
+
+#[test]
+fn late_entry_gets_floor_taken_right_after_joined() {
+    let mut t = T::new();
+    t.online(A, "Ann");
+    t.online(B, "Bo");
+    t.joined(A, "ops");
+    t.request(A, "ops");
+    t.now += Duration::from_millis(2500);
+    let out = t.joined(B, "ops");
+    assert_eq!(
+        sent(&out, B)[1..],
+        [S::FloorTaken {
+            channel: ch("ops"),
+            talker: A,
+            talker_name: "Ann".into(),
+            priority: Priority(0),
+            held_ms: 2500,
+        }]
+    );
+    assert_eq!(types(&sent(&out, B)), vec!["joined", "floor_taken"]);
+}
+
+#[test]
+fn floor_request_release_and_what_each_member_sees() {
+    let mut t = T::new();
+    t.online(A, "Ann");
+    t.online(B, "Bo");
+    t.connect(C, "Cy"); // no media yet
+    t.joined(A, "ops");
+    t.joined(B, "ops");
+    t.joined(C, "ops");
+    let out = t.request(C, "ops");
+    assert_eq!(
+        sent(&out, C),
+        vec![S::FloorDeny {
+            channel: ch("ops"),
+            reason: DenyReason::NoMedia
+        }]
+    );
+    let out = t.request(A, "nope");
+    assert_eq!(
+        sent(&out, A),
+        vec![S::FloorDeny {
+            channel: ch("nope"),
+            reason: DenyReason::NotMember
+        }]
+    );
+    let out = t.request(A, "ops");
+    let chan = match routes(&out)[..] {
+        [RouteUpdate::Talker { chan, talker }] => {
+            assert_eq!(talker, Some(A));
+            chan
+        }
+        ref r => panic!("{r:?}"),
+    };
+    assert_eq!(types(&sent(&out, A)), vec!["floor_granted"]);
+    assert_eq!(types(&sent(&out, B)), vec!["floor_taken"]);
+    assert_eq!(types(&sent(&out, C)), vec!["floor_taken"]);
+    let out = t.request(B, "ops");
+    assert_eq!(
+        sent(&out, B),
+        vec![S::FloorDeny {
+            channel: ch("ops"),
+            reason: DenyReason::Busy
+        }]
+    );
+    let out = t.msg(B, ClientMessage::FloorRelease { channel: ch("ops") });
+    assert!(out.is_empty(), "a non-holder's release changes nothing");
+    let out = t.msg(A, ClientMessage::FloorRelease { channel: ch("ops") });
+    assert_eq!(
+        routes(&out),
+        vec![RouteUpdate::Talker { chan, talker: None }]
+    );
+    for who in [A, B, C] {
+        assert_eq!(types(&sent(&out, who)), vec!["floor_idle"]);
+    }
+    let out = t.msg(A, ClientMessage::FloorRelease { channel: ch("x") });
+    assert_eq!(types(&sent(&out, A)), vec!["error"]);
+}
+
+#[test]
+fn talk_time_runs_out_on_the_clock_passed_in() {
+    let mut t = T::with(|c| c.floor.max_talk = Duration::from_secs(5));
+    t.online(A, "Ann");
+    t.online(B, "Bo");
+    t.joined(A, "ops");
+    t.joined(B, "ops");
+    let granted_at = t.now;
+    t.request(A, "ops");
+    assert_eq!(
+        t.hub.poll_timeout(),
+        Some(granted_at + Duration::from_secs(5))
+    );
+    t.now += Duration::from_secs(4);
+    assert!(t.input(HubInput::Timeout).is_empty(), "not due yet");
+    t.now += Duration::from_secs(1);
+    let out = t.input(HubInput::Timeout);
+    assert_eq!(
+        sent(&out, A),
+        vec![
+            S::FloorRevoke {
+                channel: ch("ops"),
+                reason: RevokeReason::MaxDurationExceeded
+            },
+            S::FloorIdle { channel: ch("ops") }
+        ]
+    );
+    assert_eq!(types(&sent(&out, B)), vec!["floor_idle"]);
+    assert_eq!(t.hub.poll_timeout(), None);
+}
+
+#[test]
+fn leave_tells_the_leaver_the_workers_and_the_rest_and_frees_the_floor() {
+    let mut t = T::new();
+    t.online(A, "Ann");
+    t.online(B, "Bo");
+    t.joined(A, "ops");
+    t.joined(B, "ops");
+    t.request(A, "ops");
+    let out = t.msg(A, ClientMessage::Leave { channel: ch("ops") });
+    assert_eq!(
+        types(&sent(&out, A)),
+        vec!["floor_idle", "left"],
+        "the holder hears its floor go idle, then left"
+    );
+    assert_eq!(
+        sent(&out, B),
+        vec![
+            S::FloorIdle { channel: ch("ops") },
+            S::MemberLeft {
+                channel: ch("ops"),
+                ids: vec![A]
+            }
+        ]
+    );
+    let cmds = worker_cmds(&out);
+    assert!(
+        cmds.iter()
+            .any(|(w, c)| *w == 0 && c.starts_with("RemoveTrack")),
+        "{cmds:?}"
+    );
+    assert!(matches!(
+        routes(&out)[..],
+        [
+            RouteUpdate::Talker { talker: None, .. },
+            RouteUpdate::Unlisten {
+                client: A,
+                worker: 0,
+                ..
+            }
+        ]
+    ));
+    let out = t.msg(A, ClientMessage::Leave { channel: ch("ops") });
+    assert_eq!(types(&sent(&out, A)), vec!["error"]);
+    // The last member out of a channel created by a join drops it...
+    let out = t.msg(B, ClientMessage::Leave { channel: ch("ops") });
+    assert!(matches!(
+        routes(&out).last(),
+        Some(RouteUpdate::DropChannel { .. })
+    ));
+    // ...but a configured channel stays.
+    t.joined(B, "lobby");
+    let out = t.msg(
+        B,
+        ClientMessage::Leave {
+            channel: ch("lobby"),
+        },
+    );
+    assert!(
+        !routes(&out)
+            .iter()
+            .any(|r| matches!(r, RouteUpdate::DropChannel { .. }))
+    );
+    let out = t.msg(A, ClientMessage::ListChannels);
+    assert_eq!(
+        sent(&out, A),
+        vec![S::Channels {
+            channels: vec![ChannelInfo {
+                name: ch("lobby"),
+                members: 0,
+                fixed: true
+            }]
+        }]
+    );
+}
+
+#[test]
+fn a_disconnected_holder_or_one_without_media_frees_the_floor() {
+    let mut t = T::new();
+    t.online(A, "Ann");
+    t.online(B, "Bo");
+    t.joined(A, "ops");
+    t.joined(B, "ops");
+    t.request(A, "ops");
+    let out = t.input(HubInput::Worker(WorkerEvent::Link {
+        client: A,
+        up: false,
+    }));
+    assert_eq!(types(&sent(&out, B)), vec!["floor_idle"]);
+    let out = t.request(A, "ops");
+    assert_eq!(
+        types(&sent(&out, A)),
+        vec!["floor_deny"],
+        "no media, no floor"
+    );
+    t.request(B, "ops");
+    let out = t.input(HubInput::Disconnect { client: B });
+    assert_eq!(
+        sent(&out, A),
+        vec![
+            S::FloorIdle { channel: ch("ops") },
+            S::MemberLeft {
+                channel: ch("ops"),
+                ids: vec![B]
+            }
+        ]
+    );
+    assert!(worker_cmds(&out).contains(&(1, "RemovePeer { client: 2 }".into())));
+    assert!(t.msg(B, ClientMessage::ListChannels).is_empty(), "gone");
+}
+
+#[test]
+fn limits_refuse_with_their_codes_and_change_nothing() {
+    let mut t = T::with(|c| {
+        c.max_channels_per_client = 1;
+        c.max_members_per_channel = 1;
+        c.create_channels_on_join = false;
+        c.channels = vec![ch("a"), ch("b")];
+    });
+    t.online(A, "Ann");
+    t.online(B, "Bo");
+    t.joined(A, "a");
+    let code = |out: &[HubOutput], who| match &sent(out, who)[..] {
+        [S::Error { code, .. }] => *code,
+        other => panic!("{other:?}"),
+    };
+    let out = t.msg(A, ClientMessage::Join { channel: ch("b") });
+    assert_eq!(code(&out, A), ErrorCode::TooManyChannels);
+    let out = t.msg(B, ClientMessage::Join { channel: ch("a") });
+    assert_eq!(code(&out, B), ErrorCode::ChannelFull);
+    assert!(sent(&out, A).is_empty(), "nobody hears of a refused join");
+    let out = t.msg(B, ClientMessage::Join { channel: ch("zz") });
+    assert_eq!(code(&out, B), ErrorCode::ChannelNotFound);
+    let out = t.msg(A, ClientMessage::ListChannels);
+    let S::Channels { channels } = &sent(&out, A)[0] else {
+        panic!()
+    };
+    assert_eq!(channels.len(), 2, "no channel created by a refused join");
+}
+
+#[test]
+fn stale_track_reports_and_repeated_joins() {
+    let mut t = T::new();
+    t.online(A, "Ann");
+    let out = t.msg(A, ClientMessage::Join { channel: ch("ops") });
+    let (chan, token) = add_track(&out, A).unwrap();
+    assert!(
+        t.msg(A, ClientMessage::Join { channel: ch("ops") })
+            .is_empty(),
+        "joined is on its way"
+    );
+    t.msg(A, ClientMessage::Leave { channel: ch("ops") });
+    let out = t.msg(A, ClientMessage::Join { channel: ch("ops") });
+    let (chan2, token2) = add_track(&out, A).unwrap();
+    let stale = t.input(HubInput::Worker(WorkerEvent::TrackReady {
+        client: A,
+        chan,
+        mid: "0".into(),
+        token,
+    }));
+    assert!(stale.is_empty(), "the first join's report is stale");
+    let out = t.input(HubInput::Worker(WorkerEvent::TrackReady {
+        client: A,
+        chan: chan2,
+        mid: "0".into(),
+        token: token2,
+    }));
+    assert_eq!(types(&sent(&out, A)), vec!["joined"]);
+    // Join again once joined: the full list again (a resync).
+    let out = t.msg(A, ClientMessage::Join { channel: ch("ops") });
+    assert_eq!(types(&sent(&out, A)), vec!["joined"]);
+    assert!(add_track(&out, A).is_none());
+}
+
+#[test]
+fn sdp_and_errors_pass_between_client_and_worker() {
+    let mut t = T::new();
+    t.connect(A, "Ann");
+    let out = t.msg(A, ClientMessage::Offer { sdp: "o".into() });
+    assert_eq!(
+        worker_cmds(&out),
+        vec![(0, r#"Offer { client: 1, sdp: "o" }"#.into())]
+    );
+    let out = t.msg(A, ClientMessage::Answer { sdp: "a".into() });
+    assert_eq!(
+        worker_cmds(&out),
+        vec![(0, r#"Answer { client: 1, sdp: "a" }"#.into())]
+    );
+    for (event, want) in [
+        (
+            WorkerEvent::Answer {
+                client: A,
+                sdp: "x".into(),
+            },
+            S::Answer { sdp: "x".into() },
+        ),
+        (
+            WorkerEvent::Offer {
+                client: A,
+                sdp: "y".into(),
+            },
+            S::Offer { sdp: "y".into() },
+        ),
+        (
+            WorkerEvent::Error {
+                client: A,
+                code: ErrorCode::InvalidSdp,
+                message: "bad".into(),
+            },
+            S::error(ErrorCode::InvalidSdp, "bad"),
+        ),
+    ] {
+        assert_eq!(sent(&t.input(HubInput::Worker(event)), A), vec![want]);
+    }
+    let out = t.msg(
+        A,
+        ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+            name: "x".into(),
+            password: None,
+        },
+    );
+    assert!(matches!(
+        &sent(&out, A)[..],
+        [S::Error {
+            code: ErrorCode::AlreadyIdentified,
+            ..
+        }]
+    ));
+    // Events for connections that are gone are ignored.
+    t.input(HubInput::Disconnect { client: A });
+    assert!(
+        t.input(HubInput::Worker(WorkerEvent::Link {
+            client: A,
+            up: true
+        }))
+        .is_empty()
+    );
+}
