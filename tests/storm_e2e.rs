@@ -127,7 +127,10 @@ async fn hostile(url: String, i: usize, storm: Arc<Storm>) {
     let flood = i < FLOODERS;
     let mut n = 0usize;
     while !storm.stop.load(Ordering::Relaxed) {
-        let burst = if flood { 200 } else { 1 };
+        // Flooders pass the bucket (100 at once, 50/s) every 2 s; the rest
+        // send 2 frames a second. The load generator shares the 2 cores with
+        // the server and the bots, so it must not starve them itself.
+        let burst = if flood { 150 } else { 1 };
         for _ in 0..burst {
             if tx.send(garbage[n % garbage.len()].clone()).await.is_err() {
                 reader.abort();
@@ -135,7 +138,7 @@ async fn hostile(url: String, i: usize, storm: Arc<Storm>) {
             }
             n += 1;
         }
-        tokio::time::sleep(Duration::from_millis(if flood { 1000 } else { 100 })).await;
+        tokio::time::sleep(Duration::from_millis(if flood { 2000 } else { 500 })).await;
     }
     let _ = tx.close().await;
     reader.abort();
