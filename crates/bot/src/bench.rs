@@ -59,7 +59,8 @@ pub struct BenchArgs {
     pub server_bin: Option<PathBuf>,
 }
 
-struct ServerProc {
+/// A `squawk-server` child process on ephemeral loopback ports, killed on drop.
+pub(crate) struct ServerProc {
     child: Child,
     http: String,
 }
@@ -73,8 +74,14 @@ impl Drop for ServerProc {
 
 impl ServerProc {
     fn start(bin: &PathBuf) -> anyhow::Result<Self> {
+        Self::start_with(bin, &[])
+    }
+
+    /// Starts `bin` with `extra` arguments; waits for its ready line.
+    pub(crate) fn start_with(bin: &PathBuf, extra: &[&str]) -> anyhow::Result<Self> {
         let mut child = Command::new(bin)
             .args(["--http", "127.0.0.1:0", "--media", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -91,12 +98,12 @@ impl ServerProc {
         Ok(Self { child, http })
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("ws://{}/ws", self.http)
     }
 
     /// Server CPU time (user + system), seconds.
-    fn cpu_seconds(&self) -> anyhow::Result<f64> {
+    pub(crate) fn cpu_seconds(&self) -> anyhow::Result<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
         // Fields after the ")" of the command name; utime and stime are 14 and 15 overall.
         let rest = stat
@@ -108,7 +115,7 @@ impl ServerProc {
         Ok(ticks / 100.0) // USER_HZ is 100 on Linux
     }
 
-    fn rss_mib(&self) -> anyhow::Result<f64> {
+    pub(crate) fn rss_mib(&self) -> anyhow::Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         let kb: f64 = status
             .lines()
@@ -119,7 +126,7 @@ impl ServerProc {
         Ok(kb / 1024.0)
     }
 
-    async fn stats(&self) -> anyhow::Result<SfuStats> {
+    pub(crate) async fn stats(&self) -> anyhow::Result<SfuStats> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(&self.http).await?;
         s.write_all(

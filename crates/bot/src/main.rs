@@ -5,6 +5,7 @@
 //! scripts and tests can follow it.
 
 mod bench;
+mod load;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -97,6 +98,10 @@ enum Cmd {
     },
     /// Benchmarks; writes figures to stdout and optionally a Markdown file.
     Bench(bench::BenchArgs),
+    /// Forwarding load: R rooms × M members of light str0m clients against
+    /// a server it starts; prints server CPU per forwarded packet, RSS,
+    /// delivery and added delay (one JSON line with --json).
+    Load(load::LoadArgs),
 }
 
 fn say(v: serde_json::Value) {
@@ -399,6 +404,7 @@ fn main() -> anyhow::Result<()> {
             } => listen(&args, channels, record.as_ref(), *seconds, stats.as_ref()).await,
             Cmd::Rogue { channel, wav } => rogue(&args, channel, wav).await,
             Cmd::Bench(b) => bench::run(&args.server, b).await,
+            Cmd::Load(l) => load::run(l).await,
         }
     })
 }

@@ -1,0 +1,430 @@
+//! `squawk-bot load`: a load generator lighter than the server it loads.
+//!
+//! R rooms × M members; in each room one talker sends a 20 ms Opus-sized
+//! packet every 20 ms (50 packets/s, talkers spread over the frame) and
+//! the M−1 others listen. Every client is a str0m `Rtc` (full ICE,
+//! controlling) with its own UDP socket and WebSocket, all in this process.
+//! Listeners feed str0m only STUN, DTLS and RTCP; RTP datagrams are counted
+//! by their first two bytes (RFC 7983 demultiplexing, RFC 5761 §4) and never
+//! decrypted or decoded, so a listener costs a socket read per packet.
+//!
+//! Figures (one JSON line with `--json`), over a window after a warm-up:
+//! server CPU per forwarded packet (user + system time of the server
+//! process from `/proc`, over the packets it wrote, `rtp_out` of `/stats`),
+//! server RSS, delivery (packets counted by listeners over packets sent ×
+//! (M−1)), the server's added delay (arrival to send, its histogram's p50
+//! and p99 bucket bounds) and this process's own CPU.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use squawk_protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
+use str0m::{
+    Candidate, Event, Input, Output, Rtc,
+    change::{SdpAnswer, SdpOffer},
+    format::Codec,
+    media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt},
+    net::{Protocol, Receive},
+};
+use tokio::net::UdpSocket;
+use tokio_tungstenite::{connect_async, tungstenite::Message};
+
+use crate::bench::ServerProc;
+
+/// `squawk-bot load` options.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Rooms (channels), one talker each.
+    #[arg(long, default_value_t = 12)]
+    pub rooms: usize,
+    /// Members per room, the talker included.
+    #[arg(long, default_value_t = 15)]
+    pub members: usize,
+    /// Measured window, s.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Warm-up after everyone talks or listens, before the window, s.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: u64,
+    /// Print one JSON line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The server binary [default: squawk-server next to this program].
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+}
+
+/// Opus payload size, bytes: about 28 kbps at 50 packets/s, as the peers'
+/// load harness sends.
+const PAYLOAD_BYTES: usize = 70;
+/// Opus frame, samples at 48 kHz (20 ms).
+const FRAME: u64 = 960;
+
+#[derive(Default)]
+struct Counters {
+    /// Clients ready: media up, joined, and (talkers) granted.
+    ready: AtomicU64,
+    /// RTP packets sent by talkers.
+    sent: AtomicU64,
+    /// RTP packets counted by listeners.
+    received: AtomicU64,
+    /// Clients that failed (with the first error printed).
+    failed: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// RTP, not RTCP: first byte 128..=191 (RFC 7983), second byte not an RTCP
+/// packet type 192..=223 (RFC 5761 §4).
+fn is_rtp(b: &[u8]) -> bool {
+    b.len() >= 12 && (128..=191).contains(&b[0]) && !(192..=223).contains(&b[1])
+}
+
+fn cpu_seconds_of(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("stat format")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    Ok(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
+struct Client {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    mid: Mid,
+    pt: Option<Pt>,
+    timeout: Instant,
+    connected: bool,
+}
+
+impl Client {
+    /// Drains str0m until its next timeout (the drive rule).
+    fn drain(&mut self) -> anyhow::Result<()> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => {
+                    self.timeout = t;
+                    return Ok(());
+                }
+                Output::Transmit(t) => {
+                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                }
+                Output::Event(Event::Connected) => self.connected = true,
+                Output::Event(_) => {}
+            }
+        }
+    }
+
+    fn input(&mut self, input: Input) -> anyhow::Result<()> {
+        self.rtc.handle_input(input)?;
+        self.drain()
+    }
+}
+
+async fn run_client(
+    url: String,
+    room: usize,
+    member: usize,
+    talker: bool,
+    phase: Duration,
+    counters: Arc<Counters>,
+) -> anyhow::Result<()> {
+    let (ws, _) = connect_async(url.as_str()).await.context("connect")?;
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    let local = socket.local_addr()?;
+    let now = Instant::now();
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .build(now);
+    rtc.add_local_candidate(Candidate::host(local, "udp")?);
+    let mut api = rtc.sdp_api();
+    let mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let (offer, pending) = api.apply().context("offer")?;
+    let mut pending = Some(pending);
+    let mut c = Client {
+        rtc,
+        socket,
+        local,
+        mid,
+        pt: None,
+        timeout: now,
+        connected: false,
+    };
+    c.drain()?;
+    let channel = format!("load{room}");
+    for m in [
+        ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+            name: format!("{}{room}-{member}", if talker { "T" } else { "L" }),
+            password: None,
+        },
+        ClientMessage::Offer {
+            sdp: offer.to_sdp_string(),
+        },
+        ClientMessage::Join {
+            channel: channel.parse()?,
+        },
+    ] {
+        ws_tx.send(Message::Text(m.to_json().into())).await?;
+    }
+    let mut joined = false;
+    let mut requested = false;
+    let mut talking = false;
+    let mut counted_ready = false;
+    let mut ts: u64 = rand_u32() as u64;
+    let payload: Arc<[u8]> = vec![0x78u8; PAYLOAD_BYTES].into();
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + phase,
+        Duration::from_millis(20),
+    );
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut buf = vec![0u8; 2048];
+    while !counters.stop.load(Ordering::Relaxed) {
+        let ready = c.connected && joined && (!talker || talking);
+        if ready && !counted_ready {
+            counted_ready = true;
+            counters.ready.fetch_add(1, Ordering::Relaxed);
+        }
+        if talker && c.connected && joined && !requested {
+            requested = true;
+            let req = ClientMessage::FloorRequest {
+                channel: channel.parse()?,
+                priority: Default::default(),
+            };
+            ws_tx.send(Message::Text(req.to_json().into())).await?;
+        }
+        let timeout = c.timeout;
+        tokio::select! {
+            msg = ws_rx.next() => {
+                let Some(Ok(msg)) = msg else { anyhow::bail!("signaling closed") };
+                let Message::Text(text) = msg else { continue };
+                match ServerMessage::from_json(&text)? {
+                    ServerMessage::Answer { sdp } => {
+                        if let Some(p) = pending.take() {
+                            c.rtc.sdp_api().accept_answer(p, SdpAnswer::from_sdp_string(&sdp)?)?;
+                            c.drain()?;
+                        }
+                    }
+                    ServerMessage::Offer { sdp } => {
+                        let answer = c.rtc.sdp_api().accept_offer(SdpOffer::from_sdp_string(&sdp)?)?;
+                        c.drain()?;
+                        let m = ClientMessage::Answer { sdp: answer.to_sdp_string() };
+                        ws_tx.send(Message::Text(m.to_json().into())).await?;
+                    }
+                    ServerMessage::Joined { .. } => joined = true,
+                    ServerMessage::FloorGranted { .. } => talking = true,
+                    ServerMessage::FloorDeny { reason, .. } => anyhow::bail!("floor denied: {reason:?}"),
+                    ServerMessage::Error { code, message } => anyhow::bail!("server error {code:?}: {message}"),
+                    _ => {}
+                }
+            }
+            res = c.socket.recv_from(&mut buf) => {
+                let (n, src) = res?;
+                let data = &buf[..n];
+                if c.connected && is_rtp(data) {
+                    // Counted, never decrypted: the listener's whole cost.
+                    counters.received.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if let Ok(r) = Receive::new(Protocol::Udp, src, c.local, data) {
+                    c.input(Input::Receive(Instant::now(), r))?;
+                }
+            }
+            () = tokio::time::sleep_until(timeout.into()) => {
+                c.input(Input::Timeout(Instant::now()))?;
+            }
+            _ = tick.tick(), if talking => {
+                let now = Instant::now();
+                if c.pt.is_none() {
+                    c.pt = c.rtc.writer(c.mid).and_then(|w| {
+                        w.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt())
+                    });
+                }
+                let (Some(pt), Some(w)) = (c.pt, c.rtc.writer(c.mid)) else { continue };
+                w.write(pt, now, MediaTime::new(ts, Frequency::FORTY_EIGHT_KHZ), payload.clone())?;
+                ts += FRAME;
+                counters.sent.fetch_add(1, Ordering::Relaxed);
+                c.input(Input::Timeout(now))?;
+            }
+        }
+    }
+    c.rtc.disconnect();
+    Ok(())
+}
+
+fn rand_u32() -> u32 {
+    // Enough spread for an RTP timestamp origin; not for anything secret.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    t.wrapping_mul(2_654_435_761)
+}
+
+/// Runs the load and prints its figures.
+pub async fn run(args: &LoadArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.members >= 2, "--members must be at least 2");
+    let bin = match &args.server_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.with_file_name("squawk-server"),
+    };
+    let clients = args.rooms * args.members;
+    let config = std::env::temp_dir().join(format!("squawk-load-{}.toml", std::process::id()));
+    // Every client comes from 127.0.0.1.
+    std::fs::write(
+        &config,
+        format!(
+            "[limits]\nmax_connections = {n}\nmax_connections_per_ip = {n}\n\
+             new_connections_per_ip_per_sec = {n}\nnew_connections_per_ip_burst = {n}\n",
+            n = clients + 16
+        ),
+    )?;
+    let server = ServerProc::start_with(&bin, &["--config", &config.to_string_lossy()])?;
+    let _ = std::fs::remove_file(&config);
+    let url = server.url();
+    let counters = Arc::new(Counters::default());
+    let mut tasks = Vec::new();
+    for room in 0..args.rooms {
+        for member in 0..args.members {
+            let talker = member == 0;
+            // Talkers spread over the 20 ms frame, as the peers' harness.
+            let phase =
+                Duration::from_micros((room as u64 * 20_000 / args.rooms.max(1) as u64) % 20_000);
+            let counters = counters.clone();
+            let url = url.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = run_client(url, room, member, talker, phase, counters.clone()).await
+                    && !counters.stop.load(Ordering::Relaxed)
+                {
+                    if counters.failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!("load client {room}-{member}: {e:#}");
+                    }
+                }
+            }));
+            // Connects a few at a time, as clients would come in.
+            if tasks.len() % 50 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    let setup = Instant::now();
+    while counters.ready.load(Ordering::Relaxed) < clients as u64 {
+        anyhow::ensure!(
+            counters.failed.load(Ordering::Relaxed) == 0,
+            "a load client failed"
+        );
+        anyhow::ensure!(
+            setup.elapsed() < Duration::from_secs(120),
+            "only {} of {clients} clients ready after 120 s",
+            counters.ready.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let setup_s = setup.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let me = std::process::id();
+    let snap = |c: &Counters| {
+        (
+            c.sent.load(Ordering::Relaxed),
+            c.received.load(Ordering::Relaxed),
+        )
+    };
+    let (cpu0, me0, s0, (tx0, rx0), t0) = (
+        server.cpu_seconds()?,
+        cpu_seconds_of(me)?,
+        server.stats().await?,
+        snap(&counters),
+        Instant::now(),
+    );
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    let (cpu1, me1, s1, (tx1, rx1), wall) = (
+        server.cpu_seconds()?,
+        cpu_seconds_of(me)?,
+        server.stats().await?,
+        snap(&counters),
+        t0.elapsed().as_secs_f64(),
+    );
+    let rss = server.rss_mib()?;
+    counters.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.abort();
+    }
+    let forwarded = s1.rtp_out.saturating_sub(s0.rtp_out) as f64;
+    let cpu = cpu1 - cpu0;
+    let expected = (tx1 - tx0) as f64 * (args.members - 1) as f64;
+    let ms = |us: Option<u64>| us.map(|u| u as f64 / 1000.0);
+    let result = json!({
+        "type": "result",
+        "server": "squawk",
+        "rooms": args.rooms,
+        "members": args.members,
+        "clients": clients,
+        "window_s": (wall * 10.0).round() / 10.0,
+        "setup_s": (setup_s * 10.0).round() / 10.0,
+        "forwarded_pps": (forwarded / wall).round(),
+        "server_cpu_s": cpu,
+        "server_cpu_pct_of_core": (cpu / wall * 1000.0).round() / 10.0,
+        "server_cpu_us_per_forwarded_pkt": if forwarded > 0.0 { (cpu * 1e7 / forwarded).round() / 10.0 } else { f64::NAN },
+        "server_rss_mb": (rss * 10.0).round() / 10.0,
+        "delivery": if expected > 0.0 { ((rx1 - rx0) as f64 / expected * 1e4).round() / 1e4 } else { f64::NAN },
+        "added_delay_p50_ms": ms(s1.delay_quantile_us(&s0, 0.5)),
+        "added_delay_p99_ms": ms(s1.delay_quantile_us(&s0, 0.99)),
+        "loadgen_cpu_pct": ((me1 - me0) / wall * 1000.0).round() / 10.0,
+    });
+    if args.json {
+        println!("{result}");
+    } else {
+        println!(
+            "rooms {} × {} members: server {} µs CPU per forwarded packet ({} % of a core), \
+             RSS {} MB, delivery {}, added delay p99 < {} ms; load generator {} % of a core",
+            args.rooms,
+            args.members,
+            result["server_cpu_us_per_forwarded_pkt"],
+            result["server_cpu_pct_of_core"],
+            result["server_rss_mb"],
+            result["delivery"],
+            result["added_delay_p99_ms"],
+            result["loadgen_cpu_pct"],
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_rtp;
+
+    #[test]
+    fn rtp_is_told_from_rtcp_stun_and_dtls() {
+        let mut rtp = [0u8; 12];
+        rtp[0] = 0x80;
+        rtp[1] = 111; // Opus
+        assert!(is_rtp(&rtp));
+        rtp[1] = 0x80 | 111; // marker bit set
+        assert!(is_rtp(&rtp));
+        let mut rtcp = rtp;
+        rtcp[1] = 200; // Sender Report
+        assert!(!is_rtp(&rtcp));
+        assert!(!is_rtp(&[0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), "STUN");
+        assert!(
+            !is_rtp(&[22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            "DTLS"
+        );
+        assert!(!is_rtp(&[0x80, 111]), "too short");
+    }
+}
