@@ -62,6 +62,9 @@ pub struct LoadArgs {
     /// The server binary [default: squawk-server next to this program].
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
+    /// SFU worker threads of the server [default: the server's, one per core].
+    #[arg(long)]
+    pub workers: Option<usize>,
 }
 
 /// Opus payload size, bytes: about 28 kbps at 50 packets/s, as the peers'
@@ -294,7 +297,13 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<()> {
             n = clients + 16
         ),
     )?;
-    let server = ServerProc::start_with(&bin, &["--config", &config.to_string_lossy()])?;
+    let config_arg = config.to_string_lossy().into_owned();
+    let workers = args.workers.map(|w| w.to_string());
+    let mut extra = vec!["--config", config_arg.as_str()];
+    if let Some(w) = &workers {
+        extra.extend(["--workers", w.as_str()]);
+    }
+    let server = ServerProc::start_with(&bin, &extra)?;
     let _ = std::fs::remove_file(&config);
     let url = server.url();
     let counters = Arc::new(Counters::default());
@@ -374,6 +383,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<()> {
         "rooms": args.rooms,
         "members": args.members,
         "clients": clients,
+        "server_workers": args.workers,
         "window_s": (wall * 10.0).round() / 10.0,
         "setup_s": (setup_s * 10.0).round() / 10.0,
         "forwarded_pps": (forwarded / wall).round(),
