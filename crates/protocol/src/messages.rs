@@ -139,8 +139,9 @@ pub enum ServerMessage {
     /// sent once; later changes come as [`ServerMessage::MemberJoined`] and
     /// [`ServerMessage::MemberLeft`]. A `join` of a channel already joined
     /// is answered with `joined` again (a resync). When the floor is taken,
-    /// [`ServerMessage::FloorTaken`] follows at once (late entry, TS 24.380
-    /// §6.3.4.4: a late joiner learns who talks).
+    /// [`ServerMessage::FloorTaken`] follows at once: late entry, as in
+    /// MCPTT (TS 24.380), where a participant joining an ongoing call learns
+    /// who holds the floor.
     Joined {
         /// The channel joined.
         channel: ChannelName,
