@@ -319,10 +319,9 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<()> {
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = run_client(url, room, member, talker, phase, counters.clone()).await
                     && !counters.stop.load(Ordering::Relaxed)
+                    && counters.failed.fetch_add(1, Ordering::Relaxed) == 0
                 {
-                    if counters.failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                        eprintln!("load client {room}-{member}: {e:#}");
-                    }
+                    eprintln!("load client {room}-{member}: {e:#}");
                 }
             }));
             // Connects a few at a time, as clients would come in.

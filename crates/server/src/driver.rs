@@ -44,7 +44,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn from_connection(&mut self, now: Instant, msg: ToHub) {
+    fn connection_input(&mut self, now: Instant, msg: ToHub) {
         match msg {
             ToHub::Connect {
                 client,
@@ -122,10 +122,10 @@ pub(crate) async fn run(
             msg = from_connections.recv() => {
                 let Some(msg) = msg else { break };
                 let now = Instant::now();
-                d.from_connection(now, msg);
+                d.connection_input(now, msg);
                 for _ in 1..BATCH {
                     let Ok(msg) = from_connections.try_recv() else { break };
-                    d.from_connection(now, msg);
+                    d.connection_input(now, msg);
                 }
             }
             () = timer => d.step(Instant::now(), HubInput::Timeout),

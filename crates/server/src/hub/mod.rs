@@ -450,7 +450,7 @@ impl Hub {
 
     /// Sends `msg` to every member of `chan` told of it (`joined` sent),
     /// except `except`.
-    fn to_joined_members(
+    fn send_to_joined_members(
         &mut self,
         chan: ChanId,
         except: Option<ClientId>,
@@ -552,7 +552,7 @@ impl Hub {
             },
         });
         let member = Member { id: client, name };
-        self.to_joined_members(chan, Some(client), || ServerMessage::MemberJoined {
+        self.send_to_joined_members(chan, Some(client), || ServerMessage::MemberJoined {
             channel: channel.clone(),
             members: vec![member.clone()],
         });
@@ -600,7 +600,7 @@ impl Hub {
             self.out
                 .push_back(HubOutput::Route(RouteUpdate::DropChannel { chan }));
         } else {
-            self.to_joined_members(chan, None, || ServerMessage::MemberLeft {
+            self.send_to_joined_members(chan, None, || ServerMessage::MemberLeft {
                 channel: name.clone(),
                 ids: vec![client],
             });
@@ -668,7 +668,7 @@ impl Hub {
                     }
                     FloorState::Idle => 0,
                 };
-                self.to_joined_members(chan, Some(holder), || ServerMessage::FloorTaken {
+                self.send_to_joined_members(chan, Some(holder), || ServerMessage::FloorTaken {
                     channel: channel.clone(),
                     talker: holder,
                     talker_name: talker_name.clone(),
@@ -684,7 +684,7 @@ impl Hub {
             FloorAction::Idle => {
                 self.out
                     .push_back(HubOutput::Route(RouteUpdate::Talker { chan, talker: None }));
-                self.to_joined_members(chan, None, || ServerMessage::FloorIdle {
+                self.send_to_joined_members(chan, None, || ServerMessage::FloorIdle {
                     channel: channel.clone(),
                 });
             }
