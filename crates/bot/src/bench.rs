@@ -59,6 +59,19 @@ pub struct BenchArgs {
     pub server_bin: Option<PathBuf>,
 }
 
+/// CPU time (user + system) of process `pid` so far, seconds, from `/proc`.
+pub(crate) fn cpu_seconds_of(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the ")" of the command name; utime and stime are 14 and 15 overall.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("stat format")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    Ok(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
 /// A `squawk-server` child process on ephemeral loopback ports, killed on drop.
 pub(crate) struct ServerProc {
     child: Child,
@@ -104,15 +117,7 @@ impl ServerProc {
 
     /// Server CPU time (user + system), seconds.
     pub(crate) fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the ")" of the command name; utime and stime are 14 and 15 overall.
-        let rest = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r)
-            .context("stat format")?;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
-        Ok(ticks / 100.0) // USER_HZ is 100 on Linux
+        cpu_seconds_of(self.child.id())
     }
 
     pub(crate) fn rss_mib(&self) -> anyhow::Result<f64> {

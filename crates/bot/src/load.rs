@@ -39,7 +39,7 @@ use str0m::{
 use tokio::net::UdpSocket;
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
-use crate::bench::ServerProc;
+use crate::bench::{ServerProc, cpu_seconds_of};
 
 /// `squawk-bot load` options.
 #[derive(Debug, clap::Args)]
@@ -90,17 +90,6 @@ struct Counters {
 /// packet type 192..=223 (RFC 5761 §4).
 fn is_rtp(b: &[u8]) -> bool {
     b.len() >= 12 && (128..=191).contains(&b[0]) && !(192..=223).contains(&b[1])
-}
-
-fn cpu_seconds_of(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("stat format")?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
-    Ok(ticks / 100.0) // USER_HZ is 100 on Linux
 }
 
 struct Client {

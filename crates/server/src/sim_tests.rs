@@ -403,7 +403,7 @@ impl Sim {
     }
 }
 
-/// Runs a join of `id` to `name` and records the hub's channel id.
+/// `id` sends a join of `name`.
 fn join(sim: &mut Sim, id: ClientId, name: &str) {
     sim.msg(id, ClientMessage::Join { channel: ch(name) });
 }
