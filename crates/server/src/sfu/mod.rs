@@ -22,6 +22,7 @@
 //! socket. `docs/architecture.md` describes the loop.
 
 mod peer;
+mod srtp;
 pub(crate) mod router;
 mod worker;
 
