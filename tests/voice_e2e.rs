@@ -66,6 +66,20 @@ fn speech_reaches_the_channel_and_only_the_channel() {
         eprintln!("{who}: {report}");
         assert_speech(&report, who);
     }
+    // The listeners' audio was protected by the SFU's own SRTP sender, not
+    // str0m's (only a listener's first packet goes through str0m), and it
+    // decrypted: the recordings above are speech.
+    let sfu = server.get_json("/stats");
+    let (out, direct) = (
+        sfu["rtp_out"].as_u64().unwrap(),
+        sfu["rtp_out_direct"].as_u64().unwrap(),
+    );
+    assert!(out > 400, "two listeners got the talk: {sfu}");
+    assert!(
+        direct + 2 >= out,
+        "all but the first packet per listener: {sfu}"
+    );
+    assert_eq!(sfu["send_dropped"], 0, "{sfu}");
     let d_report = silence(&d_wav);
     eprintln!("D: {d_report}");
     assert!(

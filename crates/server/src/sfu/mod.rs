@@ -21,9 +21,11 @@
 //! the worker loop (`worker.rs`) only moves packets through str0m and the
 //! socket. `docs/architecture.md` describes the loop.
 
+mod batch;
+mod keys;
 mod peer;
-mod srtp;
 pub(crate) mod router;
+mod srtp;
 mod worker;
 
 use std::{
@@ -148,6 +150,12 @@ pub struct WorkerStats {
     pub rtp_in: AtomicU64,
     /// RTP packets written to listeners (one per listener per packet).
     pub rtp_out: AtomicU64,
+    /// Of `rtp_out`, packets the SFU protected with its own SRTP sender
+    /// (the rest went through str0m: before a listener's keys and media
+    /// address were known).
+    pub rtp_out_direct: AtomicU64,
+    /// Datagrams the socket refused (full send buffer): dropped.
+    pub send_dropped: AtomicU64,
     /// RTP packets dropped because the sender held no floor.
     pub dropped_no_floor: AtomicU64,
     /// UDP datagrams that were not STUN/DTLS/RTP/RTCP or matched no peer.
@@ -181,6 +189,12 @@ pub struct SfuStats {
     pub rtp_in: u64,
     /// RTP packets written to listeners.
     pub rtp_out: u64,
+    /// Of `rtp_out`, packets protected by the SFU's own SRTP sender.
+    #[serde(default)]
+    pub rtp_out_direct: u64,
+    /// Datagrams the socket refused (full send buffer): dropped.
+    #[serde(default)]
+    pub send_dropped: u64,
     /// RTP packets dropped because the sender held no floor.
     pub dropped_no_floor: u64,
     /// Unparseable or unmatched UDP datagrams.
@@ -360,6 +374,8 @@ impl StatsHandle {
         for w in &self.0 {
             s.rtp_in += w.rtp_in.load(Ordering::Relaxed);
             s.rtp_out += w.rtp_out.load(Ordering::Relaxed);
+            s.rtp_out_direct += w.rtp_out_direct.load(Ordering::Relaxed);
+            s.send_dropped += w.send_dropped.load(Ordering::Relaxed);
             s.dropped_no_floor += w.dropped_no_floor.load(Ordering::Relaxed);
             s.stray_datagrams += w.stray_datagrams.load(Ordering::Relaxed);
             s.peers += w.peers.load(Ordering::Relaxed);

@@ -14,7 +14,11 @@ use str0m::{
 };
 use tracing::{debug, warn};
 
-use super::{ChanId, EventTx, WorkerEvent};
+use super::{
+    ChanId, EventTx, WorkerEvent,
+    keys::{Exported, KeySlot},
+    srtp::SrtpSender,
+};
 
 /// Opus RTP clock rate, Hz (RFC 7587 §4.1).
 const OPUS_CLOCK: u32 = 48_000;
@@ -40,6 +44,12 @@ pub(crate) struct Downlink {
     pub negotiated: bool,
     /// Opus payload type negotiated for the track, looked up on first use.
     pub pt: Option<Pt>,
+    /// RFC 6464 audio level extension id negotiated for the track, looked
+    /// up with `pt`.
+    pub level_id: Option<u8>,
+    /// SSRC str0m assigned to the track, looked up on the first packet the
+    /// SFU protects itself.
+    pub ssrc: Option<u32>,
 }
 
 /// Media liveness of the peer.
@@ -68,25 +78,33 @@ pub(crate) struct Peer {
     pub timeout: Instant,
     /// Remote addresses seen for this peer (for the worker's address map).
     pub addrs: Vec<SocketAddr>,
+    /// Where the DTLS handshake leaves this peer's SRTP keys.
+    pub keys: KeySlot,
+    /// The SFU's own SRTP sender for forwarded audio, once keys exist.
+    pub srtp: Option<SrtpSender>,
+    /// Where str0m sends this peer's RTP and RTCP (the nominated ICE pair's
+    /// remote address), learnt from str0m's own transmits.
+    pub media_dest: Option<SocketAddr>,
     candidate: SocketAddr,
 }
 
-pub(crate) fn new_rtc(candidate: SocketAddr, now: Instant) -> Rtc {
-    let mut rtc = Rtc::builder()
+/// A fresh `Rtc` for one connection and the slot its SRTP keys appear in.
+pub(crate) fn new_rtc(candidate: SocketAddr, now: Instant) -> (Rtc, KeySlot) {
+    let config = Rtc::builder()
         .set_rtp_mode(true)
         .set_ice_lite(true)
         .clear_codecs()
         .enable_opus(true, false)
         // Auto: DTLS 1.2 for webrtc-rs, 1.3 for browsers that offer it.
-        .set_dtls_version(DtlsVersion::Auto)
-        .build(now);
+        .set_dtls_version(DtlsVersion::Auto);
+    let (mut rtc, keys) = super::keys::build_rtc(config, now);
     match Candidate::host(candidate, "udp") {
         Ok(c) => {
             rtc.add_local_candidate(c);
         }
         Err(e) => warn!("cannot use {candidate} as ICE host candidate: {e}"),
     }
-    rtc
+    (rtc, keys)
 }
 
 impl Peer {
@@ -96,9 +114,10 @@ impl Peer {
         candidate: SocketAddr,
         now: Instant,
     ) -> Self {
+        let (rtc, keys) = new_rtc(candidate, now);
         Self {
             client,
-            rtc: new_rtc(candidate, now),
+            rtc,
             events,
             negotiation: Negotiation::AwaitingOffer,
             downlinks: HashMap::new(),
@@ -107,7 +126,28 @@ impl Peer {
             link: Link::Down,
             timeout: now,
             addrs: Vec::new(),
+            keys,
+            srtp: None,
+            media_dest: None,
             candidate,
+        }
+    }
+
+    /// Takes keys the DTLS handshake exported since the last call and makes
+    /// the SFU's SRTP sender from them. A profile the SFU does not implement
+    /// (or bad material) leaves the peer on str0m's own path.
+    pub(crate) fn take_keys(&mut self) {
+        let exported = match self.keys.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(_) => None,
+        };
+        match exported.as_ref().and_then(Exported::sender) {
+            Some(Ok(sender)) => {
+                debug!(client = self.client, profile = ?sender.profile(), "own SRTP sender ready");
+                self.srtp = Some(sender);
+            }
+            Some(Err(e)) => warn!(client = self.client, "SRTP keys unusable, str0m sends: {e}"),
+            None => {}
         }
     }
 
@@ -155,7 +195,9 @@ impl Peer {
                 if !self.rtc.is_alive() && matches!(self.negotiation, Negotiation::AwaitingOffer) {
                     // A refused first offer can kill the Rtc; start afresh so
                     // the client may retry with a good one.
-                    self.rtc = new_rtc(self.candidate, now);
+                    (self.rtc, self.keys) = new_rtc(self.candidate, now);
+                    self.srtp = None;
+                    self.media_dest = None;
                 }
             }
         }
@@ -247,6 +289,8 @@ impl Peer {
                         rewriter: TrackRewriter::new(OPUS_CLOCK, rand::random(), rand::random()),
                         negotiated: false,
                         pt: None,
+                        level_id: None,
+                        ssrc: None,
                     }
                 }
             };
@@ -267,6 +311,13 @@ impl Peer {
             });
             self.negotiation = Negotiation::AwaitingAnswer(pending);
         }
+    }
+
+    /// The RFC 6464 audio level extension id negotiated on `mid`.
+    pub(crate) fn audio_level_id(rtc: &Rtc, mid: Mid) -> Option<u8> {
+        rtc.media(mid)?
+            .remote_extmap()
+            .id_of(str0m::rtp::Extension::AudioLevel)
     }
 
     /// The Opus payload type negotiated on `mid` (RFC 7587 is dynamic PT).

@@ -24,9 +24,26 @@ use tracing::{debug, info};
 
 use super::{
     ChanId, EventTx, FwdPacket, WorkerCmd, WorkerEvent, WorkerStats,
+    batch::SendBatch,
     peer::{Link, Peer},
     router::Router,
+    srtp::RtpHeader,
 };
+
+/// Sends the batch; counts refused datagrams and each forwarded packet's
+/// delay from arrival to the kernel.
+fn flush(batch: &mut SendBatch, socket: &UdpSocket, stats: &WorkerStats) {
+    if batch.len() == 0 {
+        return;
+    }
+    // Taken once, after the kernel has the whole batch.
+    let mut sent_at = None;
+    let done = batch.flush(socket, |arrival| {
+        let now = *sent_at.get_or_insert_with(Instant::now);
+        stats.record_delay(now.saturating_duration_since(arrival).as_micros() as u64);
+    });
+    WorkerStats::add(&stats.send_dropped, done.dropped as u64);
+}
 
 /// Largest UDP datagram we read, bytes.
 const MAX_DATAGRAM: usize = 2048;
@@ -41,6 +58,7 @@ const TIMER_GRID: std::time::Duration = std::time::Duration::from_millis(4);
 /// What draining a peer produced that needs the rest of the worker.
 struct Io<'a> {
     socket: &'a UdpSocket,
+    batch: &'a mut SendBatch,
     stats: &'a WorkerStats,
     events: &'a EventTx,
     /// Uplink packets to route after the drain.
@@ -63,6 +81,8 @@ pub(crate) struct Worker {
     chans: Vec<ChanId>,
     /// When due timers were last run (see [`TIMER_GRID`]).
     timers_ran: Instant,
+    /// Datagrams of this wake-up, sent before the worker sleeps again.
+    batch: SendBatch,
 }
 
 impl Worker {
@@ -88,6 +108,7 @@ impl Worker {
             uplink: Vec::new(),
             chans: Vec::new(),
             timers_ran: Instant::now(),
+            batch: SendBatch::new(),
         }
     }
 
@@ -133,6 +154,7 @@ impl Worker {
                 },
                 () = sleep => self.timeouts(),
             }
+            flush(&mut self.batch, &self.socket, &self.stats);
         }
         info!(worker = self.idx, "sfu worker stopped");
     }
@@ -294,9 +316,14 @@ impl Worker {
     }
 
     /// Writes `pkt` to every local listener of `chan` except the talker.
+    ///
+    /// A listener whose SRTP keys and media address are known gets the
+    /// packet from the SFU's own SRTP sender straight into the send batch;
+    /// before that (its first packet), through its str0m `Rtc`, whose
+    /// transmit tells the SFU the address.
     fn forward_local(&mut self, chan: ChanId, talker: ClientId, pkt: &FwdPacket) {
         let now = Instant::now();
-        let mut written = 0;
+        let (mut written, mut direct) = (0, 0);
         for &id in self.router.local_listeners(chan) {
             if id == talker {
                 continue;
@@ -315,6 +342,7 @@ impl Worker {
             }
             if dl.pt.is_none() {
                 dl.pt = Peer::opus_pt(&peer.rtc, dl.mid);
+                dl.level_id = Peer::audio_level_id(&peer.rtc, dl.mid);
             }
             let Some(pt) = dl.pt else { continue };
             let Some(rw) = dl
@@ -323,6 +351,32 @@ impl Worker {
             else {
                 continue;
             };
+            written += 1;
+            if let (Some(srtp), Some(dest), Some(ssrc)) = (&peer.srtp, peer.media_dest, dl.ssrc) {
+                let header = RtpHeader {
+                    pt: *pt,
+                    marker: rw.marker,
+                    seq: rw.seq as u16,
+                    timestamp: rw.timestamp,
+                    ssrc,
+                    audio_level: dl.level_id.zip(pkt.audio_level).map(|(id, dbov)| {
+                        let level = dbov.unsigned_abs().min(127);
+                        (id, level, pkt.voice_activity.unwrap_or(false))
+                    }),
+                };
+                let full = self.batch.push(dest, Some(pkt.arrival), |buf| {
+                    let start = buf.len();
+                    let header_len = header.write(buf);
+                    buf.extend_from_slice(&pkt.payload);
+                    // RFC 3711 §3.3.1: the ROC is the extended sequence number's high bits.
+                    srtp.protect_rtp(buf, start, header_len, (rw.seq >> 16) as u32);
+                });
+                if full {
+                    flush(&mut self.batch, &self.socket, &self.stats);
+                }
+                direct += 1;
+                continue;
+            }
             let ext = ExtensionValues {
                 audio_level: pkt.audio_level,
                 voice_activity: pkt.voice_activity,
@@ -333,6 +387,7 @@ impl Worker {
             let Some(tx) = api.stream_tx_by_mid(mid, None) else {
                 continue;
             };
+            dl.ssrc = Some(*tx.ssrc());
             tx.write_rtp(
                 RtpWrite::new(
                     pt,
@@ -348,11 +403,11 @@ impl Worker {
             if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
                 debug!(client = id, "timeout input: {e}");
             }
-            written += 1;
             Self::drain(
                 peer,
                 &mut Io {
                     socket: &self.socket,
+                    batch: &mut self.batch,
                     stats: &self.stats,
                     events: &self.events,
                     uplink: &mut self.uplink,
@@ -366,6 +421,7 @@ impl Worker {
             );
         }
         WorkerStats::add(&self.stats.rtp_out, written);
+        WorkerStats::add(&self.stats.rtp_out_direct, direct);
     }
 
     fn drain_peer(&mut self, client: ClientId) {
@@ -381,6 +437,7 @@ impl Worker {
         };
         let mut io = Io {
             socket: &self.socket,
+            batch: &mut self.batch,
             stats: &self.stats,
             events: &self.events,
             uplink: &mut self.uplink,
@@ -399,8 +456,18 @@ impl Worker {
                     return;
                 }
                 Ok(Output::Transmit(t)) => {
-                    // Non-blocking: a full socket buffer drops the datagram, as UDP would.
-                    let _ = io.socket.try_send_to(&t.contents, t.destination);
+                    // str0m sends RTP and RTCP (first byte 128-191, RFC 7983
+                    // §7) only to the nominated pair: the media address.
+                    if matches!(t.contents.first(), Some(128..=191)) {
+                        peer.media_dest = Some(t.destination);
+                    }
+                    // Batched behind the SFU's own packets, in order.
+                    if io
+                        .batch
+                        .push(t.destination, None, |b| b.extend_from_slice(&t.contents))
+                    {
+                        flush(io.batch, io.socket, io.stats);
+                    }
                 }
                 Ok(Output::Event(e)) => Self::event(peer, io, e),
                 Err(e) => {
@@ -418,6 +485,9 @@ impl Worker {
         }
         let was_up = peer.link == Link::Up;
         peer.link = link;
+        if link == Link::Up {
+            peer.take_keys();
+        }
         if was_up != (link == Link::Up) {
             // Unbounded: a link change is never dropped.
             let _ = io.events.send(WorkerEvent::Link {

@@ -46,6 +46,7 @@ impl Profile {
     }
 
     /// Bytes the protection adds after the payload (auth tag), bytes.
+    #[cfg(test)]
     pub(crate) const fn overhead(self) -> usize {
         match self {
             Self::Aes128CmSha1_80 => 10,
@@ -85,11 +86,20 @@ const AUTH_KEY_LEN: usize = 20;
 /// The AES-CM PRF of RFC 3711 §4.3.1 with a key derivation rate of 0:
 /// `out.len()` bytes of AES-CM keystream under `master_key`, with
 /// IV = (master salt, zero-padded to 14 bytes, XOR label at byte 7) · 2^16.
-fn derive(master_key: &[u8], master_salt: &[u8], label: u8, out: &mut [u8]) -> Result<(), SrtpError> {
+fn derive(
+    master_key: &[u8],
+    master_salt: &[u8],
+    label: u8,
+    out: &mut [u8],
+) -> Result<(), SrtpError> {
     let mut iv = [0u8; 16];
     iv[..master_salt.len()].copy_from_slice(master_salt);
     iv[7] ^= label;
-    let algorithm = if master_key.len() == 32 { &AES_256 } else { &AES_128 };
+    let algorithm = if master_key.len() == 32 {
+        &AES_256
+    } else {
+        &AES_128
+    };
     let key = EncryptingKey::ctr(UnboundCipherKey::new(algorithm, master_key)?)?;
     out.fill(0);
     key.less_safe_encrypt(out, EncryptionContext::Iv128(iv.into()))?;
@@ -116,7 +126,9 @@ pub(crate) struct SrtpSender {
 
 impl std::fmt::Debug for SrtpSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SrtpSender").field("profile", &self.profile).finish()
+        f.debug_struct("SrtpSender")
+            .field("profile", &self.profile)
+            .finish()
     }
 }
 
@@ -127,7 +139,11 @@ impl SrtpSender {
     ///
     /// Errors: [`SrtpError::MaterialLength`] when `material` does not fit
     /// `profile`.
-    pub(crate) fn new(profile: Profile, material: &[u8], dtls_client: bool) -> Result<Self, SrtpError> {
+    pub(crate) fn new(
+        profile: Profile,
+        material: &[u8],
+        dtls_client: bool,
+    ) -> Result<Self, SrtpError> {
         let (k, s) = (profile.key_len(), profile.salt_len());
         if material.len() != 2 * (k + s) {
             return Err(SrtpError::MaterialLength {
@@ -136,7 +152,11 @@ impl SrtpSender {
                 want: 2 * (k + s),
             });
         }
-        let (key_at, salt_at) = if dtls_client { (0, 2 * k) } else { (k, 2 * k + s) };
+        let (key_at, salt_at) = if dtls_client {
+            (0, 2 * k)
+        } else {
+            (k, 2 * k + s)
+        };
         let master_key = &material[key_at..key_at + k];
         let master_salt = &material[salt_at..salt_at + s];
 
@@ -185,7 +205,13 @@ impl SrtpSender {
     ///
     /// Panics if `packet[start..]` is shorter than `header_len` or
     /// `header_len < 12`: the caller builds the header.
-    pub(crate) fn protect_rtp(&self, packet: &mut Vec<u8>, start: usize, header_len: usize, roc: u32) {
+    pub(crate) fn protect_rtp(
+        &self,
+        packet: &mut Vec<u8>,
+        start: usize,
+        header_len: usize,
+        roc: u32,
+    ) {
         let rtp = &packet[start..];
         let seq = u16::from_be_bytes([rtp[2], rtp[3]]);
         let ssrc = [rtp[8], rtp[9], rtp[10], rtp[11]];
@@ -221,8 +247,11 @@ impl SrtpSender {
                 for (b, s) in iv[8..14].iter_mut().zip(&index.to_be_bytes()[2..]) {
                     *b ^= s;
                 }
-                key.less_safe_encrypt(&mut packet[payload_at..], EncryptionContext::Iv128(iv.into()))
-                    .expect("AES-CTR encrypts any length");
+                key.less_safe_encrypt(
+                    &mut packet[payload_at..],
+                    EncryptionContext::Iv128(iv.into()),
+                )
+                .expect("AES-CTR encrypts any length");
                 // RFC 3711 §4.2: HMAC-SHA1(header || payload || ROC), 80 bits.
                 let mut mac = hmac::Context::with_key(auth);
                 mac.update(&packet[start..]);
@@ -263,7 +292,12 @@ impl RtpHeader {
             Some((id, level, vad)) => {
                 // 0xBEDE, one 32-bit word: id/len(0), V|level, padding.
                 out.extend_from_slice(&[0xbe, 0xde, 0x00, 0x01]);
-                out.extend_from_slice(&[(id & 0x0f) << 4, (u8::from(vad) << 7) | level.min(127), 0, 0]);
+                out.extend_from_slice(&[
+                    (id & 0x0f) << 4,
+                    (u8::from(vad) << 7) | level.min(127),
+                    0,
+                    0,
+                ]);
                 20
             }
         }

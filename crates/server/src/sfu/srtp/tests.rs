@@ -21,7 +21,11 @@ fn material(profile: Profile) -> Vec<u8> {
 /// (webrtc-rs's rtc-srtp) from the halves the *other* role sends with.
 fn receiver(profile: Profile, material: &[u8], sender_is_dtls_client: bool) -> Context {
     let (k, s) = (profile.key_len(), profile.salt_len());
-    let (key_at, salt_at) = if sender_is_dtls_client { (0, 2 * k) } else { (k, 2 * k + s) };
+    let (key_at, salt_at) = if sender_is_dtls_client {
+        (0, 2 * k)
+    } else {
+        (k, 2 * k + s)
+    };
     let theirs = match profile {
         Profile::Aes128CmSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
         Profile::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
@@ -74,12 +78,24 @@ fn every_profile_and_role_decrypts_with_an_independent_srtp_stack() {
                 };
                 let (srtp, header_len) = packet(&sender, header, &payload, 0);
                 assert_eq!(srtp.len(), header_len + payload.len() + profile.overhead());
-                assert_ne!(&srtp[header_len..header_len + payload.len()], &payload[..], "encrypted");
+                assert_ne!(
+                    &srtp[header_len..header_len + payload.len()],
+                    &payload[..],
+                    "encrypted"
+                );
                 let plain = rx
                     .decrypt_rtp(&srtp)
                     .unwrap_or_else(|e| panic!("{profile:?} client={dtls_client}: {e}"));
-                assert_eq!(&plain[plain.len() - payload.len()..], &payload[..], "{profile:?}");
-                assert_eq!(&plain[..header_len], &srtp[..header_len], "header in the clear");
+                assert_eq!(
+                    &plain[plain.len() - payload.len()..],
+                    &payload[..],
+                    "{profile:?}"
+                );
+                assert_eq!(
+                    &plain[..header_len],
+                    &srtp[..header_len],
+                    "header in the clear"
+                );
             }
         }
     }
@@ -177,7 +193,10 @@ fn key_derivation_matches_rfc_3711_b3() {
     assert_eq!(out.to_vec(), hex("30CBBC08863D8C85D49DB34A9AE1"));
     let mut out = [0u8; 20];
     derive(&key, &salt, LABEL_RTP_AUTH, &mut out).unwrap();
-    assert_eq!(out.to_vec(), hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4"));
+    assert_eq!(
+        out.to_vec(),
+        hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4")
+    );
 }
 
 #[test]
