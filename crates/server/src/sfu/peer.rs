@@ -1,7 +1,7 @@
 //! One connection's media state on a worker: its str0m [`Rtc`], the SDP
 //! negotiation state and one downlink track per channel.
 
-use std::{collections::HashMap, net::SocketAddr, time::Instant};
+use std::{net::SocketAddr, time::Instant};
 
 use squawk_media::TrackRewriter;
 use squawk_protocol::{ClientId, ErrorCode};
@@ -52,6 +52,37 @@ pub(crate) struct Downlink {
     pub ssrc: Option<u32>,
 }
 
+/// A peer's downlink tracks by channel: a few entries, kept in one small
+/// array that forwarding reads with one cache miss, not a hash table's two.
+#[derive(Default)]
+pub(crate) struct Downlinks(Vec<(ChanId, Downlink)>);
+
+impl Downlinks {
+    pub(crate) fn get(&self, chan: &ChanId) -> Option<&Downlink> {
+        self.0.iter().find(|(c, _)| c == chan).map(|(_, d)| d)
+    }
+
+    pub(crate) fn get_mut(&mut self, chan: &ChanId) -> Option<&mut Downlink> {
+        self.0.iter_mut().find(|(c, _)| c == chan).map(|(_, d)| d)
+    }
+
+    pub(crate) fn insert(&mut self, chan: ChanId, downlink: Downlink) {
+        match self.get_mut(&chan) {
+            Some(d) => *d = downlink,
+            None => self.0.push((chan, downlink)),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, chan: &ChanId) -> Option<Downlink> {
+        let at = self.0.iter().position(|(c, _)| c == chan)?;
+        Some(self.0.swap_remove(at).1)
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Downlink> {
+        self.0.iter_mut().map(|(_, d)| d)
+    }
+}
+
 /// Media liveness of the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Link {
@@ -68,7 +99,7 @@ pub(crate) struct Peer {
     pub rtc: Rtc,
     events: EventTx,
     pub negotiation: Negotiation,
-    pub downlinks: HashMap<ChanId, Downlink>,
+    pub downlinks: Downlinks,
     /// Negotiated tracks of channels left, reused before adding new m-lines.
     pub spare: Vec<Downlink>,
     /// Tracks asked for and not yet created: channel and the hub's token.
@@ -120,7 +151,7 @@ impl Peer {
             rtc,
             events,
             negotiation: Negotiation::AwaitingOffer,
-            downlinks: HashMap::new(),
+            downlinks: Downlinks::default(),
             spare: Vec::new(),
             pending: Vec::new(),
             link: Link::Down,
@@ -228,7 +259,7 @@ impl Peer {
             Ok(()) => {
                 // Tracks moved to spare by a leave while the offer was out
                 // are negotiated by this answer too.
-                for d in self.downlinks.values_mut().chain(self.spare.iter_mut()) {
+                for d in self.downlinks.iter_mut().chain(self.spare.iter_mut()) {
                     d.negotiated = true;
                 }
                 self.negotiate();

@@ -69,7 +69,9 @@ pub(crate) struct Worker {
     idx: usize,
     socket: UdpSocket,
     candidate: SocketAddr,
-    peers: HashMap<ClientId, Peer>,
+    /// Boxed: a `Peer` is kilobytes, and forwarding probes this table once
+    /// per listener per packet; small entries keep the probe in cache.
+    peers: HashMap<ClientId, Box<Peer>>,
     by_addr: HashMap<SocketAddr, ClientId>,
     timers: BTreeSet<(Instant, ClientId)>,
     router: Router,
@@ -163,7 +165,7 @@ impl Worker {
         let now = Instant::now();
         match cmd {
             WorkerCmd::AddPeer { client } => {
-                let peer = Peer::new(client, self.events.clone(), self.candidate, now);
+                let peer = Box::new(Peer::new(client, self.events.clone(), self.candidate, now));
                 self.peers.insert(client, peer);
                 self.stats
                     .peers
