@@ -120,15 +120,52 @@ impl ServerProc {
         cpu_seconds_of(self.child.id())
     }
 
+    /// Resident set size now, MiB.
     pub(crate) fn rss_mib(&self) -> anyhow::Result<f64> {
+        self.status_mib("VmRSS:")
+    }
+
+    /// Peak resident set size since start (`VmHWM`), MiB.
+    pub(crate) fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        self.status_mib("VmHWM:")
+    }
+
+    fn status_mib(&self, field: &str) -> anyhow::Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         let kb: f64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
-            .context("VmRSS")?
+            .with_context(|| field.to_string())?
             .parse()?;
         Ok(kb / 1024.0)
+    }
+
+    /// Starts `bin` with admission limits raised for `clients` connections
+    /// from 127.0.0.1 (a load generator is one address) and `--workers`.
+    pub(crate) fn start_for_clients(
+        bin: &PathBuf,
+        clients: usize,
+        workers: Option<usize>,
+    ) -> anyhow::Result<Self> {
+        let config = std::env::temp_dir().join(format!("squawk-load-{}.toml", std::process::id()));
+        std::fs::write(
+            &config,
+            format!(
+                "[limits]\nmax_connections = {n}\nmax_connections_per_ip = {n}\n\
+                 new_connections_per_ip_per_sec = {n}\nnew_connections_per_ip_burst = {n}\n",
+                n = clients + 16
+            ),
+        )?;
+        let config_arg = config.to_string_lossy().into_owned();
+        let workers = workers.map(|w| w.to_string());
+        let mut extra = vec!["--config", config_arg.as_str()];
+        if let Some(w) = &workers {
+            extra.extend(["--workers", w.as_str()]);
+        }
+        let server = Self::start_with(bin, &extra);
+        let _ = std::fs::remove_file(&config);
+        server
     }
 
     pub(crate) async fn stats(&self) -> anyhow::Result<SfuStats> {

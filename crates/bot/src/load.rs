@@ -65,6 +65,11 @@ pub struct LoadArgs {
     /// SFU worker threads of the server [default: the server's, one per core].
     #[arg(long)]
     pub workers: Option<usize>,
+    /// After the window, this many late entries, one after another: a client
+    /// with media up joins a room whose talker holds the floor; reports
+    /// join → `joined` → first RTP p50/p95.
+    #[arg(long, default_value_t = 0)]
+    pub late_joins: usize,
 }
 
 /// Opus payload size, bytes: about 28 kbps at 50 packets/s, as the peers'
@@ -259,6 +264,123 @@ async fn run_client(
     Ok(())
 }
 
+/// One late entry's timings.
+struct LateEntry {
+    /// `join` sent → `joined` received.
+    joined: Duration,
+    /// `joined` received → first RTP datagram of the talker.
+    first_rtp: Duration,
+    /// `floor_taken` came after `joined` (the MCPTT late-entry order).
+    floor_taken_after_joined: bool,
+}
+
+/// A listener that brings its media up first, then joins `room` while its
+/// talker holds the floor (late entry), and times it.
+async fn late_join(url: &str, room: usize, k: usize) -> anyhow::Result<LateEntry> {
+    let (ws, _) = connect_async(url).await.context("connect")?;
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    let local = socket.local_addr()?;
+    let now = Instant::now();
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .build(now);
+    rtc.add_local_candidate(Candidate::host(local, "udp")?);
+    let mut api = rtc.sdp_api();
+    let mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let (offer, pending) = api.apply().context("offer")?;
+    let mut pending = Some(pending);
+    let mut c = Client {
+        rtc,
+        socket,
+        local,
+        mid,
+        pt: None,
+        timeout: now,
+        connected: false,
+    };
+    c.drain()?;
+    for m in [
+        ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+            name: format!("Late{k}"),
+            password: None,
+        },
+        ClientMessage::Offer {
+            sdp: offer.to_sdp_string(),
+        },
+    ] {
+        ws_tx.send(Message::Text(m.to_json().into())).await?;
+    }
+    let (mut join_sent, mut joined_at, mut taken_after) = (None::<Instant>, None::<Instant>, None);
+    let mut buf = vec![0u8; 2048];
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if c.connected && join_sent.is_none() {
+            let join = ClientMessage::Join {
+                channel: format!("load{room}").parse()?,
+            };
+            ws_tx.send(Message::Text(join.to_json().into())).await?;
+            join_sent = Some(Instant::now());
+        }
+        let timeout = c.timeout;
+        tokio::select! {
+            () = tokio::time::sleep_until(give_up) => anyhow::bail!("late entry {k}: no audio within 10 s"),
+            msg = ws_rx.next() => {
+                let Some(Ok(msg)) = msg else { anyhow::bail!("signaling closed") };
+                let Message::Text(text) = msg else { continue };
+                match ServerMessage::from_json(&text)? {
+                    ServerMessage::Answer { sdp } => {
+                        if let Some(p) = pending.take() {
+                            c.rtc.sdp_api().accept_answer(p, SdpAnswer::from_sdp_string(&sdp)?)?;
+                            c.drain()?;
+                        }
+                    }
+                    ServerMessage::Offer { sdp } => {
+                        let answer = c.rtc.sdp_api().accept_offer(SdpOffer::from_sdp_string(&sdp)?)?;
+                        c.drain()?;
+                        let m = ClientMessage::Answer { sdp: answer.to_sdp_string() };
+                        ws_tx.send(Message::Text(m.to_json().into())).await?;
+                    }
+                    ServerMessage::Joined { .. } => joined_at = Some(Instant::now()),
+                    ServerMessage::FloorTaken { .. } if taken_after.is_none() => {
+                        taken_after = Some(joined_at.is_some());
+                    }
+                    ServerMessage::Error { code, message } => anyhow::bail!("server error {code:?}: {message}"),
+                    _ => {}
+                }
+            }
+            res = c.socket.recv_from(&mut buf) => {
+                let (n, src) = res?;
+                let data = &buf[..n];
+                if c.connected && is_rtp(data) {
+                    let (Some(sent), Some(joined)) = (join_sent, joined_at) else { continue };
+                    let at = Instant::now();
+                    c.rtc.disconnect();
+                    return Ok(LateEntry {
+                        joined: joined - sent,
+                        first_rtp: at - joined,
+                        floor_taken_after_joined: taken_after.unwrap_or(false),
+                    });
+                }
+                if let Ok(r) = Receive::new(Protocol::Udp, src, c.local, data) {
+                    c.input(Input::Receive(Instant::now(), r))?;
+                }
+            }
+            () = tokio::time::sleep_until(timeout.into()) => {
+                c.input(Input::Timeout(Instant::now()))?;
+            }
+        }
+    }
+}
+
+/// `q` quantile (0..=1) of sorted `v`, ms, one decimal.
+pub(crate) fn quantile_ms(v: &[Duration], q: f64) -> Option<f64> {
+    let at = ((v.len().checked_sub(1)?) as f64 * q).round() as usize;
+    Some((v[at].as_secs_f64() * 1e4).round() / 10.0)
+}
+
 fn rand_u32() -> u32 {
     // Enough spread for an RTP timestamp origin; not for anything secret.
     let t = std::time::SystemTime::now()
@@ -276,24 +398,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<()> {
         None => std::env::current_exe()?.with_file_name("squawk-server"),
     };
     let clients = args.rooms * args.members;
-    let config = std::env::temp_dir().join(format!("squawk-load-{}.toml", std::process::id()));
-    // Every client comes from 127.0.0.1.
-    std::fs::write(
-        &config,
-        format!(
-            "[limits]\nmax_connections = {n}\nmax_connections_per_ip = {n}\n\
-             new_connections_per_ip_per_sec = {n}\nnew_connections_per_ip_burst = {n}\n",
-            n = clients + 16
-        ),
-    )?;
-    let config_arg = config.to_string_lossy().into_owned();
-    let workers = args.workers.map(|w| w.to_string());
-    let mut extra = vec!["--config", config_arg.as_str()];
-    if let Some(w) = &workers {
-        extra.extend(["--workers", w.as_str()]);
-    }
-    let server = ServerProc::start_with(&bin, &extra)?;
-    let _ = std::fs::remove_file(&config);
+    let server = ServerProc::start_for_clients(&bin, clients, args.workers)?;
     let url = server.url();
     let counters = Arc::new(Counters::default());
     let mut tasks = Vec::new();
@@ -357,6 +462,16 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<()> {
         t0.elapsed().as_secs_f64(),
     );
     let rss = server.rss_mib()?;
+    // Late entries while every talker still holds its floor.
+    let (mut to_joined, mut to_rtp, mut in_order) = (Vec::new(), Vec::new(), 0);
+    for k in 0..args.late_joins {
+        let e = late_join(&url, k % args.rooms, k).await?;
+        to_joined.push(e.joined);
+        to_rtp.push(e.first_rtp);
+        in_order += usize::from(e.floor_taken_after_joined);
+    }
+    to_joined.sort();
+    to_rtp.sort();
     counters.stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.abort();
@@ -383,6 +498,12 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<()> {
         "added_delay_p50_ms": ms(s1.delay_quantile_us(&s0, 0.5)),
         "added_delay_p99_ms": ms(s1.delay_quantile_us(&s0, 0.99)),
         "loadgen_cpu_pct": ((me1 - me0) / wall * 1000.0).round() / 10.0,
+        "late_joins": args.late_joins,
+        "late_join_to_joined_ms_p50": quantile_ms(&to_joined, 0.5),
+        "late_join_to_joined_ms_p95": quantile_ms(&to_joined, 0.95),
+        "late_joined_to_first_rtp_ms_p50": quantile_ms(&to_rtp, 0.5),
+        "late_joined_to_first_rtp_ms_p95": quantile_ms(&to_rtp, 0.95),
+        "late_floor_taken_after_joined": in_order,
     });
     if args.json {
         println!("{result}");
@@ -405,7 +526,17 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_rtp;
+    use super::{is_rtp, quantile_ms};
+    use std::time::Duration;
+
+    #[test]
+    fn quantiles_pick_the_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(quantile_ms(&v, 0.5), Some(51.0));
+        assert_eq!(quantile_ms(&v, 0.95), Some(95.0));
+        assert_eq!(quantile_ms(&v, 1.0), Some(100.0));
+        assert_eq!(quantile_ms(&[], 0.5), None);
+    }
 
     #[test]
     fn rtp_is_told_from_rtcp_stun_and_dtls() {

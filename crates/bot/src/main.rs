@@ -6,6 +6,7 @@
 
 mod bench;
 mod load;
+mod storm;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -102,6 +103,10 @@ enum Cmd {
     /// a server it starts; prints server CPU per forwarded packet, RSS,
     /// delivery and added delay (one JSON line with --json).
     Load(load::LoadArgs),
+    /// Connect storm: N signaling clients connect and join at once against
+    /// a server it starts; prints the time to admit them all, join latency,
+    /// server CPU and peak RSS (one JSON line with --json).
+    Storm(storm::StormArgs),
 }
 
 fn say(v: serde_json::Value) {
@@ -405,6 +410,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Rogue { channel, wav } => rogue(&args, channel, wav).await,
             Cmd::Bench(b) => bench::run(&args.server, b).await,
             Cmd::Load(l) => load::run(l).await,
+            Cmd::Storm(s) => storm::run(s).await,
         }
     })
 }

@@ -169,7 +169,10 @@ pub(crate) fn build_rtc(builder: str0m::RtcConfig, now: Instant) -> (str0m::Rtc,
     MADE.with(|m| m.borrow_mut().take());
     let rtc = builder.set_crypto_provider(PROVIDER.clone()).build(now);
     let slot = MADE.with(|m| m.borrow_mut().take()).unwrap_or_else(|| {
-        crate::logs::limited!(warn, "no DTLS instance made with the Rtc: forwarding through str0m");
+        crate::logs::limited!(
+            warn,
+            "no DTLS instance made with the Rtc: forwarding through str0m"
+        );
         KeySlot::default()
     });
     (rtc, slot)
