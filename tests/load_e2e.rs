@@ -63,7 +63,10 @@ fn the_load_generator_delivers_every_packet_and_reports_its_figures() {
     // the talker (the figures exist only for joiners that got audio).
     assert_eq!(r["late_joins"], 4, "{r}");
     assert_eq!(r["late_floor_taken_after_joined"], 4, "{r}");
-    for key in ["late_join_to_joined_ms_p95", "late_joined_to_first_rtp_ms_p95"] {
+    for key in [
+        "late_join_to_joined_ms_p95",
+        "late_joined_to_first_rtp_ms_p95",
+    ] {
         assert!(r[key].as_f64().is_some_and(|v| v >= 0.0), "{key}: {r}");
     }
     assert_eq!(load.wait(Duration::from_secs(20)).0, 0);

@@ -106,16 +106,17 @@ fn derive(
     Ok(())
 }
 
+/// `AES128_CM_HMAC_SHA1_80` state: its HMAC key is large, and GCM is what
+/// str0m and browsers prefer, so it is boxed.
+struct CmCipher {
+    key: EncryptingKey,
+    salt: [u8; 14],
+    auth: hmac::Key,
+}
+
 enum Cipher {
-    Cm {
-        key: EncryptingKey,
-        salt: [u8; 14],
-        auth: hmac::Key,
-    },
-    Gcm {
-        key: LessSafeKey,
-        salt: [u8; 12],
-    },
+    Cm(Box<CmCipher>),
+    Gcm { key: LessSafeKey, salt: [u8; 12] },
 }
 
 /// Protects outgoing RTP for one DTLS-SRTP association (one listener).
@@ -169,11 +170,11 @@ impl SrtpSender {
                 derive(master_key, master_salt, LABEL_RTP_SALT, &mut salt)?;
                 let mut auth = [0u8; AUTH_KEY_LEN];
                 derive(master_key, master_salt, LABEL_RTP_AUTH, &mut auth)?;
-                Cipher::Cm {
+                Cipher::Cm(Box::new(CmCipher {
                     key: EncryptingKey::ctr(UnboundCipherKey::new(&AES_128, session_key)?)?,
                     salt,
                     auth: hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &auth),
-                }
+                }))
             }
             Profile::AeadAes128Gcm | Profile::AeadAes256Gcm => {
                 let mut salt = [0u8; 12];
@@ -236,7 +237,8 @@ impl SrtpSender {
                     .expect("AES-GCM seals any payload under 2^36 bytes");
                 packet.extend_from_slice(tag.as_ref());
             }
-            Cipher::Cm { key, salt, auth } => {
+            Cipher::Cm(cm) => {
+                let CmCipher { key, salt, auth } = &**cm;
                 // RFC 3711 §4.1.1: IV = salt·2^16 XOR SSRC·2^64 XOR index·2^16.
                 let mut iv = [0u8; 16];
                 iv[..14].copy_from_slice(salt);
