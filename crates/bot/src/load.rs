@@ -202,6 +202,7 @@ async fn run_client(
             let req = ClientMessage::FloorRequest {
                 channel: channel.parse()?,
                 priority: Default::default(),
+                queue: false,
             };
             ws_tx.send(Message::Text(req.to_json().into())).await?;
         }

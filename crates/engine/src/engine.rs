@@ -751,6 +751,10 @@ impl Runner {
                 self.emit(EngineEvent::ServerError { code, message });
             }
             ServerMessage::Channels { channels } => self.emit(EngineEvent::Channels(channels)),
+            // The engine does not ask to queue (`queue: false` above), so
+            // the server never sends it this; queueing from the talk button
+            // comes with the dispatcher console (issue 11).
+            ServerMessage::FloorQueued { .. } => {}
             ServerMessage::Welcome { .. } => {}
         }
         true
@@ -827,6 +831,7 @@ impl Runner {
                         .send(ClientMessage::FloorRequest {
                             channel,
                             priority: Default::default(),
+                            queue: false,
                         })
                         .await;
                 }

@@ -7,21 +7,25 @@
 //! [`Floor::poll_timeout`].
 //!
 //! States: `Idle` (nobody talks) and `Taken` (one holder with a priority and
-//! a deadline). Transitions:
+//! a deadline), with a **floor queue** (TS 24.380 §6.3.4.4, "queued") of
+//! requests waiting while the floor is taken: ordered by priority, then
+//! arrival; each with an expiry. The queue is empty whenever the floor is
+//! idle. Transitions (`q` is the queue):
 //!
 //! | state | input | actions | next |
 //! |---|---|---|---|
 //! | Idle | Request(a) | Granted(a), Taken(a) | Taken(a) |
 //! | Taken(a) | Request(a) | Granted(a) (repeat) | Taken(a) |
-//! | Taken(a) | Request(b), no pre-emption | Deny(b, Busy) | Taken(a) |
-//! | Taken(a) | Request(b), pre-emptive and higher priority | Revoke(a, Preempted), Granted(b), Taken(b) | Taken(b) |
-//! | Taken(a) | Release(a) or Left(a) | Idle | Idle |
-//! | Taken(a) | Release(b) or Left(b) | — | Taken(a) |
-//! | Taken(a) | Tick after the deadline | Revoke(a, MaxDurationExceeded), Idle | Idle |
+//! | Taken(a) | Request(b), pre-emptive and higher priority | Revoke(a, Preempted), Granted(b), Taken(b); b leaves q | Taken(b) |
+//! | Taken(a) | Request(b, queue), q not full | Queued(b, position); Queued(x, position) for each x behind b | Taken(a) |
+//! | Taken(a) | Request(b) otherwise (no queueing asked, q full) | Deny(b, Busy) | Taken(a) |
+//! | Taken(a) | Release(a), Left(a), or Tick after the deadline (Revoke(a, MaxDurationExceeded) first) | q empty: Idle; else Granted(h), Taken(h) for the head h, Queued(x, position) for the rest | Idle or Taken(h) |
+//! | Taken(a) | Release(b) or Left(b), b queued (cancel) | Queued(x, position) for each x behind b | Taken(a) |
+//! | Taken(a) | Tick after b's queue expiry | Deny(b, QueueTimeout); Queued(x, position) behind b | Taken(a) |
+//! | any | Release(b) or Left(b), b neither holder nor queued | — | unchanged |
 //!
 //! Membership is checked by the caller (the server's routing), so every
-//! requester here is a member. A floor queue (TS 24.380 §6.3.4.4
-//! "Queued") fits as a third state without changing the inputs or actions.
+//! requester here is a member.
 
 use std::{
     collections::VecDeque,
@@ -40,6 +44,12 @@ pub struct FloorConfig {
     /// Whether a request with a strictly higher priority pre-empts the holder
     /// (TS 24.380 §6.3.4.4.4). Default off: first come, first served.
     pub preemption: bool,
+    /// How long a queued request waits before Floor Deny `queue_timeout`
+    /// (TS 24.380 keeps the queue's timing to the implementation). Default 30 s.
+    pub queue_timeout: Duration,
+    /// Most requests queued at once; a request beyond it is denied `busy`.
+    /// Default 16.
+    pub max_queue: usize,
 }
 
 impl Default for FloorConfig {
@@ -47,6 +57,8 @@ impl Default for FloorConfig {
         Self {
             max_talk: Duration::from_secs(60),
             preemption: false,
+            queue_timeout: Duration::from_secs(30),
+            max_queue: 16,
         }
     }
 }
@@ -61,6 +73,9 @@ pub enum FloorInput<P> {
         who: P,
         /// Floor priority of the request.
         priority: Priority,
+        /// Wait in the floor queue when the floor is taken, instead of a
+        /// Floor Deny.
+        queue: bool,
     },
     /// Floor Release from a member.
     Release {
@@ -110,6 +125,25 @@ pub enum FloorAction<P> {
     },
     /// Send Floor Idle to every member; forward nobody's media.
     Idle,
+    /// Tell `to` its place in the floor queue (TS 24.380 "Floor Queue
+    /// Position Info"): on queueing, and whenever it moves.
+    Queued {
+        /// The queued requester.
+        to: P,
+        /// Its position, 1 = next to be granted.
+        position: usize,
+    },
+}
+
+/// A Floor Request waiting in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedRequest<P> {
+    /// The requester.
+    pub who: P,
+    /// Its priority: the queue is ordered by priority, then arrival.
+    pub priority: Priority,
+    /// When it gives up (Floor Deny `queue_timeout`).
+    pub expires: Instant,
 }
 
 /// The floor's state.
@@ -135,6 +169,8 @@ pub enum FloorState<P> {
 pub struct Floor<P> {
     config: FloorConfig,
     state: FloorState<P>,
+    /// Waiting requests, next first; empty whenever `state` is idle.
+    queue: Vec<QueuedRequest<P>>,
     actions: VecDeque<FloorAction<P>>,
 }
 
@@ -144,8 +180,14 @@ impl<P: Copy + Eq + Debug> Floor<P> {
         Self {
             config,
             state: FloorState::Idle,
+            queue: Vec::new(),
             actions: VecDeque::new(),
         }
+    }
+
+    /// The floor queue, next to be granted first.
+    pub fn queue(&self) -> &[QueuedRequest<P>] {
+        &self.queue
     }
 
     /// The current state.
@@ -166,11 +208,17 @@ impl<P: Copy + Eq + Debug> Floor<P> {
         self.config
     }
 
-    /// When [`FloorInput::Tick`] must next be fed, if a timer runs.
+    /// When [`FloorInput::Tick`] must next be fed, if a timer runs: the
+    /// holder's deadline or the earliest queue expiry.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
+        let deadline = match self.state {
             FloorState::Idle => None,
             FloorState::Taken { deadline, .. } => Some(deadline),
+        };
+        let expiry = self.queue.iter().map(|q| q.expires).min();
+        match (deadline, expiry) {
+            (Some(d), Some(e)) => Some(d.min(e)),
+            (d, e) => d.or(e),
         }
     }
 
@@ -182,61 +230,144 @@ impl<P: Copy + Eq + Debug> Floor<P> {
     /// Feeds one input at time `now`.
     pub fn handle(&mut self, now: Instant, input: FloorInput<P>) {
         match (self.state, input) {
-            (FloorState::Idle, FloorInput::Request { who, priority }) => {
+            (FloorState::Idle, FloorInput::Request { who, priority, .. }) => {
                 self.grant(now, who, priority)
             }
             (
                 FloorState::Taken {
                     holder,
                     priority: held,
+                    deadline,
                     ..
                 },
-                FloorInput::Request { who, priority },
+                FloorInput::Request {
+                    who,
+                    priority,
+                    queue,
+                },
             ) => {
                 if who == holder {
                     // A repeated request (lost Granted, or a retry): confirm it,
                     // keeping the original deadline so it cannot extend its turn.
-                    let remaining = self
-                        .poll_timeout()
-                        .map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
                     self.actions.push_back(FloorAction::Granted {
                         to: who,
-                        max_duration: remaining,
+                        max_duration: deadline.saturating_duration_since(now),
                     });
                 } else if self.config.preemption && priority > held {
                     self.actions.push_back(FloorAction::Revoke {
                         holder,
                         reason: RevokeReason::Preempted,
                     });
+                    self.dequeue(who);
                     self.grant(now, who, priority);
+                } else if queue {
+                    self.enqueue(now, who, priority);
                 } else {
-                    self.actions.push_back(FloorAction::Deny {
-                        to: who,
-                        reason: DenyReason::Busy,
-                    });
+                    self.deny(who, DenyReason::Busy);
                 }
             }
             (
                 FloorState::Taken { holder, .. },
                 FloorInput::Release { who } | FloorInput::Left { who },
-            ) if who == holder => {
-                self.go_idle();
+            ) => {
+                if who == holder {
+                    self.next_or_idle(now);
+                } else {
+                    // A queued member cancels (Release) or is gone (Left).
+                    self.dequeue(who);
+                }
             }
             (
                 FloorState::Taken {
                     holder, deadline, ..
                 },
                 FloorInput::Tick,
-            ) if now >= deadline => {
-                self.actions.push_back(FloorAction::Revoke {
-                    holder,
-                    reason: RevokeReason::MaxDurationExceeded,
-                });
-                self.go_idle();
+            ) => {
+                if now >= deadline {
+                    self.actions.push_back(FloorAction::Revoke {
+                        holder,
+                        reason: RevokeReason::MaxDurationExceeded,
+                    });
+                    self.next_or_idle(now);
+                }
+                self.expire(now);
             }
-            // Release or Left by a non-holder, Tick with nothing due, anything while idle: no-op.
-            _ => {}
+            // Release, Left or Tick while idle (the queue is empty then): no-op.
+            (FloorState::Idle, _) => {}
         }
+    }
+
+    fn deny(&mut self, to: P, reason: DenyReason) {
+        self.actions.push_back(FloorAction::Deny { to, reason });
+    }
+
+    /// Puts `who` in the queue after everyone of its priority or higher and
+    /// announces its position and those of the requests now behind it. A
+    /// member already queued is told its position again.
+    fn enqueue(&mut self, now: Instant, who: P, priority: Priority) {
+        if let Some(at) = self.queue.iter().position(|q| q.who == who) {
+            self.actions.push_back(FloorAction::Queued {
+                to: who,
+                position: at + 1,
+            });
+            return;
+        }
+        if self.queue.len() >= self.config.max_queue {
+            self.deny(who, DenyReason::Busy);
+            return;
+        }
+        let at = self
+            .queue
+            .iter()
+            .position(|q| q.priority < priority)
+            .unwrap_or(self.queue.len());
+        self.queue.insert(
+            at,
+            QueuedRequest {
+                who,
+                priority,
+                expires: now + self.config.queue_timeout,
+            },
+        );
+        self.announce_from(at);
+    }
+
+    /// Removes `who` from the queue, if there, and announces the moves.
+    fn dequeue(&mut self, who: P) {
+        if let Some(at) = self.queue.iter().position(|q| q.who == who) {
+            self.queue.remove(at);
+            self.announce_from(at);
+        }
+    }
+
+    /// Floor Queue Position Info for every request from index `at` on.
+    fn announce_from(&mut self, at: usize) {
+        for (i, q) in self.queue.iter().enumerate().skip(at) {
+            self.actions.push_back(FloorAction::Queued {
+                to: q.who,
+                position: i + 1,
+            });
+        }
+    }
+
+    /// Denies queued requests whose time is up.
+    fn expire(&mut self, now: Instant) {
+        while let Some(at) = self.queue.iter().position(|q| now >= q.expires) {
+            let gone = self.queue.remove(at);
+            self.deny(gone.who, DenyReason::QueueTimeout);
+            self.announce_from(at);
+        }
+    }
+
+    /// The holder is gone: grant the head of the queue, or go idle.
+    fn next_or_idle(&mut self, now: Instant) {
+        if self.queue.is_empty() {
+            self.go_idle();
+            return;
+        }
+        let next = self.queue.remove(0);
+        self.grant(now, next.who, next.priority);
+        self.announce_from(0);
     }
 
     fn grant(&mut self, now: Instant, who: P, priority: Priority) {
@@ -279,6 +410,7 @@ mod tests {
         FloorInput::Request {
             who,
             priority: Priority(0),
+            queue: false,
         }
     }
 
@@ -287,6 +419,7 @@ mod tests {
             Floor::new(FloorConfig {
                 max_talk: Duration::from_secs(60),
                 preemption: false,
+                ..FloorConfig::default()
             }),
             Instant::now(),
         )
@@ -324,6 +457,7 @@ mod tests {
             FloorInput::Request {
                 who: B,
                 priority: Priority(200),
+                queue: false,
             },
         );
         assert_eq!(
@@ -418,12 +552,14 @@ mod tests {
         let mut f = Floor::new(FloorConfig {
             max_talk: Duration::from_secs(30),
             preemption: true,
+            ..FloorConfig::default()
         });
         f.handle(
             t,
             FloorInput::Request {
                 who: A,
                 priority: Priority(1),
+                queue: false,
             },
         );
         drain(&mut f);
@@ -433,6 +569,7 @@ mod tests {
             FloorInput::Request {
                 who: B,
                 priority: Priority(1),
+                queue: false,
             },
         );
         assert_eq!(
@@ -448,6 +585,7 @@ mod tests {
             FloorInput::Request {
                 who: C,
                 priority: Priority(9),
+                queue: false,
             },
         );
         assert_eq!(
@@ -468,5 +606,214 @@ mod tests {
             ]
         );
         assert_eq!(f.poll_timeout(), Some(t2 + Duration::from_secs(30)));
+    }
+
+    /// A floor held by A since `t`, with queued requests expiring after
+    /// `queue_timeout`.
+    fn held_by_a(queue_timeout: Duration) -> (Floor<u32>, Instant) {
+        let t = Instant::now();
+        let mut f = Floor::new(FloorConfig {
+            queue_timeout,
+            ..FloorConfig::default()
+        });
+        f.handle(t, req(A));
+        drain(&mut f);
+        (f, t)
+    }
+
+    fn queue_req(who: u32, priority: u8) -> FloorInput<u32> {
+        FloorInput::Request {
+            who,
+            priority: Priority(priority),
+            queue: true,
+        }
+    }
+
+    fn queued(to: u32, position: usize) -> FloorAction<u32> {
+        FloorAction::Queued { to, position }
+    }
+
+    fn granted_and_taken(to: u32, priority: u8) -> [FloorAction<u32>; 2] {
+        [
+            FloorAction::Granted {
+                to,
+                max_duration: Duration::from_secs(60),
+            },
+            FloorAction::Taken {
+                holder: to,
+                priority: Priority(priority),
+            },
+        ]
+    }
+
+    #[test]
+    fn queued_requests_are_granted_in_turn_when_the_holder_releases() {
+        let (mut f, t) = setup();
+        f.handle(t, req(A));
+        drain(&mut f);
+        f.handle(t, queue_req(B, 0));
+        assert_eq!(drain(&mut f), vec![queued(B, 1)]);
+        f.handle(t, queue_req(C, 0));
+        assert_eq!(
+            drain(&mut f),
+            vec![queued(C, 2)],
+            "same priority: arrival order"
+        );
+        // Asking again re-announces the place; nobody is queued twice.
+        f.handle(t, queue_req(B, 0));
+        assert_eq!(drain(&mut f), vec![queued(B, 1)]);
+        assert_eq!(f.queue().len(), 2);
+
+        let t1 = t + Duration::from_secs(3);
+        f.handle(t1, FloorInput::Release { who: A });
+        let mut want = granted_and_taken(B, 0).to_vec();
+        want.push(queued(C, 1));
+        assert_eq!(drain(&mut f), want, "no Floor Idle between holders");
+        assert_eq!(f.holder(), Some(B));
+        f.handle(t1, FloorInput::Left { who: B });
+        assert_eq!(drain(&mut f), granted_and_taken(C, 0).to_vec());
+        f.handle(t1, FloorInput::Release { who: C });
+        assert_eq!(drain(&mut f), vec![FloorAction::Idle]);
+        assert!(f.queue().is_empty());
+    }
+
+    #[test]
+    fn higher_priority_queues_ahead_and_those_behind_are_told_they_moved() {
+        let (mut f, t) = setup();
+        f.handle(t, req(A));
+        f.handle(t, queue_req(B, 0));
+        drain(&mut f);
+        f.handle(t, queue_req(C, 5));
+        assert_eq!(drain(&mut f), vec![queued(C, 1), queued(B, 2)]);
+        let order: Vec<u32> = f.queue().iter().map(|q| q.who).collect();
+        assert_eq!(order, [C, B]);
+    }
+
+    #[test]
+    fn a_queued_member_cancels_with_release_or_by_leaving() {
+        let (mut f, t) = setup();
+        f.handle(t, req(A));
+        f.handle(t, queue_req(B, 0));
+        f.handle(t, queue_req(C, 0));
+        drain(&mut f);
+        f.handle(t, FloorInput::Release { who: B });
+        assert_eq!(drain(&mut f), vec![queued(C, 1)]);
+        f.handle(t, FloorInput::Left { who: C });
+        assert_eq!(drain(&mut f), vec![]);
+        assert!(f.queue().is_empty());
+        assert_eq!(f.holder(), Some(A), "the holder is untouched");
+        f.handle(t, FloorInput::Release { who: A });
+        assert_eq!(drain(&mut f), vec![FloorAction::Idle]);
+    }
+
+    #[test]
+    fn a_queued_request_expires_with_queue_timeout() {
+        let (mut f, t) = held_by_a(Duration::from_secs(10));
+        f.handle(t, queue_req(B, 0));
+        f.handle(t + Duration::from_secs(4), queue_req(C, 0));
+        drain(&mut f);
+        assert_eq!(
+            f.poll_timeout(),
+            Some(t + Duration::from_secs(10)),
+            "B's expiry"
+        );
+        f.handle(t + Duration::from_secs(9), FloorInput::Tick);
+        assert_eq!(drain(&mut f), vec![], "not yet");
+        f.handle(t + Duration::from_secs(10), FloorInput::Tick);
+        assert_eq!(
+            drain(&mut f),
+            vec![
+                FloorAction::Deny {
+                    to: B,
+                    reason: DenyReason::QueueTimeout
+                },
+                queued(C, 1)
+            ]
+        );
+        assert_eq!(
+            f.poll_timeout(),
+            Some(t + Duration::from_secs(14)),
+            "C's expiry"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_denies_busy() {
+        let t = Instant::now();
+        let mut f = Floor::new(FloorConfig {
+            max_queue: 1,
+            ..FloorConfig::default()
+        });
+        f.handle(t, req(A));
+        f.handle(t, queue_req(B, 0));
+        drain(&mut f);
+        f.handle(t, queue_req(C, 9));
+        assert_eq!(
+            drain(&mut f),
+            vec![FloorAction::Deny {
+                to: C,
+                reason: DenyReason::Busy
+            }]
+        );
+    }
+
+    #[test]
+    fn the_max_talk_revoke_hands_the_floor_to_the_queue() {
+        let (mut f, t) = held_by_a(Duration::from_secs(120));
+        f.handle(t + Duration::from_secs(1), queue_req(B, 0));
+        drain(&mut f);
+        let end = t + Duration::from_secs(60);
+        assert_eq!(
+            f.poll_timeout(),
+            Some(end),
+            "A's deadline comes before B's expiry"
+        );
+        f.handle(end, FloorInput::Tick);
+        let mut want = vec![FloorAction::Revoke {
+            holder: A,
+            reason: RevokeReason::MaxDurationExceeded,
+        }];
+        want.extend(granted_and_taken(B, 0));
+        assert_eq!(drain(&mut f), want);
+        assert!(f.queue().is_empty());
+    }
+
+    #[test]
+    fn a_queued_member_that_preempts_leaves_the_queue() {
+        let t = Instant::now();
+        let mut f = Floor::new(FloorConfig {
+            preemption: true,
+            ..FloorConfig::default()
+        });
+        f.handle(t, req(A));
+        f.handle(t, queue_req(B, 0));
+        f.handle(t, queue_req(C, 0));
+        drain(&mut f);
+        f.handle(t, queue_req(C, 3));
+        // B stays first: nobody moved ahead of it, so it is not told again.
+        let mut want = vec![FloorAction::Revoke {
+            holder: A,
+            reason: RevokeReason::Preempted,
+        }];
+        want.extend(granted_and_taken(C, 3));
+        assert_eq!(drain(&mut f), want);
+        let order: Vec<u32> = f.queue().iter().map(|q| q.who).collect();
+        assert_eq!(order, [B], "the pre-empted holder is not queued");
+    }
+
+    #[test]
+    fn without_asking_to_queue_a_request_is_still_denied_busy() {
+        let (mut f, t) = setup();
+        f.handle(t, req(A));
+        drain(&mut f);
+        f.handle(t, req(B));
+        assert_eq!(
+            drain(&mut f),
+            vec![FloorAction::Deny {
+                to: B,
+                reason: DenyReason::Busy
+            }]
+        );
+        assert!(f.queue().is_empty());
     }
 }

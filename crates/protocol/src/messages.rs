@@ -50,6 +50,8 @@ pub enum DenyReason {
     NotMember,
     /// The requester's media path (WebRTC) is not established yet.
     NoMedia,
+    /// The request waited in the floor queue longer than the channel allows.
+    QueueTimeout,
 }
 
 /// Why the floor was taken back from its holder (Floor Revoke, TS 24.380 §8.2.9).
@@ -112,8 +114,15 @@ pub enum ClientMessage {
         /// Floor priority; 0 when omitted.
         #[serde(default)]
         priority: Priority,
+        /// When the floor is taken, wait in the floor queue
+        /// ([`ServerMessage::FloorQueued`]) instead of a Floor Deny `busy`
+        /// (TS 24.380 §6.3.4.4, "Floor Request" with queueing). `false`
+        /// when omitted.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        queue: bool,
     },
-    /// Floor Release (TS 24.380 §8.2.6): the holder has finished talking.
+    /// Floor Release (TS 24.380 §8.2.6): the holder has finished talking,
+    /// or a queued requester cancels its request.
     FloorRelease {
         /// Channel whose floor is released.
         channel: ChannelName,
@@ -199,6 +208,16 @@ pub enum ServerMessage {
         /// Why.
         reason: DenyReason,
     },
+    /// Floor Queue Position Info (TS 24.380 message of that name): the request waits in
+    /// the channel's floor queue; sent on queueing and whenever the place
+    /// changes. Floor Granted, or Floor Deny `queue_timeout`, ends the wait;
+    /// Floor Release cancels it.
+    FloorQueued {
+        /// The channel.
+        channel: ChannelName,
+        /// Place in the queue, 1 = next to be granted.
+        position: usize,
+    },
     /// Floor Taken (TS 24.380 §8.2.5): someone else now talks in the channel.
     FloorTaken {
         /// The channel.
@@ -261,6 +280,7 @@ const SERVER_TYPES: &[&str] = &[
     "answer",
     "floor_granted",
     "floor_deny",
+    "floor_queued",
     "floor_taken",
     "floor_idle",
     "floor_revoke",
@@ -343,6 +363,7 @@ impl ServerMessage {
             Self::Answer { .. } => "answer",
             Self::FloorGranted { .. } => "floor_granted",
             Self::FloorDeny { .. } => "floor_deny",
+            Self::FloorQueued { .. } => "floor_queued",
             Self::FloorTaken { .. } => "floor_taken",
             Self::FloorIdle { .. } => "floor_idle",
             Self::FloorRevoke { .. } => "floor_revoke",
@@ -393,6 +414,7 @@ mod tests {
             ClientMessage::FloorRequest {
                 channel: ch("ops"),
                 priority: Priority(7),
+                queue: false,
             },
             ClientMessage::FloorRelease { channel: ch("ops") },
             ClientMessage::ListChannels,
@@ -443,7 +465,11 @@ mod tests {
             },
             ServerMessage::FloorDeny {
                 channel: ch("a"),
-                reason: DenyReason::Busy,
+                reason: DenyReason::QueueTimeout,
+            },
+            ServerMessage::FloorQueued {
+                channel: ch("a"),
+                position: 2,
             },
             ServerMessage::FloorTaken {
                 channel: ch("a"),
@@ -484,8 +510,19 @@ mod tests {
             m,
             ClientMessage::FloorRequest {
                 channel: ch("ops"),
-                priority: Priority(0)
+                priority: Priority(0),
+                queue: false,
             }
+        );
+        // `queue` is sent only when true, so older servers see the same JSON.
+        let q = ClientMessage::FloorRequest {
+            channel: ch("ops"),
+            priority: Priority(0),
+            queue: true,
+        };
+        assert_eq!(
+            q.to_json(),
+            r#"{"type":"floor_request","channel":"ops","priority":0,"queue":true}"#
         );
         let e = ServerMessage::error(ErrorCode::UnsupportedVersion, "v9");
         assert_eq!(

@@ -33,6 +33,11 @@ pub struct ServerConfig {
     pub max_talk_secs: u64,
     /// Whether a higher floor priority pre-empts the current talker. Default false.
     pub preemption: bool,
+    /// How long a queued Floor Request waits before Floor Deny
+    /// `queue_timeout`, in seconds. Default 30.
+    pub queue_timeout_secs: u64,
+    /// Most Floor Requests queued per channel; more are denied `busy`. Default 16.
+    pub max_floor_queue: usize,
     /// Channels that always exist.
     pub channels: Vec<ChannelName>,
     /// Whether joining an unknown channel creates it (rooms by link).
@@ -160,6 +165,8 @@ impl Default for ServerConfig {
             workers: 0,
             max_talk_secs: 60,
             preemption: false,
+            queue_timeout_secs: 30,
+            max_floor_queue: 16,
             channels: Vec::new(),
             create_channels_on_join: true,
             max_channels_per_client: 64,
@@ -229,6 +236,12 @@ impl ServerConfig {
         if self.max_channels_per_client == 0 {
             return Err(ConfigError::Invalid(
                 "max_channels_per_client must be at least 1".into(),
+            ));
+        }
+        if self.queue_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "queue_timeout_secs must be at least 1 (max_floor_queue = 0 turns queueing off)"
+                    .into(),
             ));
         }
         if self.media.ip().is_unspecified() && self.advertise_ip.is_none() {

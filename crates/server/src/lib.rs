@@ -149,6 +149,8 @@ impl Server {
             floor: squawk_floor::FloorConfig {
                 max_talk: config.max_talk(),
                 preemption: config.preemption,
+                queue_timeout: std::time::Duration::from_secs(config.queue_timeout_secs),
+                max_queue: config.max_floor_queue,
             },
             workers: workers.len(),
             channels: config.channels.clone(),

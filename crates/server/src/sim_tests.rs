@@ -110,7 +110,7 @@ impl Sim {
             hub: Hub::new(HubConfig {
                 floor: FloorConfig {
                     max_talk: Duration::from_secs(60),
-                    preemption: false,
+                    ..FloorConfig::default()
                 },
                 workers: WORKERS,
                 channels: vec![],
@@ -472,6 +472,7 @@ fn late_entry_floor_taken_follows_joined_and_media_flows_at_once() {
         ClientMessage::FloorRequest {
             channel: ch("radio"),
             priority: Priority(0),
+            queue: false,
         },
     );
     // A talks: a packet every 20 ms for 2 s; C joins after 500 ms.
@@ -516,6 +517,7 @@ fn a_floor_race_grants_one_and_only_its_media_flows() {
             msg: ClientMessage::FloorRequest {
                 channel: ch("radio"),
                 priority: Priority(0),
+                queue: false,
             },
         };
         let at = sim.ms(5);
@@ -575,6 +577,7 @@ fn a_client_that_stops_reading_is_closed_and_costs_the_others_nothing() {
             ClientMessage::FloorRequest {
                 channel: ch("radio"),
                 priority: Priority(0),
+                queue: false,
             },
         );
         let end = sim.ms(40);

@@ -368,7 +368,11 @@ impl Hub {
                 worker,
                 cmd: WorkerCmd::Answer { client, sdp },
             }),
-            ClientMessage::FloorRequest { channel, priority } => {
+            ClientMessage::FloorRequest {
+                channel,
+                priority,
+                queue,
+            } => {
                 let Some(chan) = self.member_of(client, &channel) else {
                     self.send(
                         client,
@@ -395,6 +399,7 @@ impl Hub {
                     FloorInput::Request {
                         who: client,
                         priority,
+                        queue,
                     },
                 );
             }
@@ -655,6 +660,9 @@ impl Hub {
             }
             FloorAction::Deny { to, reason } => {
                 self.send(to, ServerMessage::FloorDeny { channel, reason });
+            }
+            FloorAction::Queued { to, position } => {
+                self.send(to, ServerMessage::FloorQueued { channel, position });
             }
             FloorAction::Taken { holder, priority } => {
                 let talker_name = self

@@ -31,7 +31,7 @@ impl T {
         let mut config = HubConfig {
             floor: FloorConfig {
                 max_talk: Duration::from_secs(60),
-                preemption: false,
+                ..FloorConfig::default()
             },
             workers: 2,
             channels: vec![ch("lobby")],
@@ -68,6 +68,14 @@ impl T {
         self.input(HubInput::Worker(WorkerEvent::Link { client, up: true }));
     }
 
+    /// Connects each of `who` with media up and joins it to `channel`.
+    fn members_of(&mut self, channel: &str, who: &[(ClientId, &str)]) {
+        for &(client, name) in who {
+            self.online(client, name);
+            self.joined(client, channel);
+        }
+    }
+
     /// Joins and completes the join with the worker's track.
     fn joined(&mut self, client: ClientId, channel: &str) -> Vec<HubOutput> {
         let out = self.msg(
@@ -93,6 +101,18 @@ impl T {
             ClientMessage::FloorRequest {
                 channel: ch(channel),
                 priority: Priority(0),
+                queue: false,
+            },
+        )
+    }
+
+    fn request_queued(&mut self, client: ClientId, channel: &str) -> Vec<HubOutput> {
+        self.msg(
+            client,
+            ClientMessage::FloorRequest {
+                channel: ch(channel),
+                priority: Priority(0),
+                queue: true,
             },
         )
     }
@@ -309,12 +329,92 @@ fn floor_request_release_and_what_each_member_sees() {
 }
 
 #[test]
+fn a_queued_request_is_told_its_place_and_granted_when_the_holder_releases() {
+    let mut t = T::new();
+    t.members_of("ops", &[(A, "Ann"), (B, "Bo"), (C, "Cy")]);
+    t.request(A, "ops");
+    let out = t.request_queued(B, "ops");
+    assert_eq!(
+        sent(&out, B),
+        vec![S::FloorQueued {
+            channel: ch("ops"),
+            position: 1
+        }]
+    );
+    assert!(routes(&out).is_empty(), "queueing moves no media");
+    t.request_queued(C, "ops");
+    // A releases: B is granted at once (no Floor Idle between), C moves up.
+    let out = t.msg(A, ClientMessage::FloorRelease { channel: ch("ops") });
+    assert!(
+        matches!(
+            routes(&out)[..],
+            [RouteUpdate::Talker {
+                talker: Some(B),
+                ..
+            }]
+        ),
+        "{:?}",
+        routes(&out)
+    );
+    assert_eq!(types(&sent(&out, B)), vec!["floor_granted"]);
+    assert_eq!(types(&sent(&out, A)), vec!["floor_taken"]);
+    assert_eq!(
+        sent(&out, C),
+        vec![
+            S::FloorTaken {
+                channel: ch("ops"),
+                talker: B,
+                talker_name: "Bo".into(),
+                priority: Priority(0),
+                held_ms: 0
+            },
+            S::FloorQueued {
+                channel: ch("ops"),
+                position: 1
+            }
+        ]
+    );
+    // C gives up waiting: a queued member's Floor Release cancels.
+    let out = t.msg(C, ClientMessage::FloorRelease { channel: ch("ops") });
+    assert!(out.is_empty(), "{out:?}");
+    let out = t.msg(B, ClientMessage::FloorRelease { channel: ch("ops") });
+    for who in [A, B, C] {
+        assert_eq!(types(&sent(&out, who)), vec!["floor_idle"]);
+    }
+}
+
+#[test]
+fn a_queued_request_times_out_on_the_clock_passed_in() {
+    let mut t = T::with(|c| c.floor.queue_timeout = Duration::from_secs(10));
+    t.members_of("ops", &[(A, "Ann"), (B, "Bo")]);
+    t.request(A, "ops");
+    let queued_at = t.now;
+    t.request_queued(B, "ops");
+    assert_eq!(
+        t.hub.poll_timeout(),
+        Some(queued_at + Duration::from_secs(10)),
+        "the queue expiry comes before A's 60 s"
+    );
+    t.now += Duration::from_secs(10);
+    let out = t.input(HubInput::Timeout);
+    assert_eq!(
+        sent(&out, B),
+        vec![S::FloorDeny {
+            channel: ch("ops"),
+            reason: DenyReason::QueueTimeout
+        }]
+    );
+    assert!(sent(&out, A).is_empty(), "A still talks");
+    assert_eq!(
+        t.hub.poll_timeout(),
+        Some(queued_at + Duration::from_secs(60))
+    );
+}
+
+#[test]
 fn talk_time_runs_out_on_the_clock_passed_in() {
     let mut t = T::with(|c| c.floor.max_talk = Duration::from_secs(5));
-    t.online(A, "Ann");
-    t.online(B, "Bo");
-    t.joined(A, "ops");
-    t.joined(B, "ops");
+    t.members_of("ops", &[(A, "Ann"), (B, "Bo")]);
     let granted_at = t.now;
     t.request(A, "ops");
     assert_eq!(
