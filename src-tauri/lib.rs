@@ -276,6 +276,9 @@ pub fn event_json(ev: &EngineEvent) -> serde_json::Value {
         EngineEvent::Busy { channel, reason } => {
             json!({"type": "floor_deny", "channel": channel, "reason": reason})
         }
+        EngineEvent::FloorQueued { channel, position } => {
+            json!({"type": "floor_queued", "channel": channel, "position": position})
+        }
         EngineEvent::Revoked { channel, reason } => {
             json!({"type": "floor_revoke", "channel": channel, "reason": reason})
         }

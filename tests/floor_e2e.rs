@@ -117,3 +117,55 @@ fn max_talk_time_revokes_the_floor() {
     );
     b.expect_event(Duration::from_secs(5), "floor_idle");
 }
+
+/// The floor queue (TS 24.380 "queued"): B asks while A talks, waits at
+/// position 1, and is granted when A finishes, with no Floor Idle between;
+/// the listener hears A's talk and then B's.
+#[test]
+fn a_queued_request_is_granted_when_the_holder_finishes() {
+    let server = TestServer::start();
+    let out = out_dir("floor_queue");
+    let rec = out.join("listener.wav");
+    let mut l = server.listener("L", "X", &rec, 25);
+    let mut a = server.talker("A", "X", &speech("F1_harvard_phrases.wav"), &[]);
+    a.expect_event(Duration::from_secs(20), "floor_granted");
+    let mut b = server.talker("B", "X", &speech("M1_harvard_phrases.wav"), &["--queue"]);
+    let queued = b.expect_event(Duration::from_secs(20), "floor_queued");
+    assert_eq!(queued["position"], 1, "{queued}");
+    let granted = b.expect_event(Duration::from_secs(30), "floor_granted");
+    let a_sent = a.expect_event(Duration::from_secs(10), "talk_ended")["rtp_sent"]
+        .as_u64()
+        .unwrap();
+    // B pressed while A had seconds of its 6 s clip left: the grant waited
+    // for A's release.
+    let waited = granted["access_ms"].as_f64().unwrap();
+    assert!(
+        waited > 1000.0,
+        "granted {waited} ms after the press: {granted}"
+    );
+    let b_sent = b.expect_event(Duration::from_secs(30), "talk_ended")["rtp_sent"]
+        .as_u64()
+        .unwrap();
+    assert!(a_sent > 200 && b_sent > 100, "A sent {a_sent}, B {b_sent}");
+    for p in [a, b] {
+        assert_eq!(p.wait(Duration::from_secs(10)).0, 0);
+    }
+    // The listener saw A, then B straight after (no floor_idle between).
+    let is_floor = |l: &str| l.contains("\"floor_taken\"") || l.contains("\"floor_idle\"");
+    let first = l.expect_line(Duration::from_secs(10), "floor event", is_floor);
+    let next = l.expect_line(Duration::from_secs(10), "floor event", is_floor);
+    assert!(first.contains("\"talker\":\"A\""), "{first}");
+    assert!(
+        next.contains("\"floor_taken\"") && next.contains("\"talker\":\"B\""),
+        "{next}"
+    );
+    // With no gap between the talkers the listener's jitter buffer sees one
+    // stream, so one report covers both talks: it holds both talkers' packets.
+    let report = l.expect_event(Duration::from_secs(20), "received");
+    let packets = report["report"]["packets"].as_u64().unwrap();
+    assert!(
+        packets + 20 >= a_sent + b_sent,
+        "{packets} received of {a_sent} + {b_sent}: {report}"
+    );
+    assert_eq!(l.wait(Duration::from_secs(30)).0, 0);
+}

@@ -68,6 +68,11 @@ enum Cmd {
         /// Wait this long after joining before the first press, ms.
         #[arg(long, default_value_t = 0)]
         delay_ms: u64,
+        /// When the floor is taken, wait in the floor queue (printing
+        /// `floor_queued` with the position) instead of being denied; the
+        /// clip starts once granted.
+        #[arg(long)]
+        queue: bool,
     },
     /// Join channels and record everything heard for S seconds.
     Listen {
@@ -176,6 +181,7 @@ struct TalkOpts<'a> {
     repeat: u32,
     gap_ms: u64,
     delay_ms: u64,
+    queue: bool,
 }
 
 async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
@@ -202,18 +208,34 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
     let revoked = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for i in 0..o.repeat {
         let pressed = std::time::Instant::now();
-        engine.press(channel.clone());
-        let done = match &pcm {
-            Some(p) => Some(engine.play(p.clone()).context("no wav input")?),
-            None => None,
+        let play = |pcm: &Option<Arc<[f32]>>| match pcm {
+            Some(p) => engine.play(p.clone()).context("no wav input").map(Some),
+            None => Ok(None),
         };
+        let mut done = None;
+        if o.queue {
+            // Nothing said while queued is kept: the clip starts once granted.
+            engine.press_queued(channel.clone());
+        } else {
+            engine.press(channel.clone());
+            done = play(&pcm)?;
+        }
         let ch = channel.clone();
-        let outcome = wait_for(&mut events, Duration::from_secs(10), |e| match e {
+        // A queued request may wait for the server's queue timeout (30 s).
+        let answer_within = Duration::from_secs(if o.queue { 60 } else { 10 });
+        let outcome = wait_for(&mut events, answer_within, |e| match e {
             EngineEvent::FloorGranted { channel, .. } if *channel == ch => Some(true),
             EngineEvent::Busy { channel, .. } if *channel == ch => Some(false),
+            EngineEvent::FloorQueued { channel, position } if *channel == ch => {
+                say(json!({"event": "floor_queued", "channel": channel, "position": position}));
+                None
+            }
             _ => None,
         })
         .await?;
+        if o.queue && outcome {
+            done = play(&pcm)?;
+        }
         let access_ms = pressed.elapsed().as_secs_f64() * 1000.0;
         if outcome {
             say(
@@ -388,6 +410,7 @@ fn main() -> anyhow::Result<()> {
                 repeat,
                 gap_ms,
                 delay_ms,
+                queue,
             } => {
                 let o = TalkOpts {
                     channel,
@@ -397,6 +420,7 @@ fn main() -> anyhow::Result<()> {
                     repeat: *repeat,
                     gap_ms: *gap_ms,
                     delay_ms: *delay_ms,
+                    queue: *queue,
                 };
                 talk(&args, o).await
             }

@@ -167,6 +167,14 @@ pub enum EngineEvent {
         /// Why.
         reason: DenyReason,
     },
+    /// Floor Queue Position Info: our request waits at `position`
+    /// (1 = next); only after [`Engine::press_queued`].
+    FloorQueued {
+        /// Channel.
+        channel: ChannelName,
+        /// Place in the queue.
+        position: usize,
+    },
     /// Floor Revoke.
     Revoked {
         /// Channel.
@@ -261,7 +269,11 @@ enum Command {
     Join(ChannelName),
     Leave(ChannelName),
     ListChannels,
-    Press(ChannelName),
+    /// Talk key down; `queue`: wait in the floor queue when it is taken.
+    Press {
+        channel: ChannelName,
+        queue: bool,
+    },
     Release,
     SendWithoutFloor(bool),
     Audio(AudioControls),
@@ -418,6 +430,7 @@ impl Engine {
             ts_base: rand::random(),
             frames_captured: 0,
             pending_marker: false,
+            queue_request: false,
             rogue: false,
             _devices: devices,
             stop_sink,
@@ -469,7 +482,20 @@ impl Engine {
 
     /// Talk key down for `channel`: Floor Request, capture starts now.
     pub fn press(&self, channel: ChannelName) {
-        let _ = self.cmds.send(Command::Press(channel));
+        let _ = self.cmds.send(Command::Press {
+            channel,
+            queue: false,
+        });
+    }
+
+    /// Talk key down, asking to wait in the floor queue when the floor is
+    /// taken ([`EngineEvent::FloorQueued`]) instead of a Floor Deny `busy`.
+    /// While queued nothing is sent or kept; [`Engine::release`] cancels.
+    pub fn press_queued(&self, channel: ChannelName) {
+        let _ = self.cmds.send(Command::Press {
+            channel,
+            queue: true,
+        });
     }
 
     /// Talk key up: release tail, then Floor Release.
@@ -559,6 +585,8 @@ struct Runner {
     /// Frames captured since start (the RTP timestamp clock).
     frames_captured: u32,
     pending_marker: bool,
+    /// The last press asked to queue (sent with its Floor Request).
+    queue_request: bool,
     rogue: bool,
     controls: AudioControls,
     meter: LevelMeter,
@@ -639,7 +667,8 @@ impl Runner {
             Command::Join(channel) => self.send(ClientMessage::Join { channel }).await,
             Command::Leave(channel) => self.send(ClientMessage::Leave { channel }).await,
             Command::ListChannels => self.send(ClientMessage::ListChannels).await,
-            Command::Press(channel) => {
+            Command::Press { channel, queue } => {
+                self.queue_request = queue;
                 self.ptt_input(Instant::now(), PttInput::Press(channel))
                     .await;
                 true
@@ -751,10 +780,10 @@ impl Runner {
                 self.emit(EngineEvent::ServerError { code, message });
             }
             ServerMessage::Channels { channels } => self.emit(EngineEvent::Channels(channels)),
-            // The engine does not ask to queue (`queue: false` above), so
-            // the server never sends it this; queueing from the talk button
-            // comes with the dispatcher console (issue 11).
-            ServerMessage::FloorQueued { .. } => {}
+            ServerMessage::FloorQueued { channel, position } => {
+                self.ptt_input(now, PttInput::Queued(channel, position))
+                    .await
+            }
             ServerMessage::Welcome { .. } => {}
         }
         true
@@ -831,7 +860,7 @@ impl Runner {
                         .send(ClientMessage::FloorRequest {
                             channel,
                             priority: Default::default(),
-                            queue: false,
+                            queue: self.queue_request,
                         })
                         .await;
                 }
@@ -861,6 +890,9 @@ impl Runner {
                 PttAction::TalkEnded(channel) => self.emit(EngineEvent::TalkEnded { channel }),
                 PttAction::Busy(channel, reason) => {
                     self.emit(EngineEvent::Busy { channel, reason })
+                }
+                PttAction::Queued(channel, position) => {
+                    self.emit(EngineEvent::FloorQueued { channel, position })
                 }
                 PttAction::Revoked(channel, reason) => {
                     self.emit(EngineEvent::Revoked { channel, reason })

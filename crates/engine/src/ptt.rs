@@ -9,6 +9,11 @@
 //! - release → frames keep flowing for the release tail (default 250 ms of
 //!   capture time), then Floor Release;
 //! - Floor Deny → the buffer is dropped, nothing was sent, busy is reported;
+//! - Floor Queue Position Info (a request made with `queue`) → the buffer
+//!   is dropped and the request waits in the floor queue while the key is
+//!   held (frames are not kept: what was said while waiting is not sent
+//!   later); releasing the key cancels it (Floor Release); Floor Granted
+//!   then starts live audio;
 //! - Floor Revoke, or Floor Idle from the server while talking → stop at once.
 //!
 //! Drive rule: [`Ptt::handle`] one input, then drain [`Ptt::poll_action`];
@@ -54,6 +59,9 @@ pub enum PttInput<F> {
     Granted(ChannelName),
     /// Floor Deny arrived.
     Denied(ChannelName, DenyReason),
+    /// Floor Queue Position Info arrived: the request waits at this
+    /// position (1 = next).
+    Queued(ChannelName, usize),
     /// Floor Revoke arrived.
     Revoked(ChannelName, RevokeReason),
     /// Floor Idle arrived (the server freed the floor, e.g. media loss).
@@ -85,6 +93,8 @@ pub enum PttAction<F> {
     TalkEnded(ChannelName),
     /// The request was refused.
     Busy(ChannelName, DenyReason),
+    /// The request waits in the floor queue at this position.
+    Queued(ChannelName, usize),
     /// The floor was revoked while talking.
     Revoked(ChannelName, RevokeReason),
 }
@@ -97,6 +107,10 @@ enum State<F> {
         channel: ChannelName,
         released_at: Option<Instant>,
         buffer: VecDeque<(Instant, F)>,
+    },
+    /// In the floor queue, key held; frames are dropped.
+    Queued {
+        channel: ChannelName,
     },
     Talking {
         channel: ChannelName,
@@ -114,6 +128,8 @@ pub enum PttPhase {
     Idle,
     /// Floor Request sent, waiting (audio is being buffered).
     Requesting(ChannelName),
+    /// Waiting in the floor queue (audio is not kept).
+    Queued(ChannelName),
     /// Floor Granted, sending.
     Talking(ChannelName),
     /// Key released, sending the release tail.
@@ -149,6 +165,7 @@ impl<F> Ptt<F> {
         match &self.state {
             State::Idle => PttPhase::Idle,
             State::Requesting { channel, .. } => PttPhase::Requesting(channel.clone()),
+            State::Queued { channel } => PttPhase::Queued(channel.clone()),
             State::Talking { channel } => PttPhase::Talking(channel.clone()),
             State::Tail { channel, .. } => PttPhase::Tail(channel.clone()),
         }
@@ -266,9 +283,45 @@ impl<F> Ptt<F> {
                     None => State::Talking { channel },
                 }
             }
-            (State::Requesting { channel, .. }, PttInput::Denied(c, reason)) if c == channel => {
+            (
+                State::Requesting { channel, .. } | State::Queued { channel },
+                PttInput::Denied(c, reason),
+            ) if c == channel => {
                 self.actions.push_back(PttAction::Busy(channel, reason));
                 State::Idle
+            }
+            (
+                State::Requesting {
+                    channel,
+                    released_at,
+                    ..
+                },
+                PttInput::Queued(c, position),
+            ) if c == channel => {
+                self.actions
+                    .push_back(PttAction::Queued(channel.clone(), position));
+                if released_at.is_some() {
+                    // Let go before the answer came: nobody wants the turn.
+                    self.actions.push_back(PttAction::ReleaseFloor(channel));
+                    State::Idle
+                } else {
+                    State::Queued { channel }
+                }
+            }
+            (State::Queued { channel }, PttInput::Queued(c, position)) if c == channel => {
+                self.actions
+                    .push_back(PttAction::Queued(channel.clone(), position));
+                State::Queued { channel }
+            }
+            (State::Queued { channel }, PttInput::Release) => {
+                // Floor Release from a queued member cancels its request.
+                self.actions.push_back(PttAction::ReleaseFloor(channel));
+                State::Idle
+            }
+            (State::Queued { channel }, PttInput::Granted(c)) if c == channel => {
+                self.actions
+                    .push_back(PttAction::TalkStarted(channel.clone()));
+                State::Talking { channel }
             }
             (State::Talking { channel }, PttInput::Frame(_, frame)) => {
                 self.actions.push_back(PttAction::Send {
@@ -545,5 +598,81 @@ mod tests {
             vec![15, 16, 17, 18, 19],
             "oldest frames dropped first"
         );
+    }
+
+    /// Pressed on `a`, two frames buffered, then queued at `position`.
+    fn queued_on_a(position: usize) -> (Ptt<Frame>, Instant) {
+        let t0 = Instant::now();
+        let mut p = Ptt::new(PttConfig::default());
+        p.handle(t0, PttInput::Press(ch("a")));
+        p.handle(t0, PttInput::Frame(t0, 1));
+        p.handle(ms(t0, 20), PttInput::Frame(ms(t0, 20), 2));
+        drain(&mut p);
+        p.handle(ms(t0, 30), PttInput::Queued(ch("a"), position));
+        assert_eq!(drain(&mut p), vec![PttAction::Queued(ch("a"), position)]);
+        assert_eq!(p.phase(), PttPhase::Queued(ch("a")));
+        (p, t0)
+    }
+
+    #[test]
+    fn a_queued_press_drops_what_was_said_and_talks_live_when_granted() {
+        let (mut p, t0) = queued_on_a(2);
+        // Frames while waiting are not kept.
+        p.handle(ms(t0, 40), PttInput::Frame(ms(t0, 40), 3));
+        p.handle(ms(t0, 50), PttInput::Queued(ch("a"), 1));
+        assert_eq!(drain(&mut p), vec![PttAction::Queued(ch("a"), 1)]);
+        p.handle(ms(t0, 60), PttInput::Queued(ch("b"), 1));
+        assert!(
+            drain(&mut p).is_empty(),
+            "another channel's queue is ignored"
+        );
+        p.handle(ms(t0, 3000), PttInput::Granted(ch("a")));
+        assert_eq!(drain(&mut p), vec![PttAction::TalkStarted(ch("a"))]);
+        assert_eq!(p.phase(), PttPhase::Talking(ch("a")));
+        p.handle(ms(t0, 3020), PttInput::Frame(ms(t0, 3020), 4));
+        assert_eq!(sent(&drain(&mut p)), vec![4], "live audio only");
+    }
+
+    #[test]
+    fn releasing_while_queued_cancels_the_request() {
+        let (mut p, t0) = queued_on_a(1);
+        p.handle(ms(t0, 100), PttInput::Release);
+        assert_eq!(drain(&mut p), vec![PttAction::ReleaseFloor(ch("a"))]);
+        assert_eq!(p.phase(), PttPhase::Idle);
+        // A grant that crosses the cancel is given back.
+        p.handle(ms(t0, 110), PttInput::Granted(ch("a")));
+        assert_eq!(drain(&mut p), vec![PttAction::ReleaseFloor(ch("a"))]);
+    }
+
+    #[test]
+    fn released_before_the_queue_answer_came_cancels_at_once() {
+        let t0 = Instant::now();
+        let mut p: Ptt<Frame> = Ptt::new(PttConfig::default());
+        p.handle(t0, PttInput::Press(ch("a")));
+        p.handle(ms(t0, 10), PttInput::Release);
+        drain(&mut p);
+        p.handle(ms(t0, 40), PttInput::Queued(ch("a"), 1));
+        assert_eq!(
+            drain(&mut p),
+            vec![
+                PttAction::Queued(ch("a"), 1),
+                PttAction::ReleaseFloor(ch("a"))
+            ]
+        );
+        assert_eq!(p.phase(), PttPhase::Idle);
+    }
+
+    #[test]
+    fn a_queue_timeout_reports_busy_with_its_reason() {
+        let (mut p, t0) = queued_on_a(1);
+        p.handle(
+            ms(t0, 30_000),
+            PttInput::Denied(ch("a"), DenyReason::QueueTimeout),
+        );
+        assert_eq!(
+            drain(&mut p),
+            vec![PttAction::Busy(ch("a"), DenyReason::QueueTimeout)]
+        );
+        assert_eq!(p.phase(), PttPhase::Idle);
     }
 }
