@@ -169,3 +169,42 @@ fn a_queued_request_is_granted_when_the_holder_finishes() {
     );
     assert_eq!(l.wait(Duration::from_secs(30)).0, 0);
 }
+
+/// Floor priority with pre-emption on: a dispatcher's `high` request
+/// revokes a normal talker, and an `emergency` one revokes the dispatcher;
+/// every member sees each new talker.
+#[test]
+fn higher_priority_preempts_the_talker() {
+    let out = out_dir("floor_preempt");
+    let config = out.join("server.toml");
+    std::fs::write(&config, "preemption = true\n").unwrap();
+    let server = TestServer::start_with(&["--config", config.to_str().unwrap()]);
+    let wav = speech("F1_harvard_phrases.wav");
+    let mut l = server.listener("L", "X", Path::new("/dev/null"), 25);
+    let mut a = server.talker("A", "X", &wav, &[]);
+    a.expect_event(Duration::from_secs(20), "floor_granted");
+    let mut d = server.talker("D", "X", &wav, &["--priority", "high"]);
+    d.expect_event(Duration::from_secs(20), "floor_granted");
+    let revoked = a.expect_event(Duration::from_secs(10), "floor_revoke");
+    assert_eq!(revoked["reason"], "preempted", "{revoked}");
+    // An equal priority does not pre-empt: a second dispatcher is denied.
+    let mut d2 = server.talker("D2", "X", &wav, &["--priority", "high"]);
+    d2.expect_event(Duration::from_secs(20), "floor_deny");
+    let mut e = server.talker("E", "X", &wav, &["--priority", "emergency"]);
+    e.expect_event(Duration::from_secs(20), "floor_granted");
+    let revoked = d.expect_event(Duration::from_secs(10), "floor_revoke");
+    assert_eq!(revoked["reason"], "preempted", "{revoked}");
+    e.expect_event(Duration::from_secs(20), "talk_ended");
+    let talkers: Vec<String> = (0..3)
+        .map(|_| {
+            let t = l.expect_event(Duration::from_secs(20), "floor_taken");
+            t["talker"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(talkers, ["A", "D", "E"]);
+    assert_eq!(a.wait(Duration::from_secs(10)).0, 0);
+    assert_eq!(d.wait(Duration::from_secs(10)).0, 0);
+    assert_eq!(d2.wait(Duration::from_secs(10)).0, 3, "denied");
+    assert_eq!(e.wait(Duration::from_secs(10)).0, 0);
+    drop(l);
+}

@@ -120,7 +120,7 @@ async fn hostile(url: String, i: usize, storm: Arc<Storm>) {
         Message::Binary(vec![0xff; 64].into()),
         Message::Text(format!(r#"{{"type":"offer","sdp":"{}"}}"#, "x".repeat(500)).into()),
     ];
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let hello = json!({"type": "hello", "version": 2, "name": format!("h{i}")});
         let _ = tx.send(Message::Text(hello.to_string().into())).await;
     }

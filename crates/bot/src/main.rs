@@ -14,10 +14,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use squawk_engine::{
-    Engine, EngineConfig, EngineEvent,
+    Engine, EngineConfig, EngineEvent, FloorOptions,
     audio::{InputSpec, OutputSpec, wav::read_mono_48k},
 };
-use squawk_protocol::ChannelName;
+use squawk_protocol::{ChannelName, Priority};
 use tokio::io::AsyncWriteExt;
 
 /// Headless Squawk client.
@@ -73,6 +73,10 @@ enum Cmd {
         /// clip starts once granted.
         #[arg(long)]
         queue: bool,
+        /// Floor priority of the requests: normal, high (dispatch) or
+        /// emergency (TS 24.380 floor priority 0, 128, 255).
+        #[arg(long, value_enum, default_value_t = PriorityArg::Normal)]
+        priority: PriorityArg,
     },
     /// Join channels and record everything heard for S seconds.
     Listen {
@@ -182,6 +186,25 @@ struct TalkOpts<'a> {
     gap_ms: u64,
     delay_ms: u64,
     queue: bool,
+    priority: Priority,
+}
+
+/// `--priority` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PriorityArg {
+    Normal,
+    High,
+    Emergency,
+}
+
+impl From<PriorityArg> for Priority {
+    fn from(p: PriorityArg) -> Self {
+        match p {
+            PriorityArg::Normal => Priority::NORMAL,
+            PriorityArg::High => Priority::HIGH,
+            PriorityArg::Emergency => Priority::EMERGENCY,
+        }
+    }
 }
 
 async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
@@ -213,11 +236,13 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
             None => Ok(None),
         };
         let mut done = None;
-        if o.queue {
-            // Nothing said while queued is kept: the clip starts once granted.
-            engine.press_queued(channel.clone());
-        } else {
-            engine.press(channel.clone());
+        let options = FloorOptions {
+            priority: o.priority,
+            queue: o.queue,
+        };
+        engine.press_with(channel.clone(), options);
+        if !o.queue {
+            // Nothing said while queued is kept: a queued clip starts once granted.
             done = play(&pcm)?;
         }
         let ch = channel.clone();
@@ -256,13 +281,15 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
             }
         };
         tokio::pin!(talking);
+        let mut revoke_reason = None;
         if outcome {
             loop {
                 tokio::select! {
                     () = &mut talking => break,
                     ev = events.recv() => match ev {
-                        Some(EngineEvent::Revoked { .. }) => {
+                        Some(EngineEvent::Revoked { reason, .. }) => {
                             revoked.store(true, std::sync::atomic::Ordering::Relaxed);
+                            revoke_reason = Some(reason);
                             break;
                         }
                         Some(EngineEvent::Closed { reason }) => bail!("engine closed: {reason}"),
@@ -276,7 +303,9 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
         }
         engine.release();
         if outcome && revoked.load(std::sync::atomic::Ordering::Relaxed) {
-            say(json!({"event": "floor_revoke", "channel": channel, "n": i}));
+            say(
+                json!({"event": "floor_revoke", "channel": channel, "n": i, "reason": revoke_reason}),
+            );
         } else if outcome {
             let ch = channel.clone();
             wait_for(&mut events, Duration::from_secs(10), |e| match e {
@@ -411,6 +440,7 @@ fn main() -> anyhow::Result<()> {
                 gap_ms,
                 delay_ms,
                 queue,
+                priority,
             } => {
                 let o = TalkOpts {
                     channel,
@@ -421,6 +451,7 @@ fn main() -> anyhow::Result<()> {
                     gap_ms: *gap_ms,
                     delay_ms: *delay_ms,
                     queue: *queue,
+                    priority: (*priority).into(),
                 };
                 talk(&args, o).await
             }

@@ -19,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use squawk_media::JitterConfig;
 use squawk_protocol::{
     ChannelInfo, ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, Member,
-    PROTOCOL_VERSION, RevokeReason, ServerMessage,
+    PROTOCOL_VERSION, Priority, RevokeReason, ServerMessage,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
@@ -265,14 +265,23 @@ pub enum EngineError {
     Opus(#[from] opus::Error),
 }
 
+/// Options of a Floor Request (TS 24.380 §8.2.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FloorOptions {
+    /// Floor priority ([`Priority::NORMAL`] by default).
+    pub priority: Priority,
+    /// Wait in the floor queue when the floor is taken.
+    pub queue: bool,
+}
+
 enum Command {
     Join(ChannelName),
     Leave(ChannelName),
     ListChannels,
-    /// Talk key down; `queue`: wait in the floor queue when it is taken.
+    /// Talk key down, with the Floor Request's options.
     Press {
         channel: ChannelName,
-        queue: bool,
+        options: FloorOptions,
     },
     Release,
     SendWithoutFloor(bool),
@@ -430,7 +439,7 @@ impl Engine {
             ts_base: rand::random(),
             frames_captured: 0,
             pending_marker: false,
-            queue_request: false,
+            floor_options: FloorOptions::default(),
             rogue: false,
             _devices: devices,
             stop_sink,
@@ -482,20 +491,15 @@ impl Engine {
 
     /// Talk key down for `channel`: Floor Request, capture starts now.
     pub fn press(&self, channel: ChannelName) {
-        let _ = self.cmds.send(Command::Press {
-            channel,
-            queue: false,
-        });
+        self.press_with(channel, FloorOptions::default());
     }
 
-    /// Talk key down, asking to wait in the floor queue when the floor is
-    /// taken ([`EngineEvent::FloorQueued`]) instead of a Floor Deny `busy`.
-    /// While queued nothing is sent or kept; [`Engine::release`] cancels.
-    pub fn press_queued(&self, channel: ChannelName) {
-        let _ = self.cmds.send(Command::Press {
-            channel,
-            queue: true,
-        });
+    /// Talk key down with a floor priority and, with `queue`, asking to
+    /// wait in the floor queue when the floor is taken
+    /// ([`EngineEvent::FloorQueued`]) instead of a Floor Deny `busy`. While
+    /// queued nothing is sent or kept; [`Engine::release`] cancels.
+    pub fn press_with(&self, channel: ChannelName, options: FloorOptions) {
+        let _ = self.cmds.send(Command::Press { channel, options });
     }
 
     /// Talk key up: release tail, then Floor Release.
@@ -585,8 +589,8 @@ struct Runner {
     /// Frames captured since start (the RTP timestamp clock).
     frames_captured: u32,
     pending_marker: bool,
-    /// The last press asked to queue (sent with its Floor Request).
-    queue_request: bool,
+    /// What the last press asked for (sent with its Floor Request).
+    floor_options: FloorOptions,
     rogue: bool,
     controls: AudioControls,
     meter: LevelMeter,
@@ -667,8 +671,8 @@ impl Runner {
             Command::Join(channel) => self.send(ClientMessage::Join { channel }).await,
             Command::Leave(channel) => self.send(ClientMessage::Leave { channel }).await,
             Command::ListChannels => self.send(ClientMessage::ListChannels).await,
-            Command::Press { channel, queue } => {
-                self.queue_request = queue;
+            Command::Press { channel, options } => {
+                self.floor_options = options;
                 self.ptt_input(Instant::now(), PttInput::Press(channel))
                     .await;
                 true
@@ -859,8 +863,8 @@ impl Runner {
                     let _ = self
                         .send(ClientMessage::FloorRequest {
                             channel,
-                            priority: Default::default(),
-                            queue: self.queue_request,
+                            priority: self.floor_options.priority,
+                            queue: self.floor_options.queue,
                         })
                         .await;
                 }

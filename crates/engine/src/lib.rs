@@ -24,6 +24,7 @@ pub mod ptt;
 mod rtc;
 
 pub use engine::{
-    Engine, EngineConfig, EngineCounters, EngineError, EngineEvent, TransmissionReport,
+    Engine, EngineConfig, EngineCounters, EngineError, EngineEvent, FloorOptions,
+    TransmissionReport,
 };
 pub use squawk_media::JitterConfig;

@@ -9,14 +9,23 @@ pub type ClientId = u64;
 /// Floor priority, 0 (lowest, the default) to 255 (highest), as in the
 /// floor priority of 3GPP TS 24.380 §4.1.1.
 ///
-/// Today every request is served first come, first served; the value is
-/// carried so that pre-emption and a priority queue can be added without a
-/// protocol change.
+/// It orders the floor queue, and with pre-emption on (a server setting) a
+/// strictly higher priority revokes the talker. The named levels are
+/// [`Priority::NORMAL`] < [`Priority::HIGH`] < [`Priority::EMERGENCY`].
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[serde(transparent)]
 pub struct Priority(pub u8);
+
+impl Priority {
+    /// A user's talk: 0.
+    pub const NORMAL: Priority = Priority(0);
+    /// A dispatcher's talk: 128.
+    pub const HIGH: Priority = Priority(128);
+    /// An emergency: 255.
+    pub const EMERGENCY: Priority = Priority(255);
+}
 
 /// A member of a channel, as shown in presence lists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
