@@ -168,7 +168,7 @@ pub enum EngineEvent {
         reason: DenyReason,
     },
     /// Floor Queue Position Info: our request waits at `position`
-    /// (1 = next); only after [`Engine::press_queued`].
+    /// (1 = next); only after [`Engine::press_with`] with `queue`.
     FloorQueued {
         /// Channel.
         channel: ChannelName,
