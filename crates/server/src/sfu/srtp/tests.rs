@@ -52,6 +52,18 @@ fn packet(sender: &SrtpSender, header: RtpHeader, payload: &[u8], roc: u32) -> (
     (buf.split_off(5), header_len)
 }
 
+/// A plain header (Opus PT, SSRC 7, no extension) with sequence number `seq`.
+fn plain_header(seq: u16) -> RtpHeader {
+    RtpHeader {
+        pt: 111,
+        marker: false,
+        seq,
+        timestamp: 0,
+        ssrc: 7,
+        audio_level: None,
+    }
+}
+
 const PROFILES: [Profile; 3] = [
     Profile::Aes128CmSha1_80,
     Profile::AeadAes128Gcm,
@@ -107,14 +119,7 @@ fn the_rollover_counter_is_part_of_the_keystream() {
         let km = material(profile);
         let sender = SrtpSender::new(profile, &km, false).unwrap();
         let mut rx = receiver(profile, &km, false);
-        let header = |seq| RtpHeader {
-            pt: 111,
-            marker: false,
-            seq,
-            timestamp: 0,
-            ssrc: 7,
-            audio_level: None,
-        };
+        let header = plain_header;
         // 65535 with ROC 0, then the wrap to 0 with ROC 1, as the receiver
         // estimates it (RFC 3711 §3.3.1).
         let (a, _) = packet(&sender, header(65535), b"before the wrap", 0);
@@ -134,15 +139,7 @@ fn a_tampered_packet_fails_authentication() {
         let km = material(profile);
         let sender = SrtpSender::new(profile, &km, true).unwrap();
         let mut rx = receiver(profile, &km, true);
-        let header = RtpHeader {
-            pt: 111,
-            marker: false,
-            seq: 9,
-            timestamp: 0,
-            ssrc: 7,
-            audio_level: None,
-        };
-        let (mut srtp, header_len) = packet(&sender, header, b"payload", 0);
+        let (mut srtp, header_len) = packet(&sender, plain_header(9), b"payload", 0);
         srtp[header_len + 1] ^= 1;
         assert!(rx.decrypt_rtp(&srtp).is_err(), "{profile:?}");
     }
@@ -154,15 +151,7 @@ fn the_wrong_half_of_the_material_does_not_decrypt() {
     let km = material(profile);
     let sender = SrtpSender::new(profile, &km, true).unwrap();
     let mut rx = receiver(profile, &km, false);
-    let header = RtpHeader {
-        pt: 111,
-        marker: false,
-        seq: 9,
-        timestamp: 0,
-        ssrc: 7,
-        audio_level: None,
-    };
-    let (srtp, _) = packet(&sender, header, b"payload", 0);
+    let (srtp, _) = packet(&sender, plain_header(9), b"payload", 0);
     assert!(rx.decrypt_rtp(&srtp).is_err());
 }
 
