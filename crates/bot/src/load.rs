@@ -31,7 +31,7 @@ use serde_json::json;
 use squawk_protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
 use str0m::{
     Candidate, Event, Input, Output, Rtc,
-    change::{SdpAnswer, SdpOffer},
+    change::{SdpAnswer, SdpOffer, SdpPendingOffer},
     format::Codec,
     media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt},
     net::{Protocol, Receive},
@@ -97,17 +97,123 @@ fn is_rtp(b: &[u8]) -> bool {
     b.len() >= 12 && (128..=191).contains(&b[0]) && !(192..=223).contains(&b[1])
 }
 
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type WsRx = futures_util::stream::SplitStream<Ws>;
+
+/// One str0m client of the load: its signaling writer, UDP socket and `Rtc`.
 struct Client {
+    ws_tx: futures_util::stream::SplitSink<Ws, Message>,
     rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
     mid: Mid,
     pt: Option<Pt>,
+    /// Our offer, until the server answers it.
+    pending: Option<SdpPendingOffer>,
     timeout: Instant,
     connected: bool,
 }
 
 impl Client {
+    /// Connects signaling and a UDP socket, offers one send-only audio
+    /// track and sends `hello` (as `name`) and the offer. Returns the client
+    /// and the signaling reader.
+    async fn connect(url: &str, name: String) -> anyhow::Result<(Self, WsRx)> {
+        let (ws, _) = connect_async(url).await.context("connect")?;
+        let (ws_tx, ws_rx) = ws.split();
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let local = socket.local_addr()?;
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .build(now);
+        rtc.add_local_candidate(Candidate::host(local, "udp")?);
+        let mut api = rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let (offer, pending) = api.apply().context("offer")?;
+        let mut c = Client {
+            ws_tx,
+            rtc,
+            socket,
+            local,
+            mid,
+            pt: None,
+            pending: Some(pending),
+            timeout: now,
+            connected: false,
+        };
+        c.drain()?;
+        c.send(ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+            name,
+            password: None,
+        })
+        .await?;
+        c.send(ClientMessage::Offer {
+            sdp: offer.to_sdp_string(),
+        })
+        .await?;
+        Ok((c, ws_rx))
+    }
+
+    async fn send(&mut self, m: ClientMessage) -> anyhow::Result<()> {
+        self.ws_tx.send(Message::Text(m.to_json().into())).await?;
+        Ok(())
+    }
+
+    /// Takes one frame from the signaling reader: the SDP exchange is
+    /// handled here; any other server message is returned.
+    async fn signaling(
+        &mut self,
+        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> anyhow::Result<Option<ServerMessage>> {
+        let Some(Ok(frame)) = frame else {
+            anyhow::bail!("signaling closed")
+        };
+        let Message::Text(text) = frame else {
+            return Ok(None);
+        };
+        match ServerMessage::from_json(&text)? {
+            ServerMessage::Answer { sdp } => {
+                if let Some(p) = self.pending.take() {
+                    let answer = SdpAnswer::from_sdp_string(&sdp)?;
+                    self.rtc.sdp_api().accept_answer(p, answer)?;
+                    self.drain()?;
+                }
+                Ok(None)
+            }
+            ServerMessage::Offer { sdp } => {
+                let offer = SdpOffer::from_sdp_string(&sdp)?;
+                let answer = self.rtc.sdp_api().accept_offer(offer)?;
+                self.drain()?;
+                self.send(ClientMessage::Answer {
+                    sdp: answer.to_sdp_string(),
+                })
+                .await?;
+                Ok(None)
+            }
+            ServerMessage::Error { code, message } => {
+                anyhow::bail!("server error {code:?}: {message}")
+            }
+            other => Ok(Some(other)),
+        }
+    }
+
+    /// One datagram from `src`. Once connected, RTP is only recognised
+    /// (returns `true`), never decrypted: a listener's whole cost. The rest
+    /// (STUN, DTLS, RTCP) goes to str0m.
+    fn datagram(&mut self, src: SocketAddr, data: &[u8]) -> anyhow::Result<bool> {
+        if self.connected && is_rtp(data) {
+            return Ok(true);
+        }
+        if let Ok(r) = Receive::new(Protocol::Udp, src, self.local, data) {
+            self.input(Input::Receive(Instant::now(), r))?;
+        }
+        Ok(false)
+    }
+
     /// Drains str0m until its next timeout (the drive rule).
     fn drain(&mut self) -> anyhow::Result<()> {
         loop {
@@ -139,46 +245,13 @@ async fn run_client(
     phase: Duration,
     counters: Arc<Counters>,
 ) -> anyhow::Result<()> {
-    let (ws, _) = connect_async(url.as_str()).await.context("connect")?;
-    let (mut ws_tx, mut ws_rx) = ws.split();
-    let socket = UdpSocket::bind("127.0.0.1:0").await?;
-    let local = socket.local_addr()?;
-    let now = Instant::now();
-    let mut rtc = Rtc::builder()
-        .clear_codecs()
-        .enable_opus(true, false)
-        .build(now);
-    rtc.add_local_candidate(Candidate::host(local, "udp")?);
-    let mut api = rtc.sdp_api();
-    let mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    let (offer, pending) = api.apply().context("offer")?;
-    let mut pending = Some(pending);
-    let mut c = Client {
-        rtc,
-        socket,
-        local,
-        mid,
-        pt: None,
-        timeout: now,
-        connected: false,
-    };
-    c.drain()?;
+    let name = format!("{}{room}-{member}", if talker { "T" } else { "L" });
+    let (mut c, mut ws_rx) = Client::connect(&url, name).await?;
     let channel = format!("load{room}");
-    for m in [
-        ClientMessage::Hello {
-            version: PROTOCOL_VERSION,
-            name: format!("{}{room}-{member}", if talker { "T" } else { "L" }),
-            password: None,
-        },
-        ClientMessage::Offer {
-            sdp: offer.to_sdp_string(),
-        },
-        ClientMessage::Join {
-            channel: channel.parse()?,
-        },
-    ] {
-        ws_tx.send(Message::Text(m.to_json().into())).await?;
-    }
+    c.send(ClientMessage::Join {
+        channel: channel.parse()?,
+    })
+    .await?;
     let mut joined = false;
     let mut requested = false;
     let mut talking = false;
@@ -199,48 +272,25 @@ async fn run_client(
         }
         if talker && c.connected && joined && !requested {
             requested = true;
-            let req = ClientMessage::FloorRequest {
+            c.send(ClientMessage::FloorRequest {
                 channel: channel.parse()?,
                 priority: Default::default(),
                 queue: false,
-            };
-            ws_tx.send(Message::Text(req.to_json().into())).await?;
+            })
+            .await?;
         }
         let timeout = c.timeout;
         tokio::select! {
-            msg = ws_rx.next() => {
-                let Some(Ok(msg)) = msg else { anyhow::bail!("signaling closed") };
-                let Message::Text(text) = msg else { continue };
-                match ServerMessage::from_json(&text)? {
-                    ServerMessage::Answer { sdp } => {
-                        if let Some(p) = pending.take() {
-                            c.rtc.sdp_api().accept_answer(p, SdpAnswer::from_sdp_string(&sdp)?)?;
-                            c.drain()?;
-                        }
-                    }
-                    ServerMessage::Offer { sdp } => {
-                        let answer = c.rtc.sdp_api().accept_offer(SdpOffer::from_sdp_string(&sdp)?)?;
-                        c.drain()?;
-                        let m = ClientMessage::Answer { sdp: answer.to_sdp_string() };
-                        ws_tx.send(Message::Text(m.to_json().into())).await?;
-                    }
-                    ServerMessage::Joined { .. } => joined = true,
-                    ServerMessage::FloorGranted { .. } => talking = true,
-                    ServerMessage::FloorDeny { reason, .. } => anyhow::bail!("floor denied: {reason:?}"),
-                    ServerMessage::Error { code, message } => anyhow::bail!("server error {code:?}: {message}"),
-                    _ => {}
-                }
-            }
+            frame = ws_rx.next() => match c.signaling(frame).await? {
+                Some(ServerMessage::Joined { .. }) => joined = true,
+                Some(ServerMessage::FloorGranted { .. }) => talking = true,
+                Some(ServerMessage::FloorDeny { reason, .. }) => anyhow::bail!("floor denied: {reason:?}"),
+                _ => {}
+            },
             res = c.socket.recv_from(&mut buf) => {
                 let (n, src) = res?;
-                let data = &buf[..n];
-                if c.connected && is_rtp(data) {
-                    // Counted, never decrypted: the listener's whole cost.
+                if c.datagram(src, &buf[..n])? {
                     counters.received.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                if let Ok(r) = Receive::new(Protocol::Udp, src, c.local, data) {
-                    c.input(Input::Receive(Instant::now(), r))?;
                 }
             }
             () = tokio::time::sleep_until(timeout.into()) => {
@@ -278,42 +328,7 @@ struct LateEntry {
 /// A listener that brings its media up first, then joins `room` while its
 /// talker holds the floor (late entry), and times it.
 async fn late_join(url: &str, room: usize, k: usize) -> anyhow::Result<LateEntry> {
-    let (ws, _) = connect_async(url).await.context("connect")?;
-    let (mut ws_tx, mut ws_rx) = ws.split();
-    let socket = UdpSocket::bind("127.0.0.1:0").await?;
-    let local = socket.local_addr()?;
-    let now = Instant::now();
-    let mut rtc = Rtc::builder()
-        .clear_codecs()
-        .enable_opus(true, false)
-        .build(now);
-    rtc.add_local_candidate(Candidate::host(local, "udp")?);
-    let mut api = rtc.sdp_api();
-    let mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    let (offer, pending) = api.apply().context("offer")?;
-    let mut pending = Some(pending);
-    let mut c = Client {
-        rtc,
-        socket,
-        local,
-        mid,
-        pt: None,
-        timeout: now,
-        connected: false,
-    };
-    c.drain()?;
-    for m in [
-        ClientMessage::Hello {
-            version: PROTOCOL_VERSION,
-            name: format!("Late{k}"),
-            password: None,
-        },
-        ClientMessage::Offer {
-            sdp: offer.to_sdp_string(),
-        },
-    ] {
-        ws_tx.send(Message::Text(m.to_json().into())).await?;
-    }
+    let (mut c, mut ws_rx) = Client::connect(url, format!("Late{k}")).await?;
     let (mut join_sent, mut joined_at, mut taken_after) = (None::<Instant>, None::<Instant>, None);
     let mut buf = vec![0u8; 2048];
     let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -322,40 +337,22 @@ async fn late_join(url: &str, room: usize, k: usize) -> anyhow::Result<LateEntry
             let join = ClientMessage::Join {
                 channel: format!("load{room}").parse()?,
             };
-            ws_tx.send(Message::Text(join.to_json().into())).await?;
+            c.send(join).await?;
             join_sent = Some(Instant::now());
         }
         let timeout = c.timeout;
         tokio::select! {
             () = tokio::time::sleep_until(give_up) => anyhow::bail!("late entry {k}: no audio within 10 s"),
-            msg = ws_rx.next() => {
-                let Some(Ok(msg)) = msg else { anyhow::bail!("signaling closed") };
-                let Message::Text(text) = msg else { continue };
-                match ServerMessage::from_json(&text)? {
-                    ServerMessage::Answer { sdp } => {
-                        if let Some(p) = pending.take() {
-                            c.rtc.sdp_api().accept_answer(p, SdpAnswer::from_sdp_string(&sdp)?)?;
-                            c.drain()?;
-                        }
-                    }
-                    ServerMessage::Offer { sdp } => {
-                        let answer = c.rtc.sdp_api().accept_offer(SdpOffer::from_sdp_string(&sdp)?)?;
-                        c.drain()?;
-                        let m = ClientMessage::Answer { sdp: answer.to_sdp_string() };
-                        ws_tx.send(Message::Text(m.to_json().into())).await?;
-                    }
-                    ServerMessage::Joined { .. } => joined_at = Some(Instant::now()),
-                    ServerMessage::FloorTaken { .. } if taken_after.is_none() => {
-                        taken_after = Some(joined_at.is_some());
-                    }
-                    ServerMessage::Error { code, message } => anyhow::bail!("server error {code:?}: {message}"),
-                    _ => {}
+            frame = ws_rx.next() => match c.signaling(frame).await? {
+                Some(ServerMessage::Joined { .. }) => joined_at = Some(Instant::now()),
+                Some(ServerMessage::FloorTaken { .. }) if taken_after.is_none() => {
+                    taken_after = Some(joined_at.is_some());
                 }
-            }
+                _ => {}
+            },
             res = c.socket.recv_from(&mut buf) => {
                 let (n, src) = res?;
-                let data = &buf[..n];
-                if c.connected && is_rtp(data) {
+                if c.datagram(src, &buf[..n])? {
                     let (Some(sent), Some(joined)) = (join_sent, joined_at) else { continue };
                     let at = Instant::now();
                     c.rtc.disconnect();
@@ -364,9 +361,6 @@ async fn late_join(url: &str, room: usize, k: usize) -> anyhow::Result<LateEntry
                         first_rtp: at - joined,
                         floor_taken_after_joined: taken_after.unwrap_or(false),
                     });
-                }
-                if let Ok(r) = Receive::new(Protocol::Udp, src, c.local, data) {
-                    c.input(Input::Receive(Instant::now(), r))?;
                 }
             }
             () = tokio::time::sleep_until(timeout.into()) => {
