@@ -257,7 +257,9 @@ pub fn event_json(ev: &EngineEvent) -> serde_json::Value {
         }
         EngineEvent::MediaConnected => json!({"type": "media", "connected": true}),
         EngineEvent::MediaDisconnected => json!({"type": "media", "connected": false}),
-        EngineEvent::Joined { channel, members } => {
+        EngineEvent::Joined {
+            channel, members, ..
+        } => {
             json!({"type": "joined", "channel": channel, "members": members})
         }
         EngineEvent::Left { channel } => json!({"type": "left", "channel": channel}),
@@ -279,9 +281,15 @@ pub fn event_json(ev: &EngineEvent) -> serde_json::Value {
         EngineEvent::FloorQueued { channel, position } => {
             json!({"type": "floor_queued", "channel": channel, "position": position})
         }
-        EngineEvent::Revoked { channel, reason } => {
-            json!({"type": "floor_revoke", "channel": channel, "reason": reason})
+        EngineEvent::Revoked {
+            channel,
+            reason,
+            by,
+        } => {
+            json!({"type": "floor_revoke", "channel": channel, "reason": reason, "by": by})
         }
+        // Already the UI's shape: the protocol's JSON, tagged by `type`.
+        EngineEvent::Notice(msg) => serde_json::to_value(msg).unwrap_or_default(),
         EngineEvent::TalkEnded { channel } => json!({"type": "talk_ended", "channel": channel}),
         EngineEvent::FloorTaken {
             channel,

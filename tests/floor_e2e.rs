@@ -170,15 +170,13 @@ fn a_queued_request_is_granted_when_the_holder_finishes() {
     assert_eq!(l.wait(Duration::from_secs(30)).0, 0);
 }
 
-/// Floor priority with pre-emption on: a dispatcher's `high` request
-/// revokes a normal talker, and an `emergency` one revokes the dispatcher;
-/// every member sees each new talker.
+/// Floor priority with pre-emption (on by default): a dispatcher's `high`
+/// request revokes a normal talker, and an `emergency` one revokes the
+/// dispatcher; each revoked talker learns who pre-empted it, and every
+/// member sees each new talker.
 #[test]
 fn higher_priority_preempts_the_talker() {
-    let out = out_dir("floor_preempt");
-    let config = out.join("server.toml");
-    std::fs::write(&config, "preemption = true\n").unwrap();
-    let server = TestServer::start_with(&["--config", config.to_str().unwrap()]);
+    let server = TestServer::start();
     let wav = speech("F1_harvard_phrases.wav");
     let mut l = server.listener("L", "X", Path::new("/dev/null"), 25);
     let mut a = server.talker("A", "X", &wav, &[]);
@@ -187,6 +185,7 @@ fn higher_priority_preempts_the_talker() {
     d.expect_event(Duration::from_secs(20), "floor_granted");
     let revoked = a.expect_event(Duration::from_secs(10), "floor_revoke");
     assert_eq!(revoked["reason"], "preempted", "{revoked}");
+    assert_eq!(revoked["by"]["name"], "D", "{revoked}");
     // An equal priority does not pre-empt: a second dispatcher is denied.
     let mut d2 = server.talker("D2", "X", &wav, &["--priority", "high"]);
     d2.expect_event(Duration::from_secs(20), "floor_deny");
@@ -194,6 +193,7 @@ fn higher_priority_preempts_the_talker() {
     e.expect_event(Duration::from_secs(20), "floor_granted");
     let revoked = d.expect_event(Duration::from_secs(10), "floor_revoke");
     assert_eq!(revoked["reason"], "preempted", "{revoked}");
+    assert_eq!(revoked["by"]["name"], "E", "{revoked}");
     e.expect_event(Duration::from_secs(20), "talk_ended");
     let talkers: Vec<String> = (0..3)
         .map(|_| {
@@ -207,4 +207,109 @@ fn higher_priority_preempts_the_talker() {
     assert_eq!(d2.wait(Duration::from_secs(10)).0, 3, "denied");
     assert_eq!(e.wait(Duration::from_secs(10)).0, 0);
     drop(l);
+}
+
+/// An emergency (TS 24.379 emergency alert): E raises it while A talks; the
+/// dispatcher L is alerted and acknowledges; E's press, asked at normal
+/// priority, pre-empts A because of the emergency; a member joining during
+/// it gets the alert with its acknowledgement as state; E's cancel reaches
+/// everyone.
+#[test]
+fn an_emergency_is_alerted_acknowledged_talks_first_and_is_cancelled() {
+    let server = TestServer::start();
+    let wav = speech("F1_harvard_phrases.wav");
+    let mut l = server.bot(
+        "L",
+        &[
+            "listen",
+            "--channel",
+            "X",
+            "--record",
+            "/dev/null",
+            "--seconds",
+            "30",
+            "--ack-emergencies",
+        ],
+    );
+    l.expect_event(Duration::from_secs(20), "ready");
+    let mut a = server.talker("A", "X", &wav, &[]);
+    a.expect_event(Duration::from_secs(20), "floor_granted");
+    let mut e = server.talker("E", "X", &wav, &["--emergency"]);
+    let raised = e.expect_event(Duration::from_secs(10), "emergency");
+    assert_eq!(raised["originator"]["name"], "E", "{raised}");
+    let alert = l.expect_event(Duration::from_secs(10), "emergency");
+    assert_eq!(alert["originator"]["name"], "E", "{alert}");
+    assert!(alert["acked_by"].is_null(), "{alert}");
+    let ack = l.expect_event(Duration::from_secs(10), "emergency_ack");
+    assert_eq!(ack["by"]["name"], "L", "{ack}");
+    e.expect_event(Duration::from_secs(20), "floor_granted");
+    let revoked = a.expect_event(Duration::from_secs(10), "floor_revoke");
+    assert_eq!(revoked["reason"], "preempted", "{revoked}");
+    assert_eq!(revoked["by"]["name"], "E", "{revoked}");
+    // Joining during the emergency: the alert, already acknowledged, as state.
+    let mut late = server.bot(
+        "J",
+        &[
+            "listen",
+            "--channel",
+            "X",
+            "--record",
+            "/dev/null",
+            "--seconds",
+            "20",
+        ],
+    );
+    let state = late.expect_event(Duration::from_secs(20), "emergency");
+    assert_eq!(state["originator"]["name"], "E", "{state}");
+    assert_eq!(state["acked_by"]["name"], "L", "{state}");
+    let over = e.expect_event(Duration::from_secs(30), "emergency_cancel");
+    assert_eq!(over["by"]["name"], "E", "{over}");
+    for p in [&mut l, &mut late] {
+        let c = p.expect_event(Duration::from_secs(10), "emergency_cancel");
+        assert_eq!(c["originator"], raised["originator"]["id"], "{c}");
+    }
+    assert_eq!(e.wait(Duration::from_secs(10)).0, 0);
+    assert_eq!(a.wait(Duration::from_secs(10)).0, 0);
+    drop((l, late));
+}
+
+/// Mute at the SFU: a listener in X and Y with Y muted gets X's talk and
+/// not one packet of Y's, though both talk at once.
+#[test]
+fn a_muted_channel_sends_nothing_to_its_listener() {
+    let server = TestServer::start();
+    let mut l = server.bot(
+        "L",
+        &[
+            "listen",
+            "--channel",
+            "X",
+            "--channel",
+            "Y",
+            "--mute",
+            "Y",
+            "--record",
+            "/dev/null",
+            "--seconds",
+            "12",
+        ],
+    );
+    l.expect_event(Duration::from_secs(20), "ready");
+    l.expect_event(Duration::from_secs(10), "muted");
+    let mut a = server.talker("A", "X", &speech("F1_harvard_phrases.wav"), &[]);
+    let mut b = server.talker("B", "Y", &speech("M1_harvard_phrases.wav"), &[]);
+    let sent: Vec<u64> = [&mut a, &mut b]
+        .into_iter()
+        .map(|p| {
+            p.expect_event(Duration::from_secs(30), "talk_ended")["rtp_sent"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(sent.iter().all(|n| *n > 200), "both talked: {sent:?}");
+    let done = l.expect_event(Duration::from_secs(30), "done");
+    let by = &done["rtp_received_by_channel"];
+    assert_eq!(by["Y"], 0, "the muted channel: {done}");
+    assert!(by["X"].as_u64().unwrap() + 5 >= sent[0], "X heard: {done}");
+    assert_eq!(l.wait(Duration::from_secs(10)).0, 0);
 }

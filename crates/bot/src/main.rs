@@ -17,7 +17,7 @@ use squawk_engine::{
     Engine, EngineConfig, EngineEvent, FloorOptions,
     audio::{InputSpec, OutputSpec, wav::read_mono_48k},
 };
-use squawk_protocol::{ChannelName, Priority};
+use squawk_protocol::{ChannelName, Priority, ServerMessage};
 use tokio::io::AsyncWriteExt;
 
 /// Headless Squawk client.
@@ -77,6 +77,11 @@ enum Cmd {
         /// emergency (TS 24.380 floor priority 0, 128, 255).
         #[arg(long, value_enum, default_value_t = PriorityArg::Normal)]
         priority: PriorityArg,
+        /// Raise an emergency in the channel before the first press (the
+        /// talk then has emergency priority) and cancel it after the last;
+        /// prints `emergency`, `emergency_ack` and `emergency_cancel`.
+        #[arg(long)]
+        emergency: bool,
     },
     /// Join channels and record everything heard for S seconds.
     Listen {
@@ -95,6 +100,13 @@ enum Cmd {
         /// One JSON line per received transmission.
         #[arg(long)]
         stats: Option<PathBuf>,
+        /// Channels to mute at the server (repeatable; each must also be a
+        /// `--channel`): joined, but their downlink paused at the SFU.
+        #[arg(long = "mute")]
+        mute: Vec<ChannelName>,
+        /// Acknowledge every emergency raised by someone else (a dispatcher).
+        #[arg(long)]
+        ack_emergencies: bool,
     },
     /// Join a channel and send audio WITHOUT the floor (a misbehaving
     /// client, for testing media enforcement).
@@ -147,12 +159,19 @@ pub(crate) async fn wait_for<T>(
 }
 
 /// Starts an engine, waits for media and joins `channels`.
+/// A connected engine, its events and each joined channel's downlink mid.
+type Connected = (
+    Engine,
+    tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
+    Vec<(ChannelName, String)>,
+);
+
 async fn connect(
     args: &Args,
     input: InputSpec,
     output: OutputSpec,
     channels: &[ChannelName],
-) -> anyhow::Result<(Engine, tokio::sync::mpsc::UnboundedReceiver<EngineEvent>)> {
+) -> anyhow::Result<Connected> {
     let mut config = EngineConfig::new(&args.server, &args.name);
     config.password = args.password.clone();
     config.input = input;
@@ -162,19 +181,39 @@ async fn connect(
         matches!(e, EngineEvent::MediaConnected).then_some(())
     })
     .await?;
+    let mut mids = Vec::new();
     for ch in channels {
         engine.join(ch.clone());
         let want = ch.clone();
-        let members = wait_for(&mut events, Duration::from_secs(10), |e| match e {
-            EngineEvent::Joined { channel, members } if *channel == want => Some(members.clone()),
+        let (members, mid) = wait_for(&mut events, Duration::from_secs(10), |e| match e {
+            EngineEvent::Joined {
+                channel,
+                members,
+                mid,
+            } if *channel == want => Some((members.clone(), mid.clone())),
             _ => None,
         })
         .await?;
         let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
         say(json!({"event": "joined", "channel": ch, "members": names}));
+        mids.push((ch.clone(), mid));
     }
     say(json!({"event": "ready", "client_id": engine.client_id()}));
-    Ok((engine, events))
+    Ok((engine, events, mids))
+}
+
+/// The JSON line for a server notice (`emergency`, `emergency_ack`,
+/// `emergency_cancel`, `muted`): the protocol's JSON with its `type` as
+/// the line's `event`.
+fn notice_json(ev: &EngineEvent) -> Option<serde_json::Value> {
+    let EngineEvent::Notice(msg) = ev else {
+        return None;
+    };
+    let mut v = serde_json::to_value(msg).ok()?;
+    let obj = v.as_object_mut()?;
+    let kind = obj.remove("type")?;
+    obj.insert("event".into(), kind);
+    Some(v)
 }
 
 struct TalkOpts<'a> {
@@ -187,6 +226,7 @@ struct TalkOpts<'a> {
     delay_ms: u64,
     queue: bool,
     priority: Priority,
+    emergency: bool,
 }
 
 /// `--priority` values.
@@ -218,9 +258,24 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
     } else {
         InputSpec::Device(None)
     };
-    let (engine, mut events) =
+    let (engine, mut events, _) =
         connect(args, input, OutputSpec::None, std::slice::from_ref(channel)).await?;
     tokio::time::sleep(Duration::from_millis(o.delay_ms)).await;
+    if o.emergency {
+        engine.emergency(channel.clone());
+        let ch = channel.clone();
+        let me = engine.client_id();
+        let raised = wait_for(&mut events, Duration::from_secs(10), |e| match e {
+            EngineEvent::Notice(ServerMessage::Emergency {
+                channel,
+                originator,
+                ..
+            }) if *channel == ch && originator.id == me => notice_json(e),
+            _ => None,
+        })
+        .await?;
+        say(raised);
+    }
     if let Some(at) = o.at_unix_ms {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
@@ -287,13 +342,17 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
                 tokio::select! {
                     () = &mut talking => break,
                     ev = events.recv() => match ev {
-                        Some(EngineEvent::Revoked { reason, .. }) => {
+                        Some(EngineEvent::Revoked { reason, by, .. }) => {
                             revoked.store(true, std::sync::atomic::Ordering::Relaxed);
-                            revoke_reason = Some(reason);
+                            revoke_reason = Some((reason, by));
                             break;
                         }
                         Some(EngineEvent::Closed { reason }) => bail!("engine closed: {reason}"),
-                        Some(_) => {}
+                        Some(e) => {
+                            if let Some(line) = notice_json(&e) {
+                                say(line);
+                            }
+                        }
                         None => bail!("engine stopped"),
                     },
                 }
@@ -303,9 +362,9 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
         }
         engine.release();
         if outcome && revoked.load(std::sync::atomic::Ordering::Relaxed) {
-            say(
-                json!({"event": "floor_revoke", "channel": channel, "n": i, "reason": revoke_reason}),
-            );
+            let (reason, by) = revoke_reason.unzip();
+            say(json!({"event": "floor_revoke", "channel": channel, "n": i,
+                "reason": reason, "by": by.flatten()}));
         } else if outcome {
             let ch = channel.clone();
             wait_for(&mut events, Duration::from_secs(10), |e| match e {
@@ -320,6 +379,25 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(o.gap_ms)).await;
         }
     }
+    if o.emergency {
+        engine.cancel_emergency(channel.clone(), None);
+        let ch = channel.clone();
+        let me = engine.client_id();
+        let over = wait_for(&mut events, Duration::from_secs(10), |e| match e {
+            EngineEvent::Notice(ServerMessage::EmergencyCancel {
+                channel,
+                originator,
+                ..
+            }) if *channel == ch && *originator == me => notice_json(e),
+            EngineEvent::Notice(_) => {
+                say(notice_json(e).unwrap_or_default());
+                None
+            }
+            _ => None,
+        })
+        .await?;
+        say(over);
+    }
     engine.close().await;
     if !granted_all {
         std::process::exit(3);
@@ -327,13 +405,27 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn listen(
-    args: &Args,
-    channels: &[ChannelName],
-    record: Option<&PathBuf>,
+struct ListenOpts<'a> {
+    channels: &'a [ChannelName],
+    record: Option<&'a PathBuf>,
     seconds: f64,
-    stats: Option<&PathBuf>,
-) -> anyhow::Result<()> {
+    stats: Option<&'a PathBuf>,
+    mute: &'a [ChannelName],
+    ack_emergencies: bool,
+}
+
+async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
+    let ListenOpts {
+        channels,
+        record,
+        seconds,
+        stats,
+        mute,
+        ack_emergencies,
+    } = o;
+    if let Some(c) = mute.iter().find(|c| !channels.contains(c)) {
+        bail!("--mute {c}: not one of the --channel values");
+    }
     let out = match record {
         Some(path) => OutputSpec::Wav {
             path: path.clone(),
@@ -341,9 +433,24 @@ async fn listen(
         },
         None => OutputSpec::Device(None),
     };
-    let (engine, mut events) = connect(args, InputSpec::None, out, channels).await?;
+    let (engine, mut events, mids) = connect(args, InputSpec::None, out, channels).await?;
     // `connect` returns as the last `joined` arrives.
     let joined_at = std::time::Instant::now();
+    for c in mute {
+        engine.mute(c.clone(), true);
+        let want = c.clone();
+        wait_for(&mut events, Duration::from_secs(10), |e| match e {
+            EngineEvent::Notice(ServerMessage::Muted { channel, muted })
+                if *channel == want && *muted =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await?;
+        say(json!({"event": "muted", "channel": c}));
+    }
+    let me = engine.client_id();
     let mut stats_file = match stats {
         Some(p) => Some(
             tokio::fs::File::create(p)
@@ -381,6 +488,17 @@ async fn listen(
                 Some(EngineEvent::MemberLeft { channel, ids }) => {
                     say(json!({"event": "member_left", "channel": channel, "ids": ids}));
                 }
+                Some(EngineEvent::Revoked { .. }) => {}
+                Some(ref e @ EngineEvent::Notice(ServerMessage::Emergency { ref channel, ref originator, ref acked_by, .. })) => {
+                    say(notice_json(e).unwrap_or_default());
+                    if ack_emergencies && acked_by.is_none() && originator.id != me {
+                        engine.ack_emergency(channel.clone(), originator.id);
+                    }
+                }
+                Some(ref e @ EngineEvent::Notice(_)) => say(notice_json(e).unwrap_or_default()),
+                Some(EngineEvent::ServerError { code, message }) => {
+                    say(json!({"event": "server_error", "code": code, "message": message}));
+                }
                 Some(EngineEvent::Closed { reason }) => bail!("engine closed: {reason}"),
                 Some(_) => {}
                 None => break,
@@ -391,16 +509,26 @@ async fn listen(
     if let Some(mut f) = stats_file {
         f.flush().await?;
     }
-    say(
-        json!({"event": "done", "rtp_received": engine.counters().rtp_received.load(std::sync::atomic::Ordering::Relaxed)}),
-    );
+    let by_mid = engine
+        .counters()
+        .received_by_mid
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    let by_channel: serde_json::Map<String, serde_json::Value> = mids
+        .iter()
+        .map(|(c, mid)| (c.to_string(), json!(by_mid.get(mid).copied().unwrap_or(0))))
+        .collect();
+    say(json!({"event": "done",
+        "rtp_received": engine.counters().rtp_received.load(std::sync::atomic::Ordering::Relaxed),
+        "rtp_received_by_channel": by_channel}));
     engine.close().await;
     Ok(())
 }
 
 async fn rogue(args: &Args, channel: &ChannelName, wav: &std::path::Path) -> anyhow::Result<()> {
     let pcm: Arc<[f32]> = read_mono_48k(wav)?.into();
-    let (engine, _events) = connect(
+    let (engine, _events, _) = connect(
         args,
         InputSpec::Wav,
         OutputSpec::None,
@@ -441,6 +569,7 @@ fn main() -> anyhow::Result<()> {
                 delay_ms,
                 queue,
                 priority,
+                emergency,
             } => {
                 let o = TalkOpts {
                     channel,
@@ -452,6 +581,7 @@ fn main() -> anyhow::Result<()> {
                     delay_ms: *delay_ms,
                     queue: *queue,
                     priority: (*priority).into(),
+                    emergency: *emergency,
                 };
                 talk(&args, o).await
             }
@@ -461,7 +591,19 @@ fn main() -> anyhow::Result<()> {
                 speaker: _,
                 seconds,
                 stats,
-            } => listen(&args, channels, record.as_ref(), *seconds, stats.as_ref()).await,
+                mute,
+                ack_emergencies,
+            } => {
+                let o = ListenOpts {
+                    channels,
+                    record: record.as_ref(),
+                    seconds: *seconds,
+                    stats: stats.as_ref(),
+                    mute,
+                    ack_emergencies: *ack_emergencies,
+                };
+                listen(&args, o).await
+            }
             Cmd::Rogue { channel, wav } => rogue(&args, channel, wav).await,
             Cmd::Bench(b) => bench::run(&args.server, b).await,
             Cmd::Load(l) => load::run(l).await,

@@ -133,6 +133,9 @@ pub enum EngineEvent {
         channel: ChannelName,
         /// Members.
         members: Vec<Member>,
+        /// The SDP mid of the channel's downlink track (the key of
+        /// [`EngineCounters::received_by_mid`]).
+        mid: String,
     },
     /// Left a channel.
     Left {
@@ -181,7 +184,14 @@ pub enum EngineEvent {
         channel: ChannelName,
         /// Why.
         reason: RevokeReason,
+        /// Who pre-empted us (`reason` is `Preempted`).
+        by: Option<Member>,
     },
+    /// A server message the engine keeps no state for, passed on as it
+    /// came: `emergency` (raised, or active when we joined; it sounds until
+    /// `emergency_ack`), `emergency_ack`, `emergency_cancel` and `muted`
+    /// (see `docs/protocol.md`).
+    Notice(ServerMessage),
     /// Our transmission ended (Floor Release sent, or revoked).
     TalkEnded {
         /// Channel.
@@ -287,6 +297,8 @@ enum Command {
     SendWithoutFloor(bool),
     Audio(AudioControls),
     ReleaseTail(std::time::Duration),
+    /// A message with no local state (emergency, mute).
+    Send(ClientMessage),
     Close(oneshot::Sender<()>),
 }
 
@@ -297,6 +309,9 @@ pub struct EngineCounters {
     pub rtp_received: AtomicU64,
     /// RTP packets sent on the uplink.
     pub rtp_sent: AtomicU64,
+    /// RTP packets received per downlink track, by SDP mid (see
+    /// [`EngineEvent::Joined`] for a channel's mid).
+    pub received_by_mid: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 /// A running engine. See the module docs.
@@ -440,6 +455,7 @@ impl Engine {
             frames_captured: 0,
             pending_marker: false,
             floor_options: FloorOptions::default(),
+            revoked_by: None,
             rogue: false,
             _devices: devices,
             stop_sink,
@@ -500,6 +516,43 @@ impl Engine {
     /// queued nothing is sent or kept; [`Engine::release`] cancels.
     pub fn press_with(&self, channel: ChannelName, options: FloorOptions) {
         let _ = self.cmds.send(Command::Press { channel, options });
+    }
+
+    /// Raises an emergency in `channel` (every member is alerted; our Floor
+    /// Requests there get emergency priority for the server's emergency
+    /// time). `emergency` follows as an [`EngineEvent::Notice`].
+    pub fn emergency(&self, channel: ChannelName) {
+        let _ = self
+            .cmds
+            .send(Command::Send(ClientMessage::Emergency { channel }));
+    }
+
+    /// Cancels our emergency in `channel`, or `originator`'s once it has
+    /// left the channel.
+    pub fn cancel_emergency(&self, channel: ChannelName, originator: Option<ClientId>) {
+        let _ = self
+            .cmds
+            .send(Command::Send(ClientMessage::EmergencyCancel {
+                channel,
+                originator,
+            }));
+    }
+
+    /// Acknowledges `originator`'s emergency in `channel`.
+    pub fn ack_emergency(&self, channel: ChannelName, originator: ClientId) {
+        let _ = self.cmds.send(Command::Send(ClientMessage::EmergencyAck {
+            channel,
+            originator,
+        }));
+    }
+
+    /// Pauses (`muted`) or resumes our downlink of `channel` at the server:
+    /// while muted the SFU sends nothing of it. `muted` follows as an
+    /// [`EngineEvent::Notice`].
+    pub fn mute(&self, channel: ChannelName, muted: bool) {
+        let _ = self
+            .cmds
+            .send(Command::Send(ClientMessage::Mute { channel, muted }));
     }
 
     /// Talk key up: release tail, then Floor Release.
@@ -591,6 +644,8 @@ struct Runner {
     pending_marker: bool,
     /// What the last press asked for (sent with its Floor Request).
     floor_options: FloorOptions,
+    /// Who pre-empted us, from the last Floor Revoke.
+    revoked_by: Option<Member>,
     rogue: bool,
     controls: AudioControls,
     meter: LevelMeter,
@@ -693,6 +748,7 @@ impl Runner {
                 self.ptt.set_release_tail(tail);
                 true
             }
+            Command::Send(msg) => self.send(msg).await,
             Command::Close(_) => true,
         }
     }
@@ -717,11 +773,15 @@ impl Runner {
                 self.mids.insert(mid.clone(), channel.clone());
                 if let Some(m) = &self.mixer {
                     let _ = m.send(MixerIn::Map {
-                        mid,
+                        mid: mid.clone(),
                         channel: Some(channel.clone()),
                     });
                 }
-                self.emit(EngineEvent::Joined { channel, members });
+                self.emit(EngineEvent::Joined {
+                    channel,
+                    members,
+                    mid,
+                });
             }
             ServerMessage::Left { channel } => {
                 let mids: Vec<String> = self
@@ -757,10 +817,19 @@ impl Runner {
             ServerMessage::FloorDeny { channel, reason } => {
                 self.ptt_input(now, PttInput::Denied(channel, reason)).await
             }
-            ServerMessage::FloorRevoke { channel, reason } => {
+            ServerMessage::FloorRevoke {
+                channel,
+                reason,
+                by,
+            } => {
+                self.revoked_by = by;
                 self.ptt_input(now, PttInput::Revoked(channel, reason))
                     .await;
             }
+            notice @ (ServerMessage::Emergency { .. }
+            | ServerMessage::EmergencyAck { .. }
+            | ServerMessage::EmergencyCancel { .. }
+            | ServerMessage::Muted { .. }) => self.emit(EngineEvent::Notice(notice)),
             ServerMessage::FloorTaken {
                 channel,
                 talker,
@@ -899,7 +968,12 @@ impl Runner {
                     self.emit(EngineEvent::FloorQueued { channel, position })
                 }
                 PttAction::Revoked(channel, reason) => {
-                    self.emit(EngineEvent::Revoked { channel, reason })
+                    let by = self.revoked_by.take();
+                    self.emit(EngineEvent::Revoked {
+                        channel,
+                        reason,
+                        by,
+                    })
                 }
             }
         }
@@ -979,6 +1053,11 @@ async fn read_track(
             }
             TrackRemoteEvent::OnRtpPacket(p) => {
                 counters.rtp_received.fetch_add(1, Ordering::Relaxed);
+                if let Some(mid) = &mid
+                    && let Ok(mut by_mid) = counters.received_by_mid.lock()
+                {
+                    *by_mid.entry(mid.clone()).or_default() += 1;
+                }
                 if let (Some(m), Some(mid)) = (&mixer, &mid) {
                     let _ = m.send(MixerIn::Packet(RtpIn {
                         mid: mid.clone(),

@@ -16,7 +16,7 @@
 //! |---|---|---|---|
 //! | Idle | Request(a) | Granted(a), Taken(a) | Taken(a) |
 //! | Taken(a) | Request(a) | Granted(a) (repeat) | Taken(a) |
-//! | Taken(a) | Request(b), pre-emptive and higher priority | Revoke(a, Preempted), Granted(b), Taken(b); b leaves q | Taken(b) |
+//! | Taken(a) | Request(b), pre-emptive and higher priority | Revoke(a, Preempted by b), Granted(b), Taken(b); b leaves q | Taken(b) |
 //! | Taken(a) | Request(b, queue), q not full | Queued(b, position); Queued(x, position) for each x behind b | Taken(a) |
 //! | Taken(a) | Request(b) otherwise (no queueing asked, q full) | Deny(b, Busy) | Taken(a) |
 //! | Taken(a) | Release(a), Left(a), or Tick after the deadline (Revoke(a, MaxDurationExceeded) first) | q empty: Idle; else Granted(h), Taken(h) for the head h, Queued(x, position) for the rest | Idle or Taken(h) |
@@ -42,7 +42,8 @@ pub struct FloorConfig {
     /// "stop talking"). Default 60 s.
     pub max_talk: Duration,
     /// Whether a request with a strictly higher priority pre-empts the holder
-    /// (TS 24.380 §6.3.4.4.4). Default off: first come, first served.
+    /// (TS 24.380 §6.3.4.4.4). Default on; off means first come, first
+    /// served whatever the priority.
     pub preemption: bool,
     /// How long a queued request waits before Floor Deny `queue_timeout`
     /// (TS 24.380 keeps the queue's timing to the implementation). Default 30 s.
@@ -56,7 +57,7 @@ impl Default for FloorConfig {
     fn default() -> Self {
         Self {
             max_talk: Duration::from_secs(60),
-            preemption: false,
+            preemption: true,
             queue_timeout: Duration::from_secs(30),
             max_queue: 16,
         }
@@ -122,6 +123,8 @@ pub enum FloorAction<P> {
         holder: P,
         /// Why.
         reason: RevokeReason,
+        /// Who pre-empted it (`reason` is `Preempted`).
+        by: Option<P>,
     },
     /// Send Floor Idle to every member; forward nobody's media.
     Idle,
@@ -257,6 +260,7 @@ impl<P: Copy + Eq + Debug> Floor<P> {
                     self.actions.push_back(FloorAction::Revoke {
                         holder,
                         reason: RevokeReason::Preempted,
+                        by: Some(who),
                     });
                     self.dequeue(who);
                     self.grant(now, who, priority);
@@ -287,6 +291,7 @@ impl<P: Copy + Eq + Debug> Floor<P> {
                     self.actions.push_back(FloorAction::Revoke {
                         holder,
                         reason: RevokeReason::MaxDurationExceeded,
+                        by: None,
                     });
                     self.next_or_idle(now);
                 }
@@ -538,7 +543,8 @@ mod tests {
             vec![
                 FloorAction::Revoke {
                     holder: A,
-                    reason: RevokeReason::MaxDurationExceeded
+                    reason: RevokeReason::MaxDurationExceeded,
+                    by: None,
                 },
                 FloorAction::Idle
             ]
@@ -547,11 +553,10 @@ mod tests {
     }
 
     #[test]
-    fn preemption_by_higher_priority_when_enabled() {
+    fn preemption_by_higher_priority_is_the_default() {
         let t = Instant::now();
         let mut f = Floor::new(FloorConfig {
             max_talk: Duration::from_secs(30),
-            preemption: true,
             ..FloorConfig::default()
         });
         f.handle(
@@ -593,7 +598,8 @@ mod tests {
             vec![
                 FloorAction::Revoke {
                     holder: A,
-                    reason: RevokeReason::Preempted
+                    reason: RevokeReason::Preempted,
+                    by: Some(C),
                 },
                 FloorAction::Granted {
                     to: C,
@@ -742,6 +748,7 @@ mod tests {
         let t = Instant::now();
         let mut f = Floor::new(FloorConfig {
             max_queue: 1,
+            preemption: false,
             ..FloorConfig::default()
         });
         f.handle(t, req(A));
@@ -772,6 +779,7 @@ mod tests {
         let mut want = vec![FloorAction::Revoke {
             holder: A,
             reason: RevokeReason::MaxDurationExceeded,
+            by: None,
         }];
         want.extend(granted_and_taken(B, 0));
         assert_eq!(drain(&mut f), want);
@@ -794,6 +802,7 @@ mod tests {
         let mut want = vec![FloorAction::Revoke {
             holder: A,
             reason: RevokeReason::Preempted,
+            by: Some(C),
         }];
         want.extend(granted_and_taken(C, 3));
         assert_eq!(drain(&mut f), want);

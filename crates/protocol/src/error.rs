@@ -62,6 +62,12 @@ pub enum ErrorCode {
     /// The connection sent nothing, not even a WebSocket pong, for the idle
     /// timeout. The connection is closed.
     IdleTimeout,
+    /// No such emergency is active in the channel (`emergency_ack`,
+    /// `emergency_cancel`). Not fatal.
+    NoEmergency,
+    /// Only the originator may cancel an emergency while it is still a
+    /// member of the channel. Not fatal.
+    NotOriginator,
 }
 
 impl ErrorCode {

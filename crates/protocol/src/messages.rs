@@ -138,6 +138,43 @@ pub enum ClientMessage {
     },
     /// Ask for the server's channel list; answered by [`ServerMessage::Channels`].
     ListChannels,
+    /// Raise an emergency in a channel (after TS 24.379 §6.2.8 "MCPTT
+    /// emergency alert"): every member gets [`ServerMessage::Emergency`],
+    /// and the sender's Floor Requests there get
+    /// [`Priority::EMERGENCY`] for the server's emergency time. Raising it
+    /// again while it is active only repeats the state to the sender.
+    Emergency {
+        /// The channel in distress.
+        channel: ChannelName,
+    },
+    /// Cancel one's own emergency in a channel ([`ServerMessage::EmergencyCancel`]
+    /// to every member). Any member may cancel an emergency whose originator
+    /// has left the channel.
+    EmergencyCancel {
+        /// The channel.
+        channel: ChannelName,
+        /// The emergency's originator; the sender's own when omitted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        originator: Option<ClientId>,
+    },
+    /// Acknowledge an emergency (a dispatcher has seen it): every member gets
+    /// [`ServerMessage::EmergencyAck`]; the alert stops sounding.
+    EmergencyAck {
+        /// The channel.
+        channel: ChannelName,
+        /// The emergency's originator.
+        originator: ClientId,
+    },
+    /// Pause (`muted: true`) or resume this connection's downlink of a
+    /// channel at the SFU: while muted no packet of the channel is sent to
+    /// it. Answered by [`ServerMessage::Muted`]; membership, presence and
+    /// floor messages are unchanged, and the member may still talk there.
+    Mute {
+        /// The channel.
+        channel: ChannelName,
+        /// Pause (true) or resume (false).
+        muted: bool,
+    },
 }
 
 /// Messages from the server to a client.
@@ -253,6 +290,50 @@ pub enum ServerMessage {
         channel: ChannelName,
         /// Why.
         reason: RevokeReason,
+        /// Who pre-empted the holder, when `reason` is `preempted`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Member>,
+    },
+    /// An emergency is active in a channel: sent to every member when it is
+    /// raised, and to a member that joins while it lasts (right after
+    /// `joined`, with `acked_by` when a dispatcher already acknowledged it).
+    Emergency {
+        /// The channel.
+        channel: ChannelName,
+        /// Who raised it.
+        originator: Member,
+        /// How long ago it was raised, ms.
+        age_ms: u64,
+        /// Who acknowledged it, if anyone has.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        acked_by: Option<Member>,
+    },
+    /// A dispatcher acknowledged `originator`'s emergency in `channel`.
+    EmergencyAck {
+        /// The channel.
+        channel: ChannelName,
+        /// Who raised the emergency.
+        originator: ClientId,
+        /// Who acknowledged it.
+        by: Member,
+    },
+    /// `originator`'s emergency in `channel` is over.
+    EmergencyCancel {
+        /// The channel.
+        channel: ChannelName,
+        /// Who raised the emergency.
+        originator: ClientId,
+        /// Who cancelled it (the originator, or a member after the
+        /// originator left).
+        by: Member,
+    },
+    /// This connection's downlink of `channel` is now paused (`muted`) or
+    /// flowing: the answer to [`ClientMessage::Mute`].
+    Muted {
+        /// The channel.
+        channel: ChannelName,
+        /// The state now.
+        muted: bool,
     },
     /// The channels that exist now, sorted by name: the answer to
     /// [`ClientMessage::ListChannels`].
@@ -278,6 +359,10 @@ const CLIENT_TYPES: &[&str] = &[
     "floor_request",
     "floor_release",
     "list_channels",
+    "emergency",
+    "emergency_cancel",
+    "emergency_ack",
+    "mute",
 ];
 const SERVER_TYPES: &[&str] = &[
     "welcome",
@@ -293,6 +378,10 @@ const SERVER_TYPES: &[&str] = &[
     "floor_taken",
     "floor_idle",
     "floor_revoke",
+    "emergency",
+    "emergency_ack",
+    "emergency_cancel",
+    "muted",
     "channels",
     "error",
 ];
@@ -341,6 +430,10 @@ impl ClientMessage {
             Self::FloorRequest { .. } => "floor_request",
             Self::FloorRelease { .. } => "floor_release",
             Self::ListChannels => "list_channels",
+            Self::Emergency { .. } => "emergency",
+            Self::EmergencyCancel { .. } => "emergency_cancel",
+            Self::EmergencyAck { .. } => "emergency_ack",
+            Self::Mute { .. } => "mute",
         }
     }
 }
@@ -376,6 +469,10 @@ impl ServerMessage {
             Self::FloorTaken { .. } => "floor_taken",
             Self::FloorIdle { .. } => "floor_idle",
             Self::FloorRevoke { .. } => "floor_revoke",
+            Self::Emergency { .. } => "emergency",
+            Self::EmergencyAck { .. } => "emergency_ack",
+            Self::EmergencyCancel { .. } => "emergency_cancel",
+            Self::Muted { .. } => "muted",
             Self::Channels { .. } => "channels",
             Self::Error { .. } => "error",
         }
@@ -427,6 +524,19 @@ mod tests {
             },
             ClientMessage::FloorRelease { channel: ch("ops") },
             ClientMessage::ListChannels,
+            ClientMessage::Emergency { channel: ch("ops") },
+            ClientMessage::EmergencyCancel {
+                channel: ch("ops"),
+                originator: Some(4),
+            },
+            ClientMessage::EmergencyAck {
+                channel: ch("ops"),
+                originator: 4,
+            },
+            ClientMessage::Mute {
+                channel: ch("ops"),
+                muted: true,
+            },
         ];
         // Every type once, `hello` twice (with and without a password).
         assert_eq!(all.len(), CLIENT_TYPES.len() + 1);
@@ -490,7 +600,40 @@ mod tests {
             ServerMessage::FloorIdle { channel: ch("a") },
             ServerMessage::FloorRevoke {
                 channel: ch("a"),
-                reason: RevokeReason::MaxDurationExceeded,
+                reason: RevokeReason::Preempted,
+                by: Some(Member {
+                    id: 5,
+                    name: "Di".into(),
+                }),
+            },
+            ServerMessage::Emergency {
+                channel: ch("a"),
+                originator: Member {
+                    id: 4,
+                    name: "Bo".into(),
+                },
+                age_ms: 0,
+                acked_by: None,
+            },
+            ServerMessage::EmergencyAck {
+                channel: ch("a"),
+                originator: 4,
+                by: Member {
+                    id: 5,
+                    name: "Di".into(),
+                },
+            },
+            ServerMessage::EmergencyCancel {
+                channel: ch("a"),
+                originator: 4,
+                by: Member {
+                    id: 4,
+                    name: "Bo".into(),
+                },
+            },
+            ServerMessage::Muted {
+                channel: ch("a"),
+                muted: true,
             },
             ServerMessage::Channels {
                 channels: vec![ChannelInfo {

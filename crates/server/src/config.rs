@@ -31,8 +31,12 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Longest transmission before Floor Revoke, in seconds. Default 60.
     pub max_talk_secs: u64,
-    /// Whether a higher floor priority pre-empts the current talker. Default false.
+    /// Whether a strictly higher floor priority pre-empts the current
+    /// talker (Floor Revoke `preempted`). Default true.
     pub preemption: bool,
+    /// How long after raising an emergency the originator's Floor Requests
+    /// in that channel get emergency priority, in seconds. Default 300.
+    pub emergency_priority_secs: u64,
     /// How long a queued Floor Request waits before Floor Deny
     /// `queue_timeout`, in seconds. Default 30.
     pub queue_timeout_secs: u64,
@@ -164,7 +168,8 @@ impl Default for ServerConfig {
             advertise_ip: None,
             workers: 0,
             max_talk_secs: 60,
-            preemption: false,
+            preemption: true,
+            emergency_priority_secs: 300,
             queue_timeout_secs: 30,
             max_floor_queue: 16,
             channels: Vec::new(),

@@ -157,6 +157,7 @@ impl Server {
             create_channels_on_join: config.create_channels_on_join,
             max_channels_per_client: config.max_channels_per_client,
             max_members_per_channel: config.limits.max_members_per_channel,
+            emergency_priority: std::time::Duration::from_secs(config.emergency_priority_secs),
         });
         let mut hub_shutdown = shutdown_rx.clone();
         let hub = tokio::spawn(async move {

@@ -117,6 +117,7 @@ impl Sim {
                 create_channels_on_join: true,
                 max_channels_per_client: 8,
                 max_members_per_channel: 5000,
+                emergency_priority: std::time::Duration::from_secs(300),
             }),
             routers: (0..WORKERS).map(|w| Router::new(w, WORKERS)).collect(),
             outboxes: HashMap::new(),

@@ -15,19 +15,27 @@
 //! `joined` (the full member list and the track's `mid`) and, when somebody
 //! talks, `floor_taken` right after it (late entry). Presence deltas and
 //! floor messages of the channel reach a member only after its `joined`.
+//!
+//! Emergencies (after TS 24.379 §6.2.8) are channel state: raised by a
+//! member, acknowledged by another, cancelled by the originator (or by
+//! anyone once the originator has left). Every member is told of each
+//! change, and a member that joins later gets the active ones right after
+//! `joined`. For [`HubConfig::emergency_priority`] after raising it, the
+//! originator's Floor Requests in that channel carry
+//! [`Priority::EMERGENCY`], whatever they asked for.
 
 #[cfg(test)]
 mod tests;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use squawk_floor::{Floor, FloorAction, FloorConfig, FloorInput, FloorState};
 use squawk_protocol::{
     ChannelInfo, ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, Member,
-    PROTOCOL_VERSION, ServerMessage,
+    PROTOCOL_VERSION, Priority, ServerMessage,
 };
 
 use crate::{
@@ -83,6 +91,9 @@ pub(crate) struct HubConfig {
     pub max_channels_per_client: usize,
     /// Most members per channel (`channel_full`).
     pub max_members_per_channel: usize,
+    /// How long after raising an emergency the originator's Floor Requests
+    /// in that channel get [`Priority::EMERGENCY`].
+    pub emergency_priority: Duration,
 }
 
 /// A connection's standing in one channel.
@@ -99,7 +110,28 @@ struct Session {
     name: String,
     worker: usize,
     channels: BTreeMap<ChanId, Membership>,
+    /// Channels whose downlink this connection paused (`mute`).
+    muted: BTreeSet<ChanId>,
     media_up: bool,
+}
+
+/// An active emergency in a channel.
+#[derive(Debug, Clone)]
+struct Emergency {
+    originator: Member,
+    since: Instant,
+    acked_by: Option<Member>,
+}
+
+impl Emergency {
+    fn message(&self, now: Instant, channel: ChannelName) -> ServerMessage {
+        ServerMessage::Emergency {
+            channel,
+            originator: self.originator.clone(),
+            age_ms: now.saturating_duration_since(self.since).as_millis() as u64,
+            acked_by: self.acked_by.clone(),
+        }
+    }
 }
 
 struct Channel {
@@ -109,6 +141,8 @@ struct Channel {
     floor: Floor<ClientId>,
     /// The floor's deadline as filed in [`Hub::deadlines`].
     deadline: Option<Instant>,
+    /// Active emergencies, oldest first; one per originator.
+    emergencies: Vec<Emergency>,
 }
 
 /// The control plane. See the module docs.
@@ -214,6 +248,7 @@ impl Hub {
                 name,
                 worker,
                 channels: BTreeMap::new(),
+                muted: BTreeSet::new(),
                 media_up: false,
             },
         );
@@ -303,6 +338,11 @@ impl Hub {
             })
             .collect();
         let channel = c.name.clone();
+        let emergencies: Vec<ServerMessage> = c
+            .emergencies
+            .iter()
+            .map(|e| e.message(now, channel.clone()))
+            .collect();
         let taken = match c.floor.state() {
             FloorState::Taken {
                 holder,
@@ -337,6 +377,171 @@ impl Hub {
                 },
             );
         }
+        for e in emergencies {
+            self.send(client, e);
+        }
+    }
+
+    fn member(&self, client: ClientId) -> Member {
+        Member {
+            id: client,
+            name: self
+                .sessions
+                .get(&client)
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// `priority`, raised to emergency while `client` has an emergency of
+    /// less than [`HubConfig::emergency_priority`] in `chan`.
+    fn floor_priority(
+        &self,
+        now: Instant,
+        chan: ChanId,
+        client: ClientId,
+        asked: Priority,
+    ) -> Priority {
+        let raised = self.channels.get(&chan).is_some_and(|c| {
+            c.emergencies.iter().any(|e| {
+                e.originator.id == client
+                    && now.saturating_duration_since(e.since) < self.config.emergency_priority
+            })
+        });
+        if raised { Priority::EMERGENCY } else { asked }
+    }
+
+    fn raise_emergency(&mut self, now: Instant, client: ClientId, chan: ChanId) {
+        let originator = self.member(client);
+        let Some(c) = self.channels.get_mut(&chan) else {
+            return;
+        };
+        let channel = c.name.clone();
+        if let Some(e) = c.emergencies.iter().find(|e| e.originator.id == client) {
+            // Already raised: the state again, to the sender only.
+            let msg = e.message(now, channel);
+            self.send(client, msg);
+            return;
+        }
+        let e = Emergency {
+            originator,
+            since: now,
+            acked_by: None,
+        };
+        let msg = e.message(now, channel.clone());
+        c.emergencies.push(e);
+        limited!(warn, client, %channel, "emergency raised");
+        self.send_to_joined_members(chan, None, || msg.clone());
+    }
+
+    /// The channel's name and the index of `originator`'s emergency in
+    /// `chan`, or an error `no_emergency` to `client`.
+    fn find_emergency(
+        &mut self,
+        client: ClientId,
+        chan: ChanId,
+        originator: ClientId,
+    ) -> Option<(ChannelName, usize)> {
+        let c = self.channels.get(&chan)?;
+        let channel = c.name.clone();
+        match c
+            .emergencies
+            .iter()
+            .position(|e| e.originator.id == originator)
+        {
+            Some(at) => Some((channel, at)),
+            None => {
+                self.error(
+                    client,
+                    ErrorCode::NoEmergency,
+                    format!("no emergency of {originator} in {channel}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn ack_emergency(&mut self, client: ClientId, chan: ChanId, originator: ClientId) {
+        let by = self.member(client);
+        let Some((channel, at)) = self.find_emergency(client, chan, originator) else {
+            return;
+        };
+        let Some(e) = self.channels.get_mut(&chan).map(|c| &mut c.emergencies[at]) else {
+            return;
+        };
+        if e.acked_by.is_some() {
+            return; // the first acknowledgement stands
+        }
+        e.acked_by = Some(by.clone());
+        limited!(info, client, %channel, originator, "emergency acknowledged");
+        self.send_to_joined_members(chan, None, || ServerMessage::EmergencyAck {
+            channel: channel.clone(),
+            originator,
+            by: by.clone(),
+        });
+    }
+
+    fn cancel_emergency(&mut self, client: ClientId, chan: ChanId, originator: ClientId) {
+        let by = self.member(client);
+        let Some((channel, at)) = self.find_emergency(client, chan, originator) else {
+            return;
+        };
+        let Some(c) = self.channels.get_mut(&chan) else {
+            return;
+        };
+        if originator != client && c.members.contains(&originator) {
+            self.error(
+                client,
+                ErrorCode::NotOriginator,
+                format!("only its originator may cancel this emergency in {channel}"),
+            );
+            return;
+        }
+        c.emergencies.remove(at);
+        limited!(info, client, %channel, originator, "emergency cancelled");
+        self.send_to_joined_members(chan, None, || ServerMessage::EmergencyCancel {
+            channel: channel.clone(),
+            originator,
+            by: by.clone(),
+        });
+    }
+
+    fn mute(&mut self, client: ClientId, chan: ChanId, muted: bool) {
+        let Some(s) = self.sessions.get_mut(&client) else {
+            return;
+        };
+        let changed = if muted {
+            s.muted.insert(chan)
+        } else {
+            s.muted.remove(&chan)
+        };
+        let worker = s.worker;
+        if changed {
+            self.out.push_back(HubOutput::Route(RouteUpdate::Pause {
+                chan,
+                client,
+                worker,
+                paused: muted,
+            }));
+        }
+        if let Some(c) = self.channels.get(&chan) {
+            let channel = c.name.clone();
+            self.send(client, ServerMessage::Muted { channel, muted });
+        }
+    }
+
+    /// The channel id of `channel` when `client` is a member, else an error
+    /// `not_member` to it.
+    fn member_or_error(&mut self, client: ClientId, channel: &ChannelName) -> Option<ChanId> {
+        let chan = self.member_of(client, channel);
+        if chan.is_none() {
+            self.error(
+                client,
+                ErrorCode::NotMember,
+                format!("not in channel {channel}"),
+            );
+        }
+        chan
     }
 
     fn message(&mut self, now: Instant, client: ClientId, msg: ClientMessage) {
@@ -393,6 +598,7 @@ impl Hub {
                     );
                     return;
                 }
+                let priority = self.floor_priority(now, chan, client, priority);
                 self.floor_input(
                     now,
                     chan,
@@ -424,6 +630,32 @@ impl Hub {
                 channels.sort_by(|a, b| a.name.cmp(&b.name));
                 self.send(client, ServerMessage::Channels { channels });
             }
+            ClientMessage::Emergency { channel } => {
+                if let Some(chan) = self.member_or_error(client, &channel) {
+                    self.raise_emergency(now, client, chan);
+                }
+            }
+            ClientMessage::EmergencyAck {
+                channel,
+                originator,
+            } => {
+                if let Some(chan) = self.member_or_error(client, &channel) {
+                    self.ack_emergency(client, chan, originator);
+                }
+            }
+            ClientMessage::EmergencyCancel {
+                channel,
+                originator,
+            } => {
+                if let Some(chan) = self.member_or_error(client, &channel) {
+                    self.cancel_emergency(client, chan, originator.unwrap_or(client));
+                }
+            }
+            ClientMessage::Mute { channel, muted } => {
+                if let Some(chan) = self.member_or_error(client, &channel) {
+                    self.mute(client, chan, muted);
+                }
+            }
         }
     }
 
@@ -448,6 +680,7 @@ impl Hub {
                 members: BTreeSet::new(),
                 floor: Floor::new(self.config.floor),
                 deadline: None,
+                emergencies: Vec::new(),
             },
         );
         id
@@ -568,6 +801,7 @@ impl Hub {
         self.floor_input(now, chan, FloorInput::Left { who: client });
         let Some(worker) = self.sessions.get_mut(&client).map(|s| {
             s.channels.remove(&chan);
+            s.muted.remove(&chan);
             s.worker
         }) else {
             return;
@@ -684,10 +918,18 @@ impl Hub {
                     held_ms,
                 });
             }
-            FloorAction::Revoke { holder, reason } => {
+            FloorAction::Revoke { holder, reason, by } => {
                 self.out
                     .push_back(HubOutput::Route(RouteUpdate::Talker { chan, talker: None }));
-                self.send(holder, ServerMessage::FloorRevoke { channel, reason });
+                let by = by.map(|id| self.member(id));
+                self.send(
+                    holder,
+                    ServerMessage::FloorRevoke {
+                        channel,
+                        reason,
+                        by,
+                    },
+                );
             }
             FloorAction::Idle => {
                 self.out

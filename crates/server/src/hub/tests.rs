@@ -38,6 +38,7 @@ impl T {
             create_channels_on_join: true,
             max_channels_per_client: 4,
             max_members_per_channel: 100,
+            emergency_priority: Duration::from_secs(300),
         };
         f(&mut config);
         Self {
@@ -430,7 +431,8 @@ fn talk_time_runs_out_on_the_clock_passed_in() {
         vec![
             S::FloorRevoke {
                 channel: ch("ops"),
-                reason: RevokeReason::MaxDurationExceeded
+                reason: RevokeReason::MaxDurationExceeded,
+                by: None,
             },
             S::FloorIdle { channel: ch("ops") }
         ]
@@ -676,4 +678,301 @@ fn sdp_and_errors_pass_between_client_and_worker() {
         }))
         .is_empty()
     );
+}
+
+fn member(id: ClientId, name: &str) -> Member {
+    Member {
+        id,
+        name: name.into(),
+    }
+}
+
+#[test]
+fn a_higher_priority_request_preempts_and_the_holder_learns_by_whom() {
+    let mut t = T::new();
+    t.members_of("ops", &[(A, "Ann"), (B, "Bo")]);
+    t.request(A, "ops");
+    let out = t.msg(
+        B,
+        ClientMessage::FloorRequest {
+            channel: ch("ops"),
+            priority: Priority::HIGH,
+            queue: false,
+        },
+    );
+    assert_eq!(
+        sent(&out, A)[0],
+        S::FloorRevoke {
+            channel: ch("ops"),
+            reason: RevokeReason::Preempted,
+            by: Some(member(B, "Bo")),
+        }
+    );
+    assert_eq!(types(&sent(&out, B)), vec!["floor_granted"]);
+    // The SFU stops A's media before it opens B's.
+    let r = routes(&out);
+    let cut = r
+        .iter()
+        .position(|u| matches!(u, RouteUpdate::Talker { talker: None, .. }));
+    let open = r.iter().position(|u| {
+        matches!(
+            u,
+            RouteUpdate::Talker {
+                talker: Some(B),
+                ..
+            }
+        )
+    });
+    assert!(cut.is_some() && cut < open, "{r:?}");
+}
+
+#[test]
+fn an_emergency_reaches_every_member_is_acknowledged_and_cancelled() {
+    let mut t = T::new();
+    t.members_of("ops", &[(A, "Ann"), (B, "Bo"), (C, "Cy")]);
+    let out = t.msg(B, ClientMessage::Emergency { channel: ch("ops") });
+    let raised = S::Emergency {
+        channel: ch("ops"),
+        originator: member(B, "Bo"),
+        age_ms: 0,
+        acked_by: None,
+    };
+    for who in [A, B, C] {
+        assert_eq!(sent(&out, who), vec![raised.clone()], "to {who}");
+    }
+    // Raising again repeats the state to the sender only.
+    t.now += Duration::from_secs(2);
+    let out = t.msg(B, ClientMessage::Emergency { channel: ch("ops") });
+    assert_eq!(types(&sent(&out, B)), vec!["emergency"]);
+    assert!(sent(&out, A).is_empty());
+    // A dispatcher acknowledges; a second acknowledgement changes nothing.
+    let out = t.msg(
+        A,
+        ClientMessage::EmergencyAck {
+            channel: ch("ops"),
+            originator: B,
+        },
+    );
+    let ack = S::EmergencyAck {
+        channel: ch("ops"),
+        originator: B,
+        by: member(A, "Ann"),
+    };
+    for who in [A, B, C] {
+        assert_eq!(sent(&out, who), vec![ack.clone()], "to {who}");
+    }
+    let again = t.msg(
+        C,
+        ClientMessage::EmergencyAck {
+            channel: ch("ops"),
+            originator: B,
+        },
+    );
+    assert!(again.is_empty());
+    // Only the originator cancels while it is a member.
+    let out = t.msg(
+        A,
+        ClientMessage::EmergencyCancel {
+            channel: ch("ops"),
+            originator: Some(B),
+        },
+    );
+    assert!(
+        matches!(
+            &sent(&out, A)[..],
+            [S::Error {
+                code: ErrorCode::NotOriginator,
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+    let out = t.msg(
+        B,
+        ClientMessage::EmergencyCancel {
+            channel: ch("ops"),
+            originator: None,
+        },
+    );
+    assert_eq!(
+        sent(&out, C),
+        vec![S::EmergencyCancel {
+            channel: ch("ops"),
+            originator: B,
+            by: member(B, "Bo"),
+        }]
+    );
+    let out = t.msg(
+        A,
+        ClientMessage::EmergencyAck {
+            channel: ch("ops"),
+            originator: B,
+        },
+    );
+    assert!(
+        matches!(
+            &sent(&out, A)[..],
+            [S::Error {
+                code: ErrorCode::NoEmergency,
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_late_joiner_gets_the_active_emergency_after_joined() {
+    let mut t = T::new();
+    t.members_of("ops", &[(A, "Ann"), (B, "Bo")]);
+    t.msg(B, ClientMessage::Emergency { channel: ch("ops") });
+    t.msg(
+        A,
+        ClientMessage::EmergencyAck {
+            channel: ch("ops"),
+            originator: B,
+        },
+    );
+    t.now += Duration::from_millis(1500);
+    t.online(C, "Cy");
+    let out = t.joined(C, "ops");
+    let to_c = sent(&out, C);
+    assert_eq!(types(&to_c), vec!["joined", "emergency"]);
+    assert_eq!(
+        to_c[1],
+        S::Emergency {
+            channel: ch("ops"),
+            originator: member(B, "Bo"),
+            age_ms: 1500,
+            acked_by: Some(member(A, "Ann")),
+        }
+    );
+}
+
+#[test]
+fn the_originator_talks_at_emergency_priority_for_the_configured_time() {
+    let mut t = T::with(|c| c.emergency_priority = Duration::from_secs(10));
+    t.members_of("ops", &[(A, "Ann"), (B, "Bo"), (C, "Cy")]);
+    // A dispatcher talks at high priority; B raises an emergency and
+    // presses (asking for normal priority): it pre-empts.
+    t.msg(
+        A,
+        ClientMessage::FloorRequest {
+            channel: ch("ops"),
+            priority: Priority::HIGH,
+            queue: false,
+        },
+    );
+    t.msg(B, ClientMessage::Emergency { channel: ch("ops") });
+    let out = t.request(B, "ops");
+    assert!(
+        matches!(
+            &sent(&out, C)[..],
+            [S::FloorTaken {
+                talker: B,
+                priority: Priority::EMERGENCY,
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+    t.msg(B, ClientMessage::FloorRelease { channel: ch("ops") });
+    // After the emergency time the alert stays, the priority does not.
+    t.now += Duration::from_secs(10);
+    t.request(A, "ops");
+    let out = t.request(B, "ops");
+    assert_eq!(
+        sent(&out, B),
+        vec![S::FloorDeny {
+            channel: ch("ops"),
+            reason: DenyReason::Busy
+        }]
+    );
+}
+
+#[test]
+fn the_originator_gone_anyone_may_cancel() {
+    let mut t = T::new();
+    t.members_of("ops", &[(A, "Ann"), (B, "Bo")]);
+    t.msg(B, ClientMessage::Emergency { channel: ch("ops") });
+    t.input(HubInput::Disconnect { client: B });
+    let out = t.msg(
+        A,
+        ClientMessage::EmergencyCancel {
+            channel: ch("ops"),
+            originator: Some(B),
+        },
+    );
+    assert_eq!(types(&sent(&out, A)), vec!["emergency_cancel"]);
+}
+
+#[test]
+fn emergency_and_mute_need_membership() {
+    let mut t = T::new();
+    t.online(A, "Ann");
+    for msg in [
+        ClientMessage::Emergency { channel: ch("ops") },
+        ClientMessage::Mute {
+            channel: ch("lobby"),
+            muted: true,
+        },
+    ] {
+        let out = t.msg(A, msg);
+        assert!(
+            matches!(
+                &sent(&out, A)[..],
+                [S::Error {
+                    code: ErrorCode::NotMember,
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        assert!(routes(&out).is_empty());
+    }
+}
+
+#[test]
+fn mute_pauses_the_downlink_at_the_sfu_once() {
+    let mut t = T::new();
+    t.members_of("ops", &[(A, "Ann")]);
+    let mute = |muted| ClientMessage::Mute {
+        channel: ch("ops"),
+        muted,
+    };
+    let out = t.msg(A, mute(true));
+    assert_eq!(
+        sent(&out, A),
+        vec![S::Muted {
+            channel: ch("ops"),
+            muted: true
+        }]
+    );
+    let paused: Vec<_> = routes(&out)
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r,
+                RouteUpdate::Pause {
+                    paused: true,
+                    client: A,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(paused.len(), 1);
+    // Muting again is answered but changes no route.
+    let out = t.msg(A, mute(true));
+    assert!(routes(&out).is_empty());
+    assert_eq!(types(&sent(&out, A)), vec!["muted"]);
+    let out = t.msg(A, mute(false));
+    assert!(matches!(
+        &routes(&out)[..],
+        [RouteUpdate::Pause {
+            paused: false,
+            client: A,
+            ..
+        }]
+    ));
 }

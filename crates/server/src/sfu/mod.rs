@@ -73,6 +73,14 @@ pub(crate) enum RouteUpdate {
         client: ClientId,
         worker: usize,
     },
+    /// `client`, living on `worker`, pauses (muted) or resumes its downlink
+    /// of `chan`; it stays a member and may still talk there.
+    Pause {
+        chan: ChanId,
+        client: ClientId,
+        worker: usize,
+        paused: bool,
+    },
     /// The floor holder of `chan` changed (`None`: Floor Idle or Revoke).
     Talker {
         chan: ChanId,

@@ -13,10 +13,12 @@ use super::{ChanId, RouteUpdate};
 #[derive(Debug, Default)]
 struct Route {
     talker: Option<ClientId>,
-    /// This worker's listeners.
+    /// This worker's listeners, paused ones left out.
     local: Vec<ClientId>,
-    /// Listeners per worker (index), all workers.
+    /// Listeners per worker (index), all workers, paused ones left out.
     per_worker: Vec<u32>,
+    /// Listeners (of any worker) whose downlink is paused (muted).
+    paused: Vec<ClientId>,
 }
 
 /// Routing table of worker `me`. See the module docs.
@@ -68,7 +70,10 @@ impl Router {
                 let Some(r) = self.routes.get_mut(&chan) else {
                     return;
                 };
-                if let Some(n) = r.per_worker.get_mut(worker) {
+                let was_paused = r.paused.contains(&client);
+                if was_paused {
+                    r.paused.retain(|c| *c != client);
+                } else if let Some(n) = r.per_worker.get_mut(worker) {
                     *n = n.saturating_sub(1);
                 }
                 if worker == self.me {
@@ -92,6 +97,36 @@ impl Router {
                     let chans = self.talking.entry(t).or_default();
                     if !chans.contains(&chan) {
                         chans.push(chan);
+                    }
+                }
+            }
+            RouteUpdate::Pause {
+                chan,
+                client,
+                worker,
+                paused,
+            } => {
+                let Some(r) = self.routes.get_mut(&chan) else {
+                    return;
+                };
+                if paused == r.paused.contains(&client) {
+                    return; // no change
+                }
+                if paused {
+                    r.paused.push(client);
+                    if let Some(n) = r.per_worker.get_mut(worker) {
+                        *n = n.saturating_sub(1);
+                    }
+                    if worker == self.me {
+                        r.local.retain(|c| *c != client);
+                    }
+                } else {
+                    r.paused.retain(|c| *c != client);
+                    if let Some(n) = r.per_worker.get_mut(worker) {
+                        *n += 1;
+                    }
+                    if worker == self.me && !r.local.contains(&client) {
+                        r.local.push(client);
                     }
                 }
             }
@@ -241,5 +276,55 @@ mod tests {
         r.apply(RouteUpdate::DropChannel { chan: FIRE });
         assert!(r.talking_in(B).is_empty());
         assert!(r.local_listeners(FIRE).is_empty());
+    }
+
+    fn pause(chan: ChanId, client: ClientId, worker: usize, paused: bool) -> RouteUpdate {
+        RouteUpdate::Pause {
+            chan,
+            client,
+            worker,
+            paused,
+        }
+    }
+
+    #[test]
+    fn a_paused_listener_gets_nothing_and_keeps_its_talk_route() {
+        let mut r = router();
+        r.apply(RouteUpdate::Talker {
+            chan: OPS,
+            talker: Some(B),
+        });
+        r.apply(pause(OPS, B, 0, true));
+        r.apply(pause(OPS, C, 2, true));
+        // Muting is about hearing: B still talks into OPS.
+        assert_eq!(r.talking_in(B), &[OPS]);
+        assert_eq!(r.local_listeners(OPS), &[A]);
+        assert_eq!(r.remote_workers(OPS).count(), 0, "C, paused, needs no copy");
+        // Pausing twice changes nothing; resuming restores both.
+        r.apply(pause(OPS, C, 2, true));
+        r.apply(pause(OPS, C, 2, false));
+        r.apply(pause(OPS, B, 0, false));
+        assert_eq!(r.local_listeners(OPS), &[A, B]);
+        assert_eq!(r.remote_workers(OPS).collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn leaving_while_paused_keeps_the_counts_right() {
+        let mut r = router();
+        r.apply(pause(OPS, C, 2, true));
+        r.apply(RouteUpdate::Unlisten {
+            chan: OPS,
+            client: C,
+            worker: 2,
+        });
+        // C joins again, unpaused: worker 2 counts it once.
+        r.apply(listen(OPS, C, 2));
+        assert_eq!(r.remote_workers(OPS).collect::<Vec<_>>(), vec![2]);
+        r.apply(RouteUpdate::Unlisten {
+            chan: OPS,
+            client: C,
+            worker: 2,
+        });
+        assert_eq!(r.remote_workers(OPS).count(), 0);
     }
 }
