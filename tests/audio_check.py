@@ -3,6 +3,9 @@
 
 Usage: audio_check.py SOURCE.wav RECORDING.wav   -> one JSON object on stdout
        audio_check.py --silence RECORDING.wav     -> {"rms_dbfs", "peak", "seconds"}
+       audio_check.py --channel N SOURCE.wav RECORDING.wav
+           as the first form, on channel N (0 = left, 1 = right) of a
+           multichannel recording instead of the average of its channels
        audio_check.py --loop SOURCE.wav RECORDING.wav
            as the first form, for a source that was played in a loop and
            captured from an unknown point (a browser's fake microphone): the
@@ -28,7 +31,7 @@ from scipy.signal import fftconvolve
 from pystoi import stoi
 
 
-def load(path):
+def load(path, channel=None):
     rate, data = wavfile.read(path)
     if data.dtype == np.int16:
         data = data.astype(np.float64) / 32768.0
@@ -37,7 +40,7 @@ def load(path):
     else:
         data = data.astype(np.float64)
     if data.ndim > 1:
-        data = data.mean(axis=1)
+        data = data[:, channel] if channel is not None else data.mean(axis=1)
     return rate, data
 
 
@@ -93,10 +96,15 @@ def main():
         peak = float(np.max(np.abs(rec))) if len(rec) else 0.0
         print(json.dumps({"rms_dbfs": float(dbfs(rec)), "peak": peak, "seconds": len(rec) / rate}))
         return
-    looped = sys.argv[1] == "--loop"
-    args = sys.argv[2:] if looped else sys.argv[1:]
+    channel = None
+    argv = sys.argv[1:]
+    if argv[0] == "--channel":
+        channel = int(argv[1])
+        argv = argv[2:]
+    looped = argv[0] == "--loop"
+    args = argv[1:] if looped else argv
     rate, src = load(args[0])
-    rrate, rec = load(args[1])
+    rrate, rec = load(args[1], channel)
     assert rate == rrate, f"rates differ: {rate} vs {rrate}"
     if looped:
         src = looped_reference(src, rec, rate)

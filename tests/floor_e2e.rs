@@ -313,3 +313,134 @@ fn a_muted_channel_sends_nothing_to_its_listener() {
     assert!(by["X"].as_u64().unwrap() + 5 >= sent[0], "X heard: {done}");
     assert_eq!(l.wait(Duration::from_secs(10)).0, 0);
 }
+
+/// All-call: one press into X, Y and Z while Z is busy. T is granted X and
+/// Y and denied Z; the listeners of X and Y hear T's speech, Z's listener
+/// gets none of it (only Z's own talker).
+#[test]
+fn an_all_call_reaches_every_granted_channel() {
+    let server = TestServer::start();
+    let out = out_dir("floor_all_call");
+    let wav = speech("M2_harvard_phrases.wav");
+    let recs: Vec<_> = ["X", "Y", "Z"]
+        .iter()
+        .map(|c| out.join(format!("{c}.wav")))
+        .collect();
+    let mut ls: Vec<Proc> = ["X", "Y", "Z"]
+        .iter()
+        .zip(&recs)
+        .map(|(c, rec)| {
+            let mut l = server.bot(
+                &format!("L{c}"),
+                &[
+                    "listen",
+                    "--channel",
+                    c,
+                    "--record",
+                    rec.to_str().unwrap(),
+                    "--seconds",
+                    "14",
+                ],
+            );
+            l.expect_event(Duration::from_secs(20), "ready");
+            l
+        })
+        .collect();
+    let mut z = server.talker("Zt", "Z", &speech("F2_harvard_phrases.wav"), &[]);
+    z.expect_event(Duration::from_secs(20), "floor_granted");
+    let mut t = server.bot(
+        "T",
+        &[
+            "talk",
+            "--channel",
+            "X",
+            "--channel",
+            "Y",
+            "--channel",
+            "Z",
+            "--wav",
+            wav.to_str().unwrap(),
+        ],
+    );
+    let mut answers = std::collections::BTreeMap::new();
+    while answers.len() < 3 {
+        let line = t.expect_line(Duration::from_secs(20), "floor answer", |l| {
+            l.contains("\"floor_granted\"") || l.contains("\"floor_deny\"")
+        });
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        answers.insert(
+            v["channel"].as_str().unwrap().to_string(),
+            v["event"].as_str().unwrap().to_string(),
+        );
+    }
+    assert_eq!(answers["X"], "floor_granted", "{answers:?}");
+    assert_eq!(answers["Y"], "floor_granted", "{answers:?}");
+    assert_eq!(answers["Z"], "floor_deny", "{answers:?}");
+    assert_eq!(t.wait(Duration::from_secs(30)).0, 3, "a channel was busy");
+    assert_eq!(z.wait(Duration::from_secs(30)).0, 0);
+    let heard: Vec<String> = ls
+        .iter_mut()
+        .map(|l| {
+            let taken = l.expect_event(Duration::from_secs(20), "floor_taken");
+            taken["talker"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(heard, ["T", "T", "Zt"]);
+    for l in ls {
+        assert_eq!(l.wait(Duration::from_secs(30)).0, 0);
+    }
+    for (c, rec) in ["X", "Y"].iter().zip(&recs) {
+        assert_intelligible(&compare(&wav, rec), &format!("listener of {c}"));
+    }
+    let z_heard = compare(&wav, &recs[2]);
+    let stoi = z_heard["stoi"].as_f64().unwrap_or(0.0);
+    assert!(stoi < 0.6, "Z's listener heard T: {z_heard}");
+}
+
+/// Pan per channel: A talks in X and B in Y at the same time; the listener
+/// puts X on the left and Y on the right. Its stereo recording has A's
+/// speech on the left side only and B's on the right side only.
+#[test]
+fn panned_channels_land_on_their_own_side() {
+    let server = TestServer::start();
+    let out = out_dir("floor_pan");
+    let rec = out.join("stereo.wav");
+    let (fa, fb) = (
+        speech("F1_harvard_phrases.wav"),
+        speech("M1_harvard_phrases.wav"),
+    );
+    let mut l = server.bot(
+        "L",
+        &[
+            "listen",
+            "--channel",
+            "X",
+            "--channel",
+            "Y",
+            "--pan",
+            "X=left",
+            "--pan",
+            "Y=right",
+            "--record",
+            rec.to_str().unwrap(),
+            "--seconds",
+            "12",
+        ],
+    );
+    l.expect_event(Duration::from_secs(20), "ready");
+    let a = server.talker("A", "X", &fa, &[]);
+    let b = server.talker("B", "Y", &fb, &[]);
+    for p in [a, b] {
+        assert_eq!(p.wait(Duration::from_secs(30)).0, 0);
+    }
+    assert_eq!(l.wait(Duration::from_secs(30)).0, 0);
+    let side =
+        |n: &str, src: &Path| audio_check(&[Path::new("--channel"), Path::new(n), src, &rec]);
+    assert_intelligible(&side("0", &fa), "left side: A in X");
+    assert_intelligible(&side("1", &fb), "right side: B in Y");
+    for (n, other) in [("0", &fb), ("1", &fa)] {
+        let cross = side(n, other);
+        let stoi = cross["stoi"].as_f64().unwrap_or(0.0);
+        assert!(stoi < 0.6, "side {n} carries the other channel: {cross}");
+    }
+}

@@ -317,6 +317,7 @@ async fn latency_once(
         OutputSpec::Wav {
             path: rec.clone(),
             seconds: None,
+            stereo: false,
         },
     )
     .await?;
@@ -405,6 +406,7 @@ async fn access(server: &ServerProc, presses: usize) -> anyhow::Result<Access> {
         OutputSpec::Wav {
             path: dir.join("a.wav"),
             seconds: None,
+            stereo: false,
         },
         Some(short_idle),
     )

@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use squawk_engine::{
     Engine, EngineConfig, EngineEvent, FloorOptions,
-    audio::{InputSpec, OutputSpec, wav::read_mono_48k},
+    audio::{InputSpec, OutputSpec, mixer::ChannelMix, wav::read_mono_48k},
 };
 use squawk_protocol::{ChannelName, Priority, ServerMessage};
 use tokio::io::AsyncWriteExt;
@@ -40,11 +40,13 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Press, talk a WAV file into a channel, release; N times.
+    /// Press, talk a WAV file into a channel, release; N times. Several
+    /// `--channel`s make an all-call: one press requests the floor in each
+    /// and the audio goes to every channel granted.
     Talk {
-        /// Channel to talk in.
-        #[arg(long)]
-        channel: ChannelName,
+        /// Channel to talk in (repeatable: all-call).
+        #[arg(long = "channel", required = true)]
+        channels: Vec<ChannelName>,
         /// Speech to say (any WAV; converted to 48 kHz mono).
         #[arg(long, required_unless_present = "mic", conflicts_with = "mic")]
         wav: Option<PathBuf>,
@@ -107,6 +109,10 @@ enum Cmd {
         /// Acknowledge every emergency raised by someone else (a dispatcher).
         #[arg(long)]
         ack_emergencies: bool,
+        /// Where a channel sounds: `C=left`, `C=centre` or `C=right`
+        /// (repeatable). With any pan the recording is a stereo WAV.
+        #[arg(long = "pan", value_parser = parse_pan)]
+        pan: Vec<(ChannelName, Pan)>,
     },
     /// Join a channel and send audio WITHOUT the floor (a misbehaving
     /// client, for testing media enforcement).
@@ -217,7 +223,7 @@ fn notice_json(ev: &EngineEvent) -> Option<serde_json::Value> {
 }
 
 struct TalkOpts<'a> {
-    channel: &'a ChannelName,
+    channels: &'a [ChannelName],
     wav: Option<&'a PathBuf>,
     mic_seconds: f64,
     at_unix_ms: Option<u64>,
@@ -247,8 +253,115 @@ impl From<PriorityArg> for Priority {
     }
 }
 
+/// How one press went, per channel.
+#[derive(Default)]
+struct PressOutcome {
+    granted: Vec<ChannelName>,
+    denied: Vec<ChannelName>,
+}
+
+/// Waits for the answer of every channel of a press (Floor Granted or
+/// Floor Deny; Floor Queue Position Info is printed and waited past),
+/// printing `floor_granted`/`floor_deny` per channel. Talking starts at the
+/// first grant, so this returns as soon as one channel is granted, leaving
+/// the others to [`talk_until`]; or when every channel was denied.
+async fn await_answers(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
+    channels: &[ChannelName],
+    n: u32,
+    pressed: std::time::Instant,
+    queue: bool,
+) -> anyhow::Result<PressOutcome> {
+    let mut out = PressOutcome::default();
+    // A queued request may wait for the server's queue timeout (30 s).
+    let within = Duration::from_secs(if queue { 60 } else { 10 });
+    while out.granted.is_empty() && out.denied.len() < channels.len() {
+        let answer = wait_for(events, within, |e| match e {
+            EngineEvent::FloorGranted { channel, .. } if channels.contains(channel) => {
+                Some((channel.clone(), true))
+            }
+            EngineEvent::Busy { channel, .. } if channels.contains(channel) => {
+                Some((channel.clone(), false))
+            }
+            EngineEvent::FloorQueued { channel, position } if channels.contains(channel) => {
+                say(json!({"event": "floor_queued", "channel": channel, "position": position}));
+                None
+            }
+            _ => None,
+        })
+        .await?;
+        out.record(answer, n, pressed);
+    }
+    Ok(out)
+}
+
+impl PressOutcome {
+    fn record(
+        &mut self,
+        (channel, granted): (ChannelName, bool),
+        n: u32,
+        pressed: std::time::Instant,
+    ) {
+        let access_ms = pressed.elapsed().as_secs_f64() * 1000.0;
+        let event = if granted {
+            "floor_granted"
+        } else {
+            "floor_deny"
+        };
+        say(json!({"event": event, "channel": channel, "n": n, "access_ms": access_ms}));
+        if granted {
+            self.granted.push(channel);
+        } else {
+            self.denied.push(channel);
+        }
+    }
+}
+
+/// Talks until `talking` completes, or until every granted channel is
+/// lost; meanwhile records later answers of an all-call, prints Floor
+/// Revoke (with who pre-empted) and server notices. Returns the channels
+/// still granted.
+async fn talk_until(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
+    channels: &[ChannelName],
+    outcome: &mut PressOutcome,
+    talking: impl std::future::Future<Output = ()>,
+    n: u32,
+    pressed: std::time::Instant,
+) -> anyhow::Result<()> {
+    tokio::pin!(talking);
+    while !outcome.granted.is_empty() {
+        tokio::select! {
+            () = &mut talking => break,
+            ev = events.recv() => match ev {
+                Some(EngineEvent::Revoked { channel, reason, by }) => {
+                    say(json!({"event": "floor_revoke", "channel": channel, "n": n,
+                        "reason": reason, "by": by}));
+                    outcome.granted.retain(|c| *c != channel);
+                }
+                Some(EngineEvent::FloorGranted { channel, .. }) if channels.contains(&channel) => {
+                    outcome.record((channel, true), n, pressed);
+                }
+                Some(EngineEvent::Busy { channel, .. }) if channels.contains(&channel) => {
+                    outcome.record((channel, false), n, pressed);
+                }
+                Some(EngineEvent::Closed { reason }) => bail!("engine closed: {reason}"),
+                Some(e) => {
+                    if let Some(line) = notice_json(&e) {
+                        say(line);
+                    }
+                }
+                None => bail!("engine stopped"),
+            },
+        }
+    }
+    Ok(())
+}
+
 async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
-    let channel = o.channel;
+    let channels = o.channels;
+    // The channel of the emergency: the first.
+    let channel = &channels[0];
     let pcm: Option<Arc<[f32]>> = match o.wav {
         Some(w) => Some(read_mono_48k(w)?.into()),
         None => None,
@@ -258,8 +371,7 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
     } else {
         InputSpec::Device(None)
     };
-    let (engine, mut events, _) =
-        connect(args, input, OutputSpec::None, std::slice::from_ref(channel)).await?;
+    let (engine, mut events, _) = connect(args, input, OutputSpec::None, channels).await?;
     tokio::time::sleep(Duration::from_millis(o.delay_ms)).await;
     if o.emergency {
         engine.emergency(channel.clone());
@@ -283,7 +395,6 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await;
     }
     let mut granted_all = true;
-    let revoked = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for i in 0..o.repeat {
         let pressed = std::time::Instant::now();
         let play = |pcm: &Option<Arc<[f32]>>| match pcm {
@@ -295,38 +406,16 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
             priority: o.priority,
             queue: o.queue,
         };
-        engine.press_with(channel.clone(), options);
+        engine.press_all(channels.to_vec(), options);
         if !o.queue {
             // Nothing said while queued is kept: a queued clip starts once granted.
             done = play(&pcm)?;
         }
-        let ch = channel.clone();
-        // A queued request may wait for the server's queue timeout (30 s).
-        let answer_within = Duration::from_secs(if o.queue { 60 } else { 10 });
-        let outcome = wait_for(&mut events, answer_within, |e| match e {
-            EngineEvent::FloorGranted { channel, .. } if *channel == ch => Some(true),
-            EngineEvent::Busy { channel, .. } if *channel == ch => Some(false),
-            EngineEvent::FloorQueued { channel, position } if *channel == ch => {
-                say(json!({"event": "floor_queued", "channel": channel, "position": position}));
-                None
-            }
-            _ => None,
-        })
-        .await?;
-        if o.queue && outcome {
+        let mut outcome = await_answers(&mut events, channels, i, pressed, o.queue).await?;
+        if o.queue && !outcome.granted.is_empty() {
             done = play(&pcm)?;
         }
-        let access_ms = pressed.elapsed().as_secs_f64() * 1000.0;
-        if outcome {
-            say(
-                json!({"event": "floor_granted", "channel": channel, "n": i, "access_ms": access_ms}),
-            );
-        } else {
-            say(json!({"event": "floor_deny", "channel": channel, "n": i, "access_ms": access_ms}));
-            granted_all = false;
-        }
-        // Talk until the clip is done (or the mic time is up), watching for
-        // Floor Revoke meanwhile.
+        // Talk until the clip is done (or the mic time is up).
         let talking = async {
             match done {
                 Some(done) => {
@@ -335,45 +424,27 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
                 None => tokio::time::sleep(Duration::from_secs_f64(o.mic_seconds)).await,
             }
         };
-        tokio::pin!(talking);
-        let mut revoke_reason = None;
-        if outcome {
-            loop {
-                tokio::select! {
-                    () = &mut talking => break,
-                    ev = events.recv() => match ev {
-                        Some(EngineEvent::Revoked { reason, by, .. }) => {
-                            revoked.store(true, std::sync::atomic::Ordering::Relaxed);
-                            revoke_reason = Some((reason, by));
-                            break;
-                        }
-                        Some(EngineEvent::Closed { reason }) => bail!("engine closed: {reason}"),
-                        Some(e) => {
-                            if let Some(line) = notice_json(&e) {
-                                say(line);
-                            }
-                        }
-                        None => bail!("engine stopped"),
-                    },
-                }
-            }
-        } else {
+        if outcome.granted.is_empty() {
             talking.await;
+        } else {
+            talk_until(&mut events, channels, &mut outcome, talking, i, pressed).await?;
         }
         engine.release();
-        if outcome && revoked.load(std::sync::atomic::Ordering::Relaxed) {
-            let (reason, by) = revoke_reason.unzip();
-            say(json!({"event": "floor_revoke", "channel": channel, "n": i,
-                "reason": reason, "by": by.flatten()}));
-        } else if outcome {
-            let ch = channel.clone();
-            wait_for(&mut events, Duration::from_secs(10), |e| match e {
-                EngineEvent::TalkEnded { channel } if *channel == ch => Some(()),
+        let mut ending = outcome.granted.clone();
+        while !ending.is_empty() {
+            let ended = wait_for(&mut events, Duration::from_secs(10), |e| match e {
+                EngineEvent::TalkEnded { channel } if ending.contains(channel) => {
+                    Some(channel.clone())
+                }
                 _ => None,
             })
             .await?;
-            say(json!({"event": "talk_ended", "channel": channel, "n": i,
+            ending.retain(|c| *c != ended);
+            say(json!({"event": "talk_ended", "channel": ended, "n": i,
                 "rtp_sent": engine.counters().rtp_sent.load(std::sync::atomic::Ordering::Relaxed)}));
+        }
+        if !outcome.denied.is_empty() {
+            granted_all = false;
         }
         if i + 1 < o.repeat {
             tokio::time::sleep(Duration::from_millis(o.gap_ms)).await;
@@ -405,6 +476,39 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--pan` sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pan {
+    Left,
+    Centre,
+    Right,
+}
+
+impl Pan {
+    fn value(self) -> f32 {
+        match self {
+            Self::Left => -1.0,
+            Self::Centre => 0.0,
+            Self::Right => 1.0,
+        }
+    }
+}
+
+/// Parses `CHANNEL=left|centre|right`.
+fn parse_pan(s: &str) -> Result<(ChannelName, Pan), String> {
+    let (c, side) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s}: expected CHANNEL=left|centre|right"))?;
+    let channel = ChannelName::new(c).map_err(|e| format!("{c}: {e}"))?;
+    let pan = match side {
+        "left" => Pan::Left,
+        "centre" | "center" => Pan::Centre,
+        "right" => Pan::Right,
+        other => return Err(format!("{other}: expected left, centre or right")),
+    };
+    Ok((channel, pan))
+}
+
 struct ListenOpts<'a> {
     channels: &'a [ChannelName],
     record: Option<&'a PathBuf>,
@@ -412,6 +516,7 @@ struct ListenOpts<'a> {
     stats: Option<&'a PathBuf>,
     mute: &'a [ChannelName],
     ack_emergencies: bool,
+    pan: &'a [(ChannelName, Pan)],
 }
 
 async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
@@ -422,20 +527,32 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
         stats,
         mute,
         ack_emergencies,
+        pan,
     } = o;
     if let Some(c) = mute.iter().find(|c| !channels.contains(c)) {
         bail!("--mute {c}: not one of the --channel values");
+    }
+    if let Some((c, _)) = pan.iter().find(|(c, _)| !channels.contains(c)) {
+        bail!("--pan {c}: not one of the --channel values");
     }
     let out = match record {
         Some(path) => OutputSpec::Wav {
             path: path.clone(),
             seconds: Some(seconds),
+            stereo: !pan.is_empty(),
         },
         None => OutputSpec::Device(None),
     };
     let (engine, mut events, mids) = connect(args, InputSpec::None, out, channels).await?;
     // `connect` returns as the last `joined` arrives.
     let joined_at = std::time::Instant::now();
+    for (c, side) in pan {
+        let mix = ChannelMix {
+            pan: side.value(),
+            ..ChannelMix::default()
+        };
+        engine.set_channel_mix(c.clone(), mix);
+    }
     for c in mute {
         engine.mute(c.clone(), true);
         let want = c.clone();
@@ -559,7 +676,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         match &args.command {
             Cmd::Talk {
-                channel,
+                channels,
                 wav,
                 mic: _,
                 mic_seconds,
@@ -572,7 +689,7 @@ fn main() -> anyhow::Result<()> {
                 emergency,
             } => {
                 let o = TalkOpts {
-                    channel,
+                    channels,
                     wav: wav.as_ref(),
                     mic_seconds: *mic_seconds,
                     at_unix_ms: *at_unix_ms,
@@ -593,8 +710,10 @@ fn main() -> anyhow::Result<()> {
                 stats,
                 mute,
                 ack_emergencies,
+                pan,
             } => {
                 let o = ListenOpts {
+                    pan,
                     channels,
                     record: record.as_ref(),
                     seconds: *seconds,

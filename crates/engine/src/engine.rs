@@ -34,7 +34,7 @@ use crate::{
         CapturedFrame, FRAME_SAMPLES, InputSpec, OutputSpec, SAMPLE_RATE,
         controls::{self, AudioControls, Level, LevelMeter},
         device::{self, DeviceHandle},
-        mixer::{self, Mixer, MixerEvent, MixerIn, RtpIn},
+        mixer::{self, ChannelMix, Layout, Mixer, MixerEvent, MixerIn, RtpIn},
         wav::{WavSource, WavWriter},
     },
     codec::{Encoder, OpusConfig},
@@ -288,9 +288,10 @@ enum Command {
     Join(ChannelName),
     Leave(ChannelName),
     ListChannels,
-    /// Talk key down, with the Floor Request's options.
+    /// Talk key down for one channel or several (all-call), with the
+    /// Floor Requests' options.
     Press {
-        channel: ChannelName,
+        channels: Vec<ChannelName>,
         options: FloorOptions,
     },
     Release,
@@ -299,6 +300,8 @@ enum Command {
     ReleaseTail(std::time::Duration),
     /// A message with no local state (emergency, mute).
     Send(ClientMessage),
+    /// A channel's gain and pan in the mixer.
+    ChannelMix(ChannelName, ChannelMix),
     Close(oneshot::Sender<()>),
 }
 
@@ -406,16 +409,25 @@ impl Engine {
                 let (tx, rx) = std::sync::mpsc::channel();
                 devices.push(device::start_playout(
                     name.clone(),
-                    Mixer::new(rx, mixer_events_tx, config.jitter),
+                    Mixer::with_layout(rx, mixer_events_tx, config.jitter, Layout::Stereo),
                 )?);
                 Some(tx)
             }
-            OutputSpec::Wav { path, seconds } => {
+            OutputSpec::Wav {
+                path,
+                seconds,
+                stereo,
+            } => {
                 let (tx, rx) = std::sync::mpsc::channel();
-                let writer = WavWriter::create(path)?;
+                let layout = if *stereo {
+                    Layout::Stereo
+                } else {
+                    Layout::Mono
+                };
+                let writer = WavWriter::create_channels(path, layout.channels() as u16)?;
                 let start = Instant::now();
                 recording_started = Some(start);
-                let mixer = Mixer::new(rx, mixer_events_tx, config.jitter);
+                let mixer = Mixer::with_layout(rx, mixer_events_tx, config.jitter, layout);
                 sink = Some(
                     mixer::spawn_wav_sink(mixer, writer, start, *seconds, stop_sink.clone())
                         .map_err(|e| {
@@ -515,7 +527,16 @@ impl Engine {
     /// ([`EngineEvent::FloorQueued`]) instead of a Floor Deny `busy`. While
     /// queued nothing is sent or kept; [`Engine::release`] cancels.
     pub fn press_with(&self, channel: ChannelName, options: FloorOptions) {
-        let _ = self.cmds.send(Command::Press { channel, options });
+        self.press_all(vec![channel], options);
+    }
+
+    /// Talk key down for several channels at once (all-call): a Floor
+    /// Request in each; the transmission starts at the first Floor Granted
+    /// and reaches every channel granted. Each channel's answer comes as
+    /// its own event ([`EngineEvent::FloorGranted`], [`EngineEvent::Busy`],
+    /// [`EngineEvent::FloorQueued`]); [`Engine::release`] ends them all.
+    pub fn press_all(&self, channels: Vec<ChannelName>, options: FloorOptions) {
+        let _ = self.cmds.send(Command::Press { channels, options });
     }
 
     /// Raises an emergency in `channel` (every member is alerted; our Floor
@@ -553,6 +574,14 @@ impl Engine {
         let _ = self
             .cmds
             .send(Command::Send(ClientMessage::Mute { channel, muted }));
+    }
+
+    /// Sets how `channel` sounds from now on: its gain and, on a stereo
+    /// output (the audio device, a stereo WAV), its pan (values clamped, see
+    /// [`ChannelMix::clamped`]). Applies to the local mix only; the server
+    /// is not told.
+    pub fn set_channel_mix(&self, channel: ChannelName, mix: ChannelMix) {
+        let _ = self.cmds.send(Command::ChannelMix(channel, mix));
     }
 
     /// Talk key up: release tail, then Floor Release.
@@ -726,9 +755,9 @@ impl Runner {
             Command::Join(channel) => self.send(ClientMessage::Join { channel }).await,
             Command::Leave(channel) => self.send(ClientMessage::Leave { channel }).await,
             Command::ListChannels => self.send(ClientMessage::ListChannels).await,
-            Command::Press { channel, options } => {
+            Command::Press { channels, options } => {
                 self.floor_options = options;
-                self.ptt_input(Instant::now(), PttInput::Press(channel))
+                self.ptt_input(Instant::now(), PttInput::PressAll(channels))
                     .await;
                 true
             }
@@ -749,6 +778,12 @@ impl Runner {
                 true
             }
             Command::Send(msg) => self.send(msg).await,
+            Command::ChannelMix(channel, mix) => {
+                if let Some(m) = &self.mixer {
+                    let _ = m.send(MixerIn::ChannelMix { channel, mix });
+                }
+                true
+            }
             Command::Close(_) => true,
         }
     }

@@ -16,6 +16,16 @@
 //!   then starts live audio;
 //! - Floor Revoke, or Floor Idle from the server while talking → stop at once.
 //!
+//! **All-call**: one press may name several channels ([`PttInput::PressAll`]).
+//! Each channel is a *leg* with its own Floor Request; the uplink is one
+//! stream, which the server forwards into every channel whose floor we hold.
+//! The first Floor Granted starts the transmission (the buffer goes out);
+//! later grants join it; a Floor Deny or queueing of one leg is reported for
+//! that channel and the others go on; losing the last granted leg (revoke,
+//! idle) ends the transmission and cancels the legs still waiting. Release
+//! ends every leg: Floor Release for each, Talk Ended for each granted.
+//! A press of one channel behaves exactly as before.
+//!
 //! Drive rule: [`Ptt::handle`] one input, then drain [`Ptt::poll_action`];
 //! feed [`PttInput::Tick`] by [`Ptt::poll_timeout`].
 
@@ -53,6 +63,9 @@ impl Default for PttConfig {
 pub enum PttInput<F> {
     /// The talk key went down for `channel`.
     Press(ChannelName),
+    /// The talk key went down for several channels at once (all-call);
+    /// duplicates are ignored, an empty list does nothing.
+    PressAll(Vec<ChannelName>),
     /// The talk key went up.
     Release,
     /// Floor Granted arrived.
@@ -87,53 +100,131 @@ pub enum PttAction<F> {
         /// First frame of this transmission.
         first: bool,
     },
-    /// The transmission started (Floor Granted).
+    /// The transmission started, or reached one more channel (Floor Granted).
     TalkStarted(ChannelName),
-    /// The transmission ended (released, revoked or floor gone).
+    /// The transmission ended in this channel (released, revoked or floor gone).
     TalkEnded(ChannelName),
-    /// The request was refused.
+    /// The request for this channel was refused.
     Busy(ChannelName, DenyReason),
-    /// The request waits in the floor queue at this position.
+    /// The request for this channel waits in the floor queue at this position.
     Queued(ChannelName, usize),
-    /// The floor was revoked while talking.
+    /// The floor of this channel was revoked while talking.
     Revoked(ChannelName, RevokeReason),
+}
+
+/// Where one channel's Floor Request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leg {
+    /// Requested, no answer yet.
+    Pending,
+    /// In the floor queue.
+    Queued,
+    /// Granted: our audio goes there.
+    Granted,
+    /// Denied, cancelled or lost: out of this press.
+    Done,
+}
+
+/// The channels of one press and their legs.
+#[derive(Debug)]
+struct Legs(Vec<(ChannelName, Leg)>);
+
+impl Legs {
+    fn get(&self, c: &ChannelName) -> Option<Leg> {
+        self.0.iter().find(|(ch, _)| ch == c).map(|(_, l)| *l)
+    }
+
+    fn set(&mut self, c: &ChannelName, leg: Leg) {
+        if let Some((_, l)) = self.0.iter_mut().find(|(ch, _)| ch == c) {
+            *l = leg;
+        }
+    }
+
+    fn any(&self, leg: Leg) -> bool {
+        self.0.iter().any(|(_, l)| *l == leg)
+    }
+
+    /// Waiting for an answer or in the queue.
+    fn is_open(&self, c: &ChannelName) -> bool {
+        matches!(self.get(c), Some(Leg::Pending | Leg::Queued))
+    }
+
+    fn in_play(&self) -> Vec<ChannelName> {
+        self.0
+            .iter()
+            .filter(|(_, l)| *l != Leg::Done)
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+
+    fn same_channels(&self, chans: &[ChannelName]) -> bool {
+        self.0.len() == chans.len() && chans.iter().all(|c| self.get(c).is_some())
+    }
 }
 
 /// The PTT state. Frames exist only in `Requesting` (buffered).
 #[derive(Debug)]
 enum State<F> {
     Idle,
+    /// No leg granted yet, at least one waiting for its answer.
     Requesting {
-        channel: ChannelName,
+        legs: Legs,
         released_at: Option<Instant>,
         buffer: VecDeque<(Instant, F)>,
     },
-    /// In the floor queue, key held; frames are dropped.
+    /// Key held, no leg granted or pending, at least one in the floor
+    /// queue; frames are dropped.
     Queued {
-        channel: ChannelName,
+        legs: Legs,
     },
+    /// At least one leg granted, sending.
     Talking {
-        channel: ChannelName,
+        legs: Legs,
     },
+    /// Key released, sending the release tail.
     Tail {
-        channel: ChannelName,
+        legs: Legs,
         until: Instant,
     },
 }
 
-/// Public view of the state.
+impl<F> State<F> {
+    /// This state with leg `c` set to `leg` (nothing changes when idle).
+    fn with_leg(mut self, c: &ChannelName, leg: Leg) -> Self {
+        match &mut self {
+            State::Idle => {}
+            State::Requesting { legs, .. }
+            | State::Queued { legs }
+            | State::Talking { legs }
+            | State::Tail { legs, .. } => legs.set(c, leg),
+        }
+        self
+    }
+
+    fn legs(&self) -> Option<&Legs> {
+        match self {
+            State::Idle => None,
+            State::Requesting { legs, .. }
+            | State::Queued { legs }
+            | State::Talking { legs }
+            | State::Tail { legs, .. } => Some(legs),
+        }
+    }
+}
+
+/// Public view of the state, with the press's channels still in play.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PttPhase {
     /// Not talking.
     Idle,
-    /// Floor Request sent, waiting (audio is being buffered).
-    Requesting(ChannelName),
+    /// Floor Requests sent, waiting (audio is being buffered).
+    Requesting(Vec<ChannelName>),
     /// Waiting in the floor queue (audio is not kept).
-    Queued(ChannelName),
-    /// Floor Granted, sending.
-    Talking(ChannelName),
+    Queued(Vec<ChannelName>),
+    /// Floor Granted somewhere, sending.
+    Talking(Vec<ChannelName>),
     /// Key released, sending the release tail.
-    Tail(ChannelName),
+    Tail(Vec<ChannelName>),
 }
 
 /// The PTT machine.
@@ -162,12 +253,13 @@ impl<F> Ptt<F> {
 
     /// Current phase.
     pub fn phase(&self) -> PttPhase {
+        let chans = self.state.legs().map(Legs::in_play).unwrap_or_default();
         match &self.state {
             State::Idle => PttPhase::Idle,
-            State::Requesting { channel, .. } => PttPhase::Requesting(channel.clone()),
-            State::Queued { channel } => PttPhase::Queued(channel.clone()),
-            State::Talking { channel } => PttPhase::Talking(channel.clone()),
-            State::Tail { channel, .. } => PttPhase::Tail(channel.clone()),
+            State::Requesting { .. } => PttPhase::Requesting(chans),
+            State::Queued { .. } => PttPhase::Queued(chans),
+            State::Talking { .. } => PttPhase::Talking(chans),
+            State::Tail { .. } => PttPhase::Tail(chans),
         }
     }
 
@@ -194,182 +286,267 @@ impl<F> Ptt<F> {
         (self.config.max_pre_grant.as_micros() / f).max(1) as usize
     }
 
-    fn end(&mut self, channel: ChannelName, release: bool) {
-        if release {
-            self.actions
-                .push_back(PttAction::ReleaseFloor(channel.clone()));
+    /// Ends the press: Floor Release for every leg still in play (a grant,
+    /// or a request to cancel), Talk Ended for each granted one.
+    fn end(&mut self, legs: Legs) -> State<F> {
+        for (c, leg) in legs.0 {
+            match leg {
+                Leg::Granted => {
+                    self.actions.push_back(PttAction::ReleaseFloor(c.clone()));
+                    self.actions.push_back(PttAction::TalkEnded(c));
+                }
+                Leg::Pending | Leg::Queued => self.actions.push_back(PttAction::ReleaseFloor(c)),
+                Leg::Done => {}
+            }
         }
-        self.actions.push_back(PttAction::TalkEnded(channel));
-        self.state = State::Idle;
+        State::Idle
+    }
+
+    /// Where a press with nothing granted stands after a leg changed.
+    fn waiting(
+        &mut self,
+        legs: Legs,
+        released_at: Option<Instant>,
+        buffer: VecDeque<(Instant, F)>,
+    ) -> State<F> {
+        if legs.any(Leg::Pending) {
+            State::Requesting {
+                legs,
+                released_at,
+                buffer,
+            }
+        } else if legs.any(Leg::Queued) {
+            State::Queued { legs }
+        } else {
+            State::Idle
+        }
     }
 
     /// Feeds one input at `now`.
     pub fn handle(&mut self, now: Instant, input: PttInput<F>) {
-        let tail = self.config.release_tail;
-        let max_buffered = self.max_buffered();
         let state = std::mem::replace(&mut self.state, State::Idle);
-        self.state = match (state, input) {
-            (State::Idle, PttInput::Press(channel)) => {
-                self.actions
-                    .push_back(PttAction::RequestFloor(channel.clone()));
+        self.state = match input {
+            PttInput::Press(c) => self.press(state, vec![c]),
+            PttInput::PressAll(chans) => self.press(state, chans),
+            PttInput::Release => self.release(now, state),
+            PttInput::Granted(c) => self.granted(now, state, c),
+            PttInput::Denied(c, reason) => self.denied(state, c, reason),
+            PttInput::Queued(c, position) => self.queued(state, c, position),
+            PttInput::Revoked(c, reason) => self.lost(state, c, Some(reason)),
+            PttInput::FloorIdle(c) => self.lost(state, c, None),
+            PttInput::Frame(at, f) => self.frame(state, at, f),
+            PttInput::Tick => match state {
+                State::Tail { legs, until } if now >= until => self.end(legs),
+                state => state,
+            },
+        };
+    }
+
+    fn press(&mut self, state: State<F>, mut chans: Vec<ChannelName>) -> State<F> {
+        let mut seen = Vec::with_capacity(chans.len());
+        chans.retain(|c| {
+            let new = !seen.contains(c);
+            seen.push(c.clone());
+            new
+        });
+        match state {
+            State::Idle if !chans.is_empty() => {
+                for c in &chans {
+                    self.actions.push_back(PttAction::RequestFloor(c.clone()));
+                }
                 State::Requesting {
-                    channel,
+                    legs: Legs(chans.into_iter().map(|c| (c, Leg::Pending)).collect()),
                     released_at: None,
                     buffer: VecDeque::new(),
                 }
             }
-            (State::Idle, PttInput::Granted(channel)) => {
-                // A grant we no longer want (e.g. a stale retry): give it back.
-                self.actions.push_back(PttAction::ReleaseFloor(channel));
-                State::Idle
-            }
-            (
-                State::Requesting {
-                    channel,
-                    released_at,
-                    mut buffer,
-                },
-                PttInput::Frame(at, f),
-            ) => {
-                if released_at.is_none_or(|r| at <= r + tail) {
-                    if buffer.len() >= max_buffered {
-                        buffer.pop_front();
-                    }
-                    buffer.push_back((at, f));
-                }
-                State::Requesting {
-                    channel,
-                    released_at,
-                    buffer,
-                }
-            }
-            (
-                State::Requesting {
-                    channel,
-                    released_at: None,
-                    buffer,
-                },
-                PttInput::Release,
-            ) => State::Requesting {
-                channel,
+            // Pressed again during the tail: the same transmission goes on.
+            State::Tail { legs, .. } if legs.same_channels(&chans) => State::Talking { legs },
+            state => state,
+        }
+    }
+
+    fn release(&mut self, now: Instant, state: State<F>) -> State<F> {
+        match state {
+            State::Requesting {
+                legs,
+                released_at: None,
+                buffer,
+            } => State::Requesting {
+                legs,
                 released_at: Some(now),
                 buffer,
             },
-            (
-                State::Requesting {
-                    channel,
-                    released_at,
-                    buffer,
-                },
-                PttInput::Granted(c),
-            ) if c == channel => {
-                self.actions
-                    .push_back(PttAction::TalkStarted(channel.clone()));
+            // Floor Release from a queued member cancels its request.
+            State::Queued { legs } => self.end(legs),
+            State::Talking { legs } => State::Tail {
+                legs,
+                until: now + self.config.release_tail,
+            },
+            state => state,
+        }
+    }
+
+    fn granted(&mut self, now: Instant, state: State<F>, c: ChannelName) -> State<F> {
+        if state.legs().and_then(|l| l.get(&c)) == Some(Leg::Granted) {
+            return state; // a repeated grant
+        }
+        let open = state.legs().is_some_and(|l| l.is_open(&c));
+        if !open {
+            // A grant we no longer want (a stale retry, a cancelled leg):
+            // give it back.
+            self.actions.push_back(PttAction::ReleaseFloor(c));
+            return state;
+        }
+        self.actions.push_back(PttAction::TalkStarted(c.clone()));
+        match state {
+            State::Requesting {
+                mut legs,
+                released_at,
+                buffer,
+            } => {
+                legs.set(&c, Leg::Granted);
                 for (i, (_, frame)) in buffer.into_iter().enumerate() {
                     self.actions.push_back(PttAction::Send {
                         frame,
                         first: i == 0,
                     });
                 }
+                let tail = self.config.release_tail;
                 match released_at {
-                    Some(r) if now >= r + tail => {
-                        self.end(channel, true);
-                        State::Idle
-                    }
+                    Some(r) if now >= r + tail => self.end(legs),
                     Some(r) => State::Tail {
-                        channel,
+                        legs,
                         until: r + tail,
                     },
-                    None => State::Talking { channel },
+                    None => State::Talking { legs },
                 }
             }
-            (
-                State::Requesting { channel, .. } | State::Queued { channel },
-                PttInput::Denied(c, reason),
-            ) if c == channel => {
-                self.actions.push_back(PttAction::Busy(channel, reason));
-                State::Idle
+            State::Queued { mut legs } => {
+                legs.set(&c, Leg::Granted);
+                State::Talking { legs }
             }
-            (
-                State::Requesting {
-                    channel,
-                    released_at,
-                    ..
-                },
-                PttInput::Queued(c, position),
-            ) if c == channel => {
-                self.actions
-                    .push_back(PttAction::Queued(channel.clone(), position));
+            state => state.with_leg(&c, Leg::Granted),
+        }
+    }
+
+    fn denied(&mut self, state: State<F>, c: ChannelName, reason: DenyReason) -> State<F> {
+        let open = state.legs().is_some_and(|l| l.is_open(&c));
+        if !open {
+            return state;
+        }
+        self.actions.push_back(PttAction::Busy(c.clone(), reason));
+        match state {
+            State::Requesting {
+                mut legs,
+                released_at,
+                buffer,
+            } => {
+                legs.set(&c, Leg::Done);
+                self.waiting(legs, released_at, buffer)
+            }
+            State::Queued { mut legs } => {
+                legs.set(&c, Leg::Done);
+                self.waiting(legs, None, VecDeque::new())
+            }
+            state => state.with_leg(&c, Leg::Done),
+        }
+    }
+
+    fn queued(&mut self, state: State<F>, c: ChannelName, position: usize) -> State<F> {
+        let open = state.legs().is_some_and(|l| l.is_open(&c));
+        if !open {
+            return state;
+        }
+        self.actions
+            .push_back(PttAction::Queued(c.clone(), position));
+        match state {
+            State::Requesting {
+                mut legs,
+                released_at,
+                buffer,
+            } => {
                 if released_at.is_some() {
                     // Let go before the answer came: nobody wants the turn.
-                    self.actions.push_back(PttAction::ReleaseFloor(channel));
-                    State::Idle
+                    self.actions.push_back(PttAction::ReleaseFloor(c.clone()));
+                    legs.set(&c, Leg::Done);
                 } else {
-                    State::Queued { channel }
+                    legs.set(&c, Leg::Queued);
+                }
+                // Nothing said while queued is kept: once no leg is
+                // pending, the buffer goes.
+                self.waiting(legs, released_at, buffer)
+            }
+            State::Tail { .. } => {
+                // The key is up: nobody will wait for this turn.
+                self.actions.push_back(PttAction::ReleaseFloor(c.clone()));
+                state.with_leg(&c, Leg::Done)
+            }
+            state => state.with_leg(&c, Leg::Queued),
+        }
+    }
+
+    /// Floor Revoke (`reason`) or Floor Idle (`None`) for leg `c`.
+    fn lost(&mut self, state: State<F>, c: ChannelName, reason: Option<RevokeReason>) -> State<F> {
+        let (mut legs, until) = match state {
+            State::Talking { legs } if legs.get(&c) == Some(Leg::Granted) => (legs, None),
+            State::Tail { legs, until } if legs.get(&c) == Some(Leg::Granted) => {
+                (legs, Some(until))
+            }
+            state => return state,
+        };
+        if let Some(r) = reason {
+            self.actions.push_back(PttAction::Revoked(c.clone(), r));
+        }
+        self.actions.push_back(PttAction::TalkEnded(c.clone()));
+        legs.set(&c, Leg::Done);
+        if !legs.any(Leg::Granted) {
+            // Nowhere left to talk: cancel the legs still waiting.
+            return self.end(legs);
+        }
+        match until {
+            Some(until) => State::Tail { legs, until },
+            None => State::Talking { legs },
+        }
+    }
+
+    fn frame(&mut self, state: State<F>, at: Instant, frame: F) -> State<F> {
+        let tail = self.config.release_tail;
+        match state {
+            State::Requesting {
+                legs,
+                released_at,
+                mut buffer,
+            } => {
+                if released_at.is_none_or(|r| at <= r + tail) {
+                    if buffer.len() >= self.max_buffered() {
+                        buffer.pop_front();
+                    }
+                    buffer.push_back((at, frame));
+                }
+                State::Requesting {
+                    legs,
+                    released_at,
+                    buffer,
                 }
             }
-            (State::Queued { channel }, PttInput::Queued(c, position)) if c == channel => {
-                self.actions
-                    .push_back(PttAction::Queued(channel.clone(), position));
-                State::Queued { channel }
-            }
-            (State::Queued { channel }, PttInput::Release) => {
-                // Floor Release from a queued member cancels its request.
-                self.actions.push_back(PttAction::ReleaseFloor(channel));
-                State::Idle
-            }
-            (State::Queued { channel }, PttInput::Granted(c)) if c == channel => {
-                self.actions
-                    .push_back(PttAction::TalkStarted(channel.clone()));
-                State::Talking { channel }
-            }
-            (State::Talking { channel }, PttInput::Frame(_, frame)) => {
+            State::Talking { legs } => {
                 self.actions.push_back(PttAction::Send {
                     frame,
                     first: false,
                 });
-                State::Talking { channel }
+                State::Talking { legs }
             }
-            (State::Tail { channel, until }, PttInput::Frame(at, frame)) => {
-                if at <= until {
-                    self.actions.push_back(PttAction::Send {
-                        frame,
-                        first: false,
-                    });
-                    State::Tail { channel, until }
-                } else {
-                    self.end(channel, true);
-                    State::Idle
-                }
+            State::Tail { legs, until } if at <= until => {
+                self.actions.push_back(PttAction::Send {
+                    frame,
+                    first: false,
+                });
+                State::Tail { legs, until }
             }
-            (State::Talking { channel }, PttInput::Release) => State::Tail {
-                channel,
-                until: now + tail,
-            },
-            (State::Tail { channel, .. }, PttInput::Press(c)) if c == channel => {
-                State::Talking { channel }
-            }
-            (State::Tail { channel, until }, PttInput::Tick) if now >= until => {
-                self.end(channel, true);
-                State::Idle
-            }
-            (
-                State::Talking { channel } | State::Tail { channel, .. },
-                PttInput::Revoked(c, reason),
-            ) if c == channel => {
-                self.actions
-                    .push_back(PttAction::Revoked(channel.clone(), reason));
-                self.end(channel, false);
-                State::Idle
-            }
-            (State::Talking { channel } | State::Tail { channel, .. }, PttInput::FloorIdle(c))
-                if c == channel =>
-            {
-                self.end(channel, false);
-                State::Idle
-            }
-            (state, _) => state,
-        };
+            State::Tail { legs, .. } => self.end(legs),
+            state => state,
+        }
     }
 }
 
@@ -432,7 +609,7 @@ mod tests {
                 first: false
             }]
         );
-        assert_eq!(p.phase(), PttPhase::Talking(ch("a")));
+        assert_eq!(p.phase(), PttPhase::Talking(vec![ch("a")]));
     }
 
     #[test]
@@ -443,7 +620,7 @@ mod tests {
         p.handle(t0, PttInput::Granted(ch("a")));
         drain(&mut p);
         p.handle(ms(t0, 1000), PttInput::Release);
-        assert_eq!(p.phase(), PttPhase::Tail(ch("a")));
+        assert_eq!(p.phase(), PttPhase::Tail(vec![ch("a")]));
         assert_eq!(p.poll_timeout(), Some(ms(t0, 1250)));
         p.handle(ms(t0, 1100), PttInput::Frame(ms(t0, 1100), 7));
         p.handle(ms(t0, 1240), PttInput::Frame(ms(t0, 1240), 8));
@@ -510,7 +687,7 @@ mod tests {
         p.handle(t0, PttInput::Granted(ch("a")));
         p.handle(ms(t0, 100), PttInput::Release);
         p.handle(ms(t0, 150), PttInput::Press(ch("a")));
-        assert_eq!(p.phase(), PttPhase::Talking(ch("a")));
+        assert_eq!(p.phase(), PttPhase::Talking(vec![ch("a")]));
         assert_eq!(p.poll_timeout(), None);
     }
 
@@ -574,7 +751,7 @@ mod tests {
         p.handle(t0, PttInput::FloorIdle(ch("other")));
         assert_eq!(
             p.phase(),
-            PttPhase::Talking(ch("b")),
+            PttPhase::Talking(vec![ch("b")]),
             "another channel's idle is ignored"
         );
         p.handle(t0, PttInput::FloorIdle(ch("b")));
@@ -610,7 +787,7 @@ mod tests {
         drain(&mut p);
         p.handle(ms(t0, 30), PttInput::Queued(ch("a"), position));
         assert_eq!(drain(&mut p), vec![PttAction::Queued(ch("a"), position)]);
-        assert_eq!(p.phase(), PttPhase::Queued(ch("a")));
+        assert_eq!(p.phase(), PttPhase::Queued(vec![ch("a")]));
         (p, t0)
     }
 
@@ -628,7 +805,7 @@ mod tests {
         );
         p.handle(ms(t0, 3000), PttInput::Granted(ch("a")));
         assert_eq!(drain(&mut p), vec![PttAction::TalkStarted(ch("a"))]);
-        assert_eq!(p.phase(), PttPhase::Talking(ch("a")));
+        assert_eq!(p.phase(), PttPhase::Talking(vec![ch("a")]));
         p.handle(ms(t0, 3020), PttInput::Frame(ms(t0, 3020), 4));
         assert_eq!(sent(&drain(&mut p)), vec![4], "live audio only");
     }
@@ -674,5 +851,150 @@ mod tests {
             vec![PttAction::Busy(ch("a"), DenyReason::QueueTimeout)]
         );
         assert_eq!(p.phase(), PttPhase::Idle);
+    }
+
+    fn all(p: &mut Ptt<Frame>, t0: Instant, chans: &[&str]) {
+        p.handle(
+            t0,
+            PttInput::PressAll(chans.iter().map(|c| ch(c)).collect()),
+        );
+    }
+
+    #[test]
+    fn all_call_requests_every_channel_and_talks_from_the_first_grant() {
+        let t0 = Instant::now();
+        let mut p = Ptt::new(PttConfig::default());
+        all(&mut p, t0, &["a", "b", "c", "a"]);
+        assert_eq!(
+            drain(&mut p),
+            vec![
+                PttAction::RequestFloor(ch("a")),
+                PttAction::RequestFloor(ch("b")),
+                PttAction::RequestFloor(ch("c")),
+            ],
+            "one request per channel, duplicates dropped"
+        );
+        p.handle(t0, PttInput::Frame(t0, 1));
+        p.handle(ms(t0, 30), PttInput::Granted(ch("b")));
+        assert_eq!(
+            drain(&mut p),
+            vec![
+                PttAction::TalkStarted(ch("b")),
+                PttAction::Send {
+                    frame: 1,
+                    first: true
+                }
+            ]
+        );
+        // a is busy, c joins the running transmission.
+        p.handle(ms(t0, 35), PttInput::Denied(ch("a"), DenyReason::Busy));
+        p.handle(ms(t0, 40), PttInput::Granted(ch("c")));
+        p.handle(ms(t0, 40), PttInput::Frame(ms(t0, 40), 2));
+        assert_eq!(
+            drain(&mut p),
+            vec![
+                PttAction::Busy(ch("a"), DenyReason::Busy),
+                PttAction::TalkStarted(ch("c")),
+                PttAction::Send {
+                    frame: 2,
+                    first: false
+                }
+            ]
+        );
+        assert_eq!(p.phase(), PttPhase::Talking(vec![ch("b"), ch("c")]));
+        // Release ends both granted legs after the tail.
+        p.handle(ms(t0, 50), PttInput::Release);
+        p.handle(ms(t0, 300), PttInput::Tick);
+        assert_eq!(
+            drain(&mut p),
+            vec![
+                PttAction::ReleaseFloor(ch("b")),
+                PttAction::TalkEnded(ch("b")),
+                PttAction::ReleaseFloor(ch("c")),
+                PttAction::TalkEnded(ch("c")),
+            ]
+        );
+        assert_eq!(p.phase(), PttPhase::Idle);
+    }
+
+    #[test]
+    fn all_call_denied_everywhere_is_idle_with_each_reason() {
+        let t0 = Instant::now();
+        let mut p = Ptt::new(PttConfig::default());
+        all(&mut p, t0, &["a", "b"]);
+        p.handle(t0, PttInput::Frame(t0, 1));
+        p.handle(t0, PttInput::Denied(ch("a"), DenyReason::Busy));
+        assert_eq!(p.phase(), PttPhase::Requesting(vec![ch("b")]));
+        p.handle(t0, PttInput::Denied(ch("b"), DenyReason::NotMember));
+        assert_eq!(p.phase(), PttPhase::Idle);
+        let a = drain(&mut p);
+        assert!(sent(&a).is_empty(), "nothing was sent");
+        assert_eq!(
+            a[2..],
+            [
+                PttAction::Busy(ch("a"), DenyReason::Busy),
+                PttAction::Busy(ch("b"), DenyReason::NotMember)
+            ]
+        );
+    }
+
+    #[test]
+    fn all_call_losing_the_last_granted_leg_cancels_the_waiting_ones() {
+        let t0 = Instant::now();
+        let mut p = Ptt::new(PttConfig::default());
+        all(&mut p, t0, &["a", "b", "c"]);
+        p.handle(t0, PttInput::Granted(ch("a")));
+        p.handle(t0, PttInput::Granted(ch("b")));
+        p.handle(t0, PttInput::Queued(ch("c"), 1));
+        drain(&mut p);
+        p.handle(t0, PttInput::Revoked(ch("a"), RevokeReason::Preempted));
+        assert_eq!(
+            drain(&mut p),
+            vec![
+                PttAction::Revoked(ch("a"), RevokeReason::Preempted),
+                PttAction::TalkEnded(ch("a"))
+            ],
+            "b still carries the talk"
+        );
+        assert_eq!(p.phase(), PttPhase::Talking(vec![ch("b"), ch("c")]));
+        p.handle(t0, PttInput::FloorIdle(ch("b")));
+        assert_eq!(
+            drain(&mut p),
+            vec![
+                PttAction::TalkEnded(ch("b")),
+                PttAction::ReleaseFloor(ch("c"))
+            ]
+        );
+        assert_eq!(p.phase(), PttPhase::Idle);
+        // c's grant arriving now is given back.
+        p.handle(t0, PttInput::Granted(ch("c")));
+        assert_eq!(drain(&mut p), vec![PttAction::ReleaseFloor(ch("c"))]);
+    }
+
+    #[test]
+    fn all_call_with_every_leg_queued_waits_then_talks_at_the_first_grant() {
+        let t0 = Instant::now();
+        let mut p = Ptt::new(PttConfig::default());
+        all(&mut p, t0, &["a", "b"]);
+        p.handle(t0, PttInput::Frame(t0, 1));
+        p.handle(t0, PttInput::Queued(ch("a"), 2));
+        assert!(matches!(p.phase(), PttPhase::Requesting(_)), "b pending");
+        p.handle(t0, PttInput::Queued(ch("b"), 1));
+        assert_eq!(p.phase(), PttPhase::Queued(vec![ch("a"), ch("b")]));
+        p.handle(t0, PttInput::Granted(ch("b")));
+        p.handle(t0, PttInput::Frame(t0, 2));
+        let a = drain(&mut p);
+        assert_eq!(sent(&a), vec![2], "what was said while queued is dropped");
+        p.handle(t0, PttInput::Release);
+        p.handle(ms(t0, 300), PttInput::Tick);
+        assert_eq!(
+            drain(&mut p),
+            vec![
+                PttAction::ReleaseFloor(ch("a")),
+                PttAction::ReleaseFloor(ch("b")),
+                PttAction::TalkEnded(ch("b")),
+            ],
+            "a's queued request is cancelled"
+        );
     }
 }

@@ -29,7 +29,11 @@ use ringbuf::{
 };
 use tokio::sync::mpsc;
 
-use super::{CapturedFrame, FRAME_SAMPLES, SAMPLE_RATE, mixer::Mixer, resample::StreamResampler};
+use super::{
+    CapturedFrame, FRAME_SAMPLES, SAMPLE_RATE,
+    mixer::{Layout, Mixer},
+    resample::StreamResampler,
+};
 
 /// Why a device could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -282,7 +286,33 @@ pub fn start_capture(
     }
 }
 
-/// Opens a playout device pulling from `mixer`.
+/// The next output instant from the ring: (left, right), equal in mono.
+fn pop_frame(cons: &mut impl Consumer<Item = f32>, stereo: bool) -> (f32, f32) {
+    let l = cons.try_pop().unwrap_or(0.0);
+    let r = if stereo {
+        cons.try_pop().unwrap_or(0.0)
+    } else {
+        l
+    };
+    (l, r)
+}
+
+/// Writes (left, right) into one device frame of any width.
+fn spread<T: Copy>(frame: &mut [T], l: f32, r: f32, conv: impl Fn(f32) -> T) {
+    match frame {
+        [only] => *only = conv((l + r) / 2.0),
+        [a, b, rest @ ..] => {
+            *a = conv(l);
+            *b = conv(r);
+            rest.fill(conv((l + r) / 2.0));
+        }
+        [] => {}
+    }
+}
+
+/// Opens a playout device pulling from `mixer`. A stereo mixer's left and
+/// right go to the device's first two channels (further channels get their
+/// average); a mono device gets the average, a mono mixer every channel.
 ///
 /// # Errors
 /// [`DeviceError`] if the device cannot be found or opened.
@@ -298,7 +328,10 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                 let config = pick_config(&device, false)?;
                 let rate = config.sample_rate();
                 let channels = usize::from(config.channels().max(1));
-                let (prod, mut cons) = HeapRb::<f32>::new(rate as usize).split();
+                let stereo = mixer.layout() == Layout::Stereo;
+                // The ring holds frames of the mixer's layout (L, R pairs in stereo).
+                let width = mixer.layout().channels();
+                let (prod, mut cons) = HeapRb::<f32>::new(rate as usize * width).split();
                 // The callback wakes this thread when the ring runs below
                 // its target: it mixes as the device consumes, not on a poll.
                 let target = queued_target(rate);
@@ -310,10 +343,10 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                         stream_config,
                         move |data: &mut [f32], _| {
                             for frame in data.chunks_mut(channels) {
-                                let s = cons.try_pop().unwrap_or(0.0);
-                                frame.fill(s);
+                                let (l, r) = pop_frame(&mut cons, stereo);
+                                spread(frame, l, r, |s| s);
                             }
-                            if cons.occupied_len() < target {
+                            if cons.occupied_len() < target * width {
                                 worker.unpark();
                             }
                         },
@@ -324,10 +357,10 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                         stream_config,
                         move |data: &mut [i16], _| {
                             for frame in data.chunks_mut(channels) {
-                                let s = cons.try_pop().unwrap_or(0.0);
-                                frame.fill((s.clamp(-1.0, 1.0) * 32767.0) as i16);
+                                let (l, r) = pop_frame(&mut cons, stereo);
+                                spread(frame, l, r, |s| (s.clamp(-1.0, 1.0) * 32767.0) as i16);
                             }
-                            if cons.occupied_len() < target {
+                            if cons.occupied_len() < target * width {
                                 worker.unpark();
                             }
                         },
@@ -342,10 +375,12 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                 }
                 .map_err(cpal_err)?;
                 stream.play().map_err(cpal_err)?;
-                let resampler = StreamResampler::new(SAMPLE_RATE, rate)?;
-                Ok((stream, prod, resampler, rate))
+                let resamplers = (0..width)
+                    .map(|_| StreamResampler::new(SAMPLE_RATE, rate))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((stream, prod, resamplers, rate))
             })();
-            let (stream, mut prod, mut resampler, rate) = match opened {
+            let (stream, mut prod, mut resamplers, rate) = match opened {
                 Ok(v) => {
                     let _ = ready_tx.send(Ok(()));
                     v
@@ -356,14 +391,28 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
                 }
             };
             let target = queued_target(rate);
-            let mut frame = vec![0.0f32; FRAME_SAMPLES];
-            let mut out = Vec::with_capacity(rate as usize / 10);
+            let width = resamplers.len();
+            let mut frame = vec![0.0f32; FRAME_SAMPLES * width];
+            let mut side = vec![0.0f32; FRAME_SAMPLES];
+            let mut outs: Vec<Vec<f32>> = vec![Vec::with_capacity(rate as usize / 10); width];
+            let mut interleaved = Vec::with_capacity(rate as usize / 5);
             while !stop2.load(Ordering::Relaxed) {
-                while prod.occupied_len() < target {
+                while prod.occupied_len() < target * width {
                     mixer.mix(Instant::now(), &mut frame);
-                    out.clear();
-                    resampler.process(&frame, &mut out);
-                    prod.push_slice(&out);
+                    for (ch, (r, out)) in resamplers.iter_mut().zip(&mut outs).enumerate() {
+                        for (d, s) in side.iter_mut().zip(frame.iter().skip(ch).step_by(width)) {
+                            *d = *s;
+                        }
+                        out.clear();
+                        r.process(&side, out);
+                    }
+                    // Each side's resampler has the same state, so the same length.
+                    let n = outs.iter().map(Vec::len).min().unwrap_or(0);
+                    interleaved.clear();
+                    for i in 0..n {
+                        interleaved.extend(outs.iter().map(|o| o[i]));
+                    }
+                    prod.push_slice(&interleaved);
                 }
                 std::thread::park_timeout(IDLE_WAKE);
             }

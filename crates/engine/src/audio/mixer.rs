@@ -1,5 +1,8 @@
 //! The receive side after the network: one jitter buffer and Opus decoder
-//! per downlink track (one per channel), mixed into one 48 kHz mono stream.
+//! per downlink track (one per channel), mixed into one 48 kHz stream, mono
+//! or stereo ([`Layout`]); each channel with its own gain and, in stereo,
+//! its own pan ([`ChannelMix`]), as a dispatch console's per-channel
+//! volume and left/centre/right speaker.
 //!
 //! The mixer is pulled one 20 ms frame at a time by its sink's clock (the
 //! audio device, or the real-time WAV writer), so the jitter buffers absorb
@@ -42,9 +45,80 @@ pub struct RtpIn {
     pub arrival: Instant,
 }
 
+/// Output layout of a [`Mixer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// One channel: [`ChannelMix::pan`] is ignored.
+    #[default]
+    Mono,
+    /// Two channels, interleaved left, right.
+    Stereo,
+}
+
+impl Layout {
+    /// Samples per frame instant: 1 or 2.
+    pub fn channels(self) -> usize {
+        match self {
+            Self::Mono => 1,
+            Self::Stereo => 2,
+        }
+    }
+}
+
+/// How one channel sounds in the mix.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChannelMix {
+    /// Linear gain, 0.0 (silent) to [`MAX_CHANNEL_GAIN`]; 1.0 by default.
+    pub gain: f32,
+    /// Balance, -1.0 (left only) to 1.0 (right only); 0.0, the default, is
+    /// both sides at full gain (so a centred channel sounds as in mono).
+    /// Ignored by a mono output.
+    pub pan: f32,
+}
+
+/// Highest per-channel gain (+6 dB), so a selected channel can stand out.
+pub const MAX_CHANNEL_GAIN: f32 = 2.0;
+
+impl Default for ChannelMix {
+    fn default() -> Self {
+        Self {
+            gain: 1.0,
+            pan: 0.0,
+        }
+    }
+}
+
+impl ChannelMix {
+    /// Gain clamped to 0.0..=[`MAX_CHANNEL_GAIN`], pan to -1.0..=1.0; NaN
+    /// becomes the default.
+    pub fn clamped(self) -> Self {
+        let fix = |v: f32, lo: f32, hi: f32, default: f32| {
+            if v.is_nan() { default } else { v.clamp(lo, hi) }
+        };
+        Self {
+            gain: fix(self.gain, 0.0, MAX_CHANNEL_GAIN, 1.0),
+            pan: fix(self.pan, -1.0, 1.0, 0.0),
+        }
+    }
+
+    /// Linear gains of the left and right sides.
+    pub fn sides(self) -> (f32, f32) {
+        let left = (1.0 - self.pan).min(1.0);
+        let right = (1.0 + self.pan).min(1.0);
+        (self.gain * left, self.gain * right)
+    }
+}
+
 /// Inputs to the mixer.
 #[derive(Debug)]
 pub enum MixerIn {
+    /// Gain and pan of a channel's audio from now on (values clamped).
+    ChannelMix {
+        /// The channel.
+        channel: ChannelName,
+        /// Its settings.
+        mix: ChannelMix,
+    },
     /// A packet.
     Packet(RtpIn),
     /// Track `mid` now carries `channel` (or nothing: the channel was left).
@@ -104,6 +178,8 @@ struct Slot {
 
 /// See the module docs.
 pub struct Mixer {
+    layout: Layout,
+    mixes: HashMap<ChannelName, ChannelMix>,
     slots: HashMap<String, Slot>,
     rx: std_mpsc::Receiver<MixerIn>,
     events: mpsc::UnboundedSender<MixerEvent>,
@@ -114,13 +190,25 @@ pub struct Mixer {
 }
 
 impl Mixer {
-    /// A mixer reading `rx` and reporting on `events`.
+    /// A mono mixer reading `rx` and reporting on `events`.
     pub fn new(
         rx: std_mpsc::Receiver<MixerIn>,
         events: mpsc::UnboundedSender<MixerEvent>,
         config: JitterConfig,
     ) -> Self {
+        Self::with_layout(rx, events, config, Layout::Mono)
+    }
+
+    /// A mixer with the given output layout.
+    pub fn with_layout(
+        rx: std_mpsc::Receiver<MixerIn>,
+        events: mpsc::UnboundedSender<MixerEvent>,
+        config: JitterConfig,
+        layout: Layout,
+    ) -> Self {
         Self {
+            layout,
+            mixes: HashMap::new(),
             slots: HashMap::new(),
             rx,
             events,
@@ -131,10 +219,22 @@ impl Mixer {
         }
     }
 
-    /// Produces the next 20 ms of output ([`FRAME_SAMPLES`] samples) at `now`.
+    /// The output layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Produces the next 20 ms of output at `now`: [`FRAME_SAMPLES`] ×
+    /// [`Layout::channels`] samples (stereo interleaved left, right).
+    ///
+    /// # Panics
+    /// If `out` is shorter than that.
     pub fn mix(&mut self, now: Instant, out: &mut [f32]) {
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
+                MixerIn::ChannelMix { channel, mix } => {
+                    self.mixes.insert(channel, mix.clamped());
+                }
                 MixerIn::Map { mid, channel } => {
                     // A track reassigned to another channel starts afresh.
                     let fresh = |config| Slot {
@@ -167,7 +267,7 @@ impl Mixer {
                 }
             }
         }
-        let out = &mut out[..FRAME_SAMPLES];
+        let out = &mut out[..FRAME_SAMPLES * self.layout.channels()];
         out.fill(0.0);
         for slot in self.slots.values_mut() {
             let Some(channel) = slot.channel.as_ref() else {
@@ -189,9 +289,8 @@ impl Mixer {
                     (false, false) => DecodeInput::Packet(&payload),
                 };
                 slot.decoder.decode(what, &mut self.frame);
-                for (o, s) in out.iter_mut().zip(&self.frame) {
-                    *o += s;
-                }
+                let mix = self.mixes.get(channel).copied().unwrap_or_default();
+                add(self.layout, out, &self.frame, mix);
             }
             while let Some(event) = slot.jitter.poll_event() {
                 let ev = match event {
@@ -222,9 +321,7 @@ impl Mixer {
             }
         }
         if let Some(pcm) = self.local.pop_front() {
-            for (o, s) in out.iter_mut().zip(pcm.iter()) {
-                *o += s;
-            }
+            add(self.layout, out, &pcm, ChannelMix::default());
         }
         if self.volume != 1.0 {
             for s in out.iter_mut() {
@@ -240,7 +337,26 @@ impl Mixer {
     }
 }
 
-/// Runs `mixer` into a WAV file in real time on its own thread: frame `n`
+/// Adds mono `pcm` into `out` with `mix`'s gain (and pan, in stereo).
+fn add(layout: Layout, out: &mut [f32], pcm: &[f32], mix: ChannelMix) {
+    match layout {
+        Layout::Mono => {
+            for (o, s) in out.iter_mut().zip(pcm) {
+                *o += mix.gain * s;
+            }
+        }
+        Layout::Stereo => {
+            let (l, r) = mix.sides();
+            for (o, s) in out.chunks_exact_mut(2).zip(pcm) {
+                o[0] += l * s;
+                o[1] += r * s;
+            }
+        }
+    }
+}
+
+/// Runs `mixer` into a WAV file (with as many channels as the mixer's
+/// layout) in real time on its own thread: frame `n`
 /// is mixed and written at `start + n × 20 ms` (absolute schedule, silence
 /// included), so sample `i` of the file is "heard" at `start + i / 48 kHz`;
 /// until `stop` or `seconds` of audio are written.
@@ -256,7 +372,7 @@ pub fn spawn_wav_sink(
         .spawn(move || {
             let period = Duration::from_millis(u64::from(FRAME_MS));
             let frames = seconds.map(|s| (s * 1000.0 / f64::from(FRAME_MS)).ceil() as u64);
-            let mut buf = vec![0.0f32; FRAME_SAMPLES];
+            let mut buf = vec![0.0f32; FRAME_SAMPLES * mixer.layout().channels()];
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) && frames.is_none_or(|f| n < f) {
                 let due = start + period * n as u32;
@@ -317,5 +433,63 @@ mod tests {
         m.mix(Instant::now(), &mut out);
         // The three oldest were dropped: playback resumes at frame 3.
         assert!((out[0] - 0.03).abs() < 1e-6, "{}", out[0]);
+    }
+
+    #[test]
+    fn channel_mix_pans_and_scales_and_clamps() {
+        assert_eq!(ChannelMix::default().sides(), (1.0, 1.0), "centre = mono");
+        let left = ChannelMix {
+            gain: 0.5,
+            pan: -1.0,
+        };
+        assert_eq!(left.sides(), (0.5, 0.0));
+        let right = ChannelMix {
+            gain: 1.0,
+            pan: 1.0,
+        };
+        assert_eq!(right.sides(), (0.0, 1.0));
+        let half = ChannelMix {
+            gain: 1.0,
+            pan: 0.5,
+        };
+        assert_eq!(half.sides(), (0.5, 1.0));
+        let wild = ChannelMix {
+            gain: 9.0,
+            pan: f32::NAN,
+        }
+        .clamped();
+        assert_eq!(
+            wild,
+            ChannelMix {
+                gain: MAX_CHANNEL_GAIN,
+                pan: 0.0
+            }
+        );
+    }
+
+    #[test]
+    fn a_stereo_mixer_interleaves_and_a_mono_one_ignores_pan() {
+        let pcm = [0.25f32; FRAME_SAMPLES];
+        let mut out = vec![0.0; FRAME_SAMPLES * 2];
+        let mix = ChannelMix {
+            gain: 2.0,
+            pan: -1.0,
+        };
+        add(Layout::Stereo, &mut out, &pcm, mix);
+        assert!(out.chunks(2).all(|lr| lr == [0.5, 0.0]), "{:?}", &out[..4]);
+        let mut mono = vec![0.0; FRAME_SAMPLES];
+        add(Layout::Mono, &mut mono, &pcm, mix);
+        assert!(mono.iter().all(|s| *s == 0.5));
+    }
+
+    #[test]
+    fn the_mic_test_is_centred_in_stereo() {
+        let (tx, rx) = std_mpsc::channel();
+        let (events, _) = mpsc::unbounded_channel();
+        let mut m = Mixer::with_layout(rx, events, JitterConfig::default(), Layout::Stereo);
+        tx.send(MixerIn::Local(frame(0.3))).unwrap();
+        let mut out = vec![0.0; FRAME_SAMPLES * 2];
+        m.mix(Instant::now(), &mut out);
+        assert!(out.iter().all(|s| (*s - 0.3).abs() < 1e-6));
     }
 }

@@ -54,12 +54,15 @@ pub enum OutputSpec {
     None,
     /// A cpal output device: `None` for the default, or a name substring.
     Device(Option<String>),
-    /// A 48 kHz mono 16-bit WAV file written in real time, silence included,
-    /// for `seconds` (or until the engine stops).
+    /// A 48 kHz 16-bit WAV file written in real time, silence included,
+    /// for `seconds` (or until the engine stops); mono, or stereo with each
+    /// channel's pan ([`mixer::ChannelMix`]).
     Wav {
         /// Output file.
         path: std::path::PathBuf,
         /// Length to record, seconds; `None` until the engine stops.
         seconds: Option<f64>,
+        /// Two channels (left, right) instead of one.
+        stereo: bool,
     },
 }

@@ -86,8 +86,17 @@ impl WavWriter {
     /// # Errors
     /// [`WavError`] if the file cannot be created.
     pub fn create(path: &Path) -> Result<Self, WavError> {
+        Self::create_channels(path, 1)
+    }
+
+    /// Creates (truncates) `path` for `channels` interleaved channels
+    /// (48 kHz, 16-bit).
+    ///
+    /// # Errors
+    /// [`WavError`] if the file cannot be created.
+    pub fn create_channels(path: &Path, channels: u16) -> Result<Self, WavError> {
         let spec = hound::WavSpec {
-            channels: 1,
+            channels,
             sample_rate: SAMPLE_RATE,
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
@@ -102,7 +111,8 @@ impl WavWriter {
         })
     }
 
-    /// Appends samples (-1.0..1.0, clipped).
+    /// Appends samples (-1.0..1.0, clipped; interleaved when the file has
+    /// several channels).
     ///
     /// # Errors
     /// [`WavError`] on an I/O error.
