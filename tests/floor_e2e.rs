@@ -444,3 +444,53 @@ fn panned_channels_land_on_their_own_side() {
         assert!(stoi < 0.6, "side {n} carries the other channel: {cross}");
     }
 }
+
+/// Patch: a dispatcher patches X and Y; A talks in X and L, a member of Y
+/// only, is told of the patch, sees A take the floor in Y and hears A's
+/// speech; after the patch is split, B talks in Y while A talks in X again.
+#[test]
+fn a_patch_carries_a_talker_into_the_other_channel() {
+    let server = TestServer::start();
+    let out = out_dir("floor_patch");
+    let rec = out.join("y.wav");
+    let wav = speech("F2_harvard_phrases.wav");
+    let mut l = server.listener("L", "Y", &rec, 12);
+    let mut d = server.bot(
+        "D",
+        &[
+            "patch",
+            "--channel",
+            "X",
+            "--channel",
+            "Y",
+            "--seconds",
+            "9",
+        ],
+    );
+    d.expect_event(Duration::from_secs(20), "ready");
+    let patched = d.expect_event(Duration::from_secs(10), "patched");
+    assert_eq!(
+        patched["channels"],
+        serde_json::json!(["X", "Y"]),
+        "{patched}"
+    );
+    let seen = l.expect_event(Duration::from_secs(10), "patched");
+    assert_eq!(seen["by"]["name"], "D", "{seen}");
+    let a = server.talker("A", "X", &wav, &[]);
+    let taken = l.expect_event(Duration::from_secs(20), "floor_taken");
+    assert_eq!(
+        (&taken["channel"], &taken["talker"]),
+        (&"Y".into(), &"A".into())
+    );
+    assert_eq!(a.wait(Duration::from_secs(30)).0, 0);
+    d.expect_event(Duration::from_secs(30), "unpatched");
+    assert_eq!(d.wait(Duration::from_secs(10)).0, 0);
+    assert_eq!(l.wait(Duration::from_secs(30)).0, 0);
+    assert_intelligible(&compare(&wav, &rec), "Y's listener hearing X's talker");
+    // Split again: two talks at once, one per channel.
+    let a = server.talker("A2", "X", &wav, &[]);
+    let b = server.talker("B", "Y", &speech("M2_harvard_phrases.wav"), &[]);
+    for p in [a, b] {
+        assert_eq!(p.wait(Duration::from_secs(30)).0, 0, "both granted");
+    }
+}

@@ -114,6 +114,17 @@ enum Cmd {
         #[arg(long = "pan", value_parser = parse_pan)]
         pan: Vec<(ChannelName, Pan)>,
     },
+    /// Join channels, patch them (one floor, each talker heard in all),
+    /// hold the patch for S seconds, then split it; prints `patched` and
+    /// `unpatched`.
+    Patch {
+        /// Channels to patch (two or more).
+        #[arg(long = "channel", required = true, num_args = 1)]
+        channels: Vec<ChannelName>,
+        /// Seconds to keep the patch.
+        #[arg(long)]
+        seconds: f64,
+    },
     /// Join a channel and send audio WITHOUT the floor (a misbehaving
     /// client, for testing media enforcement).
     Rogue {
@@ -643,6 +654,51 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn patch(args: &Args, channels: &[ChannelName], seconds: f64) -> anyhow::Result<()> {
+    let (engine, mut events, _) =
+        connect(args, InputSpec::None, OutputSpec::None, channels).await?;
+    engine.patch(channels.to_vec());
+    let patched = wait_for(&mut events, Duration::from_secs(10), |e| match e {
+        EngineEvent::Notice(ServerMessage::Patched { .. }) => notice_json(e),
+        EngineEvent::ServerError { code, message } => {
+            Some(json!({"event": "patch_refused", "code": code, "message": message}))
+        }
+        _ => None,
+    })
+    .await?;
+    say(patched.clone());
+    if patched["event"] != "patched" {
+        std::process::exit(3);
+    }
+    let end = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(end, events.recv()).await {
+        if let Some(line) = notice_json(&ev) {
+            say(line);
+        }
+    }
+    // Split it, waiting for the floor to be idle (`floor_busy` otherwise).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        engine.unpatch(channels[0].clone());
+        let answer = wait_for(&mut events, Duration::from_secs(10), |e| match e {
+            EngineEvent::Notice(ServerMessage::Unpatched { .. }) => notice_json(e),
+            EngineEvent::ServerError { code, .. } => Some(json!({"busy": code})),
+            _ => None,
+        })
+        .await?;
+        if answer["event"] == "unpatched" {
+            say(answer);
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("could not unpatch: {answer}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    engine.close().await;
+    Ok(())
+}
+
 async fn rogue(args: &Args, channel: &ChannelName, wav: &std::path::Path) -> anyhow::Result<()> {
     let pcm: Arc<[f32]> = read_mono_48k(wav)?.into();
     let (engine, _events, _) = connect(
@@ -724,6 +780,7 @@ fn main() -> anyhow::Result<()> {
                 listen(&args, o).await
             }
             Cmd::Rogue { channel, wav } => rogue(&args, channel, wav).await,
+            Cmd::Patch { channels, seconds } => patch(&args, channels, *seconds).await,
             Cmd::Bench(b) => bench::run(&args.server, b).await,
             Cmd::Load(l) => load::run(l).await,
             Cmd::Storm(s) => storm::run(s).await,

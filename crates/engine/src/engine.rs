@@ -189,8 +189,8 @@ pub enum EngineEvent {
     },
     /// A server message the engine keeps no state for, passed on as it
     /// came: `emergency` (raised, or active when we joined; it sounds until
-    /// `emergency_ack`), `emergency_ack`, `emergency_cancel` and `muted`
-    /// (see `docs/protocol.md`).
+    /// `emergency_ack`), `emergency_ack`, `emergency_cancel`, `patched`,
+    /// `unpatched` and `muted` (see `docs/protocol.md`).
     Notice(ServerMessage),
     /// Our transmission ended (Floor Release sent, or revoked).
     TalkEnded {
@@ -567,6 +567,23 @@ impl Engine {
         }));
     }
 
+    /// Patches `channels` (we must be in each): one floor for all of them,
+    /// each talker heard in every one. `patched` follows as an
+    /// [`EngineEvent::Notice`], or a [`EngineEvent::ServerError`].
+    pub fn patch(&self, channels: Vec<ChannelName>) {
+        let _ = self
+            .cmds
+            .send(Command::Send(ClientMessage::Patch { channels }));
+    }
+
+    /// Splits the patch `channel` is in (refused with `floor_busy` while
+    /// someone talks in it). `unpatched` follows as an [`EngineEvent::Notice`].
+    pub fn unpatch(&self, channel: ChannelName) {
+        let _ = self
+            .cmds
+            .send(Command::Send(ClientMessage::Unpatch { channel }));
+    }
+
     /// Pauses (`muted`) or resumes our downlink of `channel` at the server:
     /// while muted the SFU sends nothing of it. `muted` follows as an
     /// [`EngineEvent::Notice`].
@@ -864,6 +881,8 @@ impl Runner {
             notice @ (ServerMessage::Emergency { .. }
             | ServerMessage::EmergencyAck { .. }
             | ServerMessage::EmergencyCancel { .. }
+            | ServerMessage::Patched { .. }
+            | ServerMessage::Unpatched { .. }
             | ServerMessage::Muted { .. }) => self.emit(EngineEvent::Notice(notice)),
             ServerMessage::FloorTaken {
                 channel,

@@ -68,6 +68,16 @@ pub enum ErrorCode {
     /// Only the originator may cancel an emergency while it is still a
     /// member of the channel. Not fatal.
     NotOriginator,
+    /// `patch` of fewer than two distinct channels. Not fatal.
+    InvalidPatch,
+    /// `patch` of a channel that is already in a patch. Not fatal.
+    AlreadyPatched,
+    /// `unpatch` of a channel that is in no patch. Not fatal.
+    NotPatched,
+    /// `patch` of more than one channel whose floor is taken, or `unpatch`
+    /// while someone talks in the patch: retry when the floor is idle. Not
+    /// fatal.
+    FloorBusy,
 }
 
 impl ErrorCode {

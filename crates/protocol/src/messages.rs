@@ -165,6 +165,22 @@ pub enum ClientMessage {
         /// The emergency's originator.
         originator: ClientId,
     },
+    /// Patch channels together (a dispatcher's patch): they share one floor,
+    /// and whoever holds it is heard in all of them. Every member of each
+    /// gets [`ServerMessage::Patched`]. The sender must be a member of every
+    /// channel; none may be in a patch already; at most one may have its
+    /// floor taken (its talker goes on, now heard in all of them).
+    Patch {
+        /// Two or more channels.
+        channels: Vec<ChannelName>,
+    },
+    /// Split the patch that `channel` is in: each channel gets its own floor
+    /// again ([`ServerMessage::Unpatched`]). Refused (`floor_busy`) while
+    /// someone talks in the patch.
+    Unpatch {
+        /// Any channel of the patch.
+        channel: ChannelName,
+    },
     /// Pause (`muted: true`) or resume this connection's downlink of a
     /// channel at the SFU: while muted no packet of the channel is sent to
     /// it. Answered by [`ServerMessage::Muted`]; membership, presence and
@@ -327,6 +343,22 @@ pub enum ServerMessage {
         /// originator left).
         by: Member,
     },
+    /// `channels` are patched: one floor, each talker heard in all of them.
+    /// Sent to every member of each when the patch is made, and after
+    /// `joined` to a member that joins a patched channel.
+    Patched {
+        /// The channels of the patch.
+        channels: Vec<ChannelName>,
+        /// Who patched them.
+        by: Member,
+    },
+    /// The patch of `channels` is split: each has its own floor again.
+    Unpatched {
+        /// The channels that were patched.
+        channels: Vec<ChannelName>,
+        /// Who split them.
+        by: Member,
+    },
     /// This connection's downlink of `channel` is now paused (`muted`) or
     /// flowing: the answer to [`ClientMessage::Mute`].
     Muted {
@@ -362,6 +394,8 @@ const CLIENT_TYPES: &[&str] = &[
     "emergency",
     "emergency_cancel",
     "emergency_ack",
+    "patch",
+    "unpatch",
     "mute",
 ];
 const SERVER_TYPES: &[&str] = &[
@@ -381,6 +415,8 @@ const SERVER_TYPES: &[&str] = &[
     "emergency",
     "emergency_ack",
     "emergency_cancel",
+    "patched",
+    "unpatched",
     "muted",
     "channels",
     "error",
@@ -433,6 +469,8 @@ impl ClientMessage {
             Self::Emergency { .. } => "emergency",
             Self::EmergencyCancel { .. } => "emergency_cancel",
             Self::EmergencyAck { .. } => "emergency_ack",
+            Self::Patch { .. } => "patch",
+            Self::Unpatch { .. } => "unpatch",
             Self::Mute { .. } => "mute",
         }
     }
@@ -472,6 +510,8 @@ impl ServerMessage {
             Self::Emergency { .. } => "emergency",
             Self::EmergencyAck { .. } => "emergency_ack",
             Self::EmergencyCancel { .. } => "emergency_cancel",
+            Self::Patched { .. } => "patched",
+            Self::Unpatched { .. } => "unpatched",
             Self::Muted { .. } => "muted",
             Self::Channels { .. } => "channels",
             Self::Error { .. } => "error",
@@ -533,6 +573,10 @@ mod tests {
                 channel: ch("ops"),
                 originator: 4,
             },
+            ClientMessage::Patch {
+                channels: vec![ch("ops"), ch("fire")],
+            },
+            ClientMessage::Unpatch { channel: ch("ops") },
             ClientMessage::Mute {
                 channel: ch("ops"),
                 muted: true,
@@ -629,6 +673,20 @@ mod tests {
                 by: Member {
                     id: 4,
                     name: "Bo".into(),
+                },
+            },
+            ServerMessage::Patched {
+                channels: vec![ch("a"), ch("b")],
+                by: Member {
+                    id: 5,
+                    name: "Di".into(),
+                },
+            },
+            ServerMessage::Unpatched {
+                channels: vec![ch("a"), ch("b")],
+                by: Member {
+                    id: 5,
+                    name: "Di".into(),
                 },
             },
             ServerMessage::Muted {

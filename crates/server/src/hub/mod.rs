@@ -23,6 +23,11 @@
 //! `joined`. For [`HubConfig::emergency_priority`] after raising it, the
 //! originator's Floor Requests in that channel carry
 //! [`Priority::EMERGENCY`], whatever they asked for.
+//!
+//! A patch joins channels under one floor, the *lead*'s: a request in any
+//! of them goes to it, and its actions go to the members of all of them
+//! (each message with the member's own channel name), while the routers
+//! get the talker for every channel of the patch.
 
 #[cfg(test)]
 mod tests;
@@ -143,6 +148,19 @@ struct Channel {
     deadline: Option<Instant>,
     /// Active emergencies, oldest first; one per originator.
     emergencies: Vec<Emergency>,
+    /// The channel whose floor this one uses: itself, or its patch's lead.
+    lead: ChanId,
+    /// On a patch's lead: the patch.
+    patch: Option<Patch>,
+}
+
+/// Channels patched together: one floor (the lead's), every talker heard
+/// in all of them.
+#[derive(Debug, Clone)]
+struct Patch {
+    /// The lead first.
+    channels: Vec<ChanId>,
+    by: Member,
 }
 
 /// The control plane. See the module docs.
@@ -343,7 +361,12 @@ impl Hub {
             .iter()
             .map(|e| e.message(now, channel.clone()))
             .collect();
-        let taken = match c.floor.state() {
+        let lead = c.lead;
+        let patched = self.patched_message(lead);
+        let Some(floor) = self.channels.get(&lead).map(|l| &l.floor) else {
+            return;
+        };
+        let taken = match floor.state() {
             FloorState::Taken {
                 holder,
                 priority,
@@ -379,6 +402,243 @@ impl Hub {
         }
         for e in emergencies {
             self.send(client, e);
+        }
+        if let Some(p) = patched {
+            self.send(client, p);
+        }
+    }
+
+    /// `patched` for the patch led by `lead`, if it is one.
+    fn patched_message(&self, lead: ChanId) -> Option<ServerMessage> {
+        let patch = self.channels.get(&lead)?.patch.as_ref()?;
+        Some(ServerMessage::Patched {
+            channels: self.names(&patch.channels),
+            by: patch.by.clone(),
+        })
+    }
+
+    fn names(&self, chans: &[ChanId]) -> Vec<ChannelName> {
+        chans
+            .iter()
+            .filter_map(|c| self.channels.get(c).map(|c| c.name.clone()))
+            .collect()
+    }
+
+    fn lead_of(&self, chan: ChanId) -> ChanId {
+        self.channels.get(&chan).map_or(chan, |c| c.lead)
+    }
+
+    /// The channels sharing `lead`'s floor: its patch, or itself alone.
+    fn group(&self, lead: ChanId) -> Vec<ChanId> {
+        self.channels
+            .get(&lead)
+            .and_then(|c| c.patch.as_ref())
+            .map_or_else(|| vec![lead], |p| p.channels.clone())
+    }
+
+    /// The name of the channel of `lead`'s group that `client` is in (where
+    /// its floor messages belong), else the lead's.
+    fn name_for(&self, lead: ChanId, client: ClientId) -> ChannelName {
+        let group = self.group(lead);
+        let home = self
+            .sessions
+            .get(&client)
+            .and_then(|s| group.iter().find(|c| s.channels.contains_key(c)))
+            .copied()
+            .unwrap_or(lead);
+        self.channels
+            .get(&home)
+            .or_else(|| self.channels.get(&lead))
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| ChannelName::new("unknown").expect("a valid name"))
+    }
+
+    /// Members of any of `chans` told of their channel (`joined` sent),
+    /// each once.
+    fn joined_members_of(&self, chans: &[ChanId]) -> Vec<ClientId> {
+        let mut seen = BTreeSet::new();
+        for chan in chans {
+            seen.extend(self.joined_members(*chan));
+        }
+        seen.into_iter().collect()
+    }
+
+    fn patch(&mut self, now: Instant, client: ClientId, names: Vec<ChannelName>) {
+        let mut chans: Vec<ChanId> = Vec::new();
+        for name in &names {
+            let Some(chan) = self.member_or_error(client, name) else {
+                return;
+            };
+            if !chans.contains(&chan) {
+                chans.push(chan);
+            }
+        }
+        if chans.len() < 2 {
+            self.error(
+                client,
+                ErrorCode::InvalidPatch,
+                "a patch needs two or more distinct channels".into(),
+            );
+            return;
+        }
+        let chan_state = |c: &ChanId| self.channels.get(c);
+        let in_patch =
+            |id: &&ChanId| chan_state(id).is_some_and(|c| c.lead != **id || c.patch.is_some());
+        if let Some(name) = chans
+            .iter()
+            .find(in_patch)
+            .and_then(&chan_state)
+            .map(|c| c.name.clone())
+        {
+            self.error(
+                client,
+                ErrorCode::AlreadyPatched,
+                format!("{name} is already in a patch"),
+            );
+            return;
+        }
+        let busy: Vec<ChanId> = chans
+            .iter()
+            .copied()
+            .filter(|c| chan_state(c).is_some_and(|c| c.floor.state() != FloorState::Idle))
+            .collect();
+        if busy.len() > 1 {
+            self.error(
+                client,
+                ErrorCode::FloorBusy,
+                "more than one of these channels has someone talking; patch when at most one does"
+                    .into(),
+            );
+            return;
+        }
+        // A talk in progress goes on, now heard in every channel.
+        let lead = busy.first().copied().unwrap_or(chans[0]);
+        chans.retain(|c| *c != lead);
+        chans.insert(0, lead);
+        for c in &chans {
+            if let Some(ch) = self.channels.get_mut(c) {
+                ch.lead = lead;
+            }
+        }
+        let by = self.member(client);
+        if let Some(l) = self.channels.get_mut(&lead) {
+            l.patch = Some(Patch {
+                channels: chans.clone(),
+                by,
+            });
+        }
+        limited!(info, client, channels = ?self.names(&chans), "patch");
+        if let Some(msg) = self.patched_message(lead) {
+            for id in self.joined_members_of(&chans) {
+                self.send(id, msg.clone());
+            }
+        }
+        let taken = self
+            .channels
+            .get(&lead)
+            .and_then(|l| match l.floor.state() {
+                FloorState::Taken {
+                    holder,
+                    priority,
+                    since,
+                    ..
+                } => Some((holder, priority, since)),
+                FloorState::Idle => None,
+            });
+        if let Some((holder, priority, since)) = taken {
+            let held_ms = now.saturating_duration_since(since).as_millis() as u64;
+            for &chan in &chans[1..] {
+                self.out.push_back(HubOutput::Route(RouteUpdate::Talker {
+                    chan,
+                    talker: Some(holder),
+                }));
+            }
+            self.announce_taken(&chans[1..], holder, priority, held_ms);
+        }
+    }
+
+    /// Floor Taken by `holder` to the members of each of `chans` but the
+    /// holder, each with its channel's name.
+    fn announce_taken(
+        &mut self,
+        chans: &[ChanId],
+        holder: ClientId,
+        priority: Priority,
+        held_ms: u64,
+    ) {
+        let talker_name = self.member(holder).name;
+        for &chan in chans {
+            let Some(channel) = self.channels.get(&chan).map(|c| c.name.clone()) else {
+                continue;
+            };
+            self.send_to_joined_members(chan, Some(holder), || ServerMessage::FloorTaken {
+                channel: channel.clone(),
+                talker: holder,
+                talker_name: talker_name.clone(),
+                priority,
+                held_ms,
+            });
+        }
+    }
+
+    fn unpatch(&mut self, client: ClientId, channel: ChannelName) {
+        let Some(chan) = self.member_or_error(client, &channel) else {
+            return;
+        };
+        let lead = self.lead_of(chan);
+        let Some(l) = self.channels.get(&lead) else {
+            return;
+        };
+        let Some(patch) = l.patch.clone() else {
+            self.error(
+                client,
+                ErrorCode::NotPatched,
+                format!("{channel} is in no patch"),
+            );
+            return;
+        };
+        if l.floor.state() != FloorState::Idle {
+            self.error(
+                client,
+                ErrorCode::FloorBusy,
+                format!("someone talks in the patch of {channel}; unpatch when the floor is idle"),
+            );
+            return;
+        }
+        let msg = ServerMessage::Unpatched {
+            channels: self.names(&patch.channels),
+            by: self.member(client),
+        };
+        for id in self.joined_members_of(&patch.channels) {
+            self.send(id, msg.clone());
+        }
+        for c in &patch.channels {
+            if let Some(ch) = self.channels.get_mut(c) {
+                ch.lead = *c;
+                ch.patch = None;
+            }
+        }
+        limited!(info, client, %channel, "unpatch");
+        // Channels that emptied while patched go now.
+        for c in patch.channels {
+            let gone = self
+                .channels
+                .get(&c)
+                .is_some_and(|ch| ch.members.is_empty() && !ch.fixed);
+            if gone {
+                self.drop_channel(c);
+            }
+        }
+    }
+
+    fn drop_channel(&mut self, chan: ChanId) {
+        if let Some(c) = self.channels.remove(&chan) {
+            if let Some(d) = c.deadline {
+                self.deadlines.remove(&(d, chan));
+            }
+            self.by_name.remove(&c.name);
+            self.out
+                .push_back(HubOutput::Route(RouteUpdate::DropChannel { chan }));
         }
     }
 
@@ -651,6 +911,8 @@ impl Hub {
                     self.cancel_emergency(client, chan, originator.unwrap_or(client));
                 }
             }
+            ClientMessage::Patch { channels } => self.patch(now, client, channels),
+            ClientMessage::Unpatch { channel } => self.unpatch(client, channel),
             ClientMessage::Mute { channel, muted } => {
                 if let Some(chan) = self.member_or_error(client, &channel) {
                     self.mute(client, chan, muted);
@@ -681,9 +943,28 @@ impl Hub {
                 floor: Floor::new(self.config.floor),
                 deadline: None,
                 emergencies: Vec::new(),
+                lead: id,
+                patch: None,
             },
         );
         id
+    }
+
+    /// Members of `chan` told of it (`joined` sent).
+    fn joined_members(&self, chan: ChanId) -> Vec<ClientId> {
+        let Some(c) = self.channels.get(&chan) else {
+            return Vec::new();
+        };
+        c.members
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.sessions
+                    .get(id)
+                    .and_then(|s| s.channels.get(&chan))
+                    .is_some_and(|m| matches!(m, Membership::Joined { .. }))
+            })
+            .collect()
     }
 
     /// Sends `msg` to every member of `chan` told of it (`joined` sent),
@@ -694,21 +975,10 @@ impl Hub {
         except: Option<ClientId>,
         msg: impl Fn() -> ServerMessage,
     ) {
-        let Some(c) = self.channels.get(&chan) else {
-            return;
-        };
-        for id in &c.members {
-            if Some(*id) == except {
-                continue;
-            }
-            let told = self
-                .sessions
-                .get(id)
-                .and_then(|s| s.channels.get(&chan))
-                .is_some_and(|m| matches!(m, Membership::Joined { .. }));
-            if told {
+        for id in self.joined_members(chan) {
+            if Some(id) != except {
                 self.out.push_back(HubOutput::Send {
-                    client: *id,
+                    client: id,
                     msg: msg(),
                 });
             }
@@ -811,7 +1081,9 @@ impl Hub {
         };
         c.members.remove(&client);
         let name = c.name.clone();
-        let empty = c.members.is_empty() && !c.fixed;
+        // A patched channel stays until unpatched.
+        let patched = c.lead != chan || c.patch.is_some();
+        let empty = c.members.is_empty() && !c.fixed && !patched;
         if tell_client {
             self.send(
                 client,
@@ -830,14 +1102,7 @@ impl Hub {
             worker,
         }));
         if empty {
-            if let Some(c) = self.channels.remove(&chan)
-                && let Some(d) = c.deadline
-            {
-                self.deadlines.remove(&(d, chan));
-            }
-            self.by_name.remove(&name);
-            self.out
-                .push_back(HubOutput::Route(RouteUpdate::DropChannel { chan }));
+            self.drop_channel(chan);
         } else {
             self.send_to_joined_members(chan, None, || ServerMessage::MemberLeft {
                 channel: name.clone(),
@@ -847,7 +1112,9 @@ impl Hub {
         limited!(info, client, channel = %name, "leave");
     }
 
+    /// Feeds `input` to the floor `chan` uses (its own, or its patch's).
     fn floor_input(&mut self, now: Instant, chan: ChanId, input: FloorInput<ClientId>) {
+        let chan = self.lead_of(chan);
         let Some(c) = self.channels.get_mut(&chan) else {
             return;
         };
@@ -871,19 +1138,25 @@ impl Hub {
         }
     }
 
-    fn floor_action(&mut self, now: Instant, chan: ChanId, action: FloorAction<ClientId>) {
-        let Some(c) = self.channels.get(&chan) else {
+    /// Carries out an action of `lead`'s floor for every channel that
+    /// shares it.
+    fn floor_action(&mut self, now: Instant, lead: ChanId, action: FloorAction<ClientId>) {
+        let Some(c) = self.channels.get(&lead) else {
             return;
         };
-        let channel = c.name.clone();
         let state = c.floor.state();
+        let group = self.group(lead);
+        let route = |talker| -> Vec<HubOutput> {
+            group
+                .iter()
+                .map(|&chan| HubOutput::Route(RouteUpdate::Talker { chan, talker }))
+                .collect()
+        };
         match action {
             FloorAction::Granted { to, max_duration } => {
                 // Route first: media that follows the grant finds it open.
-                self.out.push_back(HubOutput::Route(RouteUpdate::Talker {
-                    chan,
-                    talker: Some(to),
-                }));
+                self.out.extend(route(Some(to)));
+                let channel = self.name_for(lead, to);
                 self.send(
                     to,
                     ServerMessage::FloorGranted {
@@ -893,35 +1166,26 @@ impl Hub {
                 );
             }
             FloorAction::Deny { to, reason } => {
+                let channel = self.name_for(lead, to);
                 self.send(to, ServerMessage::FloorDeny { channel, reason });
             }
             FloorAction::Queued { to, position } => {
+                let channel = self.name_for(lead, to);
                 self.send(to, ServerMessage::FloorQueued { channel, position });
             }
             FloorAction::Taken { holder, priority } => {
-                let talker_name = self
-                    .sessions
-                    .get(&holder)
-                    .map(|s| s.name.clone())
-                    .unwrap_or_default();
                 let held_ms = match state {
                     FloorState::Taken { since, .. } => {
                         now.saturating_duration_since(since).as_millis() as u64
                     }
                     FloorState::Idle => 0,
                 };
-                self.send_to_joined_members(chan, Some(holder), || ServerMessage::FloorTaken {
-                    channel: channel.clone(),
-                    talker: holder,
-                    talker_name: talker_name.clone(),
-                    priority,
-                    held_ms,
-                });
+                self.announce_taken(&group, holder, priority, held_ms);
             }
             FloorAction::Revoke { holder, reason, by } => {
-                self.out
-                    .push_back(HubOutput::Route(RouteUpdate::Talker { chan, talker: None }));
+                self.out.extend(route(None));
                 let by = by.map(|id| self.member(id));
+                let channel = self.name_for(lead, holder);
                 self.send(
                     holder,
                     ServerMessage::FloorRevoke {
@@ -932,11 +1196,15 @@ impl Hub {
                 );
             }
             FloorAction::Idle => {
-                self.out
-                    .push_back(HubOutput::Route(RouteUpdate::Talker { chan, talker: None }));
-                self.send_to_joined_members(chan, None, || ServerMessage::FloorIdle {
-                    channel: channel.clone(),
-                });
+                self.out.extend(route(None));
+                for chan in group {
+                    let Some(channel) = self.channels.get(&chan).map(|c| c.name.clone()) else {
+                        continue;
+                    };
+                    self.send_to_joined_members(chan, None, || ServerMessage::FloorIdle {
+                        channel: channel.clone(),
+                    });
+                }
             }
         }
     }

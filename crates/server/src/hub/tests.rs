@@ -976,3 +976,190 @@ fn mute_pauses_the_downlink_at_the_sfu_once() {
         }]
     ));
 }
+
+fn patch(t: &mut T, who: ClientId, chans: &[&str]) -> Vec<HubOutput> {
+    t.msg(
+        who,
+        ClientMessage::Patch {
+            channels: chans.iter().map(|c| ch(c)).collect(),
+        },
+    )
+}
+
+fn talkers(out: &[HubOutput]) -> Vec<(ChanId, Option<ClientId>)> {
+    routes(out)
+        .into_iter()
+        .filter_map(|r| match r {
+            RouteUpdate::Talker { chan, talker } => Some((chan, talker)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_patch_shares_one_floor_and_the_talker_is_heard_in_every_channel() {
+    let mut t = T::new();
+    t.members_of("x", &[(A, "Ann")]);
+    t.members_of("y", &[(B, "Bo")]);
+    t.members_of("x", &[(C, "Di")]);
+    t.joined(C, "y");
+    let out = patch(&mut t, C, &["x", "y"]);
+    let patched = S::Patched {
+        channels: vec![ch("x"), ch("y")],
+        by: member(C, "Di"),
+    };
+    for who in [A, B, C] {
+        assert_eq!(
+            sent(&out, who),
+            vec![patched.clone()],
+            "once each, to {who}"
+        );
+    }
+    // A talks in x: B, in y, hears it; the routers send A's audio to both.
+    let out = t.request(A, "x");
+    assert_eq!(types(&sent(&out, A)), vec!["floor_granted"]);
+    assert!(matches!(
+        &sent(&out, B)[..],
+        [S::FloorTaken { channel, talker: A, .. }] if *channel == ch("y")
+    ));
+    let to: Vec<_> = talkers(&out).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(to, vec![Some(A), Some(A)], "a route per channel");
+    // One floor: B is busy in y.
+    let out = t.request(B, "y");
+    assert_eq!(
+        sent(&out, B),
+        vec![S::FloorDeny {
+            channel: ch("y"),
+            reason: DenyReason::Busy
+        }]
+    );
+    let out = t.msg(A, ClientMessage::FloorRelease { channel: ch("x") });
+    assert_eq!(sent(&out, B), vec![S::FloorIdle { channel: ch("y") }]);
+    assert_eq!(
+        types(&sent(&out, C)),
+        vec!["floor_idle", "floor_idle"],
+        "one per channel it is in"
+    );
+    // Split: each channel has its own floor again.
+    let out = t.msg(B, ClientMessage::Unpatch { channel: ch("y") });
+    assert_eq!(types(&sent(&out, A)), vec!["unpatched"]);
+    t.request(A, "x");
+    let out = t.request(B, "y");
+    assert_eq!(types(&sent(&out, B)), vec!["floor_granted"]);
+}
+
+#[test]
+fn patching_during_a_talk_carries_it_into_every_channel() {
+    let mut t = T::new();
+    t.members_of("x", &[(A, "Ann")]);
+    t.members_of("y", &[(B, "Bo")]);
+    t.members_of("y", &[(C, "Di")]);
+    t.joined(C, "x");
+    t.request(A, "x");
+    t.now += Duration::from_secs(2);
+    let out = patch(&mut t, C, &["y", "x"]);
+    assert!(
+        matches!(
+            &sent(&out, B)[..],
+            [
+                S::Patched { .. },
+                S::FloorTaken {
+                    talker: A,
+                    held_ms: 2000,
+                    ..
+                }
+            ]
+        ),
+        "{out:?}"
+    );
+    assert_eq!(talkers(&out).len(), 1, "y gets A's route: {out:?}");
+    // The lead is x (where the talk is): x's floor serves y's requests.
+    let out = t.request(B, "y");
+    assert_eq!(types(&sent(&out, B)), vec!["floor_deny"]);
+    let out = t.msg(C, ClientMessage::Unpatch { channel: ch("x") });
+    assert!(
+        matches!(
+            &sent(&out, C)[..],
+            [S::Error {
+                code: ErrorCode::FloorBusy,
+                ..
+            }]
+        ),
+        "no unpatch while someone talks: {out:?}"
+    );
+}
+
+#[test]
+fn patch_refusals_have_their_codes() {
+    let mut t = T::new();
+    t.members_of("x", &[(A, "Ann")]);
+    t.members_of("y", &[(B, "Bo")]);
+    t.joined(A, "y");
+    t.joined(A, "lobby");
+    t.members_of("z", &[(C, "Cy")]);
+    t.joined(A, "z");
+    let code = |out: &[HubOutput]| match &sent(out, A)[..] {
+        [S::Error { code, .. }] => Some(*code),
+        _ => None,
+    };
+    assert_eq!(
+        code(&patch(&mut t, A, &["x", "x"])),
+        Some(ErrorCode::InvalidPatch)
+    );
+    assert_eq!(
+        code(&patch(&mut t, A, &["x", "q"])),
+        Some(ErrorCode::NotMember)
+    );
+    let out = t.msg(A, ClientMessage::Unpatch { channel: ch("x") });
+    assert_eq!(code(&out), Some(ErrorCode::NotPatched));
+    t.request(B, "y");
+    t.request(C, "z");
+    assert_eq!(
+        code(&patch(&mut t, A, &["y", "z"])),
+        Some(ErrorCode::FloorBusy)
+    );
+    // y's talk goes on, now heard in x too.
+    assert_eq!(
+        types(&sent(&patch(&mut t, A, &["x", "y"]), A)),
+        vec!["patched", "floor_taken"]
+    );
+    assert_eq!(
+        code(&patch(&mut t, A, &["lobby", "y"])),
+        Some(ErrorCode::AlreadyPatched)
+    );
+}
+
+#[test]
+fn a_patched_channel_outlives_its_members_and_a_joiner_learns_of_the_patch() {
+    let mut t = T::new();
+    t.members_of("x", &[(A, "Ann")]);
+    t.members_of("y", &[(B, "Bo")]);
+    t.joined(A, "y");
+    patch(&mut t, A, &["x", "y"]);
+    let out = t.input(HubInput::Disconnect { client: B });
+    assert!(
+        !routes(&out)
+            .iter()
+            .any(|r| matches!(r, RouteUpdate::DropChannel { .. })),
+        "y stays while patched"
+    );
+    t.online(C, "Cy");
+    let out = t.joined(C, "y");
+    assert_eq!(types(&sent(&out, C)), vec!["joined", "patched"]);
+    t.msg(C, ClientMessage::Leave { channel: ch("y") });
+    let out = t.msg(A, ClientMessage::Leave { channel: ch("y") });
+    assert!(
+        routes(&out)
+            .iter()
+            .all(|r| !matches!(r, RouteUpdate::DropChannel { .. }))
+    );
+    t.joined(A, "y");
+    t.msg(A, ClientMessage::Leave { channel: ch("y") });
+    let out = t.msg(A, ClientMessage::Unpatch { channel: ch("x") });
+    assert!(
+        routes(&out)
+            .iter()
+            .any(|r| matches!(r, RouteUpdate::DropChannel { .. })),
+        "the emptied channel goes with the patch: {out:?}"
+    );
+}
