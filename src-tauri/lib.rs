@@ -29,10 +29,10 @@ use std::{
 use clap::Parser;
 use serde_json::json;
 use squawk_engine::{
-    Engine, EngineConfig, EngineError, EngineEvent,
-    audio::{InputSpec, OutputSpec, controls::AudioControls},
+    Engine, EngineConfig, EngineError, EngineEvent, FloorOptions,
+    audio::{InputSpec, OutputSpec, controls::AudioControls, mixer::ChannelMix},
 };
-use squawk_protocol::ChannelName;
+use squawk_protocol::{ChannelName, Priority};
 use tauri::{Emitter, Manager, State};
 use tokio::sync::{Mutex, mpsc};
 
@@ -76,6 +76,10 @@ pub const MAX_RELEASE_TAIL_MS: u32 = 2000;
 struct AppState {
     engine: Mutex<Option<Engine>>,
     target: SyncMutex<Option<ChannelName>>,
+    /// The console's selection: the channels the talk key talks into (an
+    /// all-call when several) and the Floor Requests' options; `target`
+    /// when empty.
+    selection: SyncMutex<(Vec<ChannelName>, FloorOptions)>,
     talk_key: SyncMutex<talk_key::TalkKey>,
     talk_key_status: SyncMutex<serde_json::Value>,
     /// Loaded at start-up (`run`); saved after each successful connect.
@@ -544,6 +548,117 @@ async fn engine_list_channels(state: State<'_, AppState>) -> Result<(), String> 
     with_engine(&state, Engine::list_channels).await
 }
 
+fn parse_channels(cs: &[String]) -> Result<Vec<ChannelName>, String> {
+    cs.iter().map(|c| parse_channel(c)).collect()
+}
+
+/// Talk key down for several channels at once (all-call) with a floor
+/// priority (0 normal, 128 high, 255 emergency) and, with `queue`, waiting
+/// in the floor queue when a floor is taken.
+#[tauri::command]
+async fn engine_press_all(
+    state: State<'_, AppState>,
+    channels: Vec<String>,
+    priority: u8,
+    queue: bool,
+) -> Result<(), String> {
+    let channels = parse_channels(&channels)?;
+    let options = FloorOptions {
+        priority: Priority(priority),
+        queue,
+    };
+    with_engine(&state, |e| e.press_all(channels, options)).await
+}
+
+/// The console's selection for the global talk key (see
+/// [`AppState::selection`]); an empty list talks into the target.
+#[tauri::command]
+fn app_set_selection(
+    state: State<'_, AppState>,
+    channels: Vec<String>,
+    priority: u8,
+    queue: bool,
+) -> Result<(), String> {
+    let channels = parse_channels(&channels)?;
+    let options = FloorOptions {
+        priority: Priority(priority),
+        queue,
+    };
+    if let Ok(mut s) = state.selection.lock() {
+        *s = (channels, options);
+    }
+    Ok(())
+}
+
+/// Raises an emergency in `channel`.
+#[tauri::command]
+async fn engine_emergency(state: State<'_, AppState>, channel: String) -> Result<(), String> {
+    let channel = parse_channel(&channel)?;
+    with_engine(&state, |e| e.emergency(channel)).await
+}
+
+/// Acknowledges `originator`'s emergency in `channel`.
+#[tauri::command]
+async fn engine_ack_emergency(
+    state: State<'_, AppState>,
+    channel: String,
+    originator: u64,
+) -> Result<(), String> {
+    let channel = parse_channel(&channel)?;
+    with_engine(&state, |e| e.ack_emergency(channel, originator)).await
+}
+
+/// Cancels our emergency in `channel` (or `originator`'s, once it left).
+#[tauri::command]
+async fn engine_cancel_emergency(
+    state: State<'_, AppState>,
+    channel: String,
+    originator: Option<u64>,
+) -> Result<(), String> {
+    let channel = parse_channel(&channel)?;
+    with_engine(&state, |e| e.cancel_emergency(channel, originator)).await
+}
+
+/// Pauses or resumes our downlink of `channel` at the server.
+#[tauri::command]
+async fn engine_mute(
+    state: State<'_, AppState>,
+    channel: String,
+    muted: bool,
+) -> Result<(), String> {
+    let channel = parse_channel(&channel)?;
+    with_engine(&state, |e| e.mute(channel, muted)).await
+}
+
+/// A channel's gain (0 to 2) and pan (-1 left to 1 right) in our mix.
+#[tauri::command]
+async fn engine_set_channel_mix(
+    state: State<'_, AppState>,
+    channel: String,
+    gain: f32,
+    pan: f32,
+) -> Result<(), String> {
+    let channel = parse_channel(&channel)?;
+    with_engine(&state, |e| {
+        e.set_channel_mix(channel, ChannelMix { gain, pan })
+    })
+    .await
+}
+
+/// Patches `channels` (two or more).
+#[tauri::command]
+async fn engine_patch(state: State<'_, AppState>, channels: Vec<String>) -> Result<(), String> {
+    let channels = parse_channels(&channels)?;
+    with_engine(&state, |e| e.patch(channels)).await
+}
+
+/// Splits the patch `channel` is in.
+#[tauri::command]
+async fn engine_unpatch(state: State<'_, AppState>, channel: String) -> Result<(), String> {
+    let channel = parse_channel(&channel)?;
+    with_engine(&state, |e| e.unpatch(channel)).await
+}
+
 /// Runs `f` on the connected engine, or fails with "not connected".
 async fn with_engine(state: &AppState, f: impl FnOnce(&Engine)) -> Result<(), String> {
     match state.engine.lock().await.as_ref() {
@@ -582,15 +697,24 @@ fn on_talk_key<R: tauri::Runtime>(app: &tauri::AppHandle<R>, pressed: bool) {
 fn talk_key_action<R: tauri::Runtime>(app: &tauri::AppHandle<R>, action: talk_key::KeyAction) {
     let state = app.state::<AppState>();
     let target = state.target.lock().ok().and_then(|t| t.clone());
+    let (selected, options) = state
+        .selection
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let target = match (selected.is_empty(), target) {
+        (false, _) => Some(selected),
+        (true, t) => t.map(|t| vec![t]),
+    };
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let state = app.state::<AppState>();
         let guard = state.engine.lock().await;
         let down = action == talk_key::KeyAction::Press;
         match (guard.as_ref(), action, target) {
-            (Some(e), talk_key::KeyAction::Press, Some(ch)) => {
+            (Some(e), talk_key::KeyAction::Press, Some(chans)) => {
                 emit_ui(&app, json!({"type": "talk_key", "down": true}));
-                e.press(ch);
+                e.press_all(chans, options);
             }
             (Some(e), talk_key::KeyAction::Release, _) => {
                 emit_ui(&app, json!({"type": "talk_key", "down": false}));
@@ -1165,10 +1289,19 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, cli: Cli) -> tau
             engine_leave,
             engine_list_channels,
             engine_press,
+            engine_press_all,
+            engine_emergency,
+            engine_ack_emergency,
+            engine_cancel_emergency,
+            engine_mute,
+            engine_set_channel_mix,
+            engine_patch,
+            engine_unpatch,
             engine_release,
             engine_disconnect,
             app_cli,
             app_set_target,
+            app_set_selection,
             app_talk_key_status,
             app_set_talk_key,
             app_set_audio,
@@ -1366,6 +1499,54 @@ mod command_tests {
         // Releasing or disconnecting when idle is harmless.
         assert_eq!(invoke(&w, "engine_release", json!({})), Ok(Value::Null));
         assert_eq!(invoke(&w, "engine_disconnect", json!({})), Ok(Value::Null));
+    }
+
+    #[test]
+    fn the_console_commands_check_their_arguments_then_need_a_connection() {
+        let (_app, w) = app(&[]);
+        let calls = [
+            (
+                "engine_press_all",
+                json!({"channels": ["a", "b"], "priority": 128, "queue": true}),
+            ),
+            ("engine_emergency", json!({"channel": "a"})),
+            (
+                "engine_ack_emergency",
+                json!({"channel": "a", "originator": 4}),
+            ),
+            (
+                "engine_cancel_emergency",
+                json!({"channel": "a", "originator": null}),
+            ),
+            ("engine_mute", json!({"channel": "a", "muted": true})),
+            (
+                "engine_set_channel_mix",
+                json!({"channel": "a", "gain": 1.5, "pan": -1.0}),
+            ),
+            ("engine_patch", json!({"channels": ["a", "b"]})),
+            ("engine_unpatch", json!({"channel": "a"})),
+        ];
+        for (cmd, body) in calls {
+            assert_eq!(invoke(&w, cmd, body), Err(json!("not connected")), "{cmd}");
+        }
+        let e = invoke(&w, "engine_patch", json!({"channels": ["a", "b c"]})).unwrap_err();
+        assert!(e.as_str().unwrap().contains("b c"), "{e}");
+        assert_eq!(
+            invoke(
+                &w,
+                "app_set_selection",
+                json!({"channels": ["a", "b"], "priority": 0, "queue": false})
+            ),
+            Ok(Value::Null)
+        );
+        assert!(
+            invoke(
+                &w,
+                "app_set_selection",
+                json!({"channels": ["?"], "priority": 0, "queue": false})
+            )
+            .is_err()
+        );
     }
 
     #[test]

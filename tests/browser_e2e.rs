@@ -242,3 +242,94 @@ fn the_page_works_over_https_with_a_self_signed_certificate() {
     browser.wait_ptt("a", "idle", Duration::from_secs(5));
     browser.quit();
 }
+
+/// The dispatcher console in the browser: a 1280×800 window monitoring 24
+/// channels, three with talkers, and an emergency raised by a bot. The page
+/// shows a tile per channel, the talkers, the emergency banner; its
+/// Acknowledge reaches the bot; with 50 channels the tiles still fit a
+/// column width. Screenshots: console-emergency.png, console-acked.png,
+/// console-50.png.
+#[test]
+fn the_console_monitors_24_channels_and_acknowledges_an_emergency() {
+    let server = TestServer::start();
+    let out = out_dir("browser_console");
+    let wav = speech("F1_harvard_phrases.wav");
+    let mut browser = Browser::chromium(&speech("F2_harvard_phrases.wav"));
+    browser.open("p", &server.page_url("ch01", "Dispatch"));
+    browser.viewport("p", 1280, 800);
+    browser.wait_ready("p", "ch01");
+    for i in 2..=24 {
+        browser.eval("p", &format!("squawkApp.engine.join('ch{i:02}'), true"));
+    }
+    let tiles = "document.querySelectorAll('#tiles .tile').length";
+    browser.wait("p", &format!("{tiles} === 24"), Duration::from_secs(30));
+    assert_eq!(
+        browser.eval("p", "document.body.classList.contains('console')"),
+        true
+    );
+    let talkers: Vec<Proc> = ["ch03", "ch07", "ch12"]
+        .iter()
+        .map(|c| {
+            server.talker(
+                &format!("T{c}"),
+                c,
+                &wav,
+                &["--repeat", "3", "--gap-ms", "100"],
+            )
+        })
+        .collect();
+    let mut eve = server.talker("Eve", "ch05", &wav, &["--emergency", "--repeat", "2"]);
+    eve.expect_event(Duration::from_secs(10), "emergency");
+    browser.wait(
+        "p",
+        "document.querySelector('#banner .ack') !== null",
+        Duration::from_secs(10),
+    );
+    browser.wait(
+        "p",
+        "document.querySelectorAll('#tiles .tile.live').length >= 3",
+        Duration::from_secs(10),
+    );
+    let banner = browser.eval("p", "document.getElementById('banner').textContent");
+    assert!(
+        banner.as_str().unwrap().contains("EMERGENCY: Eve on #ch05"),
+        "{banner}"
+    );
+    assert_eq!(
+        browser.eval("p", "document.querySelector('#tiles .tile[data-channel=ch05]').classList.contains('emergency')"),
+        true
+    );
+    assert!(
+        browser.eval("p", "SquawkCues.history().includes('emergency')") == true,
+        "the alarm sounded"
+    );
+    browser.screenshot("p", &out.join("console-emergency.png"));
+    browser.eval("p", "document.querySelector('#banner .ack').click(), true");
+    let ack = eve.expect_event(Duration::from_secs(10), "emergency_ack");
+    assert_eq!(ack["by"]["name"], "Dispatch", "{ack}");
+    browser.wait(
+        "p",
+        "document.querySelector('#banner .ack') === null",
+        Duration::from_secs(5),
+    );
+    browser.screenshot("p", &out.join("console-acked.png"));
+    for i in 25..=50 {
+        browser.eval("p", &format!("squawkApp.engine.join('ch{i:02}'), true"));
+    }
+    browser.wait("p", &format!("{tiles} === 50"), Duration::from_secs(30));
+    let narrowest = browser.eval(
+        "p",
+        "Math.min(...[...document.querySelectorAll('#tiles .tile')].map((t) => t.getBoundingClientRect().width))",
+    );
+    assert!(
+        narrowest.as_f64().unwrap() >= 160.0,
+        "tiles stay readable: {narrowest}"
+    );
+    browser.screenshot("p", &out.join("console-50.png"));
+    browser.quit();
+    for t in talkers {
+        assert_eq!(t.wait(Duration::from_secs(40)).0, 0);
+    }
+    eve.expect_event(Duration::from_secs(30), "emergency_cancel");
+    assert_eq!(eve.wait(Duration::from_secs(10)).0, 0);
+}

@@ -13,13 +13,48 @@ const ui = {
   maxTalkMs: 60000,
   channels: new Map(), // name -> {members: [{id, name}], talker: {id, name} | null}
   target: null,        // channel the talk button talks into
-  ptt: "idle",         // idle | requesting | talking | busy | receiving | revoked
+  ptt: "idle",         // idle | requesting | queued | talking | busy | receiving | revoked
   talkStart: 0,
   timer: null,
   flash: null,
   held: false,
   known: [],           // server channel list
+  // Console (dispatcher) state.
+  selected: new Set(), // channels selected for transmit (an all-call when several)
+  priority: 0,         // floor priority of the next press: 0 normal, 128 high, 255 emergency
+  queue: false,        // wait in the floor queue when busy
+  press: null,         // the press in progress: {channels, granted: Set, denied: Set}
+  emergencies: new Map(), // "channel/originator" -> {channel, originator: {id, name}, since, acked_by}
+  patches: [],         // [[channel, ...], ...]
+  consoleOn: false,
 };
+
+/** What the talk button talks into: the console's selection, else the target. */
+function selection() {
+  if (ui.consoleOn && ui.selected.size) return [...ui.selected].filter((c) => ui.channels.has(c));
+  return ui.target ? [ui.target] : [];
+}
+
+/** Tells the desktop backend what the global talk key talks into. */
+function onSelection() {
+  if (!engine.setSelection) return;
+  const chans = ui.consoleOn && ui.selected.size ? [...ui.selected] : [];
+  Promise.resolve(engine.setSelection(chans, { priority: ui.priority, queue: ui.queue })).catch(() => {});
+}
+
+const desk = createConsole({ ui, engine, $, setTarget: (ch) => setTarget(ch), onSelection });
+
+/** Console layout for wide windows (or when chosen), phone layout otherwise. */
+function applyLayout() {
+  const pref = localStorage.getItem("squawk.layout");
+  const on = pref === "console" || (pref !== "phone" && window.innerWidth >= 1000);
+  ui.consoleOn = on;
+  document.body.classList.toggle("console", on);
+  $("tiles").hidden = !on;
+  $("layout").textContent = on ? "Phone layout" : "Console";
+  desk.render();
+  onSelection();
+}
 
 // ---------- rendering ----------
 
@@ -113,6 +148,7 @@ function renderChannels() {
     li.append(pick, info, leave);
     list.append(li);
   }
+  desk.render();
   const dl = $("known");
   dl.replaceChildren();
   for (const k of ui.known) {
@@ -153,7 +189,10 @@ function onEvent(ev) {
     case "connection":
       if (ev.state === "reconnecting") {
         setConn("reconnecting", `reconnecting in ${Math.ceil(ev.retry_in_ms / 1000)} s`);
-        for (const c of ui.channels.values()) { c.members = []; c.talker = null; }
+        for (const c of ui.channels.values()) { c.members = []; c.talker = null; c.tx = null; }
+        // Emergencies and patches are server state: sent again after each `joined`.
+        ui.emergencies.clear();
+        ui.patches = [];
         renderChannels(); renderMembers(); renderRx();
       } else {
         setConn(ev.state, ev.state === "connecting" ? "connecting…" : ev.state);
@@ -166,9 +205,10 @@ function onEvent(ev) {
       if (!ev.connected && ui.ptt === "talking") showIdle();
       break;
     case "joined": {
-      const c = ui.channels.get(ev.channel) || { members: [], talker: null };
+      const c = ui.channels.get(ev.channel) || { members: [], talker: null, last: null, tx: null, muted: false };
       c.members = ev.members;
       ui.channels.set(ev.channel, c);
+      desk.restore(ev.channel);
       if (!ui.target) setTarget(ev.channel);
       renderChannels(); renderMembers();
       if (ui.ptt === "idle") showIdle();
@@ -190,12 +230,21 @@ function onEvent(ev) {
     }
     case "left":
       ui.channels.delete(ev.channel);
+      ui.selected.delete(ev.channel);
+      for (const [k, e] of ui.emergencies) if (e.channel === ev.channel) ui.emergencies.delete(k);
       if (ui.target === ev.channel) setTarget(ui.channels.keys().next().value || null);
       renderChannels(); renderMembers(); renderRx();
       if (ui.ptt === "idle" || ui.ptt === "receiving") showIdle();
       break;
     case "channels": ui.known = ev.channels; renderChannels(); break;
-    case "floor_granted":
+    case "floor_granted": {
+      const c = ui.channels.get(ev.channel);
+      if (c) c.tx = "granted";
+      if (ui.press) ui.press.granted.add(ev.channel);
+      txResult();
+      desk.render();
+      // An all-call: the first grant starts the talk, later ones join it.
+      if (ui.ptt === "talking") break;
       cues.play("permit");
       ui.talkStart = Date.now();
       ui.maxTalkMs = ev.max_duration_ms || ui.maxTalkMs;
@@ -206,25 +255,87 @@ function onEvent(ev) {
         $("ptt-sub").textContent = `${s} s / ${Math.round(ui.maxTalkMs / 1000)} s`;
       }, 250);
       break;
-    case "floor_deny":
+    }
+    case "floor_deny": {
+      const c = ui.channels.get(ev.channel);
+      if (c) c.tx = "busy";
+      if (ui.press) ui.press.denied.add(ev.channel);
+      txResult();
+      desk.render();
+      // Part of an all-call still going (or granted elsewhere): not a busy press.
+      if (ui.press && (ui.press.granted.size || ui.press.denied.size < ui.press.channels.length)) break;
       cues.play("busy");
       setPtt("busy", "Busy", ev.reason === "busy" ? "someone else is talking" : ev.reason.replaceAll("_", " "));
       ui.flash = setTimeout(() => ui.ptt === "busy" && showIdle(), 1500);
       break;
-    case "floor_revoke":
+    }
+    case "floor_queued": {
+      const c = ui.channels.get(ev.channel);
+      if (c) { c.tx = "queued"; c.queuePos = ev.position; }
+      desk.render();
+      if (ui.ptt === "requesting" || ui.ptt === "queued") setPtt("queued", "Queued", `#${ev.channel}: position ${ev.position}`);
+      break;
+    }
+    case "floor_revoke": {
+      const c = ui.channels.get(ev.channel);
+      if (c) c.tx = null;
+      desk.render();
       clearInterval(ui.timer);
-      setPtt("revoked", "Revoked", ev.reason === "max_duration_exceeded" ? "max talk time reached" : ev.reason.replaceAll("_", " "));
-      ui.flash = setTimeout(() => ui.ptt === "revoked" && showIdle(), 2000);
+      const why = ev.reason === "max_duration_exceeded" ? "max talk time reached"
+        : ev.reason === "preempted" && ev.by ? `pre-empted by ${ev.by.name}` : ev.reason.replaceAll("_", " ");
+      setPtt("revoked", "Revoked", why);
+      ui.flash = setTimeout(() => ui.ptt === "revoked" && showIdle(), 2500);
       break;
-    case "talk_ended":
+    }
+    case "talk_ended": {
+      const c = ui.channels.get(ev.channel);
+      if (c) c.tx = null;
+      if (ui.press) ui.press.granted.delete(ev.channel);
+      desk.render();
+      if (ui.press && ui.press.granted.size) break;
+      ui.press = null;
       cues.play("end");
-      if (ui.ptt === "talking" || ui.ptt === "requesting") showIdle();
+      if (ui.ptt === "talking" || ui.ptt === "requesting" || ui.ptt === "queued") showIdle();
       break;
+    }
+    case "emergency":
+      ui.emergencies.set(`${ev.channel}/${ev.originator.id}`, {
+        channel: ev.channel, originator: ev.originator, since: Date.now() - (ev.age_ms || 0), acked_by: ev.acked_by || null,
+      });
+      if (ev.originator.id !== ui.clientId && !ev.acked_by) cues.play("emergency");
+      desk.render();
+      break;
+    case "emergency_ack": {
+      const e = ui.emergencies.get(`${ev.channel}/${ev.originator}`);
+      if (e) e.acked_by = ev.by;
+      desk.render();
+      break;
+    }
+    case "emergency_cancel":
+      ui.emergencies.delete(`${ev.channel}/${ev.originator}`);
+      desk.render();
+      break;
+    case "patched":
+      ui.patches = ui.patches.filter((p) => !p.some((c) => ev.channels.includes(c)));
+      ui.patches.push(ev.channels);
+      desk.render();
+      break;
+    case "unpatched":
+      ui.patches = ui.patches.filter((p) => !p.some((c) => ev.channels.includes(c)));
+      desk.render();
+      break;
+    case "muted": {
+      const c = ui.channels.get(ev.channel);
+      if (c) c.muted = ev.muted;
+      desk.render();
+      break;
+    }
     case "floor_taken": {
       if (ev.talker === ui.clientId) break;
       const c = ui.channels.get(ev.channel);
       if (!c) break;
-      c.talker = { id: ev.talker, name: ev.talker_name, since: Date.now() };
+      if (c.talker) c.last = { name: c.talker.name, at: Date.now() };
+      c.talker = { id: ev.talker, name: ev.talker_name, since: Date.now() - (ev.held_ms || 0) };
       cues.play("incoming");
       renderChannels(); renderMembers(); renderRx();
       if (ui.ptt === "idle" || ui.ptt === "receiving") showIdle();
@@ -233,6 +344,7 @@ function onEvent(ev) {
     case "floor_idle": {
       const c = ui.channels.get(ev.channel);
       if (c && c.talker) {
+        c.last = { name: c.talker.name, at: Date.now() };
         c.talker = null;
         cues.play("end");
       }
@@ -242,7 +354,11 @@ function onEvent(ev) {
     }
     case "talk_key":
       // The global talk key went down while the window may be in the background.
-      if (ev.down && (ui.ptt === "idle" || ui.ptt === "receiving")) setPtt("requesting", "Requesting…", `#${ui.target}`);
+      if (ev.down && (ui.ptt === "idle" || ui.ptt === "receiving")) {
+        const chans = selection();
+        ui.press = { channels: chans, granted: new Set(), denied: new Set() };
+        setPtt("requesting", "Requesting…", chans.map((c) => `#${c}`).join(" "));
+      }
       break;
     case "talk_key_status": showTalkKey(ev); break;
     case "error":
@@ -262,11 +378,16 @@ function down(e) {
   if (ui.held) return;
   ui.held = true;
   cues.unlock();
-  if (!ui.target) { showError("join a channel first"); return; }
+  const chans = selection();
+  if (!chans.length) { showError("join a channel first"); return; }
   if (ui.ptt !== "idle" && ui.ptt !== "receiving") return;
-  setPtt("requesting", "Requesting…", `#${ui.target}`);
+  ui.press = { channels: chans, granted: new Set(), denied: new Set() };
+  for (const ch of chans) { const c = ui.channels.get(ch); if (c) c.tx = null; }
+  $("tx-result").textContent = "";
+  setPtt("requesting", "Requesting…", chans.map((c) => `#${c}`).join(" "));
+  const plain = chans.length === 1 && !ui.priority && !ui.queue;
   Promise.resolve()
-    .then(() => engine.press(ui.target))
+    .then(() => (plain || !engine.pressAll ? engine.press(chans[0]) : engine.pressAll(chans, { priority: ui.priority, queue: ui.queue })))
     .catch((err) => { showError(String(err.message || err)); showIdle(); });
 }
 
@@ -294,6 +415,48 @@ window.addEventListener("keyup", (e) => { if (e.code === "Space" && ui.held) up(
 // Losing focus while holding must not leave the channel keyed up.
 window.addEventListener("blur", () => { if (ui.held) up(); });
 
+/** For an all-call: which channels were granted and which were busy. */
+function txResult() {
+  const p = ui.press;
+  if (!p || p.channels.length < 2) { $("tx-result").textContent = ""; return; }
+  const g = [...p.granted].map((c) => `#${c}`).join(" ");
+  const d = [...p.denied].map((c) => `#${c}`).join(" ");
+  $("tx-result").textContent = [g && `talking into ${g}`, d && `busy: ${d}`].filter(Boolean).join("; ");
+}
+
+// ---------- console toolbar ----------
+
+$("priority").addEventListener("change", () => { ui.priority = Number($("priority").value); onSelection(); });
+$("queue").addEventListener("change", () => { ui.queue = $("queue").checked; onSelection(); });
+let emergencyArmed = null;
+$("emergency-btn").addEventListener("click", () => {
+  const ch = selection()[0];
+  if (!ch) { showError("join a channel first"); return; }
+  // Two presses within 3 s: a stray click does not raise an alarm.
+  if (!emergencyArmed) {
+    $("emergency-btn").textContent = `Press again: EMERGENCY on #${ch}`;
+    emergencyArmed = setTimeout(() => { emergencyArmed = null; $("emergency-btn").textContent = "Emergency"; }, 3000);
+    return;
+  }
+  clearTimeout(emergencyArmed);
+  emergencyArmed = null;
+  $("emergency-btn").textContent = "Emergency";
+  Promise.resolve(engine.emergency(ch)).catch((e) => showError(String(e.message || e)));
+});
+$("patch-btn").addEventListener("click", () => {
+  Promise.resolve(engine.patch([...ui.selected])).catch((e) => showError(String(e.message || e)));
+});
+$("layout").addEventListener("click", () => {
+  localStorage.setItem("squawk.layout", ui.consoleOn ? "phone" : "console");
+  applyLayout();
+});
+window.addEventListener("resize", () => { if (!localStorage.getItem("squawk.layout")) applyLayout(); });
+// The alarm sounds until someone acknowledges; elapsed times move on.
+setInterval(() => {
+  if (desk.alarming()) cues.play("emergency");
+  desk.tick();
+}, 1500);
+
 // ---------- connect and channels ----------
 
 async function connect(server, name, channels, password) {
@@ -304,7 +467,9 @@ async function connect(server, name, channels, password) {
     $("password").value = "";
     $("connect").hidden = true;
     $("talk").hidden = false;
+    $("layout").hidden = false;
     $("where").textContent = name;
+    applyLayout();
     if (engine.kind === "browser" && channels.length === 1 && location.pathname !== `/c/${channels[0]}`) {
       history.replaceState(null, "", `/c/${encodeURIComponent(channels[0])}${location.search}`);
     }
@@ -332,9 +497,14 @@ $("add-name").addEventListener("focus", () => engine.listChannels());
 $("disconnect").addEventListener("click", async () => {
   await engine.disconnect();
   ui.channels.clear();
+  ui.selected.clear();
+  ui.emergencies.clear();
+  ui.patches = [];
   ui.target = null;
   renderChannels(); renderMembers(); renderRx();
   $("talk").hidden = true;
+  $("layout").hidden = true;
+  $("banner").hidden = true;
   $("connect").hidden = false;
 });
 

@@ -14,9 +14,11 @@ const SquawkCues = (() => {
     end: [[1000, 0, 0.09]],
     // Incoming-call chirp when someone starts talking: falling pair.
     incoming: [[1400, 0, 0.04], [1000, 0.05, 0.05]],
+    // Emergency alarm, repeated until acknowledged: a two-tone warble.
+    emergency: [[1200, 0, 0.15], [800, 0.15, 0.15], [1200, 0.3, 0.15], [800, 0.45, 0.15]],
   };
   const KEY = "squawk.cues";
-  let enabled = { permit: true, busy: true, end: true, incoming: true };
+  let enabled = { permit: true, busy: true, end: true, incoming: true, emergency: true };
   try { Object.assign(enabled, JSON.parse(localStorage.getItem(KEY) || "{}")); } catch (_) { /* defaults */ }
   let ctx = null;
   let played = [];

@@ -7,6 +7,12 @@
 //   connect({server, name, channels}), disconnect()
 //   join(channel), leave(channel), listChannels()
 //   press(channel), release()                        the talk key
+//   pressAll(channels, {priority, queue})            all-call, floor priority, queueing
+//   emergency(channel), ackEmergency(channel, originator),
+//   cancelEmergency(channel, originator?)            emergencies
+//   mute(channel, muted)                             pause a downlink at the server
+//   setChannelMix(channel, gain 0..2, pan -1..1)     per-channel volume and pan
+//   patch(channels), unpatch(channel)                dispatcher patches
 //   onEvent(f)                                       events tagged by `type`
 //
 // plus, when `audioControls` is true: inputLevel() -> 0..1, setGain(0..2),
@@ -14,8 +20,9 @@
 //
 // Events: connection {state: connecting|connected|reconnecting|offline,
 // retry_in_ms?}, welcome, media {connected}, joined, left, member_joined, member_left,
-// channels, floor_granted, floor_deny, floor_revoke, talk_ended, floor_taken,
-// floor_idle, receive_started, error, warning.
+// channels, floor_granted, floor_deny, floor_queued, floor_revoke, talk_ended,
+// floor_taken, floor_idle, receive_started, emergency, emergency_ack,
+// emergency_cancel, patched, unpatched, muted, error, warning.
 "use strict";
 
 function createBrowserEngine() {
@@ -53,10 +60,14 @@ function createBrowserEngine() {
   let sendTrack = null;
   let monitorOn = false;
   let volume = 1;
-  const rx = new Map();     // mid -> {el, analyser, audible, firstAudioAt}
+  const rx = new Map();     // mid -> {el, analyser, gain, pan, audible, firstAudioAt}
+  const mixes = new Map();  // channel -> {gain, pan}
 
-  // Talk-key state machine: idle | requesting | talking | tail.
-  let ptt = { state: "idle", channel: null, releasePending: false, tail: null };
+  // Talk-key state machine: idle | requesting | talking | tail. One press
+  // may name several channels (all-call): `pending` wait for their answer,
+  // `granted` carry the talk; as the desktop engine's PTT machine.
+  const idlePtt = () => ({ state: "idle", pending: new Set(), granted: new Set(), releasePending: false, tail: null, key: "" });
+  let ptt = idlePtt();
 
   const now = () => performance.timeOrigin + performance.now();
 
@@ -104,10 +115,9 @@ function createBrowserEngine() {
   function teardown() {
     if (ptt.state !== "idle") {
       clearTimeout(ptt.tail);
-      const ch = ptt.channel;
-      const wasTalking = ptt.state === "talking" || ptt.state === "tail";
-      ptt = { state: "idle", channel: null, releasePending: false, tail: null };
-      if (wasTalking) emit({ type: "talk_ended", channel: ch });
+      const granted = [...ptt.granted];
+      ptt = idlePtt();
+      for (const ch of granted) emit({ type: "talk_ended", channel: ch });
     }
     for (const [ch] of talkers) emit({ type: "floor_idle", channel: ch });
     talkers.clear();
@@ -174,10 +184,13 @@ function createBrowserEngine() {
     });
   }
 
+  // A downlink plays through WebAudio: source -> analyser, and source ->
+  // gain (volume x the channel's gain) -> stereo panner -> speakers. The
+  // muted <audio> element keeps the remote stream flowing (Chrome needs one).
   function addDownlink(mid, track) {
     const el = document.createElement("audio");
     el.autoplay = true;
-    el.volume = volume;
+    el.muted = true;
     el.srcObject = new MediaStream([track]);
     el.hidden = true;
     document.body.appendChild(el);
@@ -185,8 +198,25 @@ function createBrowserEngine() {
     const c = audioContext();
     const a = c.createAnalyser();
     a.fftSize = 512;
-    c.createMediaStreamSource(el.srcObject).connect(a);
-    rx.set(mid, { el, analyser: a, audible: false, firstAudioAt: null, onsets: [] });
+    const src = c.createMediaStreamSource(el.srcObject);
+    const g = c.createGain();
+    const p = c.createStereoPanner();
+    src.connect(a);
+    src.connect(g);
+    g.connect(p);
+    p.connect(c.destination);
+    const r = { el, analyser: a, gain: g, pan: p, audible: false, firstAudioAt: null, onsets: [] };
+    rx.set(mid, r);
+    applyMix(mid);
+  }
+
+  /** Sets a downlink's gain and pan from the master volume and its channel's mix. */
+  function applyMix(mid) {
+    const r = rx.get(mid);
+    if (!r) return;
+    const m = mixes.get(mids.get(mid)) || { gain: 1, pan: 0 };
+    r.gain.gain.value = volume * m.gain;
+    r.pan.pan.value = m.pan;
   }
 
   // Watches the downlinks: receive_started when a talker becomes audible, and
@@ -240,6 +270,7 @@ function createBrowserEngine() {
         break;
       case "joined":
         mids.set(msg.mid, msg.channel);
+        applyMix(msg.mid);
         emit({ type: "joined", channel: msg.channel, members: msg.members });
         break;
       case "left":
@@ -250,7 +281,16 @@ function createBrowserEngine() {
       case "member_joined":
       case "member_left":
       case "channels":
+      case "emergency":
+      case "emergency_ack":
+      case "emergency_cancel":
+      case "patched":
+      case "unpatched":
+      case "muted":
         emit(msg);
+        break;
+      case "floor_queued":
+        if (ptt.pending.has(msg.channel)) emit(msg);
         break;
       case "floor_taken":
         if (msg.talker === clientId) break;
@@ -263,18 +303,22 @@ function createBrowserEngine() {
         break;
       case "floor_granted": onGranted(msg); break;
       case "floor_deny":
-        if (ptt.state === "requesting" && ptt.channel === msg.channel) {
-          ptt = { state: "idle", channel: null, releasePending: false, tail: null };
+        if (ptt.pending.delete(msg.channel) && !ptt.granted.size && !ptt.pending.size) {
+          ptt = idlePtt();
         }
         emit(msg);
         break;
       case "floor_revoke":
-        if (ptt.channel === msg.channel && ptt.state !== "idle") {
-          clearTimeout(ptt.tail);
-          stopSending();
-          ptt = { state: "idle", channel: null, releasePending: false, tail: null };
+        if (ptt.granted.delete(msg.channel)) {
           emit(msg);
           emit({ type: "talk_ended", channel: msg.channel });
+          if (!ptt.granted.size) {
+            // Nowhere left to talk: stop, and cancel the requests still waiting.
+            clearTimeout(ptt.tail);
+            stopSending();
+            for (const ch of ptt.pending) send({ type: "floor_release", channel: ch });
+            ptt = idlePtt();
+          }
         }
         break;
       case "error":
@@ -295,25 +339,29 @@ function createBrowserEngine() {
   }
 
   function onGranted(msg) {
-    if (ptt.state !== "requesting" || ptt.channel !== msg.channel) {
+    if (!ptt.pending.delete(msg.channel)) {
       // Not asked for (any more): give it back at once.
-      send({ type: "floor_release", channel: msg.channel });
+      if (!ptt.granted.has(msg.channel)) send({ type: "floor_release", channel: msg.channel });
       return;
     }
-    startSending();
-    ptt.state = "talking";
+    ptt.granted.add(msg.channel);
     emit(msg);
-    if (ptt.releasePending) beginTail();
+    if (ptt.state === "requesting") {
+      // The first grant starts the talk; later ones join it.
+      startSending();
+      ptt.state = "talking";
+      if (ptt.releasePending) beginTail();
+    }
   }
 
   function beginTail() {
     ptt.state = "tail";
-    const ch = ptt.channel;
     ptt.tail = setTimeout(() => {
       stopSending();
-      send({ type: "floor_release", channel: ch });
-      ptt = { state: "idle", channel: null, releasePending: false, tail: null };
-      emit({ type: "talk_ended", channel: ch });
+      const { granted, pending } = ptt;
+      for (const ch of [...granted, ...pending]) send({ type: "floor_release", channel: ch });
+      ptt = idlePtt();
+      for (const ch of granted) emit({ type: "talk_ended", channel: ch });
     }, TAIL_MS);
   }
 
@@ -359,24 +407,43 @@ function createBrowserEngine() {
     leave(channel) { wanted.delete(channel); send({ type: "leave", channel }); },
     listChannels() { send({ type: "list_channels" }); },
 
-    press(channel) {
+    press(channel) { this.pressAll([channel]); },
+
+    pressAll(channels, { priority = 0, queue = false } = {}) {
       if (!sendTrack) throw new Error("no microphone: this page can only listen");
       if (!ws || ws.readyState !== WebSocket.OPEN) throw new Error("not connected");
-      if (ptt.state === "tail" && ptt.channel === channel) {
+      const chans = [...new Set(channels)];
+      const key = chans.slice().sort().join(" ");
+      if (ptt.state === "tail" && ptt.key === key) {
         clearTimeout(ptt.tail);
         ptt.state = "talking";
         ptt.releasePending = false;
         return;
       }
-      if (ptt.state !== "idle") return;
-      ptt = { state: "requesting", channel, releasePending: false, tail: null };
-      send({ type: "floor_request", channel });
+      if (ptt.state !== "idle" || !chans.length) return;
+      ptt = { ...idlePtt(), state: "requesting", pending: new Set(chans), key };
+      for (const channel of chans) {
+        send(queue ? { type: "floor_request", channel, priority, queue: true } : { type: "floor_request", channel, priority });
+      }
     },
 
     release() {
       if (ptt.state === "requesting") ptt.releasePending = true;
       else if (ptt.state === "talking") beginTail();
     },
+
+    emergency(channel) { send({ type: "emergency", channel }); },
+    ackEmergency(channel, originator) { send({ type: "emergency_ack", channel, originator }); },
+    cancelEmergency(channel, originator = null) {
+      send(originator == null ? { type: "emergency_cancel", channel } : { type: "emergency_cancel", channel, originator });
+    },
+    mute(channel, muted) { send({ type: "mute", channel, muted }); },
+    setChannelMix(channel, gain, pan) {
+      mixes.set(channel, { gain: Math.min(2, Math.max(0, gain)), pan: Math.min(1, Math.max(-1, pan)) });
+      for (const [mid, ch] of mids) if (ch === channel) applyMix(mid);
+    },
+    patch(channels) { send({ type: "patch", channels }); },
+    unpatch(channel) { send({ type: "unpatch", channel }); },
 
     onEvent(f) { listeners.push(f); },
 
@@ -389,7 +456,7 @@ function createBrowserEngine() {
       return Math.min(1, peak);
     },
     setGain(g) { if (gain) gain.gain.value = g; },
-    setVolume(v) { volume = v; for (const r of rx.values()) r.el.volume = v; },
+    setVolume(v) { volume = v; for (const mid of rx.keys()) applyMix(mid); },
     micTest(on) {
       if (!gain || on === monitorOn) return;
       monitorOn = on;

@@ -67,6 +67,19 @@ function createTauriEngine(tauri) {
     leave: (channel) => invoke("engine_leave", { channel }),
     listChannels: () => invoke("engine_list_channels"),
     press: (channel) => invoke("engine_press", { channel }),
+    /** Talk key down for several channels (all-call), with {priority: 0|128|255, queue}. */
+    pressAll: (channels, { priority = 0, queue = false } = {}) => invoke("engine_press_all", { channels, priority, queue }),
+    /** What the global talk key talks into: the console's selected channels and options ([] = the target). */
+    setSelection: (channels, { priority = 0, queue = false } = {}) => invoke("app_set_selection", { channels, priority, queue }),
+    emergency: (channel) => invoke("engine_emergency", { channel }),
+    ackEmergency: (channel, originator) => invoke("engine_ack_emergency", { channel, originator }),
+    cancelEmergency: (channel, originator = null) => invoke("engine_cancel_emergency", { channel, originator }),
+    /** Pauses (true) or resumes the channel's downlink at the server. */
+    mute: (channel, muted) => invoke("engine_mute", { channel, muted }),
+    /** The channel's gain (0..2) and pan (-1 left .. 1 right) in the local mix. */
+    setChannelMix: (channel, gain, pan) => invoke("engine_set_channel_mix", { channel, gain, pan }),
+    patch: (channels) => invoke("engine_patch", { channels }),
+    unpatch: (channel) => invoke("engine_unpatch", { channel }),
     /** The channel the global talk key talks into. */
     setTarget: (channel) => invoke("app_set_target", { channel }),
     /** The global talk key's status: {key, mode, backend ("x11" | "portal"), available, pending?, trigger? (the desktop's name for a portal key), reason?} (also sent as a `talk_key_status` event). */
