@@ -307,6 +307,10 @@ pub fn event_json(ev: &EngineEvent) -> serde_json::Value {
             json!({"type": "receive_started", "channel": channel})
         }
         EngineEvent::Received(r) => json!({"type": "received", "report": r}),
+        EngineEvent::ReplayStarted { id, channel, .. } => {
+            json!({"type": "replay_started", "id": id, "channel": channel})
+        }
+        EngineEvent::ReplayEnded { id } => json!({"type": "replay_ended", "id": id}),
         EngineEvent::Channels(channels) => json!({"type": "channels", "channels": channels}),
         EngineEvent::ServerError { code, message } => {
             json!({"type": "error", "code": code, "message": message})
@@ -643,6 +647,18 @@ async fn engine_set_channel_mix(
         e.set_channel_mix(channel, ChannelMix { gain, pan })
     })
     .await
+}
+
+/// Replays received transmission `id` (instant recall).
+#[tauri::command]
+async fn engine_replay(state: State<'_, AppState>, id: u64) -> Result<(), String> {
+    with_engine(&state, |e| e.replay(id)).await
+}
+
+/// Stops the replay in progress.
+#[tauri::command]
+async fn engine_stop_replay(state: State<'_, AppState>) -> Result<(), String> {
+    with_engine(&state, Engine::stop_replay).await
 }
 
 /// Patches `channels` (two or more).
@@ -1297,6 +1313,8 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, cli: Cli) -> tau
             engine_set_channel_mix,
             engine_patch,
             engine_unpatch,
+            engine_replay,
+            engine_stop_replay,
             engine_release,
             engine_disconnect,
             app_cli,
@@ -1525,6 +1543,8 @@ mod command_tests {
             ),
             ("engine_patch", json!({"channels": ["a", "b"]})),
             ("engine_unpatch", json!({"channel": "a"})),
+            ("engine_replay", json!({"id": 3})),
+            ("engine_stop_replay", json!({})),
         ];
         for (cmd, body) in calls {
             assert_eq!(invoke(&w, cmd, body), Err(json!("not connected")), "{cmd}");

@@ -6,6 +6,8 @@ Usage: audio_check.py SOURCE.wav RECORDING.wav   -> one JSON object on stdout
        audio_check.py --channel N SOURCE.wav RECORDING.wav
            as the first form, on channel N (0 = left, 1 = right) of a
            multichannel recording instead of the average of its channels
+       audio_check.py --after-ms T SOURCE.wav RECORDING.wav
+           as the first form, on the recording from T ms on
        audio_check.py --loop SOURCE.wav RECORDING.wav
            as the first form, for a source that was played in a loop and
            captured from an unknown point (a browser's fake microphone): the
@@ -97,14 +99,19 @@ def main():
         print(json.dumps({"rms_dbfs": float(dbfs(rec)), "peak": peak, "seconds": len(rec) / rate}))
         return
     channel = None
+    after_ms = 0.0
     argv = sys.argv[1:]
-    if argv[0] == "--channel":
-        channel = int(argv[1])
+    while argv[0] in ("--channel", "--after-ms"):
+        if argv[0] == "--channel":
+            channel = int(argv[1])
+        else:
+            after_ms = float(argv[1])
         argv = argv[2:]
     looped = argv[0] == "--loop"
     args = argv[1:] if looped else argv
     rate, src = load(args[0])
     rrate, rec = load(args[1], channel)
+    rec = rec[int(after_ms * rrate / 1000):]
     assert rate == rrate, f"rates differ: {rate} vs {rrate}"
     if looped:
         src = looped_reference(src, rec, rate)

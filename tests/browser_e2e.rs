@@ -246,8 +246,10 @@ fn the_page_works_over_https_with_a_self_signed_certificate() {
 /// The dispatcher console in the browser: a 1280×800 window monitoring 24
 /// channels, three with talkers, and an emergency raised by a bot. The page
 /// shows a tile per channel, the talkers, the emergency banner; its
-/// Acknowledge reaches the bot; with 50 channels the tiles still fit a
-/// column width. Screenshots: console-emergency.png, console-acked.png,
+/// Acknowledge reaches the bot; a finished transmission is in the call
+/// history and its replay is audible (the replay's analyser); with 50
+/// channels the tiles still fit a column width. Screenshots:
+/// console-emergency.png, console-acked.png, console-replay.png,
 /// console-50.png.
 #[test]
 fn the_console_monitors_24_channels_and_acknowledges_an_emergency() {
@@ -313,6 +315,27 @@ fn the_console_monitors_24_channels_and_acknowledges_an_emergency() {
         Duration::from_secs(5),
     );
     browser.screenshot("p", &out.join("console-acked.png"));
+    // Instant recall: a finished transmission is listed and replays, audibly.
+    browser.wait(
+        "p",
+        "squawkApp.ui.history.some((h) => h.id != null)",
+        Duration::from_secs(20),
+    );
+    browser.eval(
+        "p",
+        "document.getElementById('history-panel').open = true, document.querySelector('#history button').click(), true",
+    );
+    browser.wait(
+        "p",
+        "squawkApp.engine.debug.replayLevel() > 0.01",
+        Duration::from_secs(10),
+    );
+    browser.wait(
+        "p",
+        "squawkApp.ui.replaying !== null",
+        Duration::from_secs(5),
+    );
+    browser.screenshot("p", &out.join("console-replay.png"));
     for i in 25..=50 {
         browser.eval("p", &format!("squawkApp.engine.join('ch{i:02}'), true"));
     }

@@ -494,3 +494,48 @@ fn a_patch_carries_a_talker_into_the_other_channel() {
         assert_eq!(p.wait(Duration::from_secs(30)).0, 0, "both granted");
     }
 }
+
+/// Instant recall: the listener replays A's transmission once it has ended;
+/// the replay is in its recording after the live talk, and intelligible.
+#[test]
+fn a_received_transmission_is_replayed() {
+    let server = TestServer::start();
+    let out = out_dir("floor_recall");
+    let rec = out.join("recall.wav");
+    let wav = speech("M1_harvard_phrases.wav");
+    let mut l = server.bot(
+        "L",
+        &[
+            "listen",
+            "--channel",
+            "X",
+            "--record",
+            rec.to_str().unwrap(),
+            "--seconds",
+            "18",
+            "--replay-first",
+        ],
+    );
+    l.expect_event(Duration::from_secs(20), "ready");
+    let a = server.talker("A", "X", &wav, &[]);
+    assert_eq!(a.wait(Duration::from_secs(30)).0, 0);
+    let report = l.expect_event(Duration::from_secs(20), "received");
+    let id = report["report"]["recall_id"]
+        .as_u64()
+        .expect("kept for recall");
+    let started = l.expect_event(Duration::from_secs(10), "replay_started");
+    assert_eq!(started["id"], id);
+    let at = started["ms_into_recording"].as_f64().unwrap();
+    l.expect_event(Duration::from_secs(20), "replay_ended");
+    assert_eq!(l.wait(Duration::from_secs(30)).0, 0);
+    // From the replay's start on, the recording holds the replay only.
+    let replayed = audio_check(&[
+        Path::new("--after-ms"),
+        Path::new(&at.to_string()),
+        &wav,
+        &rec,
+    ]);
+    assert_intelligible(&replayed, "the replay");
+    let delay = replayed["delay_ms"].as_f64().unwrap();
+    assert!(delay < 100.0, "the replay starts when reported: {replayed}");
+}

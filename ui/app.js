@@ -27,7 +27,37 @@ const ui = {
   emergencies: new Map(), // "channel/originator" -> {channel, originator: {id, name}, since, acked_by}
   patches: [],         // [[channel, ...], ...]
   consoleOn: false,
+  history: [],         // transmissions heard, newest first: {channel, talker, start, durationMs, id}
+  replaying: null,     // recall id playing now
 };
+
+/** The call history list, with a replay button per kept transmission. */
+function renderHistory() {
+  const list = $("history");
+  list.replaceChildren(...ui.history.map((h) => {
+    const li = document.createElement("li");
+    if (h.id != null && h.id === ui.replaying) li.className = "playing";
+    const text = document.createElement("span");
+    const at = new Date(h.start).toLocaleTimeString();
+    text.textContent = `#${h.channel} · ${h.talker || "?"} · ${at} · ${Math.max(1, Math.round(h.durationMs / 1000))} s`;
+    li.append(text);
+    if (h.id != null && engine.replay) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = h.id === ui.replaying ? "■" : "▶";
+      b.title = h.id === ui.replaying ? "Stop the replay" : "Replay";
+      b.onclick = () => replay(h.id);
+      li.append(b);
+    }
+    return li;
+  }));
+}
+
+/** Replays recall id `id`, or stops it when it is the one playing. */
+function replay(id) {
+  const stop = ui.replaying === id;
+  Promise.resolve(stop ? engine.stopReplay() : engine.replay(id)).catch((e) => showError(String(e.message || e)));
+}
 
 /** What the talk button talks into: the console's selection, else the target. */
 function selection() {
@@ -42,7 +72,7 @@ function onSelection() {
   Promise.resolve(engine.setSelection(chans, { priority: ui.priority, queue: ui.queue })).catch(() => {});
 }
 
-const desk = createConsole({ ui, engine, $, setTarget: (ch) => setTarget(ch), onSelection });
+const desk = createConsole({ ui, engine, $, setTarget: (ch) => setTarget(ch), onSelection, replay });
 
 /** Console layout for wide windows (or when chosen), phone layout otherwise. */
 function applyLayout() {
@@ -324,6 +354,18 @@ function onEvent(ev) {
       ui.patches = ui.patches.filter((p) => !p.some((c) => ev.channels.includes(c)));
       desk.render();
       break;
+    case "received": {
+      const r = ev.report;
+      ui.history.unshift({ channel: r.channel, talker: r.talker, start: r.start_unix_ms, durationMs: r.duration_ms, id: r.recall_id });
+      ui.history.length = Math.min(ui.history.length, 100);
+      const c = ui.channels.get(r.channel);
+      if (c && r.recall_id != null) c.lastRecall = r.recall_id;
+      renderHistory();
+      desk.render();
+      break;
+    }
+    case "replay_started": ui.replaying = ev.id; renderHistory(); desk.render(); break;
+    case "replay_ended": if (ui.replaying === ev.id) ui.replaying = null; renderHistory(); desk.render(); break;
     case "muted": {
       const c = ui.channels.get(ev.channel);
       if (c) c.muted = ev.muted;

@@ -15,7 +15,7 @@ function shortAgo(ms) {
 const PAN_SIDES = [["L", -1, "left"], ["C", 0, "centre"], ["R", 1, "right"]];
 const MIX_KEY = "squawk.mix";
 
-function createConsole({ ui, engine, $, setTarget, onSelection }) {
+function createConsole({ ui, engine, $, setTarget, onSelection, replay }) {
   /** Saved per-channel volume and pan: {channel: {gain, pan}}. */
   let saved = {};
   try { saved = JSON.parse(localStorage.getItem(MIX_KEY) || "{}"); } catch (_) { saved = {}; }
@@ -124,6 +124,13 @@ function createConsole({ ui, engine, $, setTarget, onSelection }) {
       title: "Stop receiving this channel (the server stops sending it)" });
     mute.onclick = () => { if (engine.mute) Promise.resolve(engine.mute(name, !c.muted)).catch(() => {}); };
     ctl.append(mute);
+    if (c.lastRecall != null && engine.replay) {
+      const playing = ui.replaying === c.lastRecall;
+      const r = el("button", { type: "button", className: "replay", textContent: playing ? "■" : "▶",
+        title: playing ? "Stop the replay" : `Replay the last transmission on #${name}` });
+      r.onclick = () => replay(c.lastRecall);
+      ctl.append(r);
+    }
     t.append(ctl);
     return t;
   }

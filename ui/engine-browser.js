@@ -13,6 +13,7 @@
 //   mute(channel, muted)                             pause a downlink at the server
 //   setChannelMix(channel, gain 0..2, pan -1..1)     per-channel volume and pan
 //   patch(channels), unpatch(channel)                dispatcher patches
+//   replay(id), stopReplay()                         instant recall of a `received` transmission
 //   onEvent(f)                                       events tagged by `type`
 //
 // plus, when `audioControls` is true: inputLevel() -> 0..1, setGain(0..2),
@@ -22,7 +23,9 @@
 // retry_in_ms?}, welcome, media {connected}, joined, left, member_joined, member_left,
 // channels, floor_granted, floor_deny, floor_queued, floor_revoke, talk_ended,
 // floor_taken, floor_idle, receive_started, emergency, emergency_ack,
-// emergency_cancel, patched, unpatched, muted, error, warning.
+// emergency_cancel, patched, unpatched, muted, received {report: {channel,
+// talker, start_unix_ms, duration_ms, recall_id}}, replay_started, replay_ended,
+// error, warning.
 "use strict";
 
 function createBrowserEngine() {
@@ -62,6 +65,16 @@ function createBrowserEngine() {
   let volume = 1;
   const rx = new Map();     // mid -> {el, analyser, gain, pan, audible, firstAudioAt}
   const mixes = new Map();  // channel -> {gain, pan}
+  // Instant recall: each transmission heard is recorded (MediaRecorder on its
+  // downlink, Opus in WebM) from Floor Taken to Floor Idle; the last
+  // RECALL_KEEP per channel are kept. A replay plays through WebAudio,
+  // centred, over the live audio.
+  const RECALL_KEEP = 10;
+  const RECALL_MAX_MS = 5 * 60 * 1000;
+  const recording = new Map(); // channel -> {recorder, chunks, talker, start}
+  const recall = new Map();    // channel -> [{id, blob, durationMs}]
+  let nextRecall = 1;
+  let replaying = null;        // {id, source, analyser}
 
   // Talk-key state machine: idle | requesting | talking | tail. One press
   // may name several channels (all-call): `pending` wait for their answer,
@@ -121,6 +134,7 @@ function createBrowserEngine() {
     }
     for (const [ch] of talkers) emit({ type: "floor_idle", channel: ch });
     talkers.clear();
+    for (const ch of [...recording.keys()]) stopRecording(ch);
     for (const r of rx.values()) r.el.remove();
     rx.clear();
     mids.clear();
@@ -295,10 +309,13 @@ function createBrowserEngine() {
       case "floor_taken":
         if (msg.talker === clientId) break;
         talkers.set(msg.channel, { id: msg.talker, name: msg.talker_name, since: now() });
+        stopRecording(msg.channel);
+        startRecording(msg.channel, msg.talker_name);
         emit(msg);
         break;
       case "floor_idle":
         talkers.delete(msg.channel);
+        stopRecording(msg.channel);
         emit(msg);
         break;
       case "floor_granted": onGranted(msg); break;
@@ -329,6 +346,75 @@ function createBrowserEngine() {
       default:
         break;
     }
+  }
+
+  function downlinkOf(channel) {
+    for (const [mid, ch] of mids) if (ch === channel && rx.has(mid)) return rx.get(mid);
+    return null;
+  }
+
+  function startRecording(channel, talker) {
+    const r = downlinkOf(channel);
+    if (!r || !window.MediaRecorder) return;
+    let recorder;
+    try {
+      recorder = new MediaRecorder(r.el.srcObject);
+    } catch (_) {
+      return;
+    }
+    const rec = { recorder, chunks: [], talker, start: now() };
+    recorder.ondataavailable = (e) => { if (e.data.size) rec.chunks.push(e.data); };
+    recorder.onstop = () => {
+      const durationMs = Math.round(now() - rec.start);
+      const blob = new Blob(rec.chunks, { type: recorder.mimeType });
+      const id = nextRecall++;
+      const kept = recall.get(channel) || [];
+      kept.push({ id, blob, durationMs });
+      let total = kept.reduce((t, k) => t + k.durationMs, 0);
+      while (kept.length > RECALL_KEEP || (total > RECALL_MAX_MS && kept.length > 1)) total -= kept.shift().durationMs;
+      recall.set(channel, kept);
+      emit({ type: "received", report: { channel, talker, start_unix_ms: Math.round(rec.start), duration_ms: durationMs, recall_id: id } });
+    };
+    recorder.start();
+    recording.set(channel, rec);
+  }
+
+  function stopRecording(channel) {
+    const rec = recording.get(channel);
+    if (!rec) return;
+    recording.delete(channel);
+    if (rec.recorder.state !== "inactive") rec.recorder.stop();
+  }
+
+  function stopReplay() {
+    if (!replaying) return;
+    const { id, source } = replaying;
+    replaying = null;
+    source.onended = null;
+    try { source.stop(); } catch (_) { /* not started */ }
+    emit({ type: "replay_ended", id });
+  }
+
+  async function replay(id) {
+    let found = null;
+    for (const [channel, kept] of recall) {
+      const k = kept.find((x) => x.id === id);
+      if (k) found = { channel, ...k };
+    }
+    if (!found) return;
+    const c = audioContext();
+    const buffer = await c.decodeAudioData(await found.blob.arrayBuffer());
+    stopReplay();
+    const source = c.createBufferSource();
+    source.buffer = buffer;
+    const a = c.createAnalyser();
+    a.fftSize = 512;
+    source.connect(a);
+    a.connect(c.destination);
+    replaying = { id, source, analyser: a };
+    source.onended = () => { if (replaying && replaying.id === id) { replaying = null; emit({ type: "replay_ended", id }); } };
+    source.start();
+    emit({ type: "replay_started", id, channel: found.channel });
   }
 
   function startSending() {
@@ -444,6 +530,8 @@ function createBrowserEngine() {
     },
     patch(channels) { send({ type: "patch", channels }); },
     unpatch(channel) { send({ type: "unpatch", channel }); },
+    replay(id) { return replay(id); },
+    stopReplay() { stopReplay(); },
 
     onEvent(f) { listeners.push(f); },
 
@@ -465,6 +553,13 @@ function createBrowserEngine() {
 
     /** Measurements for tests and benchmarks (not part of the UI interface). */
     debug: {
+      /** The replay's output level (RMS, full scale 1), 0 when none plays. */
+      replayLevel() {
+        if (!replaying) return 0;
+        const b = new Float32Array(replaying.analyser.fftSize);
+        replaying.analyser.getFloatTimeDomainData(b);
+        return Math.sqrt(b.reduce((t, v) => t + v * v, 0) / b.length);
+      },
       /** Per downlink: channel, receive level, onset times (ms since epoch). */
       downlinks: () => [...rx].map(([mid, r]) => ({ mid, channel: mids.get(mid) || null, level: r.level || 0,
         firstAudioAt: r.firstAudioAt, onsets: r.onsets.slice() })),

@@ -80,6 +80,9 @@ function createTauriEngine(tauri) {
     setChannelMix: (channel, gain, pan) => invoke("engine_set_channel_mix", { channel, gain, pan }),
     patch: (channels) => invoke("engine_patch", { channels }),
     unpatch: (channel) => invoke("engine_unpatch", { channel }),
+    /** Instant recall: replays the `received` transmission with this `recall_id`. */
+    replay: (id) => invoke("engine_replay", { id }),
+    stopReplay: () => invoke("engine_stop_replay"),
     /** The channel the global talk key talks into. */
     setTarget: (channel) => invoke("app_set_target", { channel }),
     /** The global talk key's status: {key, mode, backend ("x11" | "portal"), available, pending?, trigger? (the desktop's name for a portal key), reason?} (also sent as a `talk_key_status` event). */

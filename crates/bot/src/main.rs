@@ -109,6 +109,11 @@ enum Cmd {
         /// Acknowledge every emergency raised by someone else (a dispatcher).
         #[arg(long)]
         ack_emergencies: bool,
+        /// Instant recall: replay the first transmission received, once it
+        /// has ended, into the recording (prints `replay_started` with its
+        /// place in the recording, `ms_into_recording`, and `replay_ended`).
+        #[arg(long)]
+        replay_first: bool,
         /// Where a channel sounds: `C=left`, `C=centre` or `C=right`
         /// (repeatable). With any pan the recording is a stereo WAV.
         #[arg(long = "pan", value_parser = parse_pan)]
@@ -528,6 +533,7 @@ struct ListenOpts<'a> {
     mute: &'a [ChannelName],
     ack_emergencies: bool,
     pan: &'a [(ChannelName, Pan)],
+    replay_first: bool,
 }
 
 async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
@@ -539,7 +545,9 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
         mute,
         ack_emergencies,
         pan,
+        replay_first,
     } = o;
+    let mut replayed = false;
     if let Some(c) = mute.iter().find(|c| !channels.contains(c)) {
         bail!("--mute {c}: not one of the --channel values");
     }
@@ -595,6 +603,10 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
                 Some(EngineEvent::Received(report)) => {
                     let line = serde_json::to_string(&report)?;
                     say(json!({"event": "received", "report": report}));
+                    if replay_first && !replayed && let Some(id) = report.recall_id {
+                        replayed = true;
+                        engine.replay(id);
+                    }
                     if let Some(f) = stats_file.as_mut() {
                         f.write_all(line.as_bytes()).await?;
                         f.write_all(b"\n").await?;
@@ -617,6 +629,14 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
                     say(json!({"event": "member_left", "channel": channel, "ids": ids}));
                 }
                 Some(EngineEvent::Revoked { .. }) => {}
+                Some(EngineEvent::ReplayStarted { id, channel, at }) => {
+                    let into = engine
+                        .recording_started()
+                        .map(|r| at.saturating_duration_since(r).as_secs_f64() * 1e3);
+                    say(json!({"event": "replay_started", "id": id, "channel": channel,
+                        "ms_into_recording": into}));
+                }
+                Some(EngineEvent::ReplayEnded { id }) => say(json!({"event": "replay_ended", "id": id})),
                 Some(ref e @ EngineEvent::Notice(ServerMessage::Emergency { ref channel, ref originator, ref acked_by, .. })) => {
                     say(notice_json(e).unwrap_or_default());
                     if ack_emergencies && acked_by.is_none() && originator.id != me {
@@ -767,9 +787,11 @@ fn main() -> anyhow::Result<()> {
                 mute,
                 ack_emergencies,
                 pan,
+                replay_first,
             } => {
                 let o = ListenOpts {
                     pan,
+                    replay_first: *replay_first,
                     channels,
                     record: record.as_ref(),
                     seconds: *seconds,

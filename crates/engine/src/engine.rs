@@ -111,6 +111,8 @@ pub struct TransmissionReport {
     pub jitter_ms: f64,
     /// Jitter-buffer target delay at the end, ms.
     pub jitter_buffer_ms: u32,
+    /// Its id for [`Engine::replay`] (instant recall), when it was kept.
+    pub recall_id: Option<u64>,
 }
 
 /// What the engine reports.
@@ -220,6 +222,20 @@ pub enum EngineEvent {
     },
     /// A received transmission finished playing.
     Received(TransmissionReport),
+    /// A replay ([`Engine::replay`]) started playing.
+    ReplayStarted {
+        /// The transmission ([`TransmissionReport::recall_id`]).
+        id: u64,
+        /// Its channel.
+        channel: ChannelName,
+        /// When its first frame was played.
+        at: Instant,
+    },
+    /// A replay finished, or was stopped or replaced.
+    ReplayEnded {
+        /// The transmission.
+        id: u64,
+    },
     /// The server's channel list, sorted by name (after [`Engine::list_channels`]).
     Channels(Vec<ChannelInfo>),
     /// The microphone's level after input gain, every
@@ -302,6 +318,8 @@ enum Command {
     Send(ClientMessage),
     /// A channel's gain and pan in the mixer.
     ChannelMix(ChannelName, ChannelMix),
+    /// To the mixer as it is (replay, stop replay).
+    Mixer(MixerIn),
     Close(oneshot::Sender<()>),
 }
 
@@ -601,6 +619,21 @@ impl Engine {
         let _ = self.cmds.send(Command::ChannelMix(channel, mix));
     }
 
+    /// Replays received transmission `id` ([`TransmissionReport::recall_id`];
+    /// instant recall): decoded again and played centred over the live audio,
+    /// which goes on. Replaces a replay in progress; an id no longer kept is
+    /// ignored. [`EngineEvent::ReplayStarted`] and [`EngineEvent::ReplayEnded`]
+    /// follow. The last 10 transmissions per channel (at most 5 minutes) are
+    /// kept.
+    pub fn replay(&self, id: u64) {
+        let _ = self.cmds.send(Command::Mixer(MixerIn::Replay { id }));
+    }
+
+    /// Stops the replay in progress.
+    pub fn stop_replay(&self) {
+        let _ = self.cmds.send(Command::Mixer(MixerIn::StopReplay));
+    }
+
     /// Talk key up: release tail, then Floor Release.
     pub fn release(&self) {
         let _ = self.cmds.send(Command::Release);
@@ -795,6 +828,12 @@ impl Runner {
                 true
             }
             Command::Send(msg) => self.send(msg).await,
+            Command::Mixer(m) => {
+                if let Some(mixer) = &self.mixer {
+                    let _ = mixer.send(m);
+                }
+                true
+            }
             Command::ChannelMix(channel, mix) => {
                 if let Some(m) = &self.mixer {
                     let _ = m.send(MixerIn::ChannelMix { channel, mix });
@@ -1058,11 +1097,16 @@ impl Runner {
             MixerEvent::StreamStarted { channel, at } => {
                 self.emit(EngineEvent::ReceiveStarted { channel, at })
             }
+            MixerEvent::ReplayStarted { id, channel, at } => {
+                self.emit(EngineEvent::ReplayStarted { id, channel, at })
+            }
+            MixerEvent::ReplayEnded { id } => self.emit(EngineEvent::ReplayEnded { id }),
             MixerEvent::StreamEnded {
                 channel,
                 stats,
                 duration,
                 started,
+                recall_id,
                 ..
             } => {
                 let start = SystemTime::now() - started.elapsed();
@@ -1079,6 +1123,7 @@ impl Runner {
                     concealed: stats.concealed,
                     jitter_ms: stats.jitter_ms,
                     jitter_buffer_ms: stats.target_delay_ms,
+                    recall_id,
                 };
                 self.emit(EngineEvent::Received(report));
             }

@@ -4,6 +4,15 @@
 //! its own pan ([`ChannelMix`]), as a dispatch console's per-channel
 //! volume and left/centre/right speaker.
 //!
+//! **Instant recall**: every received transmission is kept as what its
+//! jitter buffer played (the Opus payloads, FEC and concealment steps, not
+//! decoded audio: about 3.5 KB/s), the last [`RECALL_TRANSMISSIONS`] per
+//! channel and at most [`RECALL_MAX`] of audio per channel. A replay
+//! ([`MixerIn::Replay`]) decodes it again with its own decoder and plays it
+//! on its own bus, centred and mixed over the live audio, which goes on
+//! unchanged (nothing live is ducked or missed). One replay at a time; a new
+//! one replaces it.
+//!
 //! The mixer is pulled one 20 ms frame at a time by its sink's clock (the
 //! audio device, or the real-time WAV writer), so the jitter buffers absorb
 //! the drift between the talker's clock and ours. Packets and track mapping
@@ -109,9 +118,39 @@ impl ChannelMix {
     }
 }
 
+/// Transmissions kept per channel for instant recall.
+pub const RECALL_TRANSMISSIONS: usize = 10;
+/// Most audio kept per channel for instant recall (the oldest transmissions
+/// go first): 5 minutes.
+pub const RECALL_MAX: Duration = Duration::from_secs(300);
+
+/// A received transmission kept for instant recall.
+#[derive(Debug)]
+struct Recording {
+    id: u64,
+    channel: ChannelName,
+    /// One step per 20 ms frame, as played (never `Idle`).
+    steps: Vec<Playout>,
+}
+
+/// A replay in progress.
+struct Replay {
+    rec: Arc<Recording>,
+    pos: usize,
+    decoder: Decoder,
+}
+
 /// Inputs to the mixer.
 #[derive(Debug)]
 pub enum MixerIn {
+    /// Replay recorded transmission `id` (see [`MixerEvent::StreamEnded`]),
+    /// replacing any replay in progress; ignored if it is no longer kept.
+    Replay {
+        /// The transmission.
+        id: u64,
+    },
+    /// Stop the replay in progress.
+    StopReplay,
     /// Gain and pan of a channel's audio from now on (values clamped).
     ChannelMix {
         /// The channel.
@@ -163,6 +202,22 @@ pub enum MixerEvent {
         started: Instant,
         /// When it ended.
         at: Instant,
+        /// Its id for [`MixerIn::Replay`], when it was kept (it carried audio).
+        recall_id: Option<u64>,
+    },
+    /// A replay started playing.
+    ReplayStarted {
+        /// The transmission.
+        id: u64,
+        /// Its channel.
+        channel: ChannelName,
+        /// When its first frame was played.
+        at: Instant,
+    },
+    /// A replay finished (or was stopped or replaced).
+    ReplayEnded {
+        /// The transmission.
+        id: u64,
     },
 }
 
@@ -174,6 +229,8 @@ struct Slot {
     last_audio: Option<Instant>,
     jitter: JitterBuffer,
     decoder: Decoder,
+    /// What the current stream played so far (for instant recall).
+    recording: Vec<Playout>,
 }
 
 /// See the module docs.
@@ -187,6 +244,12 @@ pub struct Mixer {
     frame: Vec<f32>,
     volume: f32,
     local: std::collections::VecDeque<Box<[f32]>>,
+    /// Recorded transmissions per channel, oldest first.
+    recall: HashMap<ChannelName, std::collections::VecDeque<Arc<Recording>>>,
+    next_recall: u64,
+    replay: Option<Replay>,
+    /// Scratch for the replay's decoded frame.
+    replay_frame: Vec<f32>,
 }
 
 impl Mixer {
@@ -216,6 +279,10 @@ impl Mixer {
             frame: vec![0.0; FRAME_SAMPLES],
             volume: 1.0,
             local: std::collections::VecDeque::new(),
+            recall: HashMap::new(),
+            next_recall: 1,
+            replay: None,
+            replay_frame: vec![0.0; FRAME_SAMPLES],
         }
     }
 
@@ -235,6 +302,8 @@ impl Mixer {
                 MixerIn::ChannelMix { channel, mix } => {
                     self.mixes.insert(channel, mix.clamped());
                 }
+                MixerIn::Replay { id } => self.start_replay(now, id),
+                MixerIn::StopReplay => self.stop_replay(),
                 MixerIn::Map { mid, channel } => {
                     // A track reassigned to another channel starts afresh.
                     let fresh = |config| Slot {
@@ -243,6 +312,7 @@ impl Mixer {
                         last_audio: None,
                         jitter: JitterBuffer::new(config),
                         decoder: Decoder::new().expect("libopus allocates a decoder"),
+                        recording: Vec::new(),
                     };
                     let slot = self.slots.entry(mid).or_insert_with(|| fresh(self.config));
                     if slot.channel != channel {
@@ -273,7 +343,11 @@ impl Mixer {
             let Some(channel) = slot.channel.as_ref() else {
                 continue;
             };
-            let input = match slot.jitter.pop(now) {
+            let played = slot.jitter.pop(now);
+            if played != Playout::Idle {
+                slot.recording.push(played.clone());
+            }
+            let input = match played {
                 Playout::Idle | Playout::Silence => None,
                 Playout::Frame(p) => Some((p, false)),
                 Playout::Fec(p) => Some((p, true)),
@@ -308,12 +382,20 @@ impl Mixer {
                             .last_audio
                             .take()
                             .map_or(Duration::ZERO, |e| e.saturating_duration_since(started));
+                        let steps = std::mem::take(&mut slot.recording);
+                        let recall_id = keep(
+                            &mut self.recall,
+                            &mut self.next_recall,
+                            channel.clone(),
+                            steps,
+                        );
                         MixerEvent::StreamEnded {
                             channel: channel.clone(),
                             stats,
                             duration,
                             started,
                             at: now,
+                            recall_id,
                         }
                     }
                 };
@@ -323,6 +405,7 @@ impl Mixer {
         if let Some(pcm) = self.local.pop_front() {
             add(self.layout, out, &pcm, ChannelMix::default());
         }
+        self.play_replay(out);
         if self.volume != 1.0 {
             for s in out.iter_mut() {
                 *s *= self.volume;
@@ -335,6 +418,93 @@ impl Mixer {
             }
         }
     }
+}
+
+impl Mixer {
+    /// Ids of the transmissions kept for `channel`, oldest first.
+    pub fn recall_ids(&self, channel: &ChannelName) -> Vec<u64> {
+        self.recall
+            .get(channel)
+            .map(|q| q.iter().map(|r| r.id).collect())
+            .unwrap_or_default()
+    }
+
+    fn start_replay(&mut self, now: Instant, id: u64) {
+        let Some(rec) = self
+            .recall
+            .values()
+            .flat_map(|q| q.iter())
+            .find(|r| r.id == id)
+            .cloned()
+        else {
+            return;
+        };
+        self.stop_replay();
+        let _ = self.events.send(MixerEvent::ReplayStarted {
+            id,
+            channel: rec.channel.clone(),
+            at: now,
+        });
+        self.replay = Some(Replay {
+            rec,
+            pos: 0,
+            decoder: Decoder::new().expect("libopus allocates a decoder"),
+        });
+    }
+
+    fn stop_replay(&mut self) {
+        if let Some(r) = self.replay.take() {
+            let _ = self.events.send(MixerEvent::ReplayEnded { id: r.rec.id });
+        }
+    }
+
+    /// Mixes the replay's next frame into `out`, centred.
+    fn play_replay(&mut self, out: &mut [f32]) {
+        let Some(r) = self.replay.as_mut() else {
+            return;
+        };
+        let Some(step) = r.rec.steps.get(r.pos) else {
+            self.stop_replay();
+            return;
+        };
+        r.pos += 1;
+        let what = match step {
+            Playout::Frame(p) => DecodeInput::Packet(p),
+            Playout::Fec(p) => DecodeInput::Fec(p),
+            Playout::Conceal => DecodeInput::Conceal,
+            Playout::Silence | Playout::Idle => return,
+        };
+        r.decoder.decode(what, &mut self.replay_frame);
+        add(self.layout, out, &self.replay_frame, ChannelMix::default());
+    }
+}
+
+/// Keeps a finished transmission for instant recall (trailing silence cut;
+/// nothing kept without audio) within the per-channel limits; its id.
+fn keep(
+    recall: &mut HashMap<ChannelName, std::collections::VecDeque<Arc<Recording>>>,
+    next: &mut u64,
+    channel: ChannelName,
+    mut steps: Vec<Playout>,
+) -> Option<u64> {
+    while matches!(steps.last(), Some(Playout::Silence | Playout::Conceal)) {
+        steps.pop();
+    }
+    if steps.is_empty() {
+        return None;
+    }
+    let id = *next;
+    *next += 1;
+    let max_steps = (RECALL_MAX.as_millis() / u128::from(FRAME_MS)) as usize;
+    let q = recall.entry(channel.clone()).or_default();
+    q.push_back(Arc::new(Recording { id, channel, steps }));
+    let mut total: usize = q.iter().map(|r| r.steps.len()).sum();
+    while q.len() > RECALL_TRANSMISSIONS || (total > max_steps && q.len() > 1) {
+        if let Some(old) = q.pop_front() {
+            total -= old.steps.len();
+        }
+    }
+    Some(id)
 }
 
 /// Adds mono `pcm` into `out` with `mix`'s gain (and pan, in stereo).
@@ -491,5 +661,79 @@ mod tests {
         let mut out = vec![0.0; FRAME_SAMPLES * 2];
         m.mix(Instant::now(), &mut out);
         assert!(out.iter().all(|s| (*s - 0.3).abs() < 1e-6));
+    }
+
+    fn ch(s: &str) -> ChannelName {
+        ChannelName::new(s).unwrap()
+    }
+
+    fn steps(n: usize) -> Vec<Playout> {
+        vec![Playout::Frame(vec![0xf8, 0xff, 0xfe]); n]
+    }
+
+    #[test]
+    fn recall_keeps_ten_transmissions_and_five_minutes_per_channel() {
+        let mut recall = HashMap::new();
+        let mut next = 1;
+        let mut trailing = steps(3);
+        trailing.extend([Playout::Silence, Playout::Conceal, Playout::Silence]);
+        let id = keep(&mut recall, &mut next, ch("a"), trailing).unwrap();
+        assert_eq!(recall[&ch("a")][0].steps.len(), 3, "trailing silence cut");
+        assert_eq!(
+            keep(&mut recall, &mut next, ch("a"), vec![Playout::Silence]),
+            None,
+            "nothing without audio"
+        );
+        for _ in 0..RECALL_TRANSMISSIONS {
+            keep(&mut recall, &mut next, ch("a"), steps(50));
+        }
+        let ids: Vec<u64> = recall[&ch("a")].iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), RECALL_TRANSMISSIONS);
+        assert!(!ids.contains(&id), "the oldest went first");
+        // Four 100 s transmissions: only the last three fit in 5 minutes.
+        for _ in 0..4 {
+            keep(&mut recall, &mut next, ch("b"), steps(5000));
+        }
+        assert_eq!(recall[&ch("b")].len(), 3);
+        assert_eq!(recall[&ch("a")].len(), RECALL_TRANSMISSIONS, "per channel");
+    }
+
+    #[test]
+    fn a_replay_plays_its_frames_then_ends() {
+        let (tx, rx) = std_mpsc::channel();
+        let (events, mut ev) = mpsc::unbounded_channel();
+        let mut m = Mixer::new(rx, events, JitterConfig::default());
+        // A real Opus frame of a 440 Hz tone, recorded as three steps and a gap.
+        let mut enc = crate::codec::Encoder::new(crate::codec::OpusConfig::default()).unwrap();
+        let tone: Vec<f32> = (0..FRAME_SAMPLES)
+            .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 0.5)
+            .collect();
+        let mut recorded = Vec::new();
+        for _ in 0..3 {
+            recorded.push(Playout::Frame(enc.encode(&tone).unwrap().to_vec()));
+        }
+        recorded.push(Playout::Silence);
+        recorded.push(Playout::Frame(enc.encode(&tone).unwrap().to_vec()));
+        let id = keep(&mut m.recall, &mut m.next_recall, ch("a"), recorded).unwrap();
+        assert_eq!(m.recall_ids(&ch("a")), vec![id]);
+        tx.send(MixerIn::Replay { id }).unwrap();
+        let mut out = vec![0.0; FRAME_SAMPLES];
+        let now = Instant::now();
+        let mut energy = Vec::new();
+        for _ in 0..6 {
+            m.mix(now, &mut out);
+            energy.push(out.iter().map(|s| s * s).sum::<f32>());
+        }
+        assert!(matches!(ev.try_recv(), Ok(MixerEvent::ReplayStarted { id: i, .. }) if i == id));
+        assert!(matches!(ev.try_recv(), Ok(MixerEvent::ReplayEnded { id: i }) if i == id));
+        assert!(
+            energy[1] > 1.0 && energy[2] > 1.0,
+            "the tone plays: {energy:?}"
+        );
+        assert_eq!(energy[3], 0.0, "the silence step stays silent");
+        assert_eq!(energy[5], 0.0, "over after five steps");
+        tx.send(MixerIn::Replay { id: 999 }).unwrap();
+        m.mix(now, &mut out);
+        assert!(ev.try_recv().is_err(), "an unknown id is ignored");
     }
 }
