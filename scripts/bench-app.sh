@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prints the desktop app's memory and CPU figures (docs/benchmarks.md):
-# the whole process tree (squawk + WebKit), idle and while receiving.
+# the whole process tree (squawk + WebKit), idle and while receiving, and
+# the console monitoring 8 and 24 channels with 4 talkers.
 # Measures release binaries; PROFILE=debug measures the debug ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."

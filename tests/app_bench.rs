@@ -19,122 +19,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::*;
-
-/// The pid and all its descendants.
-fn tree(root: u32) -> Vec<u32> {
-    let mut parent = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the command name, which is in parentheses.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let ppid: u32 = rest.split_whitespace().nth(1).unwrap().parse().unwrap();
-        parent.push((pid, ppid));
-    }
-    let mut out = vec![root];
-    let mut i = 0;
-    while i < out.len() {
-        let p = out[i];
-        out.extend(parent.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
-        i += 1;
-    }
-    out
-}
-
-/// utime + stime of every process in the tree, in clock ticks.
-fn cpu_ticks(pids: &[u32]) -> u64 {
-    pids.iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
-        .map(|s| {
-            let f: Vec<&str> = s[s.rfind(')').unwrap() + 2..].split_whitespace().collect();
-            f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-        })
-        .sum()
-}
-
-/// (sum of RSS, sum of PSS) of the tree, KiB.
-fn memory_kib(pids: &[u32]) -> (u64, u64) {
-    let field = |text: &str, name: &str| -> u64 {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    pids.iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
-        .fold((0, 0), |(r, p), t| {
-            (r + field(&t, "Rss:"), p + field(&t, "Pss:"))
-        })
-}
-
-/// utime + stime of every thread in the tree, in clock ticks, by
-/// "process/thread" name (threads of one name summed).
-fn thread_ticks(pids: &[u32]) -> std::collections::BTreeMap<String, u64> {
-    let mut out = std::collections::BTreeMap::new();
-    for p in pids {
-        let proc_name = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
-            continue;
-        };
-        for t in tasks.flatten() {
-            let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
-                continue;
-            };
-            let name = &stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()];
-            let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-                .split_whitespace()
-                .collect();
-            let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-            *out.entry(format!("{}/{name}", proc_name.trim()))
-                .or_insert(0) += ticks;
-        }
-    }
-    out
-}
-
-/// CPU of the tree over `window`, % of one core, and the busiest threads
-/// (name, % of one core), busiest first.
-fn cpu_percent(pids: &[u32], window: Duration) -> (f64, Vec<(String, f64)>) {
-    let ticks_per_s = 100.0; // USER_HZ on Linux
-    let t0 = cpu_ticks(pids);
-    let th0 = thread_ticks(pids);
-    let start = Instant::now();
-    std::thread::sleep(window); // the measurement window itself
-    let t1 = cpu_ticks(pids);
-    let th1 = thread_ticks(pids);
-    let secs = start.elapsed().as_secs_f64();
-    let pct = |ticks: u64| ticks as f64 / ticks_per_s / secs * 100.0;
-    let mut threads: Vec<(String, f64)> = th1
-        .iter()
-        .map(|(name, t)| {
-            (
-                name.clone(),
-                pct(t - th0.get(name).copied().unwrap_or(0).min(*t)),
-            )
-        })
-        .filter(|(_, p)| *p > 0.0)
-        .collect();
-    threads.sort_by(|a, b| b.1.total_cmp(&a.1));
-    threads.truncate(8);
-    (pct(t1 - t0), threads)
-}
-
-/// One line of the busiest threads.
-fn busiest(threads: &[(String, f64)]) -> String {
-    threads
-        .iter()
-        .map(|(n, p)| format!("{n} {p:.1}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+use common::{usage::*, *};
 
 #[test]
 #[ignore = "benchmark: run scripts/bench-app.sh"]
@@ -218,4 +105,77 @@ fn app_resources() {
         "  busiest threads receiving (% of a core): {}",
         busiest(&rx_threads)
     );
+}
+
+/// The desktop app as a dispatcher console (window 1024×760, so the console
+/// layout) monitoring 8 and then 24 channels while 4 bots talk continuously
+/// in 4 of them: CPU of the whole process tree (% of one core) and memory,
+/// over 20 s of receiving.
+#[test]
+#[ignore = "benchmark: run scripts/bench-app.sh"]
+fn app_monitoring() {
+    let out = out_dir("app_monitoring");
+    let x = Xvfb::start();
+    let pulse = Pulse::start(&out);
+    let server = TestServer::start();
+    let wav = speech("F1_harvard_phrases.wav");
+    println!("\ndesktop app monitoring channels, 4 talking at once:");
+    for n in [8usize, 24] {
+        let names: Vec<String> = (1..=n).map(|i| format!("m{i:02}")).collect();
+        let mut extra: Vec<&str> = Vec::new();
+        for c in &names[1..] {
+            extra.extend(["--channel", c.as_str()]);
+        }
+        let mut app = spawn_app(&x, &pulse, &server, &out, &names[0], &extra);
+        app_event(&mut app, Duration::from_secs(30), "media");
+        let joined = |app: &Proc| {
+            app.seen
+                .iter()
+                .filter(|l| l.contains("\"type\":\"joined\""))
+                .count()
+        };
+        while joined(&app) < n {
+            app_event(&mut app, Duration::from_secs(30), "joined");
+        }
+        let windows = x.xdotool(&["search", "--sync", "--onlyvisible", "--name", "^Squawk$"]);
+        for w in windows.lines() {
+            x.xdotool(&["windowsize", w, "1024", "760"]);
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        let pids = tree(app.pid());
+        let (idle_cpu, _) = cpu_percent(&pids, Duration::from_secs(10));
+        let bots: Vec<Proc> = names[..4]
+            .iter()
+            .map(|c| {
+                server.talker(
+                    &format!("T{c}"),
+                    c,
+                    &wav,
+                    &["--repeat", "12", "--gap-ms", "0"],
+                )
+            })
+            .collect();
+        for _ in 0..4 {
+            app_event(&mut app, Duration::from_secs(10), "floor_taken");
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let pids = tree(app.pid());
+        let (cpu, threads) = cpu_percent(&pids, Duration::from_secs(20));
+        let (rss, pss) = memory_kib(&pids);
+        println!(
+            "  {n:>2} channels: idle CPU {idle_cpu:>5.2} %; receiving 4: CPU {cpu:>5.2} % of a core, \
+             RSS sum {:>6.1} MiB, PSS sum {:>6.1} MiB ({} processes)",
+            rss as f64 / 1024.0,
+            pss as f64 / 1024.0,
+            pids.len()
+        );
+        println!("     busiest threads: {}", busiest(&threads));
+        let shot = out.join(format!("console-{n}.png"));
+        let mut import = std::process::Command::new("import");
+        x.env(&mut import);
+        let _ = import.args(["-window", "root"]).arg(&shot).status();
+        drop(bots);
+        drop(app);
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }

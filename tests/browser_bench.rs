@@ -12,6 +12,10 @@
 //!   Capture processing and the output device are outside this span;
 //!   everything from the uplink track to the listener's decoded audio
 //!   (Opus encode, pacing, SRTP, the SFU, NetEq jitter buffer, decode) is in.
+//! - **console monitoring** (`browser_monitoring`): a 1280×800 page in the
+//!   console layout monitoring 8 and then 24 channels while 4 bots talk in 4
+//!   of them: CPU (% of one core) and memory of the whole Chromium process
+//!   tree (and its node driver) over 20 s.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is the failure report
 
@@ -19,7 +23,7 @@ mod common;
 
 use std::{path::Path, time::Duration};
 
-use common::*;
+use common::{usage::*, *};
 
 /// Writes `secs` of a 440 Hz tone at -10 dBFS, 48 kHz mono 16-bit PCM.
 fn write_tone(path: &Path, secs: u32) {
@@ -140,4 +144,60 @@ fn browser_version() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "benchmark: run scripts/bench-browser.sh"]
+fn browser_monitoring() {
+    let server = TestServer::start();
+    let wav = speech("F1_harvard_phrases.wav");
+    println!(
+        "\nbrowser console monitoring channels, 4 talking at once ({}):",
+        browser_version()
+    );
+    for n in [8usize, 24] {
+        let mut browser = Browser::chromium(&speech("F2_harvard_phrases.wav"));
+        browser.open("p", &server.page_url("m01", "Desk"));
+        browser.viewport("p", 1280, 800);
+        browser.wait_ready("p", "m01");
+        for i in 2..=n {
+            browser.eval("p", &format!("squawkApp.engine.join('m{i:02}'), true"));
+        }
+        browser.wait(
+            "p",
+            &format!("document.querySelectorAll('#tiles .tile').length === {n}"),
+            Duration::from_secs(30),
+        );
+        let pids = tree(browser.proc.pid());
+        let (idle_cpu, _) = cpu_percent(&pids, Duration::from_secs(10));
+        let bots: Vec<Proc> = (1..=4)
+            .map(|i| {
+                let c = format!("m{i:02}");
+                server.talker(
+                    &format!("T{c}"),
+                    &c,
+                    &wav,
+                    &["--repeat", "12", "--gap-ms", "0"],
+                )
+            })
+            .collect();
+        browser.wait(
+            "p",
+            "document.querySelectorAll('#tiles .tile.live').length === 4",
+            Duration::from_secs(20),
+        );
+        let pids = tree(browser.proc.pid());
+        let (cpu, threads) = cpu_percent(&pids, Duration::from_secs(20));
+        let (rss, pss) = memory_kib(&pids);
+        println!(
+            "  {n:>2} channels: idle CPU {idle_cpu:>5.2} %; receiving 4: CPU {cpu:>5.2} % of a core, \
+             RSS sum {:>6.1} MiB, PSS sum {:>6.1} MiB ({} processes)",
+            rss as f64 / 1024.0,
+            pss as f64 / 1024.0,
+            pids.len()
+        );
+        println!("     busiest threads: {}", busiest(&threads));
+        drop(bots);
+        browser.quit();
+    }
 }

@@ -314,19 +314,17 @@ fn a_muted_channel_sends_nothing_to_its_listener() {
     assert_eq!(l.wait(Duration::from_secs(10)).0, 0);
 }
 
-/// All-call: one press into X, Y and Z while Z is busy. T is granted X and
-/// Y and denied Z; the listeners of X and Y hear T's speech, Z's listener
-/// gets none of it (only Z's own talker).
+/// All-call: one press into W, X, Y and Z while Z is busy. T is granted W,
+/// X and Y and denied Z; the listeners of W, X and Y hear T's speech, Z's
+/// listener gets none of it (only Z's own talker).
 #[test]
 fn an_all_call_reaches_every_granted_channel() {
     let server = TestServer::start();
     let out = out_dir("floor_all_call");
     let wav = speech("M2_harvard_phrases.wav");
-    let recs: Vec<_> = ["X", "Y", "Z"]
-        .iter()
-        .map(|c| out.join(format!("{c}.wav")))
-        .collect();
-    let mut ls: Vec<Proc> = ["X", "Y", "Z"]
+    let chans = ["W", "X", "Y", "Z"];
+    let recs: Vec<_> = chans.iter().map(|c| out.join(format!("{c}.wav"))).collect();
+    let mut ls: Vec<Proc> = chans
         .iter()
         .zip(&recs)
         .map(|(c, rec)| {
@@ -348,22 +346,14 @@ fn an_all_call_reaches_every_granted_channel() {
         .collect();
     let mut z = server.talker("Zt", "Z", &speech("F2_harvard_phrases.wav"), &[]);
     z.expect_event(Duration::from_secs(20), "floor_granted");
-    let mut t = server.bot(
-        "T",
-        &[
-            "talk",
-            "--channel",
-            "X",
-            "--channel",
-            "Y",
-            "--channel",
-            "Z",
-            "--wav",
-            wav.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec!["talk"];
+    for c in chans {
+        args.extend(["--channel", c]);
+    }
+    args.extend(["--wav", wav.to_str().unwrap()]);
+    let mut t = server.bot("T", &args);
     let mut answers = std::collections::BTreeMap::new();
-    while answers.len() < 3 {
+    while answers.len() < chans.len() {
         let line = t.expect_line(Duration::from_secs(20), "floor answer", |l| {
             l.contains("\"floor_granted\"") || l.contains("\"floor_deny\"")
         });
@@ -373,8 +363,9 @@ fn an_all_call_reaches_every_granted_channel() {
             v["event"].as_str().unwrap().to_string(),
         );
     }
-    assert_eq!(answers["X"], "floor_granted", "{answers:?}");
-    assert_eq!(answers["Y"], "floor_granted", "{answers:?}");
+    for c in ["W", "X", "Y"] {
+        assert_eq!(answers[c], "floor_granted", "{answers:?}");
+    }
     assert_eq!(answers["Z"], "floor_deny", "{answers:?}");
     assert_eq!(t.wait(Duration::from_secs(30)).0, 3, "a channel was busy");
     assert_eq!(z.wait(Duration::from_secs(30)).0, 0);
@@ -385,14 +376,14 @@ fn an_all_call_reaches_every_granted_channel() {
             taken["talker"].as_str().unwrap().to_string()
         })
         .collect();
-    assert_eq!(heard, ["T", "T", "Zt"]);
+    assert_eq!(heard, ["T", "T", "T", "Zt"]);
     for l in ls {
         assert_eq!(l.wait(Duration::from_secs(30)).0, 0);
     }
-    for (c, rec) in ["X", "Y"].iter().zip(&recs) {
+    for (c, rec) in chans.iter().zip(&recs).take(3) {
         assert_intelligible(&compare(&wav, rec), &format!("listener of {c}"));
     }
-    let z_heard = compare(&wav, &recs[2]);
+    let z_heard = compare(&wav, &recs[3]);
     let stoi = z_heard["stoi"].as_f64().unwrap_or(0.0);
     assert!(stoi < 0.6, "Z's listener heard T: {z_heard}");
 }

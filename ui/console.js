@@ -20,6 +20,9 @@ function createConsole({ ui, engine, $, setTarget, onSelection, replay }) {
   let saved = {};
   try { saved = JSON.parse(localStorage.getItem(MIX_KEY) || "{}"); } catch (_) { saved = {}; }
 
+  /** The tiles drawn now: channel -> {el, sig}. */
+  let drawn = new Map();
+
   function mixOf(name) {
     return saved[name] || { gain: 1, pan: 0 };
   }
@@ -145,13 +148,36 @@ function createConsole({ ui, engine, $, setTarget, onSelection, replay }) {
     if (grid.hidden) return;
     const a = document.activeElement;
     const busy = a && a.tagName === "INPUT" && a.type === "range" && a.closest(".tile");
-    grid.replaceChildren(...[...ui.channels].map(([name, c]) => {
+    const next = new Map();
+    const els = [...ui.channels].map(([name, c]) => {
+      // A tile is rebuilt only when what it shows changed: with many
+      // channels and a few talkers, most tiles stay as they are.
+      const sig = signature(name, c);
+      const old = drawn.get(name);
+      let e;
       if (busy && busy.dataset.channel === name) {
         busy.className = tileState(name, c);
-        return busy;
+        e = busy;
+      } else if (old && old.sig === sig) {
+        e = old.el;
+      } else {
+        e = tile(name, c);
       }
-      return tile(name, c);
-    }));
+      next.set(name, { el: e, sig });
+      return e;
+    });
+    drawn = next;
+    const same = els.length === grid.children.length && els.every((e, i) => grid.children[i] === e);
+    if (!same) grid.replaceChildren(...els);
+  }
+
+  /** Everything a tile shows, as one string. */
+  function signature(name, c) {
+    return JSON.stringify([
+      ui.selected.has(name), c.members.length, c.talker && [c.talker.name, c.talker.since], c.tx, c.queuePos,
+      c.last, c.muted, c.lastRecall, ui.replaying === c.lastRecall, mixOf(name), patchOf(name),
+      emergenciesIn(name).map((e) => [e.originator.id, !!e.acked_by]),
+    ]);
   }
 
   /** Updates the elapsed and "ago" times without redrawing. */

@@ -16,6 +16,7 @@ use std::{
 use serde_json::Value;
 
 pub mod portal;
+pub mod usage;
 
 /// Directory holding the workspace binaries: `$SQUAWK_BIN_DIR` (e.g. to
 /// measure release binaries from a debug test build), else next to the
