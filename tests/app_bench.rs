@@ -159,17 +159,7 @@ fn app_monitoring() {
             app_event(&mut app, Duration::from_secs(10), "floor_taken");
         }
         std::thread::sleep(Duration::from_secs(2));
-        let pids = tree(app.pid());
-        let (cpu, threads) = cpu_percent(&pids, Duration::from_secs(20));
-        let (rss, pss) = memory_kib(&pids);
-        println!(
-            "  {n:>2} channels: idle CPU {idle_cpu:>5.2} %; receiving 4: CPU {cpu:>5.2} % of a core, \
-             RSS sum {:>6.1} MiB, PSS sum {:>6.1} MiB ({} processes)",
-            rss as f64 / 1024.0,
-            pss as f64 / 1024.0,
-            pids.len()
-        );
-        println!("     busiest threads: {}", busiest(&threads));
+        print_receiving(n, idle_cpu, &tree(app.pid()));
         let shot = out.join(format!("console-{n}.png"));
         let mut import = std::process::Command::new("import");
         x.env(&mut import);

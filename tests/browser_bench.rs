@@ -186,17 +186,7 @@ fn browser_monitoring() {
             "document.querySelectorAll('#tiles .tile.live').length === 4",
             Duration::from_secs(20),
         );
-        let pids = tree(browser.proc.pid());
-        let (cpu, threads) = cpu_percent(&pids, Duration::from_secs(20));
-        let (rss, pss) = memory_kib(&pids);
-        println!(
-            "  {n:>2} channels: idle CPU {idle_cpu:>5.2} %; receiving 4: CPU {cpu:>5.2} % of a core, \
-             RSS sum {:>6.1} MiB, PSS sum {:>6.1} MiB ({} processes)",
-            rss as f64 / 1024.0,
-            pss as f64 / 1024.0,
-            pids.len()
-        );
-        println!("     busiest threads: {}", busiest(&threads));
+        print_receiving(n, idle_cpu, &tree(browser.proc.pid()));
         drop(bots);
         browser.quit();
     }

@@ -116,3 +116,18 @@ pub fn busiest(threads: &[(String, f64)]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// Measures `pids` for 20 s while receiving and prints the monitoring
+/// benchmark's line for `n` channels (with the idle CPU measured before).
+pub fn print_receiving(n: usize, idle_cpu: f64, pids: &[u32]) {
+    let (cpu, threads) = cpu_percent(pids, Duration::from_secs(20));
+    let (rss, pss) = memory_kib(pids);
+    println!(
+        "  {n:>2} channels: idle CPU {idle_cpu:>5.2} %; receiving 4: CPU {cpu:>5.2} % of a core, \
+         RSS sum {:>6.1} MiB, PSS sum {:>6.1} MiB ({} processes)",
+        rss as f64 / 1024.0,
+        pss as f64 / 1024.0,
+        pids.len()
+    );
+    println!("     busiest threads: {}", busiest(&threads));
+}
