@@ -160,12 +160,22 @@ fn a_queued_request_is_granted_when_the_holder_finishes() {
         "{next}"
     );
     // With no gap between the talkers the listener's jitter buffer sees one
-    // stream, so one report covers both talks: it holds both talkers' packets.
-    let report = l.expect_event(Duration::from_secs(20), "received");
-    let packets = report["report"]["packets"].as_u64().unwrap();
+    // stream; the engine cuts it at B's Floor Taken: one report per talker,
+    // together holding both talkers' packets.
+    let first = l.expect_event(Duration::from_secs(20), "received");
+    let second = l.expect_event(Duration::from_secs(20), "received");
+    assert_eq!(first["report"]["talker"], "A", "{first}");
+    assert_eq!(second["report"]["talker"], "B", "{second}");
+    let packets = first["report"]["packets"].as_u64().unwrap()
+        + second["report"]["packets"].as_u64().unwrap();
     assert!(
         packets + 20 >= a_sent + b_sent,
-        "{packets} received of {a_sent} + {b_sent}: {report}"
+        "{packets} received of {a_sent} + {b_sent}: {first} {second}"
+    );
+    let a_heard = first["report"]["packets"].as_u64().unwrap();
+    assert!(
+        a_heard + 20 >= a_sent && a_heard <= a_sent + 20,
+        "A's report holds A's talk: {first}"
     );
     assert_eq!(l.wait(Duration::from_secs(30)).0, 0);
 }

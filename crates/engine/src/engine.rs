@@ -930,6 +930,12 @@ impl Runner {
                 ..
             } => {
                 self.talkers.insert(channel.clone(), talker_name.clone());
+                if let Some(m) = &self.mixer {
+                    let _ = m.send(MixerIn::Talker {
+                        channel: channel.clone(),
+                        name: talker_name.clone(),
+                    });
+                }
                 self.emit(EngineEvent::FloorTaken {
                     channel,
                     talker,
@@ -1107,11 +1113,12 @@ impl Runner {
                 duration,
                 started,
                 recall_id,
+                talker,
                 ..
             } => {
                 let start = SystemTime::now() - started.elapsed();
                 let report = TransmissionReport {
-                    talker: self.talkers.get(&channel).cloned(),
+                    talker: talker.or_else(|| self.talkers.get(&channel).cloned()),
                     channel,
                     start_unix_ms: start
                         .duration_since(UNIX_EPOCH)

@@ -288,7 +288,7 @@ pub struct JitterStats {
 impl JitterStats {
     /// Counters of `self` minus those of `start` (saturating); gauges
     /// (`jitter_ms`, `target_delay_ms`, `current_delay_ms`) from `self`.
-    fn since(&self, start: &Self) -> Self {
+    pub fn since(&self, start: &Self) -> Self {
         Self {
             packets: self.packets.saturating_sub(start.packets),
             played: self.played.saturating_sub(start.played),

@@ -30,7 +30,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use squawk_media::{JitterBuffer, JitterConfig, JitterEvent, Playout};
+use squawk_media::{JitterBuffer, JitterConfig, JitterEvent, JitterStats, Playout};
 use squawk_protocol::ChannelName;
 use tokio::sync::mpsc;
 
@@ -151,6 +151,16 @@ pub enum MixerIn {
     },
     /// Stop the replay in progress.
     StopReplay,
+    /// `name` now talks in `channel` (Floor Taken). When another talker's
+    /// stream is playing there (a hand-over with no silence between the
+    /// talks), it is ended here: one transmission per talker, each with its
+    /// own report and recall entry.
+    Talker {
+        /// The channel.
+        channel: ChannelName,
+        /// The new talker's display name.
+        name: String,
+    },
     /// Gain and pan of a channel's audio from now on (values clamped).
     ChannelMix {
         /// The channel.
@@ -204,6 +214,8 @@ pub enum MixerEvent {
         at: Instant,
         /// Its id for [`MixerIn::Replay`], when it was kept (it carried audio).
         recall_id: Option<u64>,
+        /// Who talked, from [`MixerIn::Talker`].
+        talker: Option<String>,
     },
     /// A replay started playing.
     ReplayStarted {
@@ -231,6 +243,12 @@ struct Slot {
     decoder: Decoder,
     /// What the current stream played so far (for instant recall).
     recording: Vec<Playout>,
+    /// The jitter buffer's counters when the previous segment (a stream, or
+    /// the part of one before a talker change) ended: the current one counts
+    /// from there.
+    seg_base: JitterStats,
+    /// Who talks in the channel (the last [`MixerIn::Talker`]).
+    talker: Option<String>,
 }
 
 /// See the module docs.
@@ -303,6 +321,7 @@ impl Mixer {
                     self.mixes.insert(channel, mix.clamped());
                 }
                 MixerIn::Replay { id } => self.start_replay(now, id),
+                MixerIn::Talker { channel, name } => self.talker(now, &channel, name),
                 MixerIn::StopReplay => self.stop_replay(),
                 MixerIn::Map { mid, channel } => {
                     // A track reassigned to another channel starts afresh.
@@ -313,6 +332,8 @@ impl Mixer {
                         jitter: JitterBuffer::new(config),
                         decoder: Decoder::new().expect("libopus allocates a decoder"),
                         recording: Vec::new(),
+                        seg_base: JitterStats::default(),
+                        talker: None,
                     };
                     let slot = self.slots.entry(mid).or_insert_with(|| fresh(self.config));
                     if slot.channel != channel {
@@ -340,9 +361,10 @@ impl Mixer {
         let out = &mut out[..FRAME_SAMPLES * self.layout.channels()];
         out.fill(0.0);
         for slot in self.slots.values_mut() {
-            let Some(channel) = slot.channel.as_ref() else {
+            let Some(channel) = slot.channel.clone() else {
                 continue;
             };
+            let channel = &channel;
             let played = slot.jitter.pop(now);
             if played != Playout::Idle {
                 slot.recording.push(played.clone());
@@ -376,28 +398,13 @@ impl Mixer {
                             at: now,
                         }
                     }
-                    JitterEvent::StreamEnded { stats } => {
-                        let started = slot.started.take().unwrap_or(now);
-                        let duration = slot
-                            .last_audio
-                            .take()
-                            .map_or(Duration::ZERO, |e| e.saturating_duration_since(started));
-                        let steps = std::mem::take(&mut slot.recording);
-                        let recall_id = keep(
-                            &mut self.recall,
-                            &mut self.next_recall,
-                            channel.clone(),
-                            steps,
-                        );
-                        MixerEvent::StreamEnded {
-                            channel: channel.clone(),
-                            stats,
-                            duration,
-                            started,
-                            at: now,
-                            recall_id,
-                        }
-                    }
+                    JitterEvent::StreamEnded { .. } => finish_segment(
+                        slot,
+                        channel.clone(),
+                        &mut self.recall,
+                        &mut self.next_recall,
+                        now,
+                    ),
                 };
                 let _ = self.events.send(ev);
             }
@@ -421,6 +428,32 @@ impl Mixer {
 }
 
 impl Mixer {
+    /// A new talker in `channel`: splits a stream playing another talker.
+    fn talker(&mut self, now: Instant, channel: &ChannelName, name: String) {
+        for slot in self.slots.values_mut() {
+            if slot.channel.as_ref() != Some(channel) {
+                continue;
+            }
+            let other = slot.talker.as_ref().is_some_and(|t| *t != name);
+            if slot.started.is_some() && other {
+                let ended = finish_segment(
+                    slot,
+                    channel.clone(),
+                    &mut self.recall,
+                    &mut self.next_recall,
+                    now,
+                );
+                let _ = self.events.send(ended);
+                slot.started = Some(now);
+                let _ = self.events.send(MixerEvent::StreamStarted {
+                    channel: channel.clone(),
+                    at: now,
+                });
+            }
+            slot.talker = Some(name.clone());
+        }
+    }
+
     /// Ids of the transmissions kept for `channel`, oldest first.
     pub fn recall_ids(&self, channel: &ChannelName) -> Vec<u64> {
         self.recall
@@ -476,6 +509,39 @@ impl Mixer {
         };
         r.decoder.decode(what, &mut self.replay_frame);
         add(self.layout, out, &self.replay_frame, ChannelMix::default());
+    }
+}
+
+/// Ends the slot's current segment (the stream ended, or its talker
+/// changed): its report, with the counters since the segment began, and its
+/// recall entry.
+fn finish_segment(
+    slot: &mut Slot,
+    channel: ChannelName,
+    recall: &mut HashMap<ChannelName, std::collections::VecDeque<Arc<Recording>>>,
+    next: &mut u64,
+    now: Instant,
+) -> MixerEvent {
+    let started = slot.started.take().unwrap_or(now);
+    let duration = slot
+        .last_audio
+        .take()
+        .map_or(Duration::ZERO, |e| e.saturating_duration_since(started));
+    let steps = std::mem::take(&mut slot.recording);
+    let recall_id = keep(recall, next, channel.clone(), steps);
+    let now_stats = slot.jitter.stats();
+    let stats = now_stats.since(&slot.seg_base);
+    // The next segment counts from here (packets buffered before its
+    // stream start included).
+    slot.seg_base = now_stats;
+    MixerEvent::StreamEnded {
+        channel,
+        stats,
+        duration,
+        started,
+        at: now,
+        recall_id,
+        talker: slot.talker.clone(),
     }
 }
 
@@ -735,5 +801,72 @@ mod tests {
         tx.send(MixerIn::Replay { id: 999 }).unwrap();
         m.mix(now, &mut out);
         assert!(ev.try_recv().is_err(), "an unknown id is ignored");
+    }
+
+    #[test]
+    fn a_new_talker_cuts_the_stream_into_one_transmission_each() {
+        let (tx, rx) = std_mpsc::channel();
+        let (events, mut ev) = mpsc::unbounded_channel();
+        let mut m = Mixer::new(rx, events, JitterConfig::default());
+        let mut enc = crate::codec::Encoder::new(crate::codec::OpusConfig::default()).unwrap();
+        let tone: Vec<f32> = (0..FRAME_SAMPLES)
+            .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 0.5)
+            .collect();
+        tx.send(MixerIn::Map {
+            mid: "0".into(),
+            channel: Some(ch("a")),
+        })
+        .unwrap();
+        let talker = |name: &str| MixerIn::Talker {
+            channel: ch("a"),
+            name: name.into(),
+        };
+        tx.send(talker("Ann")).unwrap();
+        let t0 = Instant::now();
+        let mut out = vec![0.0; FRAME_SAMPLES];
+        // 100 packets in one RTP stream (the SFU's rewritten downlink); Bo
+        // takes the floor after 50, with no gap.
+        for i in 0..100u32 {
+            let at = t0 + Duration::from_millis(20 * u64::from(i));
+            if i == 50 {
+                tx.send(talker("Bo")).unwrap();
+            }
+            tx.send(MixerIn::Packet(RtpIn {
+                mid: "0".into(),
+                seq: i as u16,
+                timestamp: i * FRAME_SAMPLES as u32,
+                marker: i == 0 || i == 50,
+                payload: Bytes::copy_from_slice(enc.encode(&tone).unwrap()),
+                arrival: at,
+            }))
+            .unwrap();
+            m.mix(at, &mut out);
+        }
+        for i in 100..300u64 {
+            m.mix(t0 + Duration::from_millis(20 * i), &mut out);
+        }
+        let mut ended = Vec::new();
+        while let Ok(e) = ev.try_recv() {
+            if let MixerEvent::StreamEnded {
+                talker,
+                stats,
+                recall_id,
+                ..
+            } = e
+            {
+                ended.push((talker, stats.packets, recall_id.is_some()));
+            }
+        }
+        assert_eq!(ended.len(), 2, "{ended:?}");
+        assert_eq!(ended[0].0.as_deref(), Some("Ann"));
+        assert_eq!(ended[1].0.as_deref(), Some("Bo"));
+        assert_eq!(
+            ended[0].1 + ended[1].1,
+            100,
+            "every packet in one of them: {ended:?}"
+        );
+        assert!((45..=55).contains(&ended[0].1), "Ann's share: {ended:?}");
+        assert!(ended[0].2 && ended[1].2, "both kept for recall");
+        assert_eq!(m.recall_ids(&ch("a")).len(), 2);
     }
 }
