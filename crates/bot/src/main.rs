@@ -106,6 +106,15 @@ enum Cmd {
         /// `--channel`): joined, but their downlink paused at the SFU.
         #[arg(long = "mute")]
         mute: Vec<ChannelName>,
+        /// Unmute the `--mute` channels this long after joining, ms, and
+        /// print `unmuted` per channel with `first_rtp_ms`: from the unmute
+        /// request to the first packet of the channel received.
+        #[arg(long, requires = "mute")]
+        unmute_after_ms: Option<u64>,
+        /// Mute the `--mute` channels this long after joining, ms, instead
+        /// of at once (so their downlink has carried audio before).
+        #[arg(long, requires = "mute")]
+        mute_after_ms: Option<u64>,
         /// Acknowledge every emergency raised by someone else (a dispatcher).
         #[arg(long)]
         ack_emergencies: bool,
@@ -525,6 +534,10 @@ fn parse_pan(s: &str) -> Result<(ChannelName, Pan), String> {
     Ok((channel, pan))
 }
 
+/// After an unmute: when it was asked, and per channel its downlink mid and
+/// packet count then.
+type Watch = (std::time::Instant, Vec<(ChannelName, String, u64)>);
+
 struct ListenOpts<'a> {
     channels: &'a [ChannelName],
     record: Option<&'a PathBuf>,
@@ -534,6 +547,8 @@ struct ListenOpts<'a> {
     ack_emergencies: bool,
     pan: &'a [(ChannelName, Pan)],
     replay_first: bool,
+    unmute_after_ms: Option<u64>,
+    mute_after_ms: Option<u64>,
 }
 
 async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
@@ -546,6 +561,8 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
         ack_emergencies,
         pan,
         replay_first,
+        unmute_after_ms,
+        mute_after_ms,
     } = o;
     let mut replayed = false;
     if let Some(c) = mute.iter().find(|c| !channels.contains(c)) {
@@ -572,7 +589,7 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
         };
         engine.set_channel_mix(c.clone(), mix);
     }
-    for c in mute {
+    for c in mute.iter().filter(|_| mute_after_ms.is_none()) {
         engine.mute(c.clone(), true);
         let want = c.clone();
         wait_for(&mut events, Duration::from_secs(10), |e| match e {
@@ -597,8 +614,60 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
     };
     let end =
         tokio::time::Instant::now() + Duration::from_secs_f64(seconds) + Duration::from_millis(300);
+    let received = |mid: &str| -> u64 {
+        engine
+            .counters()
+            .received_by_mid
+            .lock()
+            .map(|m| m.get(mid).copied().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let mut unmute_at =
+        unmute_after_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    // After the unmute: when it was asked, and per channel its mid and count then.
+    let mut watching: Option<Watch> = None;
     loop {
         tokio::select! {
+            () = async {
+                match unmute_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                unmute_at = None;
+                let watch = mute
+                    .iter()
+                    .filter_map(|c| {
+                        let (_, mid) = mids.iter().find(|(ch, _)| ch == c)?;
+                        Some((c.clone(), mid.clone(), received(mid)))
+                    })
+                    .collect();
+                for c in mute {
+                    engine.mute(c.clone(), false);
+                }
+                watching = Some((std::time::Instant::now(), watch));
+            }
+            () = async {
+                match watching {
+                    Some(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some((asked, watch)) = watching.as_mut() {
+                    watch.retain(|(c, mid, before)| {
+                        if received(mid) > *before {
+                            let ms = asked.elapsed().as_secs_f64() * 1e3;
+                            say(json!({"event": "unmuted", "channel": c, "first_rtp_ms": (ms * 10.0).round() / 10.0}));
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                    if watch.is_empty() {
+                        watching = None;
+                    }
+                }
+            }
             ev = events.recv() => match ev {
                 Some(EngineEvent::Received(report)) => {
                     let line = serde_json::to_string(&report)?;
@@ -644,6 +713,7 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
                     }
                 }
                 Some(ref e @ EngineEvent::Notice(_)) => say(notice_json(e).unwrap_or_default()),
+                // (`muted` is printed above for an immediate mute.)
                 Some(EngineEvent::ServerError { code, message }) => {
                     say(json!({"event": "server_error", "code": code, "message": message}));
                 }
@@ -788,10 +858,14 @@ fn main() -> anyhow::Result<()> {
                 ack_emergencies,
                 pan,
                 replay_first,
+                unmute_after_ms,
+                mute_after_ms,
             } => {
                 let o = ListenOpts {
                     pan,
                     replay_first: *replay_first,
+                    unmute_after_ms: *unmute_after_ms,
+                    mute_after_ms: *mute_after_ms,
                     channels,
                     record: record.as_ref(),
                     seconds: *seconds,

@@ -83,6 +83,8 @@ pub struct TrackRewriter {
     state: OutState,
     /// Sources switched away from, oldest first, at most [`MAX_RETIRED`].
     retired: Vec<Retired>,
+    /// Set by [`TrackRewriter::resume`]: the next packet starts afresh.
+    resync: bool,
 }
 
 /// Whether anything has been forwarded yet.
@@ -147,6 +149,7 @@ impl TrackRewriter {
                 initial_ts,
             },
             retired: Vec::new(),
+            resync: false,
         }
     }
 
@@ -174,6 +177,10 @@ impl TrackRewriter {
         timestamp: u32,
         marker: bool,
     ) -> Option<Rewritten> {
+        if std::mem::take(&mut self.resync) && matches!(self.state, OutState::Forwarding { .. }) {
+            let (next_out, out_ts) = self.switch_position(now);
+            return Some(self.start_source(now, ssrc, seq, timestamp, next_out, out_ts));
+        }
         match &mut self.state {
             OutState::Fresh {
                 initial_seq,
@@ -197,6 +204,15 @@ impl TrackRewriter {
                 Some(self.start_source(now, ssrc, seq, timestamp, next_out, out_ts))
             }
         }
+    }
+
+    /// The listener skipped packets on purpose (its downlink was paused,
+    /// e.g. muted): the next packet, whatever its source, continues the
+    /// outgoing stream as a change of source does (sequence number at
+    /// `highest + 1`, timestamp advanced by the wall time, marker set), so
+    /// the listener sees no loss for what it chose not to receive.
+    pub fn resume(&mut self) {
+        self.resync = true;
     }
 
     /// Outgoing sequence number and timestamp for the first packet of a new
@@ -403,6 +419,33 @@ mod tests {
                 timestamp: 5_000_960,
                 marker: false
             })
+        );
+    }
+
+    #[test]
+    fn a_resumed_listener_sees_no_gap_for_what_it_skipped() {
+        let t0 = Instant::now();
+        let mut rw = TrackRewriter::new(48_000, 100, 10_000);
+        assert_eq!(feed(&mut rw, t0, A, 5_000, 0, 10).len(), 10);
+        // Paused for 75 packets (1.5 s), then resumed: seq 5085 follows 109.
+        rw.resume();
+        let at = t0 + ms(20 * 85);
+        let first = rw.rewrite(at, A, 5_085, 960 * 85, false).unwrap();
+        assert_eq!((first.seq, first.marker), (110, true));
+        assert_eq!(
+            first.timestamp,
+            10_000 + 960 * 9 + 960 * 76,
+            "advanced by the wall time"
+        );
+        let next = rw.rewrite(at + ms(20), A, 5_086, 960 * 86, false).unwrap();
+        assert_eq!((next.seq, next.marker), (111, false));
+        assert_eq!(next.timestamp, first.timestamp + 960);
+        // Without a resume the same pause is a 75-packet gap.
+        let mut plain = TrackRewriter::new(48_000, 100, 10_000);
+        feed(&mut plain, t0, A, 5_000, 0, 10);
+        assert_eq!(
+            plain.rewrite(at, A, 5_085, 960 * 85, false).unwrap().seq,
+            185
         );
     }
 

@@ -23,7 +23,7 @@ use tokio::{net::UdpSocket, sync::mpsc};
 use tracing::{debug, info};
 
 use super::{
-    ChanId, EventTx, FwdPacket, WorkerCmd, WorkerEvent, WorkerStats,
+    ChanId, EventTx, FwdPacket, RouteUpdate, WorkerCmd, WorkerEvent, WorkerStats,
     batch::SendBatch,
     peer::{Link, Peer},
     router::Router,
@@ -214,7 +214,24 @@ impl Worker {
                     p.remove_track(chan);
                 }
             }
-            WorkerCmd::Route(update) => self.router.apply(update),
+            WorkerCmd::Route(update) => {
+                if let RouteUpdate::Pause {
+                    chan,
+                    client,
+                    worker,
+                    paused: false,
+                } = update
+                    && worker == self.idx
+                    && let Some(dl) = self
+                        .peers
+                        .get_mut(&client)
+                        .and_then(|p| p.downlinks.get_mut(&chan))
+                {
+                    // What the listener chose not to hear is not a loss.
+                    dl.rewriter.resume();
+                }
+                self.router.apply(update);
+            }
             WorkerCmd::Forward { chan, talker, pkt } => {
                 // The floor may have moved on since the packet was sent.
                 if self.router.is_talker(chan, talker) {
