@@ -285,7 +285,7 @@ fn an_emergency_is_alerted_acknowledged_talks_first_and_is_cancelled() {
 
 /// Mute at the SFU: a listener in X and Y with Y muted gets X's talk and
 /// not one packet of Y's, though both talk at once; then a listener that
-/// mutes and unmutes Y during a talk gets Y's packets again.
+/// mutes and unmutes Y during a talk gets Y's packets again within 100 ms.
 #[test]
 fn a_muted_channel_sends_nothing_to_its_listener() {
     let server = TestServer::start();
@@ -323,6 +323,8 @@ fn a_muted_channel_sends_nothing_to_its_listener() {
     assert_eq!(by["Y"], 0, "the muted channel: {done}");
     assert!(by["X"].as_u64().unwrap() + 5 >= sent[0], "X heard: {done}");
     assert_eq!(l.wait(Duration::from_secs(10)).0, 0);
+    // Y's downlink carries audio first, then is muted mid-talk, then
+    // unmuted: the first packet after the unmute is the measure.
     let mut u = server.bot(
         "U",
         &[
@@ -331,22 +333,28 @@ fn a_muted_channel_sends_nothing_to_its_listener() {
             "Y",
             "--mute",
             "Y",
+            "--mute-after-ms",
+            "2500",
             "--unmute-after-ms",
-            "3000",
+            "5000",
             "--record",
             "/dev/null",
             "--seconds",
             "8",
         ],
     );
-    u.expect_event(Duration::from_secs(20), "muted");
-    let b = server.talker("B2", "Y", &speech("M1_harvard_phrases.wav"), &[]);
+    u.expect_event(Duration::from_secs(20), "ready");
+    // A steady tone: speech has pauses, in which DTX sends nothing.
+    let tone = out_dir("floor_mute").join("tone.wav");
+    write_tone(&tone, 8);
+    let b = server.talker("B2", "Y", &tone, &[]);
+    let muted = u.expect_event(Duration::from_secs(10), "muted");
+    assert_eq!(muted["muted"], true, "{muted}");
+    // Muted mid-talk: nothing more arrives, so the stream ends with its report.
+    u.expect_event(Duration::from_secs(10), "received");
     let unmuted = u.expect_event(Duration::from_secs(20), "unmuted");
     let ms = unmuted["first_rtp_ms"].as_f64().unwrap();
-    // The issue asks for 100 ms; this machine measures about 190 ms (see
-    // docs/benchmarks.md), so the test holds the generous bound: it resumes.
-    eprintln!("unmute -> first packet: {ms} ms");
-    assert!(ms < 1000.0, "resumed {ms} ms after the unmute: {unmuted}");
+    assert!(ms < 100.0, "resumed {ms} ms after the unmute: {unmuted}");
     assert_eq!(b.wait(Duration::from_secs(30)).0, 0);
     assert_eq!(u.wait(Duration::from_secs(20)).0, 0);
 }

@@ -622,12 +622,25 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
             .map(|m| m.get(mid).copied().unwrap_or(0))
             .unwrap_or(0)
     };
-    let mut unmute_at =
-        unmute_after_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    let after =
+        |ms: Option<u64>| ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    let mut unmute_at = after(unmute_after_ms);
+    let mut mute_at = after(mute_after_ms);
     // After the unmute: when it was asked, and per channel its mid and count then.
     let mut watching: Option<Watch> = None;
     loop {
         tokio::select! {
+            () = async {
+                match mute_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                mute_at = None;
+                for c in mute {
+                    engine.mute(c.clone(), true);
+                }
+            }
             () = async {
                 match unmute_at {
                     Some(t) => tokio::time::sleep_until(t).await,
