@@ -361,50 +361,33 @@ impl Mixer {
         let out = &mut out[..FRAME_SAMPLES * self.layout.channels()];
         out.fill(0.0);
         for slot in self.slots.values_mut() {
-            let Some(channel) = slot.channel.clone() else {
+            let Some(channel) = slot.channel.as_ref() else {
                 continue;
             };
-            let channel = &channel;
             let played = slot.jitter.pop(now);
-            if played != Playout::Idle {
-                slot.recording.push(played.clone());
-            }
-            let input = match played {
-                Playout::Idle | Playout::Silence => None,
-                Playout::Frame(p) => Some((p, false)),
-                Playout::Fec(p) => Some((p, true)),
-                Playout::Conceal => Some((Vec::new(), false)),
-            };
-            if matches!(input, Some((ref p, _)) if !p.is_empty()) {
+            if matches!(&played, Playout::Frame(p) | Playout::Fec(p) if !p.is_empty()) {
                 slot.last_audio = Some(now + Duration::from_millis(u64::from(FRAME_MS)));
             }
-            if let Some((payload, fec)) = input {
-                let what = match (payload.is_empty(), fec) {
-                    (true, _) => DecodeInput::Conceal,
-                    (false, true) => DecodeInput::Fec(&payload),
-                    (false, false) => DecodeInput::Packet(&payload),
-                };
-                slot.decoder.decode(what, &mut self.frame);
+            if decode_step(&mut slot.decoder, &played, &mut self.frame) {
                 let mix = self.mixes.get(channel).copied().unwrap_or_default();
                 add(self.layout, out, &self.frame, mix);
             }
+            if played != Playout::Idle {
+                slot.recording.push(played);
+            }
             while let Some(event) = slot.jitter.poll_event() {
+                let Some(channel) = slot.channel.clone() else {
+                    break;
+                };
                 let ev = match event {
                     JitterEvent::StreamStarted => {
                         slot.started = Some(now);
                         slot.last_audio = None;
-                        MixerEvent::StreamStarted {
-                            channel: channel.clone(),
-                            at: now,
-                        }
+                        MixerEvent::StreamStarted { channel, at: now }
                     }
-                    JitterEvent::StreamEnded { .. } => finish_segment(
-                        slot,
-                        channel.clone(),
-                        &mut self.recall,
-                        &mut self.next_recall,
-                        now,
-                    ),
+                    JitterEvent::StreamEnded { .. } => {
+                        finish_segment(slot, channel, &mut self.recall, &mut self.next_recall, now)
+                    }
                 };
                 let _ = self.events.send(ev);
             }
@@ -501,15 +484,24 @@ impl Mixer {
             return;
         };
         r.pos += 1;
-        let what = match step {
-            Playout::Frame(p) => DecodeInput::Packet(p),
-            Playout::Fec(p) => DecodeInput::Fec(p),
-            Playout::Conceal => DecodeInput::Conceal,
-            Playout::Silence | Playout::Idle => return,
-        };
-        r.decoder.decode(what, &mut self.replay_frame);
-        add(self.layout, out, &self.replay_frame, ChannelMix::default());
+        if decode_step(&mut r.decoder, step, &mut self.replay_frame) {
+            add(self.layout, out, &self.replay_frame, ChannelMix::default());
+        }
     }
+}
+
+/// Decodes one played step into `frame` (a payload, its next packet's
+/// in-band FEC, or PLC for a missing one); `false` for silence, when there
+/// is nothing to add.
+fn decode_step(decoder: &mut Decoder, step: &Playout, frame: &mut [f32]) -> bool {
+    let what = match step {
+        Playout::Frame(p) if !p.is_empty() => DecodeInput::Packet(p),
+        Playout::Fec(p) if !p.is_empty() => DecodeInput::Fec(p),
+        Playout::Frame(_) | Playout::Fec(_) | Playout::Conceal => DecodeInput::Conceal,
+        Playout::Silence | Playout::Idle => return false,
+    };
+    decoder.decode(what, frame);
+    true
 }
 
 /// Ends the slot's current segment (the stream ended, or its talker
@@ -733,6 +725,13 @@ mod tests {
         ChannelName::new(s).unwrap()
     }
 
+    /// One 20 ms frame of a 440 Hz tone at half scale.
+    fn tone() -> Vec<f32> {
+        (0..FRAME_SAMPLES)
+            .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 0.5)
+            .collect()
+    }
+
     fn steps(n: usize) -> Vec<Playout> {
         vec![Playout::Frame(vec![0xf8, 0xff, 0xfe]); n]
     }
@@ -771,9 +770,7 @@ mod tests {
         let mut m = Mixer::new(rx, events, JitterConfig::default());
         // A real Opus frame of a 440 Hz tone, recorded as three steps and a gap.
         let mut enc = crate::codec::Encoder::new(crate::codec::OpusConfig::default()).unwrap();
-        let tone: Vec<f32> = (0..FRAME_SAMPLES)
-            .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 0.5)
-            .collect();
+        let tone = tone();
         let mut recorded = Vec::new();
         for _ in 0..3 {
             recorded.push(Playout::Frame(enc.encode(&tone).unwrap().to_vec()));
@@ -809,9 +806,7 @@ mod tests {
         let (events, mut ev) = mpsc::unbounded_channel();
         let mut m = Mixer::new(rx, events, JitterConfig::default());
         let mut enc = crate::codec::Encoder::new(crate::codec::OpusConfig::default()).unwrap();
-        let tone: Vec<f32> = (0..FRAME_SAMPLES)
-            .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 0.5)
-            .collect();
+        let tone = tone();
         tx.send(MixerIn::Map {
             mid: "0".into(),
             channel: Some(ch("a")),
