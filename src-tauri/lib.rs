@@ -408,6 +408,8 @@ async fn engine_connect<R: tauri::Runtime>(
             })
     };
     config.password = typed.clone().or(saved.clone());
+    // Joined before the media offer: the server homes the media with them.
+    config.channels = channels.clone();
     // No usable audio device: still connect (presence, who talks), and say
     // plainly that audio is off rather than refusing to connect.
     let mut audio_warning = None;
@@ -443,9 +445,6 @@ async fn engine_connect<R: tauri::Runtime>(
         && t.is_none()
     {
         *t = Some(first.clone());
-    }
-    for c in channels {
-        engine.join(c);
     }
     *guard = Some(engine);
     tauri::async_runtime::spawn(session(app, config, events, generation));
@@ -510,16 +509,13 @@ async fn session<R: tauri::Runtime>(
             }
             emit_ui(&app, json!({"type": "connection", "state": "connecting"}));
             state.refresh(&mut config);
+            config.channels = state
+                .joined
+                .lock()
+                .map(|j| j.iter().cloned().collect())
+                .unwrap_or_default();
             match Engine::start(config.clone()).await {
                 Ok((engine, events)) => {
-                    let channels: Vec<ChannelName> = state
-                        .joined
-                        .lock()
-                        .map(|j| j.iter().cloned().collect())
-                        .unwrap_or_default();
-                    for c in channels {
-                        engine.join(c);
-                    }
                     *guard = Some(engine);
                     break events;
                 }

@@ -267,12 +267,14 @@ function createBrowserEngine() {
         clientId = msg.client_id;
         emit({ type: "connection", state: "connected" });
         emit(msg);
+        // Channels first, then the media offer: the server homes this
+        // connection's media on the SFU worker that carries its channels.
+        for (const ch of wanted) send({ type: "join", channel: ch });
         startMedia();
         break;
       case "answer":
         negotiate(async () => {
           await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
-          for (const ch of wanted) send({ type: "join", channel: ch });
         });
         break;
       case "offer":

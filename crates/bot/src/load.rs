@@ -28,7 +28,7 @@ use std::{
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use squawk_protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
+use squawk_protocol::{ChannelName, ClientMessage, PROTOCOL_VERSION, ServerMessage};
 use str0m::{
     Candidate, Event, Input, Output, Rtc,
     change::{SdpAnswer, SdpOffer, SdpPendingOffer},
@@ -117,9 +117,15 @@ struct Client {
 
 impl Client {
     /// Connects signaling and a UDP socket, offers one send-only audio
-    /// track and sends `hello` (as `name`) and the offer. Returns the client
-    /// and the signaling reader.
-    async fn connect(url: &str, name: String) -> anyhow::Result<(Self, WsRx)> {
+    /// track and sends `hello` (as `name`), a `join` for each of `channels`
+    /// and the offer (the desktop engine's order, which lets the server
+    /// home the media with the channel's). Returns the client and the
+    /// signaling reader.
+    async fn connect(
+        url: &str,
+        name: String,
+        channels: &[ChannelName],
+    ) -> anyhow::Result<(Self, WsRx)> {
         let (ws, _) = connect_async(url).await.context("connect")?;
         let (ws_tx, ws_rx) = ws.split();
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
@@ -151,6 +157,12 @@ impl Client {
             password: None,
         })
         .await?;
+        for channel in channels {
+            c.send(ClientMessage::Join {
+                channel: channel.clone(),
+            })
+            .await?;
+        }
         c.send(ClientMessage::Offer {
             sdp: offer.to_sdp_string(),
         })
@@ -246,12 +258,8 @@ async fn run_client(
     counters: Arc<Counters>,
 ) -> anyhow::Result<()> {
     let name = format!("{}{room}-{member}", if talker { "T" } else { "L" });
-    let (mut c, mut ws_rx) = Client::connect(&url, name).await?;
     let channel = format!("load{room}");
-    c.send(ClientMessage::Join {
-        channel: channel.parse()?,
-    })
-    .await?;
+    let (mut c, mut ws_rx) = Client::connect(&url, name, &[channel.parse()?]).await?;
     let mut joined = false;
     let mut requested = false;
     let mut talking = false;
@@ -328,7 +336,7 @@ struct LateEntry {
 /// A listener that brings its media up first, then joins `room` while its
 /// talker holds the floor (late entry), and times it.
 async fn late_join(url: &str, room: usize, k: usize) -> anyhow::Result<LateEntry> {
-    let (mut c, mut ws_rx) = Client::connect(url, format!("Late{k}")).await?;
+    let (mut c, mut ws_rx) = Client::connect(url, format!("Late{k}"), &[]).await?;
     let (mut join_sent, mut joined_at, mut taken_after) = (None::<Instant>, None::<Instant>, None);
     let mut buf = vec![0u8; 2048];
     let give_up = tokio::time::Instant::now() + Duration::from_secs(10);

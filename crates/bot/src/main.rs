@@ -8,7 +8,7 @@ mod bench;
 mod load;
 mod storm;
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -189,7 +189,6 @@ pub(crate) async fn wait_for<T>(
     .context("timed out waiting for the server")?
 }
 
-/// Starts an engine, waits for media and joins `channels`.
 /// A connected engine, its events and each joined channel's downlink mid.
 type Connected = (
     Engine,
@@ -197,6 +196,8 @@ type Connected = (
     Vec<(ChannelName, String)>,
 );
 
+/// Starts an engine that joins `channels`, and waits for its media and
+/// every channel's `joined`.
 async fn connect(
     args: &Args,
     input: InputSpec,
@@ -207,25 +208,51 @@ async fn connect(
     config.password = args.password.clone();
     config.input = input;
     config.output = output;
+    // Joined before the media offer (the engine's order), so the server
+    // homes this connection's media with its channels'.
+    config.channels = channels.to_vec();
     let (engine, mut events) = Engine::start(config).await?;
+    let mut media_up = false;
+    let mut joined: BTreeMap<ChannelName, (Vec<String>, String)> = BTreeMap::new();
+    // What comes between a `joined` and the media (an active emergency, a
+    // late entry's floor_taken) is kept for the caller.
+    let mut held = Vec::new();
     wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, EngineEvent::MediaConnected).then_some(())
-    })
-    .await?;
-    let mut mids = Vec::new();
-    for ch in channels {
-        engine.join(ch.clone());
-        let want = ch.clone();
-        let (members, mid) = wait_for(&mut events, Duration::from_secs(10), |e| match e {
+        match e {
+            EngineEvent::MediaConnected => media_up = true,
             EngineEvent::Joined {
                 channel,
                 members,
                 mid,
-            } if *channel == want => Some((members.clone(), mid.clone())),
-            _ => None,
-        })
-        .await?;
-        let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+            } if channels.contains(channel) => {
+                let names = members.iter().map(|m| m.name.clone()).collect();
+                joined.insert(channel.clone(), (names, mid.clone()));
+            }
+            other if !joined.is_empty() => held.push(other.clone()),
+            _ => {}
+        }
+        (media_up && joined.len() == channels.len()).then_some(())
+    })
+    .await?;
+    let events = if held.is_empty() {
+        events
+    } else {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for e in held {
+            let _ = tx.send(e);
+        }
+        tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                if tx.send(e).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
+    let mut mids = Vec::new();
+    for ch in channels {
+        let (names, mid) = joined.remove(ch).expect("every channel was joined");
         say(json!({"event": "joined", "channel": ch, "members": names}));
         mids.push((ch.clone(), mid));
     }

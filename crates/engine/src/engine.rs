@@ -51,6 +51,11 @@ pub struct EngineConfig {
     pub name: String,
     /// Server password, for a server that has one.
     pub password: Option<String>,
+    /// Channels joined at once, right after `welcome` and before the media
+    /// offer, so the server places this connection's media on the SFU
+    /// worker that already carries those channels (no cross-thread hop for
+    /// their audio). [`Engine::join`] adds channels later.
+    pub channels: Vec<ChannelName>,
     /// Microphone.
     pub input: InputSpec,
     /// Speaker.
@@ -73,6 +78,7 @@ impl EngineConfig {
             server: server.into(),
             name: name.into(),
             password: None,
+            channels: Vec::new(),
             input: InputSpec::None,
             output: OutputSpec::None,
             opus: OpusConfig::default(),
@@ -456,6 +462,14 @@ impl Engine {
             }
         };
 
+        for channel in &config.channels {
+            let join = ClientMessage::Join {
+                channel: channel.clone(),
+            };
+            ws.send(Message::Text(join.to_json().into()))
+                .await
+                .map_err(|e| EngineError::Handshake(e.to_string()))?;
+        }
         let bind_ip = server_ip(&config.server).await;
         let (media_tx, media_rx) = mpsc::unbounded_channel();
         let mut media = Media::new(bind_ip, media_tx).await?;

@@ -148,7 +148,14 @@ impl Sim {
         self.at(when, Due::ToHub(input));
     }
 
+    /// Connects `id` and offers its media at once (joins come later).
     fn connect(&mut self, id: ClientId) {
+        self.connect_joining(id, &[]);
+    }
+
+    /// Connects `id` as the desktop engine does: hello, its channels, then
+    /// its media offer.
+    fn connect_joining(&mut self, id: ClientId, channels: &[&str]) {
         self.clients.insert(
             id,
             Client {
@@ -159,6 +166,14 @@ impl Sim {
         self.outboxes.insert(id, Outbox::new(self.outbox_limit));
         let name = format!("c{id}");
         self.send(id, HubInput::Connect { client: id, name });
+        for c in channels {
+            self.msg(id, ClientMessage::Join { channel: ch(c) });
+        }
+        self.offer(id);
+    }
+
+    fn offer(&mut self, id: ClientId) {
+        self.msg(id, ClientMessage::Offer { sdp: "v=0".into() });
     }
 
     fn msg(&mut self, id: ClientId, msg: ClientMessage) {
@@ -421,8 +436,13 @@ fn a_join_storm_with_churn_leaves_every_member_list_right() {
     let mut sim = Sim::new(7, 0.0, 1 << 20);
     map_channels(&mut sim, &["ops"]);
     for id in 1..=1000 {
-        sim.connect(id);
-        join(&mut sim, id, "ops");
+        // Half offer media first (the browser), half join first (the engine).
+        if id % 2 == 0 {
+            sim.connect(id);
+            join(&mut sim, id, "ops");
+        } else {
+            sim.connect_joining(id, &["ops"]);
+        }
         let end = sim.ms(1);
         sim.run_until(end);
     }
@@ -613,4 +633,73 @@ fn a_client_that_stops_reading_is_closed_and_costs_the_others_nothing() {
     }
     assert_eq!(sim.clients[&1].granted.len(), 200);
     assert_eq!(sim.clients[&2].granted.len(), 200);
+}
+
+#[test]
+fn members_that_join_before_their_offer_share_their_channels_worker() {
+    let mut sim = Sim::new(5, 0.0, 1 << 20);
+    map_channels(&mut sim, &["north", "south"]);
+    // Ten connections to north, then ten to south, each joining before it
+    // offers (the engine's order). Spreading by load alone would split
+    // both channels over the two workers.
+    for id in 1..=20 {
+        let chan = if id <= 10 { "north" } else { "south" };
+        sim.connect_joining(id, &[chan]);
+        // Past the most a message takes, so channels are made in order.
+        let end = sim.ms(25);
+        sim.run_until(end);
+    }
+    let end = sim.ms(200);
+    sim.run_until(end);
+    let home = |sim: &Sim, id: ClientId| sim.clients[&id].home;
+    for id in 1..=20 {
+        let first = if id <= 10 { 1 } else { 11 };
+        assert_eq!(
+            home(&sim, id),
+            home(&sim, first),
+            "{id} is with its channel"
+        );
+    }
+    assert_ne!(home(&sim, 1), home(&sim, 11), "the channels are spread");
+    for (talker, chan) in [(1, ChanId(1)), (11, ChanId(2))] {
+        sim.msg(
+            talker,
+            ClientMessage::FloorRequest {
+                channel: sim.chan_names[&chan].clone(),
+                priority: Priority(0),
+                queue: false,
+            },
+        );
+    }
+    let end = sim.ms(100);
+    sim.run_until(end);
+    for (talker, chan) in [(1, ChanId(1)), (11, ChanId(2))] {
+        let w = home(&sim, talker);
+        let c = &sim.clients[&talker];
+        assert!(
+            sim.routers[w].is_talker(chan, talker),
+            "{:?} {:?} {:?}",
+            c.granted,
+            c.denied,
+            c.log
+        );
+        assert_eq!(
+            sim.routers[w].remote_workers(chan).count(),
+            0,
+            "no packet of {chan:?} crosses workers"
+        );
+        assert_eq!(sim.routers[w].local_listeners(chan).len(), 10);
+    }
+    for _ in 0..10 {
+        sim.packet(1);
+        sim.packet(11);
+        let end = sim.ms(20);
+        sim.run_until(end);
+    }
+    let end = sim.ms(100);
+    sim.run_until(end);
+    for id in (2..=10).chain(12..=20) {
+        let from = if id <= 10 { 1 } else { 11 };
+        assert_eq!(sim.clients[&id].packets_from.get(&from), Some(&10), "{id}");
+    }
 }

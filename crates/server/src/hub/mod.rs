@@ -86,7 +86,7 @@ pub(crate) enum HubOutput {
 pub(crate) struct HubConfig {
     /// Floor control policy of every channel.
     pub floor: FloorConfig,
-    /// Number of SFU workers (connections are spread over them).
+    /// Number of SFU workers (connections are homed on them, see [`Hub::home`]).
     pub workers: usize,
     /// Channels that always exist.
     pub channels: Vec<ChannelName>,
@@ -113,7 +113,9 @@ enum Membership {
 
 struct Session {
     name: String,
-    worker: usize,
+    /// The SFU worker holding this connection's media, chosen at its first
+    /// offer (see [`Hub::home`]); `None` before.
+    worker: Option<usize>,
     channels: BTreeMap<ChanId, Membership>,
     /// Channels whose downlink this connection paused (`mute`).
     muted: BTreeSet<ChanId>,
@@ -242,15 +244,6 @@ impl Hub {
         if self.sessions.contains_key(&client) {
             return;
         }
-        // The least loaded worker; ties go to the lowest index.
-        let worker = (0..self.load.len())
-            .min_by_key(|w| self.load[*w])
-            .unwrap_or(0);
-        self.load[worker] += 1;
-        self.out.push_back(HubOutput::Worker {
-            worker,
-            cmd: WorkerCmd::AddPeer { client },
-        });
         self.send(
             client,
             ServerMessage::Welcome {
@@ -259,17 +252,87 @@ impl Hub {
                 max_talk_ms: self.config.floor.max_talk.as_millis() as u64,
             },
         );
-        limited!(info, client, %name, worker, "hello");
+        limited!(info, client, %name, "hello");
         self.sessions.insert(
             client,
             Session {
                 name,
-                worker,
+                worker: None,
                 channels: BTreeMap::new(),
                 muted: BTreeSet::new(),
                 media_up: false,
             },
         );
+    }
+
+    /// The worker of `client`'s media, chosen at its first offer.
+    ///
+    /// Channel-affine homing: a connection goes to the worker that already
+    /// holds most of the media of the members of the channels it joined
+    /// (ties to the less loaded), so that a channel's talker and listeners
+    /// share one worker and its packets never cross threads; a connection
+    /// with no such co-member (it offered before joining, or is a channel's
+    /// first) goes to the least loaded worker. On homing the worker gets
+    /// the peer, then the routes and tracks of the channels joined so far.
+    fn home(&mut self, client: ClientId) -> usize {
+        let Some(session) = self.sessions.get(&client) else {
+            return 0;
+        };
+        if let Some(worker) = session.worker {
+            return worker;
+        }
+        let mut with = vec![0usize; self.load.len()];
+        for chan in session.channels.keys() {
+            let Some(c) = self.channels.get(chan) else {
+                continue;
+            };
+            for id in &c.members {
+                if let Some(w) = self.sessions.get(id).and_then(|s| s.worker) {
+                    with[w] += 1;
+                }
+            }
+        }
+        // Most co-members, then least loaded, then the lowest index.
+        let worker = (0..self.load.len())
+            .min_by_key(|w| (std::cmp::Reverse(with[*w]), self.load[*w]))
+            .unwrap_or(0);
+        self.load[worker] += 1;
+        self.out.push_back(HubOutput::Worker {
+            worker,
+            cmd: WorkerCmd::AddPeer { client },
+        });
+        let Some(session) = self.sessions.get_mut(&client) else {
+            return worker;
+        };
+        session.worker = Some(worker);
+        for (chan, membership) in &session.channels {
+            let chan = *chan;
+            self.out.push_back(HubOutput::Route(RouteUpdate::Listen {
+                chan,
+                client,
+                worker,
+            }));
+            if session.muted.contains(&chan) {
+                self.out.push_back(HubOutput::Route(RouteUpdate::Pause {
+                    chan,
+                    client,
+                    worker,
+                    paused: true,
+                }));
+            }
+            if let Membership::Joining { token } = membership {
+                self.out.push_back(HubOutput::Worker {
+                    worker,
+                    cmd: WorkerCmd::AddTrack {
+                        client,
+                        chan,
+                        token: *token,
+                    },
+                });
+            }
+        }
+        limited!(debug, client, worker, "media homed");
+        worker
     }
 
     fn disconnect(&mut self, now: Instant, client: ClientId) {
@@ -281,12 +344,14 @@ impl Hub {
         for chan in chans {
             self.leave(now, client, chan, false);
         }
-        self.out.push_back(HubOutput::Worker {
-            worker,
-            cmd: WorkerCmd::RemovePeer { client },
-        });
-        if let Some(n) = self.load.get_mut(worker) {
-            *n = n.saturating_sub(1);
+        if let Some(worker) = worker {
+            self.out.push_back(HubOutput::Worker {
+                worker,
+                cmd: WorkerCmd::RemovePeer { client },
+            });
+            if let Some(n) = self.load.get_mut(worker) {
+                *n = n.saturating_sub(1);
+            }
         }
         self.sessions.remove(&client);
         limited!(info, client, "gone");
@@ -775,8 +840,8 @@ impl Hub {
         } else {
             s.muted.remove(&chan)
         };
-        let worker = s.worker;
-        if changed {
+        // Before its first offer the pause is sent when the connection is homed.
+        if changed && let Some(worker) = s.worker {
             self.out.push_back(HubOutput::Route(RouteUpdate::Pause {
                 chan,
                 client,
@@ -825,14 +890,24 @@ impl Hub {
                     format!("not in channel {channel}"),
                 ),
             },
-            ClientMessage::Offer { sdp } => self.out.push_back(HubOutput::Worker {
-                worker,
-                cmd: WorkerCmd::Offer { client, sdp },
-            }),
-            ClientMessage::Answer { sdp } => self.out.push_back(HubOutput::Worker {
-                worker,
-                cmd: WorkerCmd::Answer { client, sdp },
-            }),
+            ClientMessage::Offer { sdp } => {
+                let worker = self.home(client);
+                self.out.push_back(HubOutput::Worker {
+                    worker,
+                    cmd: WorkerCmd::Offer { client, sdp },
+                });
+            }
+            ClientMessage::Answer { sdp } => match worker {
+                Some(worker) => self.out.push_back(HubOutput::Worker {
+                    worker,
+                    cmd: WorkerCmd::Answer { client, sdp },
+                }),
+                None => self.error(
+                    client,
+                    ErrorCode::NegotiationFailed,
+                    "an answer before any offer: send your offer first".into(),
+                ),
+            },
             ClientMessage::FloorRequest {
                 channel,
                 priority,
@@ -1046,19 +1121,22 @@ impl Hub {
         if let Some(s) = self.sessions.get_mut(&client) {
             s.channels.insert(chan, Membership::Joining { token });
         }
-        self.out.push_back(HubOutput::Route(RouteUpdate::Listen {
-            chan,
-            client,
-            worker,
-        }));
-        self.out.push_back(HubOutput::Worker {
-            worker,
-            cmd: WorkerCmd::AddTrack {
-                client,
+        // Before its first offer, the route and the track wait for its homing.
+        if let Some(worker) = worker {
+            self.out.push_back(HubOutput::Route(RouteUpdate::Listen {
                 chan,
-                token,
-            },
-        });
+                client,
+                worker,
+            }));
+            self.out.push_back(HubOutput::Worker {
+                worker,
+                cmd: WorkerCmd::AddTrack {
+                    client,
+                    chan,
+                    token,
+                },
+            });
+        }
         let member = Member { id: client, name };
         self.send_to_joined_members(chan, Some(client), || ServerMessage::MemberJoined {
             channel: channel.clone(),
@@ -1092,15 +1170,17 @@ impl Hub {
                 },
             );
         }
-        self.out.push_back(HubOutput::Worker {
-            worker,
-            cmd: WorkerCmd::RemoveTrack { client, chan },
-        });
-        self.out.push_back(HubOutput::Route(RouteUpdate::Unlisten {
-            chan,
-            client,
-            worker,
-        }));
+        if let Some(worker) = worker {
+            self.out.push_back(HubOutput::Worker {
+                worker,
+                cmd: WorkerCmd::RemoveTrack { client, chan },
+            });
+            self.out.push_back(HubOutput::Route(RouteUpdate::Unlisten {
+                chan,
+                client,
+                worker,
+            }));
+        }
         if empty {
             self.drop_channel(chan);
         } else {

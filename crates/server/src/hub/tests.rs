@@ -12,6 +12,7 @@ use super::*;
 const A: ClientId = 1;
 const B: ClientId = 2;
 const C: ClientId = 3;
+const D: ClientId = 4;
 
 fn ch(s: &str) -> ChannelName {
     ChannelName::new(s).unwrap()
@@ -66,6 +67,7 @@ impl T {
     /// Connects with media up.
     fn online(&mut self, client: ClientId, name: &str) {
         self.connect(client, name);
+        self.msg(client, ClientMessage::Offer { sdp: "v=0".into() });
         self.input(HubInput::Worker(WorkerEvent::Link { client, up: true }));
     }
 
@@ -166,8 +168,12 @@ fn worker_cmds(out: &[HubOutput]) -> Vec<(usize, String)> {
         .collect()
 }
 
+fn offer(t: &mut T, client: ClientId) -> Vec<HubOutput> {
+    t.msg(client, ClientMessage::Offer { sdp: "v=0".into() })
+}
+
 #[test]
-fn connect_welcomes_and_spreads_connections_over_workers() {
+fn connect_welcomes_and_the_first_offer_homes_the_media_on_the_least_loaded_worker() {
     let mut t = T::new();
     let out = t.connect(A, "Ann");
     assert_eq!(
@@ -178,13 +184,28 @@ fn connect_welcomes_and_spreads_connections_over_workers() {
             max_talk_ms: 60_000
         }]
     );
-    assert_eq!(worker_cmds(&out), vec![(0, "AddPeer { client: 1 }".into())]);
-    let out = t.connect(B, "Bo");
-    assert_eq!(worker_cmds(&out), vec![(1, "AddPeer { client: 2 }".into())]);
-    t.input(HubInput::Disconnect { client: A });
-    let out = t.connect(C, "Cy");
+    assert!(worker_cmds(&out).is_empty(), "no worker before the offer");
     assert_eq!(
-        worker_cmds(&out)[0].0,
+        worker_cmds(&offer(&mut t, A)),
+        vec![
+            (0, "AddPeer { client: 1 }".into()),
+            (0, "Offer { client: 1, sdp: \"v=0\" }".into())
+        ]
+    );
+    assert_eq!(
+        worker_cmds(&offer(&mut t, A)),
+        vec![(0, "Offer { client: 1, sdp: \"v=0\" }".into())],
+        "a re-offer goes to the same worker"
+    );
+    t.connect(B, "Bo");
+    assert_eq!(
+        worker_cmds(&offer(&mut t, B))[0],
+        (1, "AddPeer { client: 2 }".into())
+    );
+    t.input(HubInput::Disconnect { client: A });
+    t.connect(C, "Cy");
+    assert_eq!(
+        worker_cmds(&offer(&mut t, C))[0].0,
         0,
         "the freed worker is the least loaded"
     );
@@ -192,6 +213,81 @@ fn connect_welcomes_and_spreads_connections_over_workers() {
         t.connect(C, "again").is_empty(),
         "a second connect is ignored"
     );
+    t.connect(D, "Di");
+    let out = t.msg(D, ClientMessage::Answer { sdp: "v=0".into() });
+    assert!(worker_cmds(&out).is_empty());
+    assert!(matches!(
+        sent(&out, D)[..],
+        [S::Error {
+            code: ErrorCode::NegotiationFailed,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_connection_that_joins_before_its_offer_is_homed_with_its_channel() {
+    let mut t = T::new();
+    // Ann and Bo offer first: they go to workers 0 and 1.
+    t.online(A, "Ann");
+    t.online(B, "Bo");
+    t.joined(B, "ops");
+    // Cy joins ops and mutes it before offering: no worker is asked yet.
+    t.connect(C, "Cy");
+    let out = t.msg(C, ClientMessage::Join { channel: ch("ops") });
+    assert!(worker_cmds(&out).is_empty());
+    assert!(routes(&out).is_empty());
+    let out = t.msg(
+        C,
+        ClientMessage::Mute {
+            channel: ch("ops"),
+            muted: true,
+        },
+    );
+    assert!(routes(&out).is_empty());
+    // Its offer homes it with Bo (worker 1) although worker 1 is as loaded
+    // as worker 0, then hands over what waited, in order.
+    let out = offer(&mut t, C);
+    let cmds = worker_cmds(&out);
+    assert_eq!(cmds.len(), 3, "{cmds:?}");
+    assert_eq!(cmds[0], (1, "AddPeer { client: 3 }".into()));
+    assert!(
+        cmds[1].0 == 1 && cmds[1].1.starts_with("AddTrack { client: 3"),
+        "{cmds:?}"
+    );
+    assert_eq!(cmds[2], (1, "Offer { client: 3, sdp: \"v=0\" }".into()));
+    assert!(matches!(
+        routes(&out)[..],
+        [
+            RouteUpdate::Listen {
+                client: C,
+                worker: 1,
+                ..
+            },
+            RouteUpdate::Pause {
+                client: C,
+                worker: 1,
+                paused: true,
+                ..
+            }
+        ]
+    ));
+    let (chan, token) = add_track(&out, C).unwrap();
+    let out = t.input(HubInput::Worker(WorkerEvent::TrackReady {
+        client: C,
+        chan,
+        mid: "1".into(),
+        token,
+    }));
+    assert_eq!(types(&sent(&out, C)), vec!["joined"]);
+    // Leaving and disconnecting before any offer ask no worker for anything.
+    t.connect(D, "Di");
+    t.msg(D, ClientMessage::Join { channel: ch("ops") });
+    let out = t.msg(D, ClientMessage::Leave { channel: ch("ops") });
+    assert!(worker_cmds(&out).is_empty() && routes(&out).is_empty());
+    t.msg(D, ClientMessage::Join { channel: ch("ops") });
+    let out = t.input(HubInput::Disconnect { client: D });
+    assert!(worker_cmds(&out).is_empty() && routes(&out).is_empty());
 }
 
 #[test]
@@ -276,7 +372,8 @@ fn floor_request_release_and_what_each_member_sees() {
     let mut t = T::new();
     t.online(A, "Ann");
     t.online(B, "Bo");
-    t.connect(C, "Cy"); // no media yet
+    t.connect(C, "Cy");
+    offer(&mut t, C); // offered, but its media is not up yet
     t.joined(A, "ops");
     t.joined(B, "ops");
     t.joined(C, "ops");
@@ -621,7 +718,10 @@ fn sdp_and_errors_pass_between_client_and_worker() {
     let out = t.msg(A, ClientMessage::Offer { sdp: "o".into() });
     assert_eq!(
         worker_cmds(&out),
-        vec![(0, r#"Offer { client: 1, sdp: "o" }"#.into())]
+        vec![
+            (0, "AddPeer { client: 1 }".into()),
+            (0, r#"Offer { client: 1, sdp: "o" }"#.into())
+        ]
     );
     let out = t.msg(A, ClientMessage::Answer { sdp: "a".into() });
     assert_eq!(

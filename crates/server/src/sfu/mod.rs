@@ -2,9 +2,10 @@
 //!
 //! Each worker is one OS thread with its own single-threaded tokio runtime,
 //! one UDP socket and one str0m loop over all of its peers (one
-//! [`str0m::Rtc`] per connection, multiplexed on the socket). Connections
-//! are spread over workers on `hello`; a channel's members may live on
-//! different workers, so a talker's packet is forwarded to local listeners
+//! [`str0m::Rtc`] per connection, multiplexed on the socket). The hub homes
+//! a connection at its first offer, with the members of the channels it
+//! joined; a channel's members may still live on different workers, so a
+//! talker's packet is forwarded to local listeners
 //! directly and handed to each other worker that has listeners in that
 //! channel as one [`WorkerCmd::Forward`] (one `Arc`, no copy).
 //!
