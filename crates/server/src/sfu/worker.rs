@@ -50,10 +50,14 @@ const MAX_DATAGRAM: usize = 2048;
 /// Datagrams read per wake-up before timers and commands get a turn.
 const RECV_BATCH: usize = 64;
 /// Timer wake-ups are coalesced to at most one per this period. Each peer's
-/// str0m wants its own precise deadline (ICE, RTCP, DTLS); waking for each
-/// one cost more CPU in context switches than forwarding did. Media is not
-/// delayed by this: forwarded packets are pushed out right after each write.
-const TIMER_GRID: std::time::Duration = std::time::Duration::from_millis(4);
+/// str0m wants its own precise deadline (ICE, RTCP reports, TWCC feedback
+/// every 50 ms, DTLS retransmits); waking for each one cost more CPU in
+/// context switches than forwarding did. None of them needs better than
+/// 20 ms, and media is not delayed by this: forwarded packets are pushed out
+/// right after each write (str0m runs in RTP mode, so no reorder timer holds
+/// received packets). From 4 ms to 20 ms saved about 1 µs of CPU per
+/// forwarded packet at 12 rooms × 15 (`squawk-bot load`, same session).
+const TIMER_GRID: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// What draining a peer produced that needs the rest of the worker.
 struct Io<'a> {
