@@ -32,8 +32,9 @@ fi
 if [ "${1:-}" = "--tests" ]; then
   # Browser-client tests: headless Chromium (playwright-core) and Firefox ESR
   # (geckodriver), with their recommended packages (fonts, codecs) as tested;
-  # WebKitWebDriver for the desktop app's WebDriver test (tauri-driver).
-  for p in chromium firefox-esr webkit2gtk-driver; do
+  # WebKitWebDriver for the desktop app's WebDriver test (tauri-driver);
+  # PostgreSQL, which the accounts tests start as a throwaway cluster.
+  for p in chromium firefox-esr webkit2gtk-driver postgresql; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       echo "setup: installing $p"
       $SUDO apt-get update -qq

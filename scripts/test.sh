@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 export SQUAWK_PYTHON="${SQUAWK_VENV:-$HOME/.cache/squawk-venv}/bin/python"
 export SQUAWK_GECKODRIVER="${SQUAWK_TOOLS:-$HOME/.cache/squawk-tools}/bin/geckodriver"
 export SQUAWK_TAURI_DRIVER="${SQUAWK_TOOLS:-$HOME/.cache/squawk-tools}/bin/tauri-driver"
+# The accounts tests run on SQLite and on a PostgreSQL cluster they start:
+# fail rather than skip PostgreSQL when it is missing.
+export SQUAWK_REQUIRE_POSTGRES=1
 # The end-to-end tests run the server and bot binaries: build them first.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked -- --test-threads=1

@@ -59,11 +59,21 @@ impl Access {
             return Ok(());
         };
         let password = password.ok_or(Refusal::Missing)?;
-        let hash = PasswordHash::new(phc).map_err(|_| Refusal::Wrong)?;
+        verify_password(phc, password)
+            .then_some(())
+            .ok_or(Refusal::Wrong)
+    }
+}
+
+/// Whether `password` matches the Argon2 PHC string `phc` (false for a
+/// malformed `phc`). Slow on purpose (tens of ms): call it off the async
+/// threads.
+pub fn verify_password(phc: &str, password: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|hash| {
         Argon2::default()
             .verify_password(password.as_bytes(), &hash)
-            .map_err(|_| Refusal::Wrong)
-    }
+            .is_ok()
+    })
 }
 
 /// Hashes `password` with Argon2id (default parameters, random salt) into

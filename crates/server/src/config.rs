@@ -64,6 +64,10 @@ pub struct ServerConfig {
     /// hash-password` makes one); clients must send the password in
     /// `hello`. Default none: an open server.
     pub password_hash: Option<String>,
+    /// Accounts database: `postgres://USER:PASS@HOST/DB`, or `sqlite://PATH`.
+    /// Default: the SQLite file `squawk.db` in `data_dir`. With no user in
+    /// it the server is open (see `docs/server.md`, Accounts).
+    pub database: Option<String>,
     /// Admission limits and timeouts (`[limits]` in TOML).
     pub limits: Limits,
 }
@@ -180,6 +184,7 @@ impl Default for ServerConfig {
             tls_self_signed: false,
             data_dir: None,
             password_hash: None,
+            database: None,
             limits: Limits::default(),
         }
     }
@@ -284,6 +289,18 @@ impl ServerConfig {
     /// Maximum talk time as a [`Duration`].
     pub fn max_talk(&self) -> Duration {
         Duration::from_secs(self.max_talk_secs)
+    }
+
+    /// The accounts database URL with its default resolved: `database`, else
+    /// `sqlite://DATA_DIR/squawk.db?mode=rwc` (created on first use).
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir().join("squawk.db").display()
+            ),
+        }
     }
 
     /// The data directory with its default resolved (see [`Self::data_dir`]

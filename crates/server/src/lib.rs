@@ -17,6 +17,7 @@
 //! (rate-limited logging). See `docs/architecture.md`.
 
 pub mod access;
+pub mod accounts;
 mod admission;
 pub mod config;
 mod driver;

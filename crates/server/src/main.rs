@@ -6,6 +6,8 @@ use anyhow::Context;
 use clap::Parser;
 use squawk_server::{Server, ServerConfig};
 
+mod cli;
+
 /// Squawk push-to-talk server: WebSocket signaling, Opus SFU, floor control.
 ///
 /// With no options it serves on loopback with the embedded default config
@@ -46,6 +48,10 @@ struct Args {
     /// [default: $XDG_DATA_HOME/squawk-server or ~/.local/share/squawk-server].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Accounts database, `postgres://USER:PASS@HOST/DB` or `sqlite://PATH`
+    /// [default: squawk.db in the data directory].
+    #[arg(long, value_name = "URL", env = "SQUAWK_DATABASE")]
+    database: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -55,6 +61,24 @@ enum Command {
     /// Reads a password (one line) from stdin and prints its Argon2id hash
     /// for the config's `password_hash`.
     HashPassword,
+    /// Manages accounts in the database (the server may be running).
+    #[command(subcommand)]
+    User(cli::UserCmd),
+    /// Manages channel records (description, guests) in the database.
+    #[command(subcommand)]
+    Channel(cli::ChannelCmd),
+    /// Sets what a role or a user may do in a channel.
+    Grant(cli::GrantArgs),
+    /// Removes a grant: the role's defaults apply again.
+    Revoke {
+        /// Channel name.
+        channel: String,
+        /// `role:user`, `role:dispatcher`, `role:admin` or `user:NAME`.
+        subject: String,
+    },
+    /// Replaces the key that signs access tokens: every token issued so far
+    /// is refused (users sign in again, or refresh).
+    RotateTokenKey,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -108,6 +132,17 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(v) = args.data_dir {
         config.data_dir = Some(v);
+    }
+    if let Some(v) = args.database {
+        config.database = Some(v);
+    }
+    if let Some(cmd) = args.command {
+        // One line, no backtrace: these are an operator's commands.
+        if let Err(e) = cli::run(cmd, &config) {
+            eprintln!("squawk-server: {e:#}");
+            std::process::exit(1);
+        }
+        return Ok(());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
