@@ -58,6 +58,37 @@ pub struct Store {
     pool: AnyPool,
 }
 
+/// The schema's migrations, in order, embedded in the binary. Built by hand
+/// rather than with `sqlx::migrate!`, which would pull sqlx's proc-macro
+/// crates (and a second build of sqlx for the host) into every build.
+fn migrator() -> sqlx::migrate::Migrator {
+    use std::borrow::Cow;
+
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    const MIGRATIONS: &[(i64, &str, &str)] = &[(
+        1,
+        "accounts",
+        include_str!("../../migrations/0001_accounts.sql"),
+    )];
+    Migrator {
+        migrations: Cow::Owned(
+            MIGRATIONS
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect(),
+        ),
+        ..Migrator::DEFAULT
+    }
+}
+
 /// Now, Unix milliseconds.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -108,7 +139,7 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        migrator().run(&pool).await?;
         Ok(Self { pool })
     }
 
