@@ -155,6 +155,7 @@ impl Client {
             version: PROTOCOL_VERSION,
             name,
             password: None,
+            token: None,
         })
         .await?;
         for channel in channels {

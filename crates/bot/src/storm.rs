@@ -80,6 +80,7 @@ async fn client(
             version: PROTOCOL_VERSION,
             name: format!("S{i}"),
             password: None,
+            token: None,
         },
         ClientMessage::Join {
             channel: format!("storm{}", i % channels).parse()?,

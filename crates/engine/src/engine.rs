@@ -51,6 +51,9 @@ pub struct EngineConfig {
     pub name: String,
     /// Server password, for a server that has one.
     pub password: Option<String>,
+    /// Access token for a server with accounts (`POST /api/v1/login`);
+    /// `None` connects as a guest or to an open server.
+    pub token: Option<String>,
     /// Channels joined at once, right after `welcome` and before the media
     /// offer, so the server places this connection's media on the SFU
     /// worker that already carries those channels (no cross-thread hop for
@@ -78,6 +81,7 @@ impl EngineConfig {
             server: server.into(),
             name: name.into(),
             password: None,
+            token: None,
             channels: Vec::new(),
             input: InputSpec::None,
             output: OutputSpec::None,
@@ -376,6 +380,7 @@ impl Engine {
             version: PROTOCOL_VERSION,
             name: config.name.clone(),
             password: config.password.clone(),
+            token: config.token.clone(),
         };
         ws.send(Message::Text(hello.to_json().into()))
             .await

@@ -68,6 +68,12 @@ pub enum ErrorCode {
     /// Only the originator may cancel an emergency while it is still a
     /// member of the channel. Not fatal.
     NotOriginator,
+    /// The account (or a guest) has no right to do this in this channel
+    /// (join without `listen`, patch without `dispatch`). Not fatal.
+    NotAuthorized,
+    /// The access token in `hello` has expired: refresh it
+    /// (`POST /api/v1/refresh`) and connect again. The connection is closed.
+    TokenExpired,
     /// `patch` of fewer than two distinct channels. Not fatal.
     InvalidPatch,
     /// `patch` of a channel that is already in a patch. Not fatal.
@@ -87,6 +93,7 @@ impl ErrorCode {
             self,
             Self::UnsupportedVersion
                 | Self::Unauthorized
+                | Self::TokenExpired
                 | Self::ServerFull
                 | Self::TooManyConnections
                 | Self::ConnectRateLimited

@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use squawk_protocol::{ClientMessage, PROTOCOL_VERSION};
-//! let hello = ClientMessage::Hello { version: PROTOCOL_VERSION, name: "Alice".into(), password: None };
+//! let hello = ClientMessage::Hello { version: PROTOCOL_VERSION, name: "Alice".into(), password: None, token: None };
 //! let text = hello.to_json();
 //! assert_eq!(ClientMessage::from_json(&text).unwrap(), hello);
 //! ```

@@ -61,6 +61,8 @@ pub enum DenyReason {
     NoMedia,
     /// The request waited in the floor queue longer than the channel allows.
     QueueTimeout,
+    /// The requester's account may not talk in this channel (its grants).
+    NotAuthorized,
 }
 
 /// Why the floor was taken back from its holder (Floor Revoke, TS 24.380 §8.2.9).
@@ -91,6 +93,14 @@ pub enum ClientMessage {
         /// [`crate::ErrorCode::Unauthorized`] and the connection is closed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password: Option<String>,
+        /// An access token from `POST /api/v1/login` (docs/api.md), on a
+        /// server with accounts. Without one the connection is a guest
+        /// (channels that allow guests only); `name` is then its display
+        /// name, otherwise the account's display name is used. An expired
+        /// token gets [`crate::ErrorCode::TokenExpired`], a bad one
+        /// [`crate::ErrorCode::Unauthorized`]; both close the connection.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// Join a channel. A connection may be in many channels at once; the
     /// server answers with [`ServerMessage::Joined`] (and, when the
@@ -543,11 +553,13 @@ mod tests {
                 version: PROTOCOL_VERSION,
                 name: "Ann".into(),
                 password: None,
+                token: None,
             },
             ClientMessage::Hello {
                 version: PROTOCOL_VERSION,
                 name: "Ann".into(),
                 password: Some("s3cret".into()),
+                token: None,
             },
             ClientMessage::Join { channel: ch("ops") },
             ClientMessage::Leave { channel: ch("ops") },

@@ -9,6 +9,7 @@ use squawk_protocol::{ClientId, ClientMessage};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
+    accounts::{Directory, Identity},
     hub::{Hub, HubInput, HubOutput},
     logs::limited,
     outbox::Pushed,
@@ -22,8 +23,11 @@ pub(crate) enum ToHub {
     Connect {
         client: ClientId,
         name: String,
+        identity: Identity,
         outlet: Arc<Outlet>,
     },
+    /// The accounts directory changed (users, channels, grants).
+    Directory(Arc<Directory>),
     /// A message after `hello`.
     Message {
         client: ClientId,
@@ -49,11 +53,20 @@ impl Driver {
             ToHub::Connect {
                 client,
                 name,
+                identity,
                 outlet,
             } => {
                 self.outlets.insert(client, outlet);
-                self.step(now, HubInput::Connect { client, name });
+                self.step(
+                    now,
+                    HubInput::Connect {
+                        client,
+                        name,
+                        identity,
+                    },
+                );
             }
+            ToHub::Directory(dir) => self.step(now, HubInput::Directory(dir)),
             ToHub::Message { client, msg } => self.step(now, HubInput::Message { client, msg }),
             ToHub::Disconnect { client } => {
                 self.step(now, HubInput::Disconnect { client });

@@ -19,6 +19,7 @@
 pub mod access;
 pub mod accounts;
 mod admission;
+pub mod api;
 pub mod config;
 mod driver;
 mod hub;
@@ -89,6 +90,9 @@ pub enum StartError {
     /// The TLS certificate or key is unusable.
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    /// The accounts database or the token key is unusable.
+    #[error("accounts: {0}")]
+    Accounts(String),
     /// A socket could not be bound.
     #[error("cannot bind {what} {addr}: {source}")]
     Bind {
@@ -116,6 +120,7 @@ impl Server {
         };
         let tls = tls::server_config(&config)?;
         let config_tls = tls.is_some();
+        let accounts = Arc::new(open_accounts(&config).await?);
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .map_err(|source| StartError::Bind {
@@ -168,11 +173,40 @@ impl Server {
                 .ok();
         });
 
+        // Changes made by the command line or another server reach the hub
+        // within a second.
+        let reload = {
+            let (accounts, hub_tx) = (accounts.clone(), hub_tx.clone());
+            let mut stop = shutdown_rx.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.wait_for(|v| *v) => break,
+                    }
+                    match accounts.reload().await {
+                        Ok(Some(dir)) => {
+                            if hub_tx.send(driver::ToHub::Directory(dir)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => logs::limited!(warn, "accounts reload: {e}"),
+                    }
+                }
+            })
+        };
+        drop(reload);
+        let initial = accounts.dir.borrow().clone();
+        let _ = hub_tx.send(driver::ToHub::Directory(initial)).await;
         let state = AppState {
             session: session::Shared {
                 hub: hub_tx,
                 ids: Arc::new(AtomicU64::new(1)),
                 access,
+                accounts: Some(accounts.clone()),
                 limits: config.limits,
                 admission: Arc::new(Mutex::new(admission::Admission::new(config.limits))),
             },
@@ -184,6 +218,7 @@ impl Server {
             .route("/ws", get(ws_route))
             .merge(web::routes())
             .with_state(state)
+            .merge(api::routes(accounts))
             .into_make_service_with_connect_info::<SocketAddr>();
         let stopped = async move {
             let _ = shutdown_rx.wait_for(|v| *v).await;
@@ -294,4 +329,19 @@ async fn ws_route(
                 Err((code, message)) => session::refuse(socket, code, message).await,
             }
         })
+}
+
+/// Opens the accounts database (creating the data directory for the
+/// default SQLite file) and the token key.
+async fn open_accounts(config: &ServerConfig) -> Result<api::Accounts, StartError> {
+    let err = |e: String| StartError::Accounts(e);
+    let dir = config.data_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+    let store = accounts::store::Store::open(&config.database_url())
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let key = accounts::token::TokenKey::load_or_create(&dir).map_err(|e| err(e.to_string()))?;
+    api::Accounts::open(store, key)
+        .await
+        .map_err(|e| err(e.to_string()))
 }

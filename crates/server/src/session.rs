@@ -28,6 +28,7 @@ use tracing::debug;
 
 use crate::{
     access::Access,
+    accounts::Identity,
     admission::{self, Admission},
     config::Limits,
     driver::ToHub,
@@ -99,6 +100,8 @@ pub(crate) struct Shared {
     pub hub: mpsc::Sender<ToHub>,
     pub ids: Arc<AtomicU64>,
     pub access: Access,
+    /// Accounts, when the database could be opened (always, in practice).
+    pub accounts: Option<Arc<crate::api::Accounts>>,
     pub limits: Limits,
     pub admission: Arc<Mutex<Admission>>,
 }
@@ -276,9 +279,9 @@ pub(crate) async fn run(socket: WebSocket, shared: Shared, _admitted: AdmissionG
                     }
                     continue;
                 }
-                match hello(&shared.access, client, msg).await {
-                    Ok(name) => {
-                        let connect = ToHub::Connect { client, name, outlet: outlet.clone() };
+                match hello(&shared, client, msg).await {
+                    Ok((name, identity)) => {
+                        let connect = ToHub::Connect { client, name, identity, outlet: outlet.clone() };
                         if shared.hub.send(connect).await.is_err() {
                             break None;
                         }
@@ -318,13 +321,19 @@ pub(crate) async fn run(socket: WebSocket, shared: Shared, _admitted: AdmissionG
 /// Checks a first message: it must be a `hello` with this protocol version,
 /// a valid name and, when the server has one, the right password. The name,
 /// or the error to send.
-async fn hello(access: &Access, client: u64, msg: ClientMessage) -> Result<String, ServerMessage> {
-    let (version, name, password) = match msg {
+async fn hello(
+    shared: &Shared,
+    client: u64,
+    msg: ClientMessage,
+) -> Result<(String, Identity), ServerMessage> {
+    let access = &shared.access;
+    let (version, name, password, token) = match msg {
         ClientMessage::Hello {
             version,
             name,
             password,
-        } => (version, name, password),
+            token,
+        } => (version, name, password, token),
         other => {
             return Err(ServerMessage::error(
                 ErrorCode::NotIdentified,
@@ -355,7 +364,16 @@ async fn hello(access: &Access, client: u64, msg: ClientMessage) -> Result<Strin
             return Err(ServerMessage::error(ErrorCode::Unauthorized, why));
         }
     }
-    Ok(name)
+    let Some(accounts) = &shared.accounts else {
+        return Ok((name, Identity::Open));
+    };
+    match accounts.identify(token.as_deref()) {
+        Ok((identity, display)) => Ok((display.unwrap_or(name), identity)),
+        Err((code, why)) => {
+            debug!(client, %why, "hello refused");
+            Err(ServerMessage::error(code, why))
+        }
+    }
 }
 
 #[cfg(test)]

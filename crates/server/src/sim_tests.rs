@@ -165,7 +165,14 @@ impl Sim {
         );
         self.outboxes.insert(id, Outbox::new(self.outbox_limit));
         let name = format!("c{id}");
-        self.send(id, HubInput::Connect { client: id, name });
+        self.send(
+            id,
+            HubInput::Connect {
+                client: id,
+                name,
+                identity: crate::accounts::Identity::Open,
+            },
+        );
         for c in channels {
             self.msg(id, ClientMessage::Join { channel: ch(c) });
         }

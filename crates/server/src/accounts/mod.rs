@@ -173,6 +173,8 @@ impl Subject {
 pub struct UserEntry {
     /// Login name.
     pub username: String,
+    /// Shown to others.
+    pub display_name: String,
     /// Role.
     pub role: Role,
     /// A disabled user cannot sign in and is disconnected.

@@ -410,6 +410,7 @@ impl Store {
                 u.id,
                 UserEntry {
                     username: u.username,
+                    display_name: u.display_name,
                     role: u.role,
                     disabled: u.disabled,
                 },

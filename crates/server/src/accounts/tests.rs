@@ -158,6 +158,7 @@ fn rights_go_user_grant_then_role_grant_then_role_defaults() {
             id,
             super::UserEntry {
                 username: format!("u{id}"),
+                display_name: format!("U{id}"),
                 role,
                 disabled: false,
             },
@@ -185,6 +186,7 @@ fn rights_go_user_grant_then_role_grant_then_role_defaults() {
         4,
         super::UserEntry {
             username: "u4".into(),
+            display_name: "U4".into(),
             role: Role::User,
             disabled: false,
         },

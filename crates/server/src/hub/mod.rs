@@ -34,6 +34,7 @@ mod tests;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -44,6 +45,7 @@ use squawk_protocol::{
 };
 
 use crate::{
+    accounts::{Directory, Identity, Rights},
     logs::limited,
     sfu::{ChanId, RouteUpdate, WorkerCmd, WorkerEvent},
 };
@@ -52,8 +54,16 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum HubInput {
     /// A connection said a valid `hello` (version and name checked, password
-    /// accepted).
-    Connect { client: ClientId, name: String },
+    /// or token accepted); `identity` is who it is for the rights.
+    Connect {
+        client: ClientId,
+        name: String,
+        identity: Identity,
+    },
+    /// The accounts directory changed: rights are evaluated again for every
+    /// connection (a member who lost `listen` is removed from the channel
+    /// and told why, one who lost `talk` loses the floor).
+    Directory(Arc<Directory>),
     /// A message from a connected client, never `hello`.
     Message {
         client: ClientId,
@@ -113,6 +123,7 @@ enum Membership {
 
 struct Session {
     name: String,
+    identity: Identity,
     /// The SFU worker holding this connection's media, chosen at its first
     /// offer (see [`Hub::home`]); `None` before.
     worker: Option<usize>,
@@ -177,6 +188,8 @@ pub(crate) struct Hub {
     load: Vec<usize>,
     /// Floor deadlines of all channels, earliest first.
     deadlines: BTreeSet<(Instant, ChanId)>,
+    /// Users, channel records and grants (empty: an open server).
+    dir: Arc<Directory>,
     out: VecDeque<HubOutput>,
 }
 
@@ -192,6 +205,7 @@ impl Hub {
             next_chan: 1,
             next_token: 1,
             deadlines: BTreeSet::new(),
+            dir: Arc::default(),
             out: VecDeque::new(),
         };
         for name in hub.config.channels.clone() {
@@ -213,7 +227,12 @@ impl Hub {
     /// Feeds one input at time `now`.
     pub(crate) fn handle(&mut self, now: Instant, input: HubInput) {
         match input {
-            HubInput::Connect { client, name } => self.connect(client, name),
+            HubInput::Connect {
+                client,
+                name,
+                identity,
+            } => self.connect(client, name, identity),
+            HubInput::Directory(dir) => self.directory(now, dir),
             HubInput::Message { client, msg } => self.message(now, client, msg),
             HubInput::Disconnect { client } => self.disconnect(now, client),
             HubInput::Worker(event) => self.worker_event(now, event),
@@ -240,7 +259,51 @@ impl Hub {
         self.send(client, ServerMessage::error(code, message));
     }
 
-    fn connect(&mut self, client: ClientId, name: String) {
+    /// What `client` may do in `channel`.
+    fn rights(&self, client: ClientId, channel: &ChannelName) -> Rights {
+        self.sessions
+            .get(&client)
+            .map_or(Rights::NONE, |s| self.dir.rights(&s.identity, channel))
+    }
+
+    /// A new directory: every membership is checked against it.
+    fn directory(&mut self, now: Instant, dir: Arc<Directory>) {
+        self.dir = dir;
+        let mut lost: Vec<(ClientId, ChanId, bool)> = Vec::new();
+        for (client, s) in &self.sessions {
+            let connected = self.dir.may_connect(&s.identity);
+            for chan in s.channels.keys() {
+                let Some(c) = self.channels.get(chan) else {
+                    continue;
+                };
+                let r = self.dir.rights(&s.identity, &c.name);
+                if !connected || !r.listen {
+                    lost.push((*client, *chan, true));
+                } else if !r.talk {
+                    lost.push((*client, *chan, false));
+                }
+            }
+        }
+        for (client, chan, listen) in lost {
+            let Some(name) = self.channels.get(&chan).map(|c| c.name.clone()) else {
+                continue;
+            };
+            if listen {
+                self.error(
+                    client,
+                    ErrorCode::NotAuthorized,
+                    format!("removed from {name}: your account may no longer listen there"),
+                );
+                self.leave(now, client, chan, true);
+            } else {
+                // No talk right: its floor (held or queued) goes.
+                let lead = self.lead_of(chan);
+                self.floor_input(now, lead, FloorInput::Left { who: client });
+            }
+        }
+    }
+
+    fn connect(&mut self, client: ClientId, name: String, identity: Identity) {
         if self.sessions.contains_key(&client) {
             return;
         }
@@ -257,6 +320,7 @@ impl Hub {
             client,
             Session {
                 name,
+                identity,
                 worker: None,
                 channels: BTreeMap::new(),
                 muted: BTreeSet::new(),
@@ -534,6 +598,14 @@ impl Hub {
             let Some(chan) = self.member_or_error(client, name) else {
                 return;
             };
+            if !self.rights(client, name).dispatch {
+                self.error(
+                    client,
+                    ErrorCode::NotAuthorized,
+                    format!("your account may not patch {name} (no dispatch right)"),
+                );
+                return;
+            }
             if !chans.contains(&chan) {
                 chans.push(chan);
             }
@@ -923,6 +995,17 @@ impl Hub {
                     );
                     return;
                 };
+                let rights = self.rights(client, &channel);
+                if !rights.talk {
+                    self.send(
+                        client,
+                        ServerMessage::FloorDeny {
+                            channel,
+                            reason: DenyReason::NotAuthorized,
+                        },
+                    );
+                    return;
+                }
                 if !media_up {
                     self.send(
                         client,
@@ -933,7 +1016,9 @@ impl Hub {
                     );
                     return;
                 }
-                let priority = self.floor_priority(now, chan, client, priority);
+                // Capped by the grants; an emergency still lifts it (below).
+                let priority =
+                    self.floor_priority(now, chan, client, priority.min(rights.max_priority));
                 self.floor_input(
                     now,
                     chan,
@@ -1077,6 +1162,14 @@ impl Hub {
                 Some(Membership::Joining { .. }) => return,
                 None => {}
             }
+        }
+        if !self.dir.rights(&session.identity, &channel).listen {
+            self.error(
+                client,
+                ErrorCode::NotAuthorized,
+                format!("your account may not listen to {channel}"),
+            );
+            return;
         }
         if session.channels.len() >= self.config.max_channels_per_client {
             let max = self.config.max_channels_per_client;

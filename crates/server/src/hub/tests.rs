@@ -61,6 +61,7 @@ impl T {
         self.input(HubInput::Connect {
             client,
             name: name.into(),
+            identity: crate::accounts::Identity::Open,
         })
     }
 
@@ -760,6 +761,7 @@ fn sdp_and_errors_pass_between_client_and_worker() {
             version: PROTOCOL_VERSION,
             name: "x".into(),
             password: None,
+            token: None,
         },
     );
     assert!(matches!(
@@ -1261,5 +1263,129 @@ fn a_patched_channel_outlives_its_members_and_a_joiner_learns_of_the_patch() {
             .iter()
             .any(|r| matches!(r, RouteUpdate::DropChannel { .. })),
         "the emptied channel goes with the patch: {out:?}"
+    );
+}
+
+#[test]
+fn grants_decide_join_talk_priority_and_patch_and_a_change_applies_to_live_members() {
+    use crate::accounts::{ChannelEntry, Directory, Identity, Rights, Role, Subject, UserEntry};
+    let mut t = T::new();
+    let mut dir = Directory::default();
+    for (id, role) in [(11, Role::User), (12, Role::Dispatcher)] {
+        dir.users.insert(
+            id,
+            UserEntry {
+                username: format!("u{id}"),
+                display_name: format!("U{id}"),
+                role,
+                disabled: false,
+            },
+        );
+    }
+    dir.channels.insert(ch("ops"), ChannelEntry::default());
+    let listen_only = Rights {
+        talk: false,
+        ..Role::User.defaults()
+    };
+    dir.grants
+        .insert((ch("ops"), Subject::Role(Role::User)), listen_only);
+    t.input(HubInput::Directory(std::sync::Arc::new(dir.clone())));
+    let login = |t: &mut T, client: ClientId, id: i64| {
+        t.input(HubInput::Connect {
+            client,
+            name: format!("c{client}"),
+            identity: Identity::User { id },
+        });
+        t.msg(client, ClientMessage::Offer { sdp: "v=0".into() });
+        t.input(HubInput::Worker(WorkerEvent::Link { client, up: true }));
+    };
+    login(&mut t, A, 11); // a user
+    login(&mut t, B, 12); // a dispatcher
+    t.input(HubInput::Connect {
+        client: C,
+        name: "guest".into(),
+        identity: Identity::Guest,
+    });
+    // A guest may not join a channel that does not allow guests.
+    let out = t.msg(C, ClientMessage::Join { channel: ch("ops") });
+    assert!(matches!(
+        sent(&out, C)[..],
+        [S::Error {
+            code: ErrorCode::NotAuthorized,
+            ..
+        }]
+    ));
+    t.joined(A, "ops");
+    t.joined(B, "ops");
+    t.joined(A, "side");
+    t.joined(B, "side");
+    // The user listens in ops but may not talk there.
+    assert_eq!(
+        sent(&t.request(A, "ops"), A),
+        vec![S::FloorDeny {
+            channel: ch("ops"),
+            reason: DenyReason::NotAuthorized
+        }]
+    );
+    // A user's priority is capped at normal: asking for emergency priority
+    // in side does not pre-empt the dispatcher's high-priority talk.
+    let out = t.msg(
+        B,
+        ClientMessage::FloorRequest {
+            channel: ch("side"),
+            priority: Priority::HIGH,
+            queue: false,
+        },
+    );
+    assert!(types(&sent(&out, B)).contains(&"floor_granted"));
+    let out = t.msg(
+        A,
+        ClientMessage::FloorRequest {
+            channel: ch("side"),
+            priority: Priority::EMERGENCY,
+            queue: false,
+        },
+    );
+    assert!(
+        types(&sent(&out, A)).contains(&"floor_deny"),
+        "{:?}",
+        sent(&out, A)
+    );
+    // Only a dispatcher may patch.
+    let out = t.msg(
+        A,
+        ClientMessage::Patch {
+            channels: vec![ch("ops"), ch("side")],
+        },
+    );
+    assert!(matches!(
+        sent(&out, A)[..],
+        [S::Error {
+            code: ErrorCode::NotAuthorized,
+            ..
+        }]
+    ));
+    // The operator withdraws listen from users in side: A is told and
+    // removed; B (a dispatcher) keeps talking.
+    dir.channels.insert(ch("side"), ChannelEntry::default());
+    dir.grants
+        .insert((ch("side"), Subject::Role(Role::User)), Rights::NONE);
+    let out = t.input(HubInput::Directory(std::sync::Arc::new(dir.clone())));
+    let to_a = types(&sent(&out, A));
+    assert_eq!(to_a, vec!["error", "left"], "{:?}", sent(&out, A));
+    assert!(!types(&sent(&out, B)).contains(&"floor_revoke"));
+    // And talk from dispatchers in side: B loses the floor.
+    dir.grants.insert(
+        (ch("side"), Subject::Role(Role::Dispatcher)),
+        Rights {
+            talk: false,
+            ..Role::Dispatcher.defaults()
+        },
+    );
+    let out = t.input(HubInput::Directory(std::sync::Arc::new(dir)));
+    assert!(
+        types(&sent(&out, B)).contains(&"floor_idle"),
+        "{:?}",
+        sent(&out, B)
     );
 }
