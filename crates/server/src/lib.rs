@@ -175,7 +175,7 @@ impl Server {
 
         // Changes made by the command line or another server reach the hub
         // within a second.
-        let reload = {
+        {
             let (accounts, hub_tx) = (accounts.clone(), hub_tx.clone());
             let mut stop = shutdown_rx.clone();
             tokio::spawn(async move {
@@ -196,9 +196,8 @@ impl Server {
                         Err(e) => logs::limited!(warn, "accounts reload: {e}"),
                     }
                 }
-            })
-        };
-        drop(reload);
+            });
+        }
         let initial = accounts.dir.borrow().clone();
         let _ = hub_tx.send(driver::ToHub::Directory(initial)).await;
         let state = AppState {
