@@ -29,7 +29,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ "${1:-}" = "--tests" ]; then
+if [ "${1:-}" = "--tests" ] || [ "${1:-}" = "--tests-no-tools" ]; then
   # Browser-client tests: headless Chromium (playwright-core) and Firefox ESR
   # (geckodriver), with their recommended packages (fonts, codecs) as tested;
   # WebKitWebDriver for the desktop app's WebDriver test (tauri-driver);
@@ -45,14 +45,21 @@ if [ "${1:-}" = "--tests" ]; then
   if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
   "$VENV/bin/pip" install -q -r tests/requirements.txt
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
-  # geckodriver (W3C WebDriver for Firefox) from crates.io, outside the clone.
+fi
+
+# --tests also builds the WebDriver tools; scripts/test.sh instead runs
+# --tests-no-tools and builds them with --tools while it builds the project.
+if [ "${1:-}" = "--tests" ] || [ "${1:-}" = "--tools" ]; then
+  # geckodriver (W3C WebDriver for Firefox) and tauri-driver from crates.io,
+  # built outside the clone and outside the project's target directory (so
+  # that the two builds do not wait for each other's lock).
   TOOLS="${SQUAWK_TOOLS:-$HOME/.cache/squawk-tools}"
   if [ ! -x "$TOOLS/bin/geckodriver" ]; then
     echo "setup: building geckodriver into $TOOLS"
-    cargo install geckodriver --version 0.37.1 --locked --root "$TOOLS" --quiet
+    env -u CARGO_TARGET_DIR cargo install geckodriver --version 0.37.1 --locked --root "$TOOLS" --quiet
   fi
   if [ ! -x "$TOOLS/bin/tauri-driver" ]; then
     echo "setup: building tauri-driver into $TOOLS"
-    cargo install tauri-driver --version 2.1.0 --locked --root "$TOOLS" --quiet
+    env -u CARGO_TARGET_DIR cargo install tauri-driver --version 2.1.0 --locked --root "$TOOLS" --quiet
   fi
 fi

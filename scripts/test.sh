@@ -2,13 +2,20 @@
 # Sets up and runs the whole test suite (unit, end-to-end, real devices).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh --tests
+./scripts/setup.sh --tests-no-tools
+# geckodriver and tauri-driver build beside the project (the cores idle in
+# the project build's serial stretches); waited for before the tests run.
+./scripts/setup.sh --tools &
+tools=$!
 export SQUAWK_PYTHON="${SQUAWK_VENV:-$HOME/.cache/squawk-venv}/bin/python"
 export SQUAWK_GECKODRIVER="${SQUAWK_TOOLS:-$HOME/.cache/squawk-tools}/bin/geckodriver"
 export SQUAWK_TAURI_DRIVER="${SQUAWK_TOOLS:-$HOME/.cache/squawk-tools}/bin/tauri-driver"
 # The accounts tests run on SQLite and on a PostgreSQL cluster they start:
 # fail rather than skip PostgreSQL when it is missing.
 export SQUAWK_REQUIRE_POSTGRES=1
-# The end-to-end tests run the server and bot binaries: build them first.
-cargo build --workspace --bins --locked
+# The end-to-end tests run the server and bot binaries: build them first,
+# with the tests in the same invocation so that the dependencies' features
+# (tauri's "test") are resolved once and `cargo test` rebuilds nothing.
+cargo build --workspace --bins --tests --locked
+wait "$tools"
 cargo test --workspace --locked -- --test-threads=1
