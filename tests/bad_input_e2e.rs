@@ -158,3 +158,57 @@ fn bad_clients_get_errors_and_others_keep_talking() {
     assert_speech(&report, "B (while others misbehaved)");
     assert_eq!(server.get_json("/health")["status"], "ok");
 }
+
+/// A WebSocket handshake with `origin` (if any); `Ok` when upgraded, else
+/// the HTTP status and body of the refusal.
+async fn handshake(url: &str, origin: Option<&str>) -> Result<(), (u16, String)> {
+    use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest};
+    let mut req = url.into_client_request().unwrap();
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse().unwrap());
+    }
+    match connect_async(req).await {
+        Ok(_) => Ok(()),
+        Err(Error::Http(resp)) => Err((
+            resp.status().as_u16(),
+            String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned(),
+        )),
+        Err(e) => panic!("handshake failed otherwise: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn web_pages_of_another_origin_may_not_connect_or_call_the_api() {
+    let server = TestServer::start_with(&["--allowed-origin", "https://console.example.org"]);
+    let url = server.ws_url();
+    // Not a browser, the server's own page, the desktop app, the listed origin.
+    let own = format!("http://{}", server.http);
+    for origin in [
+        None,
+        Some(own.as_str()),
+        Some("tauri://localhost"),
+        Some("https://console.example.org"),
+    ] {
+        assert_eq!(handshake(&url, origin).await, Ok(()), "{origin:?}");
+    }
+    // Any other page: 403 with a stable code, before the upgrade.
+    for origin in ["https://evil.example", "null", "http://127.0.0.1:1"] {
+        let (status, body) = handshake(&url, Some(origin)).await.unwrap_err();
+        assert_eq!(status, 403, "{origin}");
+        assert!(body.contains("forbidden_origin"), "{origin}: {body}");
+    }
+    // The API too.
+    let mut s = tokio::net::TcpStream::connect(&server.http).await.unwrap();
+    let body = r#"{"username":"a","password":"b"}"#;
+    let req = format!(
+        "POST /api/v1/login HTTP/1.1\r\nHost: {}\r\nOrigin: https://evil.example\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        server.http,
+        body.len()
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    assert!(resp.contains("forbidden_origin"), "{resp}");
+}

@@ -15,6 +15,9 @@ use std::{
 
 use serde_json::Value;
 
+/// A throwaway PostgreSQL cluster: the server's own test helper.
+#[path = "../../crates/server/src/accounts/pg_cluster.rs"]
+pub mod pg_cluster;
 pub mod portal;
 pub mod usage;
 

@@ -1,7 +1,9 @@
 //! The HTTP JSON API under `/api/v1` (`docs/api.md`): sign-in with
 //! username and password, refresh, sign-out, and the channels the caller
-//! may use. Errors are `{"error": CODE, "message": TEXT}` with a stable
-//! `CODE`.
+//! may use; for admins, users, channels and grants ([`admin`]). Errors are
+//! `{"error": CODE, "message": TEXT}` with a stable `CODE`.
+
+pub mod admin;
 
 use std::{
     collections::HashMap,
@@ -19,7 +21,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::accounts::{
     Directory, Identity, Rights, Role,
@@ -50,6 +52,9 @@ pub struct Accounts {
     pub key: TokenKey,
     /// The latest directory.
     pub dir: watch::Sender<Arc<Directory>>,
+    /// Woken after a change made through the API, so that the server
+    /// reloads the directory at once instead of at its next 1 s tick.
+    pub changed: Notify,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
@@ -72,6 +77,7 @@ impl Accounts {
             store,
             key,
             dir: watch::Sender::new(Arc::new(dir)),
+            changed: Notify::new(),
             failures: Mutex::new(HashMap::new()),
         })
     }
@@ -217,6 +223,14 @@ fn unauthorized(message: &str) -> ApiError {
 
 type Shared = Arc<Accounts>;
 
+/// The token of an `Authorization: Bearer TOKEN` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 #[derive(Deserialize)]
 struct Login {
     username: String,
@@ -308,12 +322,8 @@ async fn channels(
     State(acc): State<Shared>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<ChannelView>>, ApiError> {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
     let (who, _) = acc
-        .identify(token)
+        .identify(bearer(&headers))
         .map_err(|(_, m)| ApiError(StatusCode::UNAUTHORIZED, "unauthorized", m))?;
     let dir = acc.dir.borrow().clone();
     let mut out: Vec<ChannelView> = dir
@@ -338,5 +348,6 @@ pub fn routes(accounts: Shared) -> Router {
         .route("/api/v1/refresh", post(refresh))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/channels", get(channels))
+        .merge(admin::routes())
         .with_state(accounts)
 }

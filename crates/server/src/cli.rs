@@ -123,8 +123,9 @@ fn read_password() -> anyhow::Result<String> {
             .context("reading the password from stdin")?;
         line.trim_end_matches(['\r', '\n']).to_string()
     };
-    if password.chars().count() < 8 {
-        bail!("the password must have at least 8 characters");
+    let min = squawk_server::api::admin::MIN_PASSWORD_CHARS;
+    if password.chars().count() < min {
+        bail!("the password must have at least {min} characters");
     }
     Ok(password)
 }

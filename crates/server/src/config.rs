@@ -68,6 +68,10 @@ pub struct ServerConfig {
     /// Default: the SQLite file `squawk.db` in `data_dir`. With no user in
     /// it the server is open (see `docs/server.md`, Accounts).
     pub database: Option<String>,
+    /// Web origins (`scheme://host[:port]`) besides the server's own pages
+    /// and the desktop app that may open a WebSocket or call the API; `"*"`
+    /// allows any. Default none (see [`crate::origin`]).
+    pub allowed_origins: Vec<String>,
     /// Admission limits and timeouts (`[limits]` in TOML).
     pub limits: Limits,
 }
@@ -185,6 +189,7 @@ impl Default for ServerConfig {
             data_dir: None,
             password_hash: None,
             database: None,
+            allowed_origins: Vec::new(),
             limits: Limits::default(),
         }
     }

@@ -13,8 +13,9 @@
 //! presence, floor control: a sans-IO state machine) driven by `driver` (one
 //! task); `session` (one WebSocket: parsing, admission, its outbound queue
 //! `outbox`); `sfu` (worker threads, one UDP socket and one str0m loop
-//! each, routing by a sans-IO `Router`); `admission` (limits); `logs`
-//! (rate-limited logging). See `docs/architecture.md`.
+//! each, routing by a sans-IO `Router`); `admission` (limits); [`origin`]
+//! (which web pages may connect); `logs` (rate-limited logging). See
+//! `docs/architecture.md`.
 
 pub mod access;
 pub mod accounts;
@@ -24,6 +25,7 @@ pub mod config;
 mod driver;
 mod hub;
 mod logs;
+pub mod origin;
 mod outbox;
 mod session;
 mod sfu;
@@ -39,8 +41,10 @@ use std::{
 
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, State, WebSocketUpgrade},
-    response::IntoResponse,
+    extract::{ConnectInfo, Request, State, WebSocketUpgrade},
+    http::{StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
     routing::get,
 };
 pub use config::{ConfigError, Limits, ServerConfig};
@@ -174,7 +178,7 @@ impl Server {
         });
 
         // Changes made by the command line or another server reach the hub
-        // within a second.
+        // within a second; changes made through the admin API at once.
         {
             let (accounts, hub_tx) = (accounts.clone(), hub_tx.clone());
             let mut stop = shutdown_rx.clone();
@@ -184,6 +188,7 @@ impl Server {
                 loop {
                     tokio::select! {
                         _ = tick.tick() => {}
+                        () = accounts.changed.notified() => {}
                         _ = stop.wait_for(|v| *v) => break,
                     }
                     match accounts.reload().await {
@@ -218,6 +223,10 @@ impl Server {
             .merge(web::routes())
             .with_state(state)
             .merge(api::routes(accounts))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(origin::Origins::new(&config.allowed_origins)),
+                check_origin,
+            ))
             .into_make_service_with_connect_info::<SocketAddr>();
         let stopped = async move {
             let _ = shutdown_rx.wait_for(|v| *v).await;
@@ -301,6 +310,46 @@ async fn health() -> impl IntoResponse {
         serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"),
         "protocol": squawk_protocol::PROTOCOL_VERSION }),
     )
+}
+
+/// Refuses a WebSocket handshake or an API call from a web page the
+/// [`origin::Origins`] allow-list does not allow: 403 `forbidden_origin`.
+async fn check_origin(
+    State(origins): State<Arc<origin::Origins>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    if path == "/ws" || path.starts_with("/api/") {
+        let headers = req.headers();
+        // An Origin that is not text is no origin we allow.
+        let origin = headers
+            .get(header::ORIGIN)
+            .map(|v| v.to_str().unwrap_or("null"));
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        if !origins.allows(origin, host) {
+            let origin = origin.unwrap_or_default().to_string();
+            logs::limited!(
+                warn,
+                %origin,
+                "refused a request from a web page of another origin (see allowed_origins)"
+            );
+            return (
+                StatusCode::FORBIDDEN,
+                Json(serde_json::json!({
+                    "error": "forbidden_origin",
+                    "message": format!(
+                        "pages from {origin} may not use this server (allowed_origins in its config)"
+                    ),
+                })),
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 async fn stats_route(State(state): State<AppState>) -> impl IntoResponse {

@@ -52,6 +52,11 @@ struct Args {
     /// [default: squawk.db in the data directory].
     #[arg(long, value_name = "URL", env = "SQUAWK_DATABASE")]
     database: Option<String>,
+    /// A web origin (`https://host[:port]`) whose pages may use this
+    /// server, besides its own pages and the desktop app; repeatable, `*`
+    /// for any. Added to the config's `allowed_origins`.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -136,6 +141,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(v) = args.database {
         config.database = Some(v);
     }
+    config.allowed_origins.extend(args.allowed_origins);
     if let Some(cmd) = args.command {
         // One line, no backtrace: these are an operator's commands.
         if let Err(e) = cli::run(cmd, &config) {

@@ -2,6 +2,9 @@
 //! directory, `postgres` on a free loopback port, stopped and deleted on
 //! drop. As root it runs as the `postgres` system user (PostgreSQL refuses
 //! root). Debian's `postgresql` package provides the binaries.
+//!
+//! Also compiled into the end-to-end tests (`tests/common`), so it uses
+//! nothing but std.
 
 use std::{
     path::{Path, PathBuf},
@@ -59,7 +62,10 @@ impl Cluster {
             return None;
         };
         let root = is_root();
-        let dir = std::env::temp_dir().join(format!("squawk-pg-{}", rand::random::<u32>()));
+        static CLUSTERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("squawk-pg-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         if root {
             let ok = Command::new("chown")

@@ -269,15 +269,32 @@ impl Hub {
     /// A new directory: every membership is checked against it.
     fn directory(&mut self, now: Instant, dir: Arc<Directory>) {
         self.dir = dir;
+        // A disabled or deleted account is disconnected: told why (a fatal
+        // `unauthorized`, so clients do not reconnect), then gone at once,
+        // its floors and memberships with it.
+        let mut banned: Vec<ClientId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !self.dir.may_connect(&s.identity))
+            .map(|(c, _)| *c)
+            .collect();
+        banned.sort_unstable();
+        for client in banned {
+            self.error(
+                client,
+                ErrorCode::Unauthorized,
+                "your account was disabled or deleted: disconnected".into(),
+            );
+            self.disconnect(now, client);
+        }
         let mut lost: Vec<(ClientId, ChanId, bool)> = Vec::new();
         for (client, s) in &self.sessions {
-            let connected = self.dir.may_connect(&s.identity);
             for chan in s.channels.keys() {
                 let Some(c) = self.channels.get(chan) else {
                     continue;
                 };
                 let r = self.dir.rights(&s.identity, &c.name);
-                if !connected || !r.listen {
+                if !r.listen {
                     lost.push((*client, *chan, true));
                 } else if !r.talk {
                     lost.push((*client, *chan, false));

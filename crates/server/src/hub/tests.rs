@@ -72,6 +72,17 @@ impl T {
         self.input(HubInput::Worker(WorkerEvent::Link { client, up: true }));
     }
 
+    /// Connects as the user `id` of the accounts directory, media up.
+    fn signed_in(&mut self, client: ClientId, id: i64) {
+        self.input(HubInput::Connect {
+            client,
+            name: format!("c{client}"),
+            identity: crate::accounts::Identity::User { id },
+        });
+        self.msg(client, ClientMessage::Offer { sdp: "v=0".into() });
+        self.input(HubInput::Worker(WorkerEvent::Link { client, up: true }));
+    }
+
     /// Connects each of `who` with media up and joins it to `channel`.
     fn members_of(&mut self, channel: &str, who: &[(ClientId, &str)]) {
         for &(client, name) in who {
@@ -1290,17 +1301,8 @@ fn grants_decide_join_talk_priority_and_patch_and_a_change_applies_to_live_membe
     dir.grants
         .insert((ch("ops"), Subject::Role(Role::User)), listen_only);
     t.input(HubInput::Directory(std::sync::Arc::new(dir.clone())));
-    let login = |t: &mut T, client: ClientId, id: i64| {
-        t.input(HubInput::Connect {
-            client,
-            name: format!("c{client}"),
-            identity: Identity::User { id },
-        });
-        t.msg(client, ClientMessage::Offer { sdp: "v=0".into() });
-        t.input(HubInput::Worker(WorkerEvent::Link { client, up: true }));
-    };
-    login(&mut t, A, 11); // a user
-    login(&mut t, B, 12); // a dispatcher
+    t.signed_in(A, 11); // a user
+    t.signed_in(B, 12); // a dispatcher
     t.input(HubInput::Connect {
         client: C,
         name: "guest".into(),
@@ -1388,4 +1390,74 @@ fn grants_decide_join_talk_priority_and_patch_and_a_change_applies_to_live_membe
         "{:?}",
         sent(&out, B)
     );
+}
+
+#[test]
+fn a_disabled_account_is_told_and_disconnected_and_its_floor_goes_at_once() {
+    use crate::accounts::{Directory, Role, UserEntry};
+    let mut t = T::new();
+    let mut dir = Directory::default();
+    for id in [11, 12] {
+        dir.users.insert(
+            id,
+            UserEntry {
+                username: format!("u{id}"),
+                display_name: format!("U{id}"),
+                role: Role::User,
+                disabled: false,
+            },
+        );
+    }
+    t.input(HubInput::Directory(std::sync::Arc::new(dir.clone())));
+    for (client, id) in [(A, 11), (B, 12)] {
+        t.signed_in(client, id);
+        t.joined(client, "lobby");
+    }
+    assert!(types(&sent(&t.request(A, "lobby"), A)).contains(&"floor_granted"));
+
+    // Unrelated changes keep everyone connected.
+    let out = t.input(HubInput::Directory(std::sync::Arc::new(dir.clone())));
+    assert!(sent(&out, A).is_empty(), "{:?}", sent(&out, A));
+
+    dir.users.get_mut(&11).unwrap().disabled = true;
+    let out = t.input(HubInput::Directory(std::sync::Arc::new(dir.clone())));
+    let to_a = sent(&out, A);
+    assert!(
+        matches!(
+            to_a.first(),
+            Some(S::Error {
+                code: ErrorCode::Unauthorized,
+                ..
+            })
+        ),
+        "A is told first: {to_a:?}"
+    );
+    assert!(ErrorCode::Unauthorized.is_fatal(), "the connection closes");
+    let to_b = types(&sent(&out, B));
+    assert!(to_b.contains(&"floor_idle"), "{to_b:?}");
+    assert!(to_b.contains(&"member_left"), "{to_b:?}");
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            HubOutput::Worker {
+                cmd: WorkerCmd::RemovePeer { client: A },
+                ..
+            }
+        )),
+        "A's media goes with it: {out:?}"
+    );
+    // Whatever A still sends is ignored; B may take the floor.
+    assert!(t.request(A, "lobby").is_empty());
+    assert!(types(&sent(&t.request(B, "lobby"), B)).contains(&"floor_granted"));
+
+    // A deleted account goes the same way.
+    dir.users.remove(&12);
+    let out = t.input(HubInput::Directory(std::sync::Arc::new(dir)));
+    assert!(matches!(
+        sent(&out, B).first(),
+        Some(S::Error {
+            code: ErrorCode::Unauthorized,
+            ..
+        })
+    ));
 }
