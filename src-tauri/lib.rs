@@ -8,6 +8,7 @@
 //! wraps them in the engine interface that `ui/engine-browser.js` also
 //! implements, so the browser client runs the same UI.
 
+pub mod account;
 pub mod pedal;
 #[cfg(target_os = "linux")]
 pub mod portal;
@@ -99,6 +100,9 @@ struct AppState {
     tray: SyncMutex<tray::TrayModel>,
     /// The OS keyring, opened on first use (off the async threads).
     secrets: std::sync::OnceLock<secrets::Secrets>,
+    /// The account this connection signed in with, if any: a reconnect
+    /// signs in again with the refresh token kept in the keyring.
+    account: SyncMutex<Option<String>>,
     /// Set to stop the running pedal reader (or learner).
     pedal_stop: SyncMutex<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>>,
     /// The global shortcut registered now, if any.
@@ -364,14 +368,120 @@ async fn with_keyring<R: tauri::Runtime, T: Send + 'static>(
         .map_err(|e| format!("keyring task failed: {e}"))?
 }
 
-/// Connects to `server` as `name` and joins `channels`. `password` is the
-/// server password typed by the user: kept in the OS keyring once the
-/// server accepted it. Without one, the keyring's password for this server
+/// Why signing in failed, and whether trying again later can help.
+struct SignInError {
+    message: String,
+    /// The credentials were refused (a wrong password, a spent refresh
+    /// token, a disabled account): only the user can fix it.
+    refused: bool,
+}
+
+/// Signs `user` in on `server` (`POST /api/v1/login` with `password` when
+/// typed, else `refresh` with the refresh token kept in the keyring) and
+/// keeps the new refresh token in the keyring, in place of the spent one.
+/// A saved sign-in the server refuses is forgotten.
+async fn sign_in<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+    server: &str,
+    user: &str,
+    password: Option<String>,
+) -> Result<account::Tokens, SignInError> {
+    let key = account::keyring_name(user);
+    let result = match password {
+        Some(p) => squawk_engine::account::login(server, user, &p)
+            .await
+            .map_err(|e| SignInError {
+                refused: e.is_unauthorized(),
+                message: format!("sign-in as {user}: {e}"),
+            }),
+        None => {
+            let (s, k) = (server.to_string(), key.clone());
+            let saved = with_keyring(app, move |kr| kr.get(&s, &k))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::info!("no saved sign-in: {e}");
+                    None
+                });
+            let Some(refresh) = saved else {
+                return Err(SignInError {
+                    message: format!("type the password of {user}"),
+                    refused: true,
+                });
+            };
+            let refreshed = squawk_engine::account::refresh(server, &refresh).await;
+            if let Err(e) = &refreshed
+                && e.is_unauthorized()
+            {
+                let (s, k) = (server.to_string(), key.clone());
+                let _ = with_keyring(app, move |kr| kr.forget(&s, &k)).await;
+            }
+            refreshed.map_err(|e| SignInError {
+                refused: e.is_unauthorized(),
+                message: if e.is_unauthorized() {
+                    format!(
+                        "the saved sign-in of {user} is no longer valid ({e}): type the password"
+                    )
+                } else {
+                    format!("sign-in as {user}: {e}")
+                },
+            })
+        }
+    };
+    let tokens = result?;
+    let (s, k, r) = (server.to_string(), key, tokens.refresh_token.clone());
+    if let Err(e) = with_keyring(app, move |kr| kr.set(&s, &k, &r)).await {
+        emit_ui(
+            app,
+            json!({"type": "warning", "message": format!("sign-in not saved, the password will be asked again: {e}")}),
+        );
+    }
+    Ok(tokens)
+}
+
+/// Signs out of `user` on `server`: disconnects, revokes the refresh token
+/// kept in the keyring at the server (`POST /api/v1/logout`) and forgets
+/// it, so that the next start asks for the password.
+///
+/// # Errors
+/// The keyring failed; a server that cannot be reached is not an error
+/// (the token is forgotten here anyway, and expires within 30 days).
+#[tauri::command]
+async fn account_sign_out<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, AppState>,
+    server: String,
+    user: String,
+) -> Result<(), String> {
+    engine_disconnect(state.clone()).await?;
+    if let Ok(mut a) = state.account.lock() {
+        *a = None;
+    }
+    let key = account::keyring_name(&user);
+    let (s, k) = (server.clone(), key.clone());
+    let saved = with_keyring(&app, move |kr| kr.get(&s, &k)).await?;
+    if let Some(refresh) = saved
+        && let Err(e) = squawk_engine::account::logout(&server, &refresh).await
+    {
+        tracing::info!("sign-out not confirmed by the server: {e}");
+    }
+    with_keyring(&app, move |kr| kr.forget(&server, &key)).await?;
+    save_settings(state.inner(), |s| s.user = None);
+    Ok(())
+}
+
+/// Connects to `server` as `name` and joins `channels`.
+///
+/// With `user` (a server with accounts), signs in as that account first
+/// ([`sign_in`]: `password` is the account's, or, when empty, the refresh
+/// token kept in the keyring is used) and returns the account's display
+/// name, which the server shows instead of `name`. Without, `password` is
+/// the server password typed by the user: kept in the OS keyring once the
+/// server accepted it; when empty, the keyring's password for this server
 /// and name (if any) is sent.
 ///
 /// # Errors
-/// A bad channel name, an unreachable server, or the server's refusal
-/// (e.g. `Unauthorized: wrong password`).
+/// A bad channel name, an unreachable server, a refused sign-in, or the
+/// server's refusal (e.g. `Unauthorized: wrong password`).
 #[tauri::command]
 async fn engine_connect<R: tauri::Runtime>(
     app: tauri::AppHandle<R>,
@@ -380,8 +490,10 @@ async fn engine_connect<R: tauri::Runtime>(
     name: String,
     channels: Vec<String>,
     password: Option<String>,
-) -> Result<(), String> {
+    user: Option<String>,
+) -> Result<Option<String>, String> {
     let typed = password.filter(|p| !p.is_empty());
+    let user = user.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
     let channel_names = channels.clone();
     let channels: Vec<ChannelName> = channels
         .iter()
@@ -396,7 +508,18 @@ async fn engine_connect<R: tauri::Runtime>(
         j.clear();
     }
     let mut config = state.engine_config(&server, &name);
-    let saved = if typed.is_some() {
+    let mut signed_in_as = None;
+    if let Some(u) = &user {
+        let tokens = sign_in(&app, &server, u, typed.clone())
+            .await
+            .map_err(|e| e.message)?;
+        config.token = Some(tokens.access_token);
+        signed_in_as = Some(tokens.user.display_name);
+    }
+    if let Ok(mut a) = state.account.lock() {
+        *a = user.clone();
+    }
+    let saved = if typed.is_some() || user.is_some() {
         None
     } else {
         let (s, n) = (server.clone(), name.clone());
@@ -407,7 +530,9 @@ async fn engine_connect<R: tauri::Runtime>(
                 None
             })
     };
-    config.password = typed.clone().or(saved.clone());
+    if user.is_none() {
+        config.password = typed.clone().or(saved.clone());
+    }
     // Joined before the media offer: the server homes the media with them.
     config.channels = channels.clone();
     // No usable audio device: still connect (presence, who talks), and say
@@ -427,7 +552,7 @@ async fn engine_connect<R: tauri::Runtime>(
         }
         Err(e) => return Err(refusal(&e, saved.is_some())),
     };
-    if let Some(p) = typed {
+    if let Some(p) = typed.filter(|_| user.is_none()) {
         let (s, n) = (server.clone(), name.clone());
         if let Err(e) = with_keyring(&app, move |k| k.set(&s, &n, &p)).await {
             emit_ui(
@@ -439,7 +564,13 @@ async fn engine_connect<R: tauri::Runtime>(
     if let Some(message) = audio_warning {
         emit_ui(&app, json!({"type": "warning", "message": message}));
     }
-    remember(state.inner(), &server, &name, &channel_names);
+    remember(
+        state.inner(),
+        &server,
+        &name,
+        &channel_names,
+        user.as_deref(),
+    );
     if let Some(first) = channels.first()
         && let Ok(mut t) = state.target.lock()
         && t.is_none()
@@ -448,7 +579,7 @@ async fn engine_connect<R: tauri::Runtime>(
     }
     *guard = Some(engine);
     tauri::async_runtime::spawn(session(app, config, events, generation));
-    Ok(())
+    Ok(signed_in_as)
 }
 
 /// Forwards one connection's engine events to the UI. When the connection
@@ -508,6 +639,31 @@ async fn session<R: tauri::Runtime>(
                 return;
             }
             emit_ui(&app, json!({"type": "connection", "state": "connecting"}));
+            // Signed in: a fresh access token (the last one may have
+            // expired), from the refresh token in the keyring.
+            let account = state.account.lock().ok().and_then(|a| a.clone());
+            if let Some(user) = account {
+                drop(guard);
+                match sign_in(&app, &config.server, &user, None).await {
+                    Ok(tokens) => config.token = Some(tokens.access_token),
+                    Err(e) if e.refused => {
+                        emit_ui(
+                            &app,
+                            json!({"type": "error", "code": "unauthorized", "message": e.message}),
+                        );
+                        emit_ui(&app, json!({"type": "closed"}));
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::info!(attempt = backoff.attempts(), "reconnect: {}", e.message);
+                        continue;
+                    }
+                }
+                guard = state.engine.lock().await;
+                if !current() {
+                    return;
+                }
+            }
             state.refresh(&mut config);
             config.channels = state
                 .joined
@@ -1250,6 +1406,7 @@ fn app_cli(cli: State<'_, Cli>, state: State<'_, AppState>) -> serde_json::Value
         "server": cli.server.clone().or_else(|| saved.servers.first().cloned()),
         "connect_at_start": cli.server.is_some(),
         "name": cli.name.clone().or(saved.name),
+        "user": saved.user,
         "channels": channels,
         "servers": saved.servers,
         "talk_key": cli.talk_key.clone().or(saved.talk_key),
@@ -1260,12 +1417,16 @@ fn app_cli(cli: State<'_, Cli>, state: State<'_, AppState>) -> serde_json::Value
     })
 }
 
-/// Remembers a successful connection in the settings file.
-fn remember(state: &AppState, server: &str, name: &str, channels: &[String]) {
+/// Remembers a successful connection in the settings file (the account's
+/// username, not its secrets).
+fn remember(state: &AppState, server: &str, name: &str, channels: &[String], user: Option<&str>) {
     save_settings(state, |s| {
         s.remember_server(server);
-        s.name = Some(name.to_string());
+        if !name.is_empty() {
+            s.name = Some(name.to_string());
+        }
         s.channels = channels.to_vec();
+        s.user = user.map(str::to_string);
     });
 }
 
@@ -1313,6 +1474,7 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, cli: Cli) -> tau
             engine_stop_replay,
             engine_release,
             engine_disconnect,
+            account_sign_out,
             app_cli,
             app_set_target,
             app_set_selection,

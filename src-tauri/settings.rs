@@ -21,6 +21,9 @@ pub struct Settings {
     pub servers: Vec<String>,
     /// Display name last used.
     pub name: Option<String>,
+    /// Account (username) last signed in with, on a server with accounts;
+    /// its refresh token is in the OS keyring, never here.
+    pub user: Option<String>,
     /// Channels joined at the last connect.
     pub channels: Vec<String>,
     /// Global talk key (global-hotkey name, e.g. `F9`).

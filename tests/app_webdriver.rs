@@ -262,6 +262,30 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
     assert_eq!(saved["talk_key"], "F8", "{saved}");
 }
 
+/// The app's settings file under the test's config directory, as text.
+fn saved_settings(out: &std::path::Path) -> String {
+    std::fs::read_to_string(
+        out.join("config")
+            .join("org.squawk.desktop")
+            .join("settings.json"),
+    )
+    .unwrap()
+}
+
+/// Waits for the connect screen and types `fields` (input id, value) into it.
+fn fill_connect_screen(app: &mut Browser, fields: &[(&str, &str)]) {
+    app.wait(
+        "app",
+        "!document.getElementById('connect').hidden",
+        Duration::from_secs(20),
+    );
+    let set: String = fields
+        .iter()
+        .map(|(id, v)| format!("document.getElementById({id:?}).value = {v:?};"))
+        .collect();
+    app.eval("app", &format!("(() => {{ {set} return true; }})()"));
+}
+
 #[test]
 fn the_server_password_is_kept_in_the_desktop_keyring_not_in_settings() {
     let out = out_dir("app_keyring");
@@ -277,19 +301,16 @@ fn the_server_password_is_kept_in_the_desktop_keyring_not_in_settings() {
     assert!(x.keyring_items().is_empty(), "a fresh keyring");
     // First start: the user types server, name and password on the connect screen.
     let mut app = Browser::tauri_app(&x, &pulse, &out, &[]);
-    app.wait(
-        "app",
-        "!document.getElementById('connect').hidden",
-        Duration::from_secs(20),
+    fill_connect_screen(
+        &mut app,
+        &[
+            ("server", &ws),
+            ("name", "Desk"),
+            ("channel", "desk"),
+            ("password", "correct horse"),
+        ],
     );
-    app.eval(
-        "app",
-        &format!(
-            "(() => {{ const v = (id, x) => document.getElementById(id).value = x; \
-             v('server', {ws:?}); v('name', 'Desk'); v('channel', 'desk'); v('password', 'correct horse'); \
-             document.getElementById('connect').requestSubmit(); return true; }})()"
-        ),
-    );
+    app.eval("app", "document.getElementById('connect').requestSubmit()");
     app.wait_ready("app", "desk");
     let error = app.eval("app", "document.getElementById('error').textContent");
     assert_eq!(error, "", "no keyring warning");
@@ -301,12 +322,7 @@ fn the_server_password_is_kept_in_the_desktop_keyring_not_in_settings() {
     drop(app);
 
     // The password is nowhere in the app's files.
-    let settings = std::fs::read_to_string(
-        out.join("config")
-            .join("org.squawk.desktop")
-            .join("settings.json"),
-    )
-    .unwrap();
+    let settings = saved_settings(&out);
     assert!(
         settings.contains(&ws),
         "the server is remembered: {settings}"
@@ -321,4 +337,106 @@ fn the_server_password_is_kept_in_the_desktop_keyring_not_in_settings() {
         &["--server", &ws, "--name", "Desk", "--channel", "desk"],
     );
     app.wait_ready("app", "desk");
+}
+
+#[test]
+fn the_desktop_signs_in_restarts_signed_in_from_the_keyring_and_signs_out() {
+    let out = out_dir("app_account");
+    let x = Xvfb::start();
+    let _keyring = x.start_keyring(&out);
+    let pulse = Pulse::start(&out);
+    let data = out.join("server-data");
+    let _ = std::fs::remove_dir_all(&data);
+    let add = std::process::Command::new(bin("squawk-server"))
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "user",
+            "add",
+            "bo",
+            "--display-name",
+            "Bo B",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"battery staple\n")?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(add.success());
+    let server = TestServer::start_with(&["--data-dir", data.to_str().unwrap()]);
+    let ws = server.ws_url();
+
+    // First start: the user signs in on the connect screen.
+    let mut app = Browser::tauri_app(&x, &pulse, &out, &[]);
+    fill_connect_screen(
+        &mut app,
+        &[
+            ("server", &ws),
+            ("name", ""),
+            ("user", "bo"),
+            ("password", "battery staple"),
+            ("channel", "desk"),
+        ],
+    );
+    x.screenshot(&out.join("app-sign-in.png"));
+    app.eval("app", "document.getElementById('connect').requestSubmit()");
+    app.wait_ready("app", "desk");
+    let shown = app.eval("app", "document.getElementById('where').textContent");
+    assert_eq!(shown, "Bo B");
+    let error = app.eval("app", "document.getElementById('error').textContent");
+    assert_eq!(error, "", "no keyring warning");
+    assert_eq!(
+        x.keyring_items().len(),
+        1,
+        "the refresh token, in the Secret Service"
+    );
+    app.eval("app", "document.getElementById('audio').open = true");
+    x.screenshot(&out.join("app-signed-in.png"));
+    drop(app);
+    let settings = saved_settings(&out);
+    assert!(
+        settings.contains("\"user\":\"bo\"") || settings.contains("\"user\": \"bo\""),
+        "{settings}"
+    );
+    assert!(!settings.contains("battery staple"), "{settings}");
+
+    // Second start, connecting at once with nothing typed: signed in again
+    // from the keyring (the kept refresh token, traded for a new pair).
+    let mut app = Browser::tauri_app(&x, &pulse, &out, &["--server", &ws, "--channel", "desk"]);
+    app.wait_ready("app", "desk");
+    let shown = app.eval("app", "document.getElementById('where').textContent");
+    assert_eq!(shown, "Bo B");
+    assert_eq!(
+        x.keyring_items().len(),
+        1,
+        "the new refresh token replaced the spent one"
+    );
+
+    // Sign out: disconnected, the token revoked and forgotten.
+    app.eval("app", "document.getElementById('signout').click()");
+    app.wait(
+        "app",
+        "!document.getElementById('connect').hidden",
+        Duration::from_secs(10),
+    );
+    assert!(x.keyring_items().is_empty(), "{:?}", x.keyring_items());
+    drop(app);
+
+    // Third start: signed out, so no account is used: the app connects as
+    // a guest, whom this server keeps out of desk.
+    let mut app = Browser::tauri_app(&x, &pulse, &out, &["--server", &ws, "--channel", "desk"]);
+    let error = app.wait(
+        "app",
+        "document.getElementById('error').textContent",
+        Duration::from_secs(20),
+    );
+    assert!(
+        error.as_str().unwrap().contains("not_authorized"),
+        "{error}"
+    );
+    let user = app.eval("app", "document.getElementById('user').value");
+    assert_eq!(user, "", "the account is forgotten");
 }

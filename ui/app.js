@@ -9,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 
 const ui = {
   clientId: null,
+  account: null,       // {server, user} when signed in to an account
   media: false,        // whether the media path (ICE + DTLS) is up
   maxTalkMs: 60000,
   channels: new Map(), // name -> {members: [{id, name}], talker: {id, name} | null}
@@ -501,16 +502,21 @@ setInterval(() => {
 
 // ---------- connect and channels ----------
 
-async function connect(server, name, channels, password) {
+async function connect(server, name, channels, password, user) {
   showError("");
+  if (!user && !name) { showError("type your name, or an account to sign in with"); $("name").focus(); return; }
   cues.unlock();
   try {
-    await engine.connect({ server, name, channels, password });
+    // Signed in: the account's display name is shown, not the typed name.
+    const shown = await engine.connect({ server, name: name || user, channels, password, user });
+    ui.account = user ? { server, user } : null;
     $("password").value = "";
     $("connect").hidden = true;
     $("talk").hidden = false;
     $("layout").hidden = false;
-    $("where").textContent = name;
+    $("where").textContent = shown || name;
+    $("account-row").hidden = !user;
+    $("account-name").textContent = user ? `${shown || user} (${user})` : "";
     applyLayout();
     if (engine.kind === "browser" && channels.length === 1 && location.pathname !== `/c/${channels[0]}`) {
       history.replaceState(null, "", `/c/${encodeURIComponent(channels[0])}${location.search}`);
@@ -522,7 +528,7 @@ async function connect(server, name, channels, password) {
 
 $("connect").addEventListener("submit", (e) => {
   e.preventDefault();
-  connect($("server").value, $("name").value.trim(), [$("channel").value], $("password").value);
+  connect($("server").value, $("name").value.trim(), [$("channel").value], $("password").value, $("user").value.trim());
 });
 
 $("add").addEventListener("submit", (e) => {
@@ -536,8 +542,7 @@ $("add").addEventListener("submit", (e) => {
 });
 $("add-name").addEventListener("focus", () => engine.listChannels());
 
-$("disconnect").addEventListener("click", async () => {
-  await engine.disconnect();
+async function leaveAll() {
   ui.channels.clear();
   ui.selected.clear();
   ui.emergencies.clear();
@@ -548,6 +553,26 @@ $("disconnect").addEventListener("click", async () => {
   $("layout").hidden = true;
   $("banner").hidden = true;
   $("connect").hidden = false;
+}
+
+$("disconnect").addEventListener("click", async () => {
+  await engine.disconnect();
+  leaveAll();
+});
+
+// Sign out: the saved sign-in is revoked at the server and forgotten.
+$("signout").addEventListener("click", async () => {
+  const a = ui.account;
+  if (!a) return;
+  try {
+    await engine.signOut(a.server, a.user);
+  } catch (e) {
+    showError(String(e.message || e));
+  }
+  ui.account = null;
+  $("account-row").hidden = true;
+  $("user").value = "";
+  leaveAll();
 });
 
 // ---------- audio panel ----------
@@ -696,12 +721,13 @@ engine.init().then((p) => {
     $("servers").append(o);
   }
   if (p.name) $("name").value = p.name;
+  if (p.user) $("user").value = p.user;
   if (engine.savesAudio) {
     if (p.gain != null) $("gain").value = p.gain;
     if (p.volume != null) $("volume").value = p.volume;
   }
   setupTalkKeySettings(p.talkKey);
   if (p.channels.length) $("channel").value = p.channels[0];
-  if (p.autoConnect) connect(p.server, p.name || "desktop", p.channels.length ? p.channels : [$("channel").value]);
+  if (p.autoConnect) connect(p.server, p.name || "desktop", p.channels.length ? p.channels : [$("channel").value], "", p.user || "");
   else $("name").focus();
 }).catch((e) => showError(String(e)));

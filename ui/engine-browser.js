@@ -4,7 +4,8 @@
 // (engine-tauri.js), so app.js does not know which one it drives:
 //
 //   init() -> {server, name, channels, autoConnect}   start-up parameters
-//   connect({server, name, channels}), disconnect()
+//   connect({server, name, channels, password?, user?}) -> display name when signed in
+//   disconnect(), signOut(server, user)
 //   join(channel), leave(channel), listChannels()
 //   press(channel), release()                        the talk key
 //   pressAll(channels, {priority, queue})            all-call, floor priority, queueing
@@ -42,6 +43,9 @@ function createBrowserEngine() {
   const emit = (ev) => { for (const f of listeners) { try { f(ev); } catch (e) { console.error(e); } } };
 
   let params = null;        // {server, name, password}
+  // The signed-in account, in memory only (a reload asks for the password
+  // again): {user, access, refresh}. Each refresh token is used once.
+  let account = null;
   const wanted = new Set(); // channels to be in (rejoined after a reconnect)
   let ws = null;
   let pc = null;
@@ -142,10 +146,50 @@ function createBrowserEngine() {
     if (ws) { ws.onclose = null; ws.onmessage = null; ws.close(); ws = null; }
   }
 
-  function open() {
+  /** POST /api/v1/PATH with a JSON body (docs/api.md); resolves to the JSON answer, rejects with {code, message}. */
+  async function api(path, body) {
+    let r;
+    try {
+      r = await fetch(`/api/v1/${path}`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+    } catch (e) {
+      throw Object.assign(new Error(`cannot reach the server: ${e.message || e}`), { code: "unreachable" });
+    }
+    if (r.status === 204) return null;
+    const j = await r.json().catch(() => ({}));
+    if (!r.ok) throw Object.assign(new Error(j.message || `HTTP ${r.status}`), { code: j.error || "http" });
+    return j;
+  }
+
+  /** A fresh access token for the account, from its refresh token (the old one is spent). */
+  async function refreshAccount() {
+    const t = await api("refresh", { refresh_token: account.refresh });
+    account.access = t.access_token;
+    account.refresh = t.refresh_token;
+  }
+
+  async function open() {
     clearTimeout(retryTimer);
     teardown();
     emit({ type: "connection", state: "connecting" });
+    if (account && attempt > 0) {
+      // A reconnect: the access token may have expired (15 minutes).
+      try {
+        await refreshAccount();
+      } catch (e) {
+        if (e.code === "unauthorized") {
+          closedByUser = true;
+          account = null;
+          emit({ type: "error", code: "unauthorized", message: `signed out: ${e.message}` });
+          emit({ type: "connection", state: "offline" });
+        } else {
+          scheduleReconnect(e.message);
+        }
+        return;
+      }
+      if (closedByUser) return;
+    }
     let sock;
     try {
       sock = new WebSocket(params.server);
@@ -154,9 +198,12 @@ function createBrowserEngine() {
       return;
     }
     ws = sock;
-    sock.onopen = () => send(params.password
-      ? { type: "hello", version: PROTOCOL_VERSION, name: params.name, password: params.password }
-      : { type: "hello", version: PROTOCOL_VERSION, name: params.name });
+    sock.onopen = () => {
+      const hello = { type: "hello", version: PROTOCOL_VERSION, name: params.name };
+      if (account) hello.token = account.access;
+      else if (params.password) hello.password = params.password;
+      send(hello);
+    };
     sock.onmessage = (m) => {
       let msg;
       try { msg = JSON.parse(m.data); } catch (_) { return; }
@@ -469,19 +516,37 @@ function createBrowserEngine() {
       return { server, name, channels, autoConnect: !!q.get("name") && channels.length > 0 };
     },
 
-    async connect({ server, name, channels, password }) {
-      params = { server, name, password: password || null };
+    async connect({ server, name, channels, password, user }) {
+      let shown = null;
+      account = null;
+      if (user) {
+        // Sign in first: a refusal (wrong password, rate limit) is the connect's error.
+        const t = await api("login", { username: user, password: password || "" });
+        account = { user, access: t.access_token, refresh: t.refresh_token };
+        shown = t.user.display_name;
+        password = null;
+      }
+      params = { server, name: shown || name, password: password || null };
       closedByUser = false;
       attempt = 0;
       wanted.clear();
       channels.forEach((c) => wanted.add(c));
-      try { localStorage.setItem("squawk.name", name); } catch (_) { /* private mode */ }
+      if (!user) try { localStorage.setItem("squawk.name", name); } catch (_) { /* private mode */ }
       try {
         await openMic();
       } catch (e) {
         emit({ type: "warning", message: `microphone unavailable (${e.message || e}): listening only` });
       }
       open();
+      return shown;
+    },
+
+    /** Disconnects and revokes the account's refresh token at the server. */
+    async signOut() {
+      const a = account;
+      account = null;
+      await this.disconnect();
+      if (a) await api("logout", { refresh_token: a.refresh }).catch(() => {});
     },
 
     async disconnect() {

@@ -35,7 +35,7 @@ function createTauriEngine(tauri) {
     async init() {
       const cli = await invoke("app_cli");
       Object.assign(audio, cli.audio || {});
-      return { server: cli.server, name: cli.name, channels: cli.channels || [], servers: cli.servers || [],
+      return { server: cli.server, name: cli.name, user: cli.user || null, channels: cli.channels || [], servers: cli.servers || [],
         autoConnect: !!cli.connect_at_start, gain: audio.input_gain, volume: audio.output_volume,
         talkKey: { key: cli.talk_key || null, latch: !!cli.latch, tailMs: cli.tail_ms, pedal: cli.pedal || null } };
     },
@@ -57,11 +57,17 @@ function createTauriEngine(tauri) {
     /** Learns the pedal at `path` (press and release it within 20 s); resolves to {device, map}. */
     learnPedal: (path) => invoke("app_learn_pedal", { path }),
     clearPedal: () => invoke("app_clear_pedal"),
-    /** The server password, when typed, is kept in the OS keyring by the backend once accepted. */
-    async connect({ server, name, channels, password }) {
+    /**
+     * The server password, when typed, is kept in the OS keyring by the backend once accepted.
+     * With `user`, signs in to that account first (`password` is the account's; empty: the
+     * sign-in kept in the keyring) and resolves to the account's display name.
+     */
+    async connect({ server, name, channels, password, user }) {
       emit({ type: "connection", state: "connecting" });
-      await invoke("engine_connect", { server, name, channels, password: password || null });
+      return invoke("engine_connect", { server, name, channels, password: password || null, user: user || null });
     },
+    /** Disconnects, revokes the kept sign-in of `user` at the server and forgets it. */
+    signOut: (server, user) => invoke("account_sign_out", { server, user }),
     disconnect: () => invoke("engine_disconnect"),
     join: (channel) => invoke("engine_join", { channel }),
     leave: (channel) => invoke("engine_leave", { channel }),

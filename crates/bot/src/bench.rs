@@ -148,6 +148,16 @@ impl ServerProc {
         clients: usize,
         workers: Option<usize>,
     ) -> anyhow::Result<Self> {
+        Self::start_for_clients_with(bin, clients, workers, &[])
+    }
+
+    /// As [`ServerProc::start_for_clients`], with more arguments.
+    pub(crate) fn start_for_clients_with(
+        bin: &PathBuf,
+        clients: usize,
+        workers: Option<usize>,
+        more: &[&str],
+    ) -> anyhow::Result<Self> {
         let config = std::env::temp_dir().join(format!("squawk-load-{}.toml", std::process::id()));
         std::fs::write(
             &config,
@@ -163,6 +173,7 @@ impl ServerProc {
         if let Some(w) = &workers {
             extra.extend(["--workers", w.as_str()]);
         }
+        extra.extend_from_slice(more);
         let server = Self::start_with(bin, &extra);
         let _ = std::fs::remove_file(&config);
         server

@@ -30,10 +30,16 @@ struct Args {
     /// Display name.
     #[arg(long, global = true, default_value = "bot")]
     name: String,
-    /// Server password, for a server that has one (also from
-    /// `SQUAWK_PASSWORD`, which keeps it out of the process list).
+    /// Server password, for a server that has one; with `--user`, the
+    /// account's password (also from `SQUAWK_PASSWORD`, which keeps it out
+    /// of the process list).
     #[arg(long, global = true, env = "SQUAWK_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// Sign in to a server with accounts as this user (`POST
+    /// /api/v1/login` with `--password`/`SQUAWK_PASSWORD`); the server then
+    /// shows the account's display name instead of `--name`.
+    #[arg(long, global = true, value_name = "USERNAME", requires = "password")]
+    user: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -205,7 +211,17 @@ async fn connect(
     channels: &[ChannelName],
 ) -> anyhow::Result<Connected> {
     let mut config = EngineConfig::new(&args.server, &args.name);
-    config.password = args.password.clone();
+    match &args.user {
+        Some(user) => {
+            let password = args.password.as_deref().unwrap_or_default();
+            let tokens = squawk_engine::account::login(&args.server, user, password)
+                .await
+                .with_context(|| format!("signing in as {user}"))?;
+            say(json!({"event": "signed_in", "user": tokens.user}));
+            config.token = Some(tokens.access_token);
+        }
+        None => config.password = args.password.clone(),
+    }
     config.input = input;
     config.output = output;
     // Joined before the media offer (the engine's order), so the server

@@ -15,8 +15,9 @@
 //!
 //! Layout: [`ptt`] (pure PTT machine), [`codec`] (Opus), [`audio`] (devices,
 //! WAV ends, resampling, mixer), `rtc` (the PeerConnection), [`engine`] (the
-//! task that ties them together). The jitter buffer is in `squawk-media`.
+//! task that ties them together), [`account`] (signing in over the HTTP API). The jitter buffer is in `squawk-media`.
 
+pub mod account;
 pub mod audio;
 pub mod codec;
 pub mod engine;
