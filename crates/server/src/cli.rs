@@ -9,7 +9,7 @@ use squawk_protocol::{ChannelName, Priority};
 use squawk_server::{
     ServerConfig,
     access::hash_password,
-    accounts::{ChannelEntry, Rights, Role, Subject, store::Store, token::TokenKey},
+    accounts::{ChannelEntry, Rights, Role, store::Store, token::TokenKey},
 };
 
 use super::Command;
@@ -128,19 +128,6 @@ fn read_password() -> anyhow::Result<String> {
         bail!("the password must have at least {min} characters");
     }
     Ok(password)
-}
-
-async fn subject(store: &Store, s: &str) -> anyhow::Result<Subject> {
-    if let Some(name) = s.strip_prefix("user:")
-        && name.parse::<i64>().is_err()
-    {
-        let user = store
-            .user(name)
-            .await?
-            .with_context(|| format!("no user {name}"))?;
-        return Ok(Subject::User(user.id));
-    }
-    Subject::parse(s).map_err(anyhow::Error::msg)
 }
 
 /// Runs one of the database commands.
@@ -265,7 +252,7 @@ pub(crate) fn run(cmd: Command, config: &ServerConfig) -> anyhow::Result<()> {
                     }
                 }
                 r.max_priority = priority(&max_priority)?;
-                let subject = subject(&store, &who).await?;
+                let subject = store.subject(&who).await?;
                 if !store.directory().await?.channels.contains_key(&ch) {
                     store.put_channel(&ch, &ChannelEntry::default()).await?;
                 }
@@ -276,7 +263,7 @@ pub(crate) fn run(cmd: Command, config: &ServerConfig) -> anyhow::Result<()> {
                 channel: name,
                 subject: who,
             } => {
-                let subject = subject(&store, &who).await?;
+                let subject = store.subject(&who).await?;
                 if !store.delete_grant(&channel(&name)?, subject).await? {
                     bail!("{who} has no grant in {name}");
                 }

@@ -353,6 +353,25 @@ impl Store {
         Ok(())
     }
 
+    /// The grant subject an operator wrote: `role:NAME`, `user:ID` or
+    /// `user:USERNAME` (looked up).
+    ///
+    /// # Errors
+    /// [`StoreError::NoUser`] for an unknown username,
+    /// [`StoreError::Invalid`] for anything else that is not a subject.
+    pub async fn subject(&self, s: &str) -> Result<Subject, StoreError> {
+        if let Some(name) = s.strip_prefix("user:")
+            && name.parse::<i64>().is_err()
+        {
+            let user = self
+                .user(name)
+                .await?
+                .ok_or_else(|| StoreError::NoUser(name.into()))?;
+            return Ok(Subject::User(user.id));
+        }
+        Subject::parse(s).map_err(StoreError::Invalid)
+    }
+
     /// Sets the rights of `subject` in `channel` (which must have a record).
     ///
     /// # Errors

@@ -107,17 +107,7 @@ async fn hash(password: String) -> Result<String, ApiError> {
 
 /// `role:NAME` or `user:USERNAME` (or `user:ID`).
 async fn subject(acc: &Shared, s: &str) -> Result<Subject, ApiError> {
-    if let Some(name) = s.strip_prefix("user:")
-        && name.parse::<i64>().is_err()
-    {
-        let user = acc
-            .store
-            .user(name)
-            .await?
-            .ok_or_else(|| not_found("no_user", format!("no user {name}")))?;
-        return Ok(Subject::User(user.id));
-    }
-    Subject::parse(s).map_err(bad_request)
+    acc.store.subject(s).await.map_err(store_error)
 }
 
 async fn users(State(acc): State<Shared>, headers: HeaderMap) -> Result<Json<Vec<User>>, ApiError> {
