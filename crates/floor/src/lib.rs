@@ -211,6 +211,14 @@ impl<P: Copy + Eq + Debug> Floor<P> {
         self.config
     }
 
+    /// Changes the policy (an operator edited the channel). It applies from
+    /// the next input: a talk in progress keeps the deadline it was granted
+    /// with, queued requests keep their expiry, and a queue longer than a
+    /// new `max_queue` drains as usual (new requests beyond it are denied).
+    pub fn set_config(&mut self, config: FloorConfig) {
+        self.config = config;
+    }
+
     /// When [`FloorInput::Tick`] must next be fed, if a timer runs: the
     /// holder's deadline or the earliest queue expiry.
     pub fn poll_timeout(&self) -> Option<Instant> {

@@ -66,6 +66,14 @@ pub(crate) enum ChannelCmd {
         /// Guests (a name and no account) may join.
         #[arg(long)]
         guests: bool,
+        /// Floor pre-emption here (`true` or `false`); without it, the
+        /// server's `preemption` setting.
+        #[arg(long)]
+        preemption: Option<bool>,
+        /// Longest transmission here before Floor Revoke, seconds (1 to
+        /// 3600); without it, the server's `max_talk_secs`.
+        #[arg(long)]
+        max_talk_secs: Option<u32>,
     },
     /// Lists channel records and their grants.
     List,
@@ -207,10 +215,14 @@ pub(crate) fn run(cmd: Command, config: &ServerConfig) -> anyhow::Result<()> {
                 name,
                 description,
                 guests,
+                preemption,
+                max_talk_secs,
             }) => {
                 let entry = ChannelEntry {
                     description,
                     guests,
+                    preemption,
+                    max_talk_secs,
                 };
                 store.put_channel(&channel(&name)?, &entry).await?;
                 println!("channel {name} saved");
@@ -222,7 +234,19 @@ pub(crate) fn run(cmd: Command, config: &ServerConfig) -> anyhow::Result<()> {
                 for name in names {
                     let c = &dir.channels[name];
                     let guests = if c.guests { "guests" } else { "no guests" };
-                    println!("{name}\t{guests}\t{}", c.description);
+                    let preemption = match c.preemption {
+                        Some(true) => "pre-emption",
+                        Some(false) => "no pre-emption",
+                        None => "server pre-emption",
+                    };
+                    let max_talk = c.max_talk_secs.map_or_else(
+                        || "server max talk".to_string(),
+                        |s| format!("max talk {s} s"),
+                    );
+                    println!(
+                        "{name}\t{guests}\t{preemption}\t{max_talk}\t{}",
+                        c.description
+                    );
                     for ((ch, subject), r) in &dir.grants {
                         if ch == name {
                             println!("  {}\t{r:?}", subject.to_key());

@@ -22,9 +22,10 @@ pub mod store;
 mod tests;
 pub mod token;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
+use squawk_floor::FloorConfig;
 use squawk_protocol::{ChannelName, Priority};
 
 /// A user's role (after Mumble's groups and Zello Work's roles).
@@ -188,6 +189,18 @@ pub struct ChannelEntry {
     pub description: String,
     /// Whether guests (no account) may join.
     pub guests: bool,
+    /// Whether a Floor Request of strictly higher priority pre-empts the
+    /// talker here (TS 24.380 §6.3.4.4.4); `None`: the server's
+    /// `preemption` setting.
+    pub preemption: Option<bool>,
+    /// Longest transmission here before Floor Revoke, seconds (TS 24.380
+    /// timer T2); `None`: the server's `max_talk_secs`.
+    pub max_talk_secs: Option<u32>,
+}
+
+impl ChannelEntry {
+    /// Allowed `max_talk_secs`: 1 s to 1 hour.
+    pub const MAX_TALK_SECS: std::ops::RangeInclusive<u32> = 1..=3600;
 }
 
 /// A snapshot of users, channels and grants: everything rights depend on.
@@ -236,6 +249,21 @@ impl Directory {
                     .or_else(|| grant(Subject::Role(user.role)))
                     .unwrap_or_else(|| user.role.defaults())
             }
+        }
+    }
+
+    /// The floor policy of `channel`: the server's `base` with the channel
+    /// record's settings over it.
+    pub fn floor_config(&self, channel: &ChannelName, base: FloorConfig) -> FloorConfig {
+        let Some(c) = self.channels.get(channel) else {
+            return base;
+        };
+        FloorConfig {
+            preemption: c.preemption.unwrap_or(base.preemption),
+            max_talk: c
+                .max_talk_secs
+                .map_or(base.max_talk, |s| Duration::from_secs(u64::from(s))),
+            ..base
         }
     }
 

@@ -65,11 +65,18 @@ fn migrator() -> sqlx::migrate::Migrator {
     use std::borrow::Cow;
 
     use sqlx::migrate::{Migration, MigrationType, Migrator};
-    const MIGRATIONS: &[(i64, &str, &str)] = &[(
-        1,
-        "accounts",
-        include_str!("../../migrations/0001_accounts.sql"),
-    )];
+    const MIGRATIONS: &[(i64, &str, &str)] = &[
+        (
+            1,
+            "accounts",
+            include_str!("../../migrations/0001_accounts.sql"),
+        ),
+        (
+            2,
+            "channel floor policy",
+            include_str!("../../migrations/0002_channel_floor_policy.sql"),
+        ),
+    ];
     Migrator {
         migrations: Cow::Owned(
             MIGRATIONS
@@ -316,18 +323,36 @@ impl Store {
     }
 
     /// Creates or updates a channel record.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a `max_talk_secs` outside
+    /// [`ChannelEntry::MAX_TALK_SECS`].
     pub async fn put_channel(
         &self,
         name: &ChannelName,
         entry: &ChannelEntry,
     ) -> Result<(), StoreError> {
+        if let Some(secs) = entry.max_talk_secs
+            && !ChannelEntry::MAX_TALK_SECS.contains(&secs)
+        {
+            return Err(StoreError::Invalid(format!(
+                "max_talk_secs {secs} for {name}: use {} to {} seconds",
+                ChannelEntry::MAX_TALK_SECS.start(),
+                ChannelEntry::MAX_TALK_SECS.end()
+            )));
+        }
         sqlx::query(
-            "INSERT INTO channels (name, description, guests, created_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name) DO UPDATE SET description = excluded.description, guests = excluded.guests",
+            "INSERT INTO channels (name, description, guests, preemption, max_talk_secs, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (name) DO UPDATE SET description = excluded.description, \
+             guests = excluded.guests, preemption = excluded.preemption, \
+             max_talk_secs = excluded.max_talk_secs",
         )
         .bind(name.as_str())
         .bind(entry.description.as_str())
         .bind(flag(entry.guests))
+        .bind(entry.preemption.map(flag))
+        .bind(entry.max_talk_secs.map(i64::from))
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -435,9 +460,11 @@ impl Store {
                 },
             );
         }
-        let rows = sqlx::query("SELECT name, description, guests FROM channels")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT name, description, guests, preemption, max_talk_secs FROM channels",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         for r in rows {
             let name: String = r.try_get("name")?;
             let name = ChannelName::new(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -446,6 +473,10 @@ impl Store {
                 ChannelEntry {
                     description: r.try_get("description")?,
                     guests: r.try_get::<i64, _>("guests")? != 0,
+                    preemption: r.try_get::<Option<i64>, _>("preemption")?.map(|v| v != 0),
+                    max_talk_secs: r
+                        .try_get::<Option<i64>, _>("max_talk_secs")?
+                        .map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
                 },
             );
         }

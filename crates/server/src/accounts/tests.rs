@@ -80,7 +80,30 @@ async fn users_channels_and_grants_round_trip_through_the_database() {
         let entry = ChannelEntry {
             description: "operations".into(),
             guests: true,
+            preemption: None,
+            max_talk_secs: None,
         };
+        store.put_channel(&ops, &entry).await.unwrap();
+        // Its own floor policy, then back to the server's (NULL) again.
+        let quiet = ChannelEntry {
+            preemption: Some(false),
+            max_talk_secs: Some(3600),
+            ..entry.clone()
+        };
+        store.put_channel(&ops, &quiet).await.unwrap();
+        assert_eq!(
+            store.directory().await.unwrap().channels[&ops],
+            quiet,
+            "{db}"
+        );
+        let too_long = ChannelEntry {
+            max_talk_secs: Some(3601),
+            ..entry.clone()
+        };
+        assert!(matches!(
+            store.put_channel(&ops, &too_long).await,
+            Err(StoreError::Invalid(_))
+        ));
         store.put_channel(&ops, &entry).await.unwrap();
         store
             .put_grant(&ops, Subject::Role(Role::User), grant)
@@ -173,13 +196,7 @@ fn rights_go_user_grant_then_role_grant_then_role_defaults() {
     assert_eq!(dir.rights(&disp, &lobby).max_priority, Priority::HIGH);
     assert!(dir.rights(&disp, &lobby).dispatch && !dir.rights(&user, &lobby).dispatch);
     // Users are kept out of ops, except user 1 who may listen.
-    dir.channels.insert(
-        ops.clone(),
-        ChannelEntry {
-            description: String::new(),
-            guests: false,
-        },
-    );
+    dir.channels.insert(ops.clone(), ChannelEntry::default());
     dir.grants
         .insert((ops.clone(), Subject::Role(Role::User)), Rights::NONE);
     dir.users.insert(

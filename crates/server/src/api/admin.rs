@@ -10,8 +10,8 @@
 //! | `POST /api/v1/admin/users` | `{username, password, role?, display_name?}` | 201 `User` |
 //! | `PATCH /api/v1/admin/users/{username}` | `{role?, password?, disabled?}` | `User` |
 //! | `DELETE /api/v1/admin/users/{username}` | | 204 |
-//! | `GET /api/v1/admin/channels` | | `[{name, description, guests, grants}]` |
-//! | `PUT /api/v1/admin/channels/{name}` | `{description?, guests?}` | the channel |
+//! | `GET /api/v1/admin/channels` | | `[{name, description, guests, preemption, max_talk_secs, grants}]` |
+//! | `PUT /api/v1/admin/channels/{name}` | `{description?, guests?, preemption?, max_talk_secs?}` | the channel |
 //! | `DELETE /api/v1/admin/channels/{name}` | | 204 |
 //! | `PUT /api/v1/admin/channels/{name}/grants/{subject}` | `{listen, talk, dispatch, max_priority}` | the grant |
 //! | `DELETE /api/v1/admin/channels/{name}/grants/{subject}` | | 204 |
@@ -225,8 +225,8 @@ struct GrantView {
 #[derive(Debug, Serialize)]
 struct ChannelRecord {
     name: String,
-    description: String,
-    guests: bool,
+    #[serde(flatten)]
+    entry: ChannelEntry,
     grants: Vec<GrantView>,
 }
 
@@ -259,8 +259,7 @@ async fn channels(
             grants.sort_by(|a, b| a.subject.cmp(&b.subject));
             ChannelRecord {
                 name: name.to_string(),
-                description: c.description.clone(),
-                guests: c.guests,
+                entry: c.clone(),
                 grants,
             }
         })
@@ -276,6 +275,10 @@ struct ChannelBody {
     description: String,
     #[serde(default)]
     guests: bool,
+    #[serde(default)]
+    preemption: Option<bool>,
+    #[serde(default)]
+    max_talk_secs: Option<u32>,
 }
 
 async fn put_channel(
@@ -288,8 +291,13 @@ async fn put_channel(
     let entry = ChannelEntry {
         description: body.description,
         guests: body.guests,
+        preemption: body.preemption,
+        max_talk_secs: body.max_talk_secs,
     };
-    acc.store.put_channel(&channel(&name)?, &entry).await?;
+    acc.store
+        .put_channel(&channel(&name)?, &entry)
+        .await
+        .map_err(store_error)?;
     acc.changed.notify_one();
     Ok(Json(entry))
 }

@@ -269,6 +269,14 @@ impl Hub {
     /// A new directory: every membership is checked against it.
     fn directory(&mut self, now: Instant, dir: Arc<Directory>) {
         self.dir = dir;
+        // A channel's floor policy as its record now says (from the next
+        // request or grant on).
+        for c in self.channels.values_mut() {
+            let policy = self.dir.floor_config(&c.name, self.config.floor);
+            if c.floor.config() != policy {
+                c.floor.set_config(policy);
+            }
+        }
         // A disabled or deleted account is disconnected: told why (a fatal
         // `unauthorized`, so clients do not reconnect), then gone at once,
         // its floors and memberships with it.
@@ -875,8 +883,28 @@ impl Hub {
         }
     }
 
+    /// Whether `client` may act as a dispatcher in `chan` (acknowledge an
+    /// emergency, cancel one whose originator left); tells it why not.
+    fn may_dispatch(&mut self, client: ClientId, chan: ChanId, what: &str) -> bool {
+        let Some(name) = self.channels.get(&chan).map(|c| c.name.clone()) else {
+            return false;
+        };
+        if self.rights(client, &name).dispatch {
+            return true;
+        }
+        self.error(
+            client,
+            ErrorCode::NotAuthorized,
+            format!("your account may not {what} in {name} (no dispatch right)"),
+        );
+        false
+    }
+
     fn ack_emergency(&mut self, client: ClientId, chan: ChanId, originator: ClientId) {
         let by = self.member(client);
+        if !self.may_dispatch(client, chan, "acknowledge emergencies") {
+            return;
+        }
         let Some((channel, at)) = self.find_emergency(client, chan, originator) else {
             return;
         };
@@ -911,6 +939,12 @@ impl Hub {
             );
             return;
         }
+        if originator != client && !self.may_dispatch(client, chan, "cancel others' emergencies") {
+            return;
+        }
+        let Some(c) = self.channels.get_mut(&chan) else {
+            return;
+        };
         c.emergencies.remove(at);
         limited!(info, client, %channel, originator, "emergency cancelled");
         self.send_to_joined_members(chan, None, || ServerMessage::EmergencyCancel {
@@ -1111,13 +1145,14 @@ impl Hub {
         let id = ChanId(self.next_chan);
         self.next_chan += 1;
         self.by_name.insert(name.clone(), id);
+        let floor = Floor::new(self.dir.floor_config(&name, self.config.floor));
         self.channels.insert(
             id,
             Channel {
                 name,
                 fixed,
                 members: BTreeSet::new(),
-                floor: Floor::new(self.config.floor),
+                floor,
                 deadline: None,
                 emergencies: Vec::new(),
                 lead: id,

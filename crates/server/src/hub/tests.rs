@@ -1367,6 +1367,23 @@ fn grants_decide_join_talk_priority_and_patch_and_a_change_applies_to_live_membe
             ..
         }]
     ));
+    // Anyone may raise an emergency; only a dispatcher acknowledges it.
+    let out = t.msg(A, ClientMessage::Emergency { channel: ch("ops") });
+    assert_eq!(types(&sent(&out, B)), vec!["emergency"]);
+    let ack = ClientMessage::EmergencyAck {
+        channel: ch("ops"),
+        originator: A,
+    };
+    let out = t.msg(A, ack.clone());
+    assert!(matches!(
+        sent(&out, A)[..],
+        [S::Error {
+            code: ErrorCode::NotAuthorized,
+            ..
+        }]
+    ));
+    let out = t.msg(B, ack);
+    assert_eq!(types(&sent(&out, A)), vec!["emergency_ack"]);
     // The operator withdraws listen from users in side: A is told and
     // removed; B (a dispatcher) keeps talking.
     dir.channels.insert(ch("side"), ChannelEntry::default());
@@ -1460,4 +1477,77 @@ fn a_disabled_account_is_told_and_disconnected_and_its_floor_goes_at_once() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_channel_record_sets_its_own_floor_policy_and_a_change_applies_live() {
+    use crate::accounts::{ChannelEntry, Directory};
+    // An open server (no users) with a record for "quiet": first come,
+    // first served there, and 5 s talks; "ops" has no record and keeps the
+    // server's policy (pre-emption on, 60 s).
+    let mut t = T::new();
+    let mut dir = Directory::default();
+    dir.channels.insert(
+        ch("quiet"),
+        ChannelEntry {
+            preemption: Some(false),
+            max_talk_secs: Some(5),
+            ..ChannelEntry::default()
+        },
+    );
+    t.input(HubInput::Directory(std::sync::Arc::new(dir.clone())));
+    t.members_of("quiet", &[(A, "Ann"), (B, "Bo")]);
+    t.joined(A, "ops");
+    t.joined(B, "ops");
+    let high = |t: &mut T, channel: &str| {
+        t.msg(
+            B,
+            ClientMessage::FloorRequest {
+                channel: ch(channel),
+                priority: Priority::HIGH,
+                queue: false,
+            },
+        )
+    };
+    let granted = |out: &[HubOutput], who, channel: &str| {
+        sent(out, who).into_iter().find_map(|m| match m {
+            S::FloorGranted {
+                channel: c,
+                max_duration_ms,
+            } if c == ch(channel) => Some(max_duration_ms),
+            _ => None,
+        })
+    };
+
+    assert_eq!(granted(&t.request(A, "quiet"), A, "quiet"), Some(5_000));
+    assert_eq!(
+        sent(&high(&mut t, "quiet"), B),
+        vec![S::FloorDeny {
+            channel: ch("quiet"),
+            reason: DenyReason::Busy
+        }],
+        "no pre-emption in quiet"
+    );
+    assert_eq!(granted(&t.request(A, "ops"), A, "ops"), Some(60_000));
+    let out = high(&mut t, "ops");
+    assert!(
+        types(&sent(&out, A)).contains(&"floor_revoke"),
+        "ops pre-empts"
+    );
+
+    // The operator clears quiet's settings: the server's policy applies
+    // from the next request on, A's talk keeps its 5 s deadline until then.
+    dir.channels.insert(ch("quiet"), ChannelEntry::default());
+    let out = t.input(HubInput::Directory(std::sync::Arc::new(dir)));
+    assert!(sent(&out, A).is_empty(), "{:?}", sent(&out, A));
+    let out = high(&mut t, "quiet");
+    assert_eq!(
+        sent(&out, A)[0],
+        S::FloorRevoke {
+            channel: ch("quiet"),
+            reason: RevokeReason::Preempted,
+            by: Some(member(B, "Bo")),
+        }
+    );
+    assert_eq!(granted(&out, B, "quiet"), Some(60_000));
 }
