@@ -39,7 +39,8 @@ const CY: Account = ("cy", "long enough", &[]);
 /// A fresh data directory for the test `tag`, with `accounts` added through
 /// the command line (on `db`, a `postgres://` URL, when given).
 fn accounts_dir(tag: &str, db: Option<&str>, accounts: &[Account]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("squawk-{tag}-{}", std::process::id()));
+    let on = if db.is_some() { "pg" } else { "sqlite" };
+    let dir = std::env::temp_dir().join(format!("squawk-{tag}-{on}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     for (user, password, more) in accounts {
         let mut args = vec!["user", "add", user];
@@ -47,6 +48,16 @@ fn accounts_dir(tag: &str, db: Option<&str>, accounts: &[Account]) -> std::path:
         admin_on(&dir, db, &args, &format!("{password}\n"));
     }
     dir
+}
+
+/// A server on the data directory `dir` and the database `db` (SQLite in
+/// `dir` when `None`).
+fn accounts_server(dir: &Path, db: Option<&str>) -> TestServer {
+    let mut args = vec!["--data-dir", dir.to_str().unwrap()];
+    if let Some(db) = db {
+        args.extend(["--database", db]);
+    }
+    TestServer::start_with(&args)
 }
 
 /// As [`admin`], on the database `db` (a `postgres://` URL) when given.
@@ -156,23 +167,40 @@ fn is(kind: &'static str) -> impl Fn(&Value) -> bool {
 }
 
 #[tokio::test]
-async fn users_sign_in_and_the_grants_decide_who_listens_and_talks() {
+async fn users_sign_in_and_the_grants_decide_who_listens_and_talks_on_sqlite() {
+    sign_in_flow(None).await;
+}
+
+/// The same on PostgreSQL (a cluster the test starts; skipped only when
+/// PostgreSQL is not installed and `SQUAWK_REQUIRE_POSTGRES` is unset).
+#[tokio::test]
+async fn users_sign_in_and_the_grants_decide_who_listens_and_talks_on_postgresql() {
+    let Some(pg) = pg_cluster::Cluster::start() else {
+        return;
+    };
+    sign_in_flow(Some(&pg.url)).await;
+}
+
+/// Users and grants made with the command line on `db` (SQLite in the
+/// data directory when `None`); sign-in, refresh, sign-out, the grants at
+/// join and Floor Request, a grant withdrawn live, login rate limiting.
+async fn sign_in_flow(db: Option<&str>) {
     // The operator: an admin, a user, users listen-only in ops, guests in lobby.
-    let dir = accounts_dir("accounts", None, &[ANN, BO]);
-    admin(
+    let dir = accounts_dir("accounts", db, &[ANN, BO]);
+    admin_on(
         &dir,
+        db,
         &["grant", "ops", "role:user", "--rights", "listen"],
         "",
     );
-    admin(&dir, &["channel", "put", "lobby", "--guests"], "");
-    let listed = admin(&dir, &["user", "list"], "");
+    admin_on(&dir, db, &["channel", "put", "lobby", "--guests"], "");
+    let listed = admin_on(&dir, db, &["user", "list"], "");
     assert!(
         listed.contains("ann") && listed.contains("bo\tBo B\tuser"),
         "{listed}"
     );
 
-    let dir_arg = dir.to_str().unwrap();
-    let server = TestServer::start_with(&["--data-dir", dir_arg]);
+    let server = accounts_server(&dir, db);
     let http = server.http.clone();
     let url = server.ws_url();
 
@@ -239,7 +267,12 @@ async fn users_sign_in_and_the_grants_decide_who_listens_and_talks() {
     // The operator takes ops away from bo: bo is told and removed within
     // a couple of seconds (the server reloads the database every second).
     let t0 = Instant::now();
-    admin(&dir, &["grant", "ops", "user:bo", "--rights", "none"], "");
+    admin_on(
+        &dir,
+        db,
+        &["grant", "ops", "user:bo", "--rights", "none"],
+        "",
+    );
     let e = next(&mut bo_ws, is("error")).await;
     assert_eq!(e["code"], "not_authorized", "{e}");
     assert!(e["message"].as_str().unwrap().contains("removed from ops"));
@@ -319,18 +352,8 @@ async fn an_admin_manages_users_channels_and_grants_over_http_on_postgresql() {
 /// Users, channels and grants through the admin API, on `db` (SQLite in
 /// the data directory when `None`); each change reaches live connections.
 async fn admin_flow(db: Option<&str>) {
-    let tag = if db.is_some() {
-        "admin-api-pg"
-    } else {
-        "admin-api"
-    };
-    let dir = accounts_dir(tag, db, &[ANN, BO]);
-    let dir_arg = dir.to_str().unwrap();
-    let mut server_args = vec!["--data-dir", dir_arg];
-    if let Some(db) = db {
-        server_args.extend(["--database", db]);
-    }
-    let server = TestServer::start_with(&server_args);
+    let dir = accounts_dir("admin-api", db, &[ANN, BO]);
+    let server = accounts_server(&dir, db);
     let http = server.http.clone();
     let url = server.ws_url();
     let token = |body: &Value| body["access_token"].as_str().unwrap().to_string();
@@ -393,12 +416,21 @@ async fn admin_flow(db: Option<&str>) {
     assert_eq!(names, ["ann", "bo", "cy"]);
 
     // Channels and grants: users listen in ops, cy may also talk there.
+    // Ops has its own floor policy: first come, first served, 20 s talks.
+    let (status, body) = call(
+        &http,
+        "PUT",
+        "/api/v1/admin/channels/ops",
+        &ann,
+        &json!({"description": "Operations", "max_talk_secs": 0}),
+    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid")));
     let (status, _) = call(
         &http,
         "PUT",
         "/api/v1/admin/channels/ops",
         &ann,
-        &json!({"description": "Operations"}),
+        &json!({"description": "Operations", "preemption": false, "max_talk_secs": 20}),
     );
     assert_eq!(status, 200);
     let (status, _) = call(
@@ -433,8 +465,14 @@ async fn admin_flow(db: Option<&str>) {
     assert_eq!(status, 200);
     let ops = &chans.as_array().unwrap()[0];
     assert_eq!(
-        (ops["name"].as_str(), ops["description"].as_str()),
-        (Some("ops"), Some("Operations"))
+        (
+            ops["name"].as_str(),
+            ops["description"].as_str(),
+            ops["preemption"].as_bool(),
+            ops["max_talk_secs"].as_u64()
+        ),
+        (Some("ops"), Some("Operations"), Some(false), Some(20)),
+        "{ops}"
     );
     let subjects: Vec<&str> = ops["grants"]
         .as_array()
@@ -584,7 +622,7 @@ fn signed_in_bot(server: &TestServer, user: &str, password: &str, args: &[&str])
 #[test]
 fn a_talker_whose_talk_right_is_withdrawn_mid_transmission_is_not_heard_a_second_later() {
     let dir = accounts_dir("revoke", None, &[ANN, BO, CY]);
-    let server = TestServer::start_with(&["--data-dir", dir.to_str().unwrap()]);
+    let server = accounts_server(&dir, None);
     let http = server.http.clone();
     let out = out_dir("accounts_revoke");
     let stats = out.join("cy.jsonl");
@@ -673,7 +711,7 @@ fn a_talker_whose_talk_right_is_withdrawn_mid_transmission_is_not_heard_a_second
 #[test]
 fn the_browser_signs_in_talks_as_its_account_and_signs_out() {
     let dir = accounts_dir("browser-account", None, &[BO, CY]);
-    let server = TestServer::start_with(&["--data-dir", dir.to_str().unwrap()]);
+    let server = accounts_server(&dir, None);
     let out = out_dir("browser_account");
     let source = speech("F2_harvard_phrases.wav");
     let rec = out.join("cy.wav");
@@ -753,7 +791,7 @@ fn a_listen_only_user_whose_client_sends_media_anyway_is_heard_by_no_one() {
         &["grant", "ops", "role:user", "--rights", "listen"],
         "",
     );
-    let server = TestServer::start_with(&["--data-dir", dir.to_str().unwrap()]);
+    let server = accounts_server(&dir, None);
     let out = out_dir("accounts_listen_only");
     let rec = out.join("cy.wav");
     let cy = signed_in_listener(&server, ("cy", "long enough"), "ops", &rec, 10, &[]);

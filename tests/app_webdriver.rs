@@ -151,6 +151,47 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
     eprintln!("bot → app speaker: {report}");
     assert_speech(&report, "the app's speaker");
 
+    // Instant recall: the call history lists the transmission; its ▶
+    // replays it through the same speaker.
+    app.eval(
+        "app",
+        "(() => { const h = document.getElementById('history-panel'); h.open = true; h.scrollIntoView(); return true; })()",
+    );
+    let listed = app.wait(
+        "app",
+        "document.querySelector('#history li button') && document.querySelector('#history li').textContent",
+        Duration::from_secs(10),
+    );
+    assert!(
+        listed.as_str().unwrap().contains("Dispatch"),
+        "the history names the talker: {listed}"
+    );
+    let replayed = out.join("speaker-replay.wav");
+    let rec = pulse.record_speaker(&replayed);
+    app.eval(
+        "app",
+        "document.querySelector('#history li button').click()",
+    );
+    app.wait(
+        "app",
+        "document.querySelector('#history li.playing button')?.textContent === '■'",
+        Duration::from_secs(5),
+    );
+    x.screenshot(&out.join("app-replaying.png"));
+    app.wait(
+        "app",
+        "!document.querySelector('#history li.playing')",
+        Duration::from_secs(20),
+    );
+    rec.stop();
+    let report = compare(&source, &replayed);
+    eprintln!("replay → app speaker: {report}");
+    assert_speech(&report, "the replay on the app's speaker");
+    app.eval(
+        "app",
+        "(() => { document.getElementById('history-panel').open = false; window.scrollTo(0, 0); return true; })()",
+    );
+
     // Audio panel: the meter follows the microphone, the mic test plays it.
     app.eval(
         "app",

@@ -8,6 +8,10 @@ Usage: audio_check.py SOURCE.wav RECORDING.wav   -> one JSON object on stdout
            multichannel recording instead of the average of its channels
        audio_check.py --after-ms T SOURCE.wav RECORDING.wav
            as the first form, on the recording from T ms on
+       audio_check.py --until-ms T SOURCE.wav RECORDING.wav
+           as the first form, on the recording up to T ms (with --after-ms
+           and --loop: one talker's segment of a recording, scored against
+           the stretch of its own source that it matches)
        audio_check.py --loop SOURCE.wav RECORDING.wav
            as the first form, for a source that was played in a loop and
            captured from an unknown point (a browser's fake microphone): the
@@ -100,17 +104,22 @@ def main():
         return
     channel = None
     after_ms = 0.0
+    until_ms = None
     argv = sys.argv[1:]
-    while argv[0] in ("--channel", "--after-ms"):
+    while argv[0] in ("--channel", "--after-ms", "--until-ms"):
         if argv[0] == "--channel":
             channel = int(argv[1])
-        else:
+        elif argv[0] == "--after-ms":
             after_ms = float(argv[1])
+        else:
+            until_ms = float(argv[1])
         argv = argv[2:]
     looped = argv[0] == "--loop"
     args = argv[1:] if looped else argv
     rate, src = load(args[0])
     rrate, rec = load(args[1], channel)
+    if until_ms is not None:
+        rec = rec[:int(until_ms * rrate / 1000)]
     rec = rec[int(after_ms * rrate / 1000):]
     assert rate == rrate, f"rates differ: {rate} vs {rrate}"
     if looped:

@@ -183,40 +183,90 @@ fn a_queued_request_is_granted_when_the_holder_finishes() {
 /// Floor priority with pre-emption (on by default): a dispatcher's `high`
 /// request revokes a normal talker, and an `emergency` one revokes the
 /// dispatcher; each revoked talker learns who pre-empted it, and every
-/// member sees each new talker.
+/// member sees each new talker. The listener's recording holds each
+/// talker's speech in its own segment: scored against that talker's
+/// source, and not matching the talker it replaced.
 #[test]
 fn higher_priority_preempts_the_talker() {
     let server = TestServer::start();
-    let wav = speech("F1_harvard_phrases.wav");
-    let mut l = server.listener("L", "X", Path::new("/dev/null"), 25);
-    let mut a = server.talker("A", "X", &wav, &[]);
+    let dir = out_dir("preemption_chain");
+    let rec = dir.join("listener.wav");
+    let (a_wav, d_wav, e_wav) = (
+        speech("F1_harvard_phrases.wav"),
+        speech("F2_harvard_phrases.wav"),
+        speech("M1_harvard_phrases.wav"),
+    );
+    let mut l = server.listener("L", "X", &rec, 25);
+    let mut a = server.talker("A", "X", &a_wav, &[]);
     a.expect_event(Duration::from_secs(20), "floor_granted");
-    let mut d = server.talker("D", "X", &wav, &["--priority", "high"]);
+    // D presses 1.5 s after joining, so that A's segment is long enough
+    // to score.
+    let mut d = server.talker(
+        "D",
+        "X",
+        &d_wav,
+        &["--priority", "high", "--delay-ms", "1500"],
+    );
     d.expect_event(Duration::from_secs(20), "floor_granted");
     let revoked = a.expect_event(Duration::from_secs(10), "floor_revoke");
     assert_eq!(revoked["reason"], "preempted", "{revoked}");
     assert_eq!(revoked["by"]["name"], "D", "{revoked}");
     // An equal priority does not pre-empt: a second dispatcher is denied.
-    let mut d2 = server.talker("D2", "X", &wav, &["--priority", "high"]);
+    let mut d2 = server.talker("D2", "X", &d_wav, &["--priority", "high"]);
     d2.expect_event(Duration::from_secs(20), "floor_deny");
-    let mut e = server.talker("E", "X", &wav, &["--priority", "emergency"]);
+    let mut e = server.talker("E", "X", &e_wav, &["--priority", "emergency"]);
     e.expect_event(Duration::from_secs(20), "floor_granted");
     let revoked = d.expect_event(Duration::from_secs(10), "floor_revoke");
     assert_eq!(revoked["reason"], "preempted", "{revoked}");
     assert_eq!(revoked["by"]["name"], "E", "{revoked}");
     e.expect_event(Duration::from_secs(20), "talk_ended");
-    let talkers: Vec<String> = (0..3)
+    let taken: Vec<(String, f64)> = (0..3)
         .map(|_| {
             let t = l.expect_event(Duration::from_secs(20), "floor_taken");
-            t["talker"].as_str().unwrap().to_string()
+            (
+                t["talker"].as_str().unwrap().to_string(),
+                t["ms_into_recording"].as_f64().expect("recording"),
+            )
         })
         .collect();
-    assert_eq!(talkers, ["A", "D", "E"]);
+    let order: Vec<&str> = taken.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(order, ["A", "D", "E"]);
     assert_eq!(a.wait(Duration::from_secs(10)).0, 0);
     assert_eq!(d.wait(Duration::from_secs(10)).0, 0);
     assert_eq!(d2.wait(Duration::from_secs(10)).0, 3, "denied");
     assert_eq!(e.wait(Duration::from_secs(10)).0, 0);
-    drop(l);
+    assert_eq!(l.wait(Duration::from_secs(40)).0, 0);
+
+    // Each segment, from its Floor Taken (plus 200 ms for the previous
+    // talker's last packets in the jitter buffer) to the next one.
+    let ms = |v: f64| v.to_string();
+    let sources = [&a_wav, &d_wav, &e_wav];
+    let mut scores = Vec::new();
+    for (i, (who, from)) in taken.iter().enumerate() {
+        let from = ms(from + 200.0);
+        let mut args: Vec<String> = vec!["--after-ms".into(), from];
+        if let Some((_, next)) = taken.get(i + 1) {
+            args.extend(["--until-ms".into(), ms(*next)]);
+        }
+        let score = |source: &Path| {
+            let mut all: Vec<&Path> = args.iter().map(Path::new).collect();
+            all.extend([Path::new("--loop"), source, rec.as_path()]);
+            audio_check(&all)
+        };
+        let own = score(sources[i]);
+        assert_intelligible(&own, &format!("{who}'s segment"));
+        // The talker it replaced is not what is heard there.
+        if i > 0 {
+            let other = score(sources[i - 1]);
+            let s = other["stoi"].as_f64().unwrap_or(0.0);
+            assert!(
+                s < own["stoi"].as_f64().unwrap() - 0.2,
+                "{who}'s segment against the previous talker's speech: {other} vs {own}"
+            );
+        }
+        scores.push(format!("{who} {:.3}", own["stoi"].as_f64().unwrap()));
+    }
+    eprintln!("STOI per segment: {}", scores.join(", "));
 }
 
 /// An emergency (TS 24.379 emergency alert): E raises it while A talks; the

@@ -738,7 +738,13 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
                     }
                 }
                 Some(EngineEvent::FloorTaken { channel, talker_name, .. }) => {
-                    say(json!({"event": "floor_taken", "channel": channel, "talker": talker_name}));
+                    // Where in the recording the talker changed (for
+                    // scoring each talker's segment on its own).
+                    let into = engine.recording_started().map(|r| {
+                        (std::time::Instant::now().saturating_duration_since(r).as_secs_f64() * 1e4).round() / 10.0
+                    });
+                    say(json!({"event": "floor_taken", "channel": channel, "talker": talker_name,
+                        "ms_into_recording": into}));
                 }
                 Some(EngineEvent::ReceiveStarted { channel, at }) => {
                     let after = at.saturating_duration_since(joined_at).as_secs_f64() * 1e3;
