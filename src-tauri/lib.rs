@@ -1498,6 +1498,24 @@ pub fn run() {
         )
         .init();
     let cli = Cli::parse();
+    // One async worker thread: the engine's WebRTC tasks, its socket and
+    // the commands wake each other on one thread instead of handing work
+    // across two (futex and epoll wake-ups between tauri's default two
+    // workers were most of the engine's receive cost, docs/benchmarks.md).
+    // Audio runs on its own threads; blocking work on the blocking pool.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tokio-rt-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("squawk: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    tauri::async_runtime::set(runtime.handle().clone());
     let (cli_key, cli_latch, cli_tail) = (cli.talk_key.clone(), cli.latch, cli.release_tail_ms);
     let result = builder::<tauri::Wry>(cli)
         // First, so that a second start hands over before anything else runs:

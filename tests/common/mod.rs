@@ -539,7 +539,12 @@ impl TestServer {
 
     fn launch(http: &str, extra: &[&str], log: Option<&Path>) -> Self {
         let mut cmd = Command::new(bin("squawk-server"));
-        cmd.args(["--http", http, "--media", "127.0.0.1:0", "--workers", "2"])
+        // Its default data directory (database, keys) is this test
+        // binary's own, not the user's: tests never share one across
+        // binaries, and servers restarted within a test keep theirs.
+        let data = std::env::temp_dir().join(format!("squawk-test-data-{}", std::process::id()));
+        cmd.env("XDG_DATA_HOME", data)
+            .args(["--http", http, "--media", "127.0.0.1:0", "--workers", "2"])
             .args(extra);
         let mut proc = match log {
             Some(log) => Proc::spawn_logged("server", &mut cmd, log),

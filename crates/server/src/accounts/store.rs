@@ -20,6 +20,13 @@ pub enum StoreError {
     /// The migrations could not be applied.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database has a schema version this server does not know: a
+    /// newer server wrote it (a downgrade).
+    #[error(
+        "the database was brought to schema version {0} by a newer squawk-server; \
+         this one knows versions up to {1}: run the newer server (or restore a backup)"
+    )]
+    Newer(i64, i64),
     /// A username that exists already.
     #[error("user {0} exists already")]
     UserExists(String),
@@ -146,8 +153,21 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        migrator().run(&pool).await?;
+        let migrator = migrator();
+        migrator.run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::VersionMissing(v) => {
+                StoreError::Newer(v, migrator.iter().map(|m| m.version).max().unwrap_or(0))
+            }
+            other => StoreError::Migrate(other),
+        })?;
         Ok(Self { pool })
+    }
+
+    /// Runs one SQL statement (tests set up states no API makes).
+    #[cfg(test)]
+    pub(crate) async fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
+        sqlx::query(sql).execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Whether any user exists (the server has accounts, else it is open).

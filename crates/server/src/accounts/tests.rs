@@ -295,3 +295,25 @@ fn the_key_file_is_made_once_private_and_rotation_refuses_old_tokens() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_database_from_a_newer_server_is_refused_with_its_versions() {
+    let dir = std::env::temp_dir().join(format!("squawk-newer-db-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("squawk.db").display());
+    let store = Store::open(&url).await.unwrap();
+    // A newer server's migration, as sqlx records it.
+    store
+        .execute_raw(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99, 'from the future', TRUE, x'00', 0)",
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let e = Store::open(&url).await.unwrap_err();
+    assert!(matches!(e, StoreError::Newer(99, 2)), "{e:?}");
+    assert!(e.to_string().contains("newer squawk-server"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
