@@ -32,6 +32,7 @@ use serde_json::json;
 use squawk_engine::{
     Engine, EngineConfig, EngineError, EngineEvent, FloorOptions,
     audio::{InputSpec, OutputSpec, controls::AudioControls, mixer::ChannelMix},
+    tls::Trust,
 };
 use squawk_protocol::{ChannelName, Priority};
 use tauri::{Emitter, Manager, State};
@@ -388,7 +389,7 @@ async fn sign_in<R: tauri::Runtime>(
 ) -> Result<account::Tokens, SignInError> {
     let key = account::keyring_name(user);
     let result = match password {
-        Some(p) => squawk_engine::account::login(server, user, &p)
+        Some(p) => squawk_engine::account::login(server, &Trust::default(), user, &p)
             .await
             .map_err(|e| SignInError {
                 refused: e.is_unauthorized(),
@@ -408,7 +409,8 @@ async fn sign_in<R: tauri::Runtime>(
                     refused: true,
                 });
             };
-            let refreshed = squawk_engine::account::refresh(server, &refresh).await;
+            let refreshed =
+                squawk_engine::account::refresh(server, &Trust::default(), &refresh).await;
             if let Err(e) = &refreshed
                 && e.is_unauthorized()
             {
@@ -460,7 +462,7 @@ async fn account_sign_out<R: tauri::Runtime>(
     let (s, k) = (server.clone(), key.clone());
     let saved = with_keyring(&app, move |kr| kr.get(&s, &k)).await?;
     if let Some(refresh) = saved
-        && let Err(e) = squawk_engine::account::logout(&server, &refresh).await
+        && let Err(e) = squawk_engine::account::logout(&server, &Trust::default(), &refresh).await
     {
         tracing::info!("sign-out not confirmed by the server: {e}");
     }
@@ -494,6 +496,16 @@ async fn engine_connect<R: tauri::Runtime>(
 ) -> Result<Option<String>, String> {
     let typed = password.filter(|p| !p.is_empty());
     let user = user.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
+    // The browser link works too (`http://HOST:PORT/c/CHANNEL`): its
+    // channel is joined when no other is given.
+    let address = squawk_engine::tls::server_address(&server)?;
+    let server = address.signaling;
+    let mut channels = channels;
+    if channels.is_empty()
+        && let Some(c) = address.channel
+    {
+        channels.push(c.to_string());
+    }
     let channel_names = channels.clone();
     let channels: Vec<ChannelName> = channels
         .iter()

@@ -24,9 +24,21 @@ use tokio::io::AsyncWriteExt;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Signaling URL.
-    #[arg(long, global = true, default_value = "ws://127.0.0.1:7300/ws")]
+    /// The server: its signaling URL (`ws://HOST:PORT/ws`,
+    /// `wss://HOST/ws`), the browser link (`http(s)://HOST:PORT/c/CHANNEL`)
+    /// or `HOST[:PORT]`; read as its signaling URL.
+    #[arg(long, global = true, default_value = "ws://127.0.0.1:7300/ws", value_parser = signaling_url)]
     server: String,
+    /// Trust the CA certificates in this PEM file for `wss://`, beside the
+    /// system's.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Accept the `wss://` server whose certificate has this SHA-256
+    /// fingerprint (64 hex digits, colons allowed), whoever issued it: a
+    /// self-signed server. An unknown certificate is refused otherwise,
+    /// with its fingerprint in the error.
+    #[arg(long, global = true, value_name = "SHA256", value_parser = squawk_engine::tls::parse_fingerprint)]
+    pin: Option<[u8; 32]>,
     /// Display name.
     #[arg(long, global = true, default_value = "bot")]
     name: String,
@@ -202,6 +214,21 @@ type Connected = (
     Vec<(ChannelName, String)>,
 );
 
+/// `--server` as the signaling URL (errors are one line, for clap).
+fn signaling_url(s: &str) -> Result<String, String> {
+    squawk_engine::tls::server_address(s).map(|a| a.signaling)
+}
+
+impl Args {
+    /// What `--ca` and `--pin` say to trust.
+    fn trust(&self) -> squawk_engine::tls::Trust {
+        squawk_engine::tls::Trust {
+            ca_file: self.ca.clone(),
+            pin: self.pin,
+        }
+    }
+}
+
 /// Starts an engine that joins `channels`, and waits for its media and
 /// every channel's `joined`.
 async fn connect(
@@ -211,10 +238,11 @@ async fn connect(
     channels: &[ChannelName],
 ) -> anyhow::Result<Connected> {
     let mut config = EngineConfig::new(&args.server, &args.name);
+    config.trust = args.trust();
     match &args.user {
         Some(user) => {
             let password = args.password.as_deref().unwrap_or_default();
-            let tokens = squawk_engine::account::login(&args.server, user, password)
+            let tokens = squawk_engine::account::login(&args.server, &config.trust, user, password)
                 .await
                 .with_context(|| format!("signing in as {user}"))?;
             say(json!({"event": "signed_in", "user": tokens.user}));
@@ -870,7 +898,15 @@ async fn rogue(args: &Args, channel: &ChannelName, wav: &std::path::Path) -> any
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        // One line, the causes after colons, no backtrace: what a user reads.
+        eprintln!("squawk-bot: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

@@ -186,7 +186,13 @@ pub async fn run(args: &StormArgs) -> anyhow::Result<()> {
         let mut token = None;
         for _ in 0..11 {
             let t = Instant::now();
-            let tokens = squawk_engine::account::login(&url, STORM_USER.0, STORM_USER.1).await?;
+            let tokens = squawk_engine::account::login(
+                &url,
+                &Default::default(),
+                STORM_USER.0,
+                STORM_USER.1,
+            )
+            .await?;
             times.push(t.elapsed());
             token = Some(tokens.access_token);
         }

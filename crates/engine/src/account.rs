@@ -10,6 +10,8 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::Deserialize;
 
+use crate::tls::Trust;
+
 /// How long one API call may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -117,6 +119,7 @@ pub fn endpoint(server: &str, path: &str) -> Result<Url, AccountError> {
 
 async fn call<T: serde::de::DeserializeOwned>(
     server: &str,
+    trust: &Trust,
     path: &str,
     body: serde_json::Value,
 ) -> Result<Option<T>, AccountError> {
@@ -125,16 +128,33 @@ async fn call<T: serde::de::DeserializeOwned>(
         url: url.to_string(),
         reason,
     };
-    let client = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .build()
-        .map_err(|e| unreachable(e.to_string()))?;
+    let mut builder = reqwest::Client::builder().timeout(TIMEOUT);
+    let mut seen = None;
+    if url.scheme() == "https" {
+        let (tls, s) = crate::tls::client_config(trust).map_err(|e| unreachable(e.to_string()))?;
+        builder = builder.tls_backend_preconfigured(tls);
+        seen = Some(s);
+    }
+    let client = builder.build().map_err(|e| unreachable(e.to_string()))?;
     let resp = client
         .post(url.clone())
         .json(&body)
         .send()
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| {
+            // reqwest's Display hides the cause: the whole chain, then the
+            // certificate explained when it was the certificate.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            match seen.as_ref().and_then(|s| s.explain(trust, &text)) {
+                Some(tls) => unreachable(tls.to_string()),
+                None => unreachable(text),
+            }
+        })?;
     let status = resp.status();
     if status == reqwest::StatusCode::NO_CONTENT {
         return Ok(None);
@@ -168,9 +188,14 @@ async fn call<T: serde::de::DeserializeOwned>(
 /// [`AccountError::Refused`] `unauthorized` for a wrong username or
 /// password or a disabled account, `rate_limited` after too many failures;
 /// [`AccountError::Unreachable`], [`AccountError::BadUrl`].
-pub async fn login(server: &str, username: &str, password: &str) -> Result<Tokens, AccountError> {
+pub async fn login(
+    server: &str,
+    trust: &Trust,
+    username: &str,
+    password: &str,
+) -> Result<Tokens, AccountError> {
     let body = serde_json::json!({"username": username, "password": password});
-    call(server, "login", body)
+    call(server, trust, "login", body)
         .await?
         .ok_or_else(|| AccountError::Unreachable {
             url: server.into(),
@@ -183,9 +208,13 @@ pub async fn login(server: &str, username: &str, password: &str) -> Result<Token
 /// # Errors
 /// [`AccountError::Refused`] `unauthorized` for an unknown, used, revoked
 /// or expired refresh token or a disabled account; as [`login`] otherwise.
-pub async fn refresh(server: &str, refresh_token: &str) -> Result<Tokens, AccountError> {
+pub async fn refresh(
+    server: &str,
+    trust: &Trust,
+    refresh_token: &str,
+) -> Result<Tokens, AccountError> {
     let body = serde_json::json!({"refresh_token": refresh_token});
-    call(server, "refresh", body)
+    call(server, trust, "refresh", body)
         .await?
         .ok_or_else(|| AccountError::Unreachable {
             url: server.into(),
@@ -197,9 +226,9 @@ pub async fn refresh(server: &str, refresh_token: &str) -> Result<Tokens, Accoun
 ///
 /// # Errors
 /// As [`login`].
-pub async fn logout(server: &str, refresh_token: &str) -> Result<(), AccountError> {
+pub async fn logout(server: &str, trust: &Trust, refresh_token: &str) -> Result<(), AccountError> {
     let body = serde_json::json!({"refresh_token": refresh_token});
-    call::<serde_json::Value>(server, "logout", body).await?;
+    call::<serde_json::Value>(server, trust, "logout", body).await?;
     Ok(())
 }
 

@@ -72,6 +72,8 @@ pub struct EngineConfig {
     /// Gain, volume, mic test and meter at start ([`Engine::set_audio`]
     /// changes them later).
     pub audio: AudioControls,
+    /// Which certificates a `wss://` server may present.
+    pub trust: crate::tls::Trust,
 }
 
 impl EngineConfig {
@@ -94,6 +96,7 @@ impl EngineConfig {
                 ..JitterConfig::default()
             },
             audio: AudioControls::default(),
+            trust: crate::tls::Trust::default(),
         }
     }
 }
@@ -276,6 +279,9 @@ pub enum EngineError {
         /// Cause.
         source: Box<tokio_tungstenite::tungstenite::Error>,
     },
+    /// The server's certificate was refused, or TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The server refused the hello.
     #[error("server refused: {code:?}: {message}")]
     Refused {
@@ -368,14 +374,31 @@ impl Engine {
     pub async fn start(
         config: EngineConfig,
     ) -> Result<(Self, mpsc::UnboundedReceiver<EngineEvent>), EngineError> {
+        let tls = if config.server.starts_with("wss:") {
+            let (tls, seen) = crate::tls::client_config(&config.trust)?;
+            Some((tls, seen))
+        } else {
+            None
+        };
+        let seen = tls.as_ref().map(|(_, s)| s.clone());
+        let connector = tls.map(|(c, _)| tokio_tungstenite::Connector::Rustls(Arc::new(c)));
         // disable_nagle: a Floor Request must not wait for the ACK of the previous message.
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async_with_config(config.server.as_str(), None, true)
-                .await
-                .map_err(|e| EngineError::Connect {
+        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            config.server.as_str(),
+            None,
+            true,
+            connector,
+        )
+        .await
+        .map_err(|e| {
+            match seen.and_then(|s| s.explain(&config.trust, &e.to_string())) {
+                Some(tls) => EngineError::Tls(tls),
+                None => EngineError::Connect {
                     url: config.server.clone(),
                     source: Box::new(e),
-                })?;
+                },
+            }
+        })?;
         let hello = ClientMessage::Hello {
             version: PROTOCOL_VERSION,
             name: config.name.clone(),

@@ -23,6 +23,7 @@ pub mod codec;
 pub mod engine;
 pub mod ptt;
 mod rtc;
+pub mod tls;
 
 pub use engine::{
     Engine, EngineConfig, EngineCounters, EngineError, EngineEvent, FloorOptions,

@@ -77,6 +77,13 @@ pub fn server_config(config: &ServerConfig) -> Result<Option<Arc<rustls::ServerC
     };
     let certs = read_certs(&cert_path)?;
     let key = read_key(&key_path)?;
+    // What clients pin (`squawk-bot --pin`, the desktop's first-use prompt).
+    let sha256: String = <sha2::Sha256 as sha2::Digest>::digest(&certs[0])
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    info!(cert = %cert_path.display(), %sha256, "TLS certificate");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
