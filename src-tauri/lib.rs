@@ -32,7 +32,7 @@ use serde_json::json;
 use squawk_engine::{
     Engine, EngineConfig, EngineError, EngineEvent, FloorOptions,
     audio::{InputSpec, OutputSpec, controls::AudioControls, mixer::ChannelMix},
-    tls::Trust,
+    tls::{TlsError, Trust},
 };
 use squawk_protocol::{ChannelName, Priority};
 use tauri::{Emitter, Manager, State};
@@ -471,6 +471,38 @@ async fn account_sign_out<R: tauri::Runtime>(
     Ok(())
 }
 
+/// Where a server's pinned certificate is kept: its `HOST:PORT`.
+fn pin_key(server: &str) -> String {
+    url_authority(server).unwrap_or_else(|| server.to_string())
+}
+
+fn url_authority(server: &str) -> Option<String> {
+    let rest = server.split_once("://")?.1;
+    Some(rest.split('/').next()?.to_string())
+}
+
+/// Trusts the certificate with SHA-256 `fingerprint` for `server` from now
+/// on (the user checked it after a `certificate_prompt`); the next
+/// [`engine_connect`] to it accepts exactly that certificate.
+///
+/// # Errors
+/// A bad server address or fingerprint.
+#[tauri::command]
+fn trust_certificate(
+    state: State<'_, AppState>,
+    server: String,
+    fingerprint: String,
+) -> Result<(), String> {
+    let server = squawk_engine::tls::server_address(&server)?.signaling;
+    let hash = squawk_engine::tls::parse_fingerprint(&fingerprint)?;
+    let text = squawk_engine::tls::fingerprint_hex(&hash);
+    tracing::info!(server, fingerprint = text, "certificate pinned");
+    save_settings(state.inner(), |s| {
+        s.pinned_certificates.insert(pin_key(&server), text);
+    });
+    Ok(())
+}
+
 /// Connects to `server` as `name` and joins `channels`.
 ///
 /// With `user` (a server with accounts), signs in as that account first
@@ -520,6 +552,12 @@ async fn engine_connect<R: tauri::Runtime>(
         j.clear();
     }
     let mut config = state.engine_config(&server, &name);
+    config.trust.pin = state
+        .settings
+        .lock()
+        .ok()
+        .and_then(|s| s.pinned_certificates.get(&pin_key(&server)).cloned())
+        .and_then(|f| squawk_engine::tls::parse_fingerprint(&f).ok());
     let mut signed_in_as = None;
     if let Some(u) = &user {
         let tokens = sign_in(&app, &server, u, typed.clone())
@@ -561,6 +599,16 @@ async fn engine_connect<R: tauri::Runtime>(
             Engine::start(config.clone())
                 .await
                 .map_err(|e| refusal(&e, saved.is_some()))?
+        }
+        Err(EngineError::Tls(TlsError::Untrusted { fingerprint, .. })) => {
+            // Trust on first use: the window shows the fingerprint and asks.
+            emit_ui(
+                &app,
+                json!({"type": "certificate_prompt", "server": server, "fingerprint": fingerprint}),
+            );
+            return Err(
+                "the server's certificate is not signed by an authority this system trusts".into(),
+            );
         }
         Err(e) => return Err(refusal(&e, saved.is_some())),
     };
@@ -1487,6 +1535,7 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, cli: Cli) -> tau
             engine_release,
             engine_disconnect,
             account_sign_out,
+            trust_certificate,
             app_cli,
             app_set_target,
             app_set_selection,

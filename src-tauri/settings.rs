@@ -38,6 +38,10 @@ pub struct Settings {
     pub output_volume: Option<f32>,
     /// A HID pedal used as a talk key, and what its reports mean.
     pub pedal: Option<PedalSetting>,
+    /// Certificates the user trusted on first use, by server (`HOST:PORT`):
+    /// their SHA-256 fingerprints (`AB:CD:…`). Only a server whose
+    /// certificate the system does not trust is pinned.
+    pub pinned_certificates: std::collections::BTreeMap<String, String>,
 }
 
 /// A learned HID pedal.

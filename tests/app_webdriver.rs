@@ -481,3 +481,106 @@ fn the_desktop_signs_in_restarts_signed_in_from_the_keyring_and_signs_out() {
     let user = app.eval("app", "document.getElementById('user').value");
     assert_eq!(user, "", "the account is forgotten");
 }
+
+/// SHA-256 of the first certificate in the PEM file `path`, as `AB:CD:…`
+/// (Python's ssl module, independent of the code under test).
+fn pem_fingerprint(path: &std::path::Path) -> String {
+    let out = std::process::Command::new(python())
+        .args([
+            "-c",
+            "import ssl, hashlib, sys; \
+             d = hashlib.sha256(ssl.PEM_cert_to_DER_cert(open(sys.argv[1]).read())).hexdigest().upper(); \
+             print(':'.join(d[i:i + 2] for i in range(0, 64, 2)))",
+        ])
+        .arg(path)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Trust on first use (issue 12): the app connecting to a `wss://` server
+/// with a self-signed certificate shows the certificate's fingerprint and
+/// asks; *Trust and connect* connects and remembers it; the next start
+/// connects without asking; another certificate at the same address is
+/// refused with the warning, and not offered for trust.
+#[test]
+fn the_desktop_pins_a_self_signed_server_on_first_use_and_refuses_another_certificate() {
+    let out = out_dir("app_tofu");
+    let x = Xvfb::start();
+    let pulse = Pulse::start(&out);
+    let data = out.join("server-data");
+    let server =
+        TestServer::start_with(&["--tls-self-signed", "--data-dir", data.to_str().unwrap()]);
+    let fingerprint = pem_fingerprint(&data.join("self-signed-cert.pem"));
+    let wss = format!("wss://{}/ws", server.http);
+    let args = [
+        "--server",
+        wss.as_str(),
+        "--name",
+        "Desk",
+        "--channel",
+        "desk",
+    ];
+    let prompt_hidden = "document.getElementById('cert-prompt').hidden";
+
+    let mut app = Browser::tauri_app(&x, &pulse, &out, &args);
+    let shown = app.wait(
+        "app",
+        "!document.getElementById('cert-prompt').hidden && document.getElementById('cert-fp').textContent",
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        shown,
+        fingerprint.as_str(),
+        "the prompt shows the server's fingerprint"
+    );
+    x.screenshot(&out.join("app-certificate-prompt.png"));
+    app.eval("app", "document.getElementById('cert-trust').click()");
+    app.wait_ready("app", "desk");
+    assert_eq!(app.eval("app", prompt_hidden), true);
+    drop(app);
+    assert!(
+        saved_settings(&out).contains(&fingerprint),
+        "pinned in the settings: {}",
+        saved_settings(&out)
+    );
+
+    // The next start connects at once.
+    let mut app = Browser::tauri_app(&x, &pulse, &out, &args);
+    app.wait_ready("app", "desk");
+    assert_eq!(app.eval("app", prompt_hidden), true);
+    drop(app);
+
+    // Another server, with another certificate, at the same address.
+    let http = server.http.clone();
+    drop(server);
+    let other = out.join("other-data");
+    let _other = TestServer::start_at(
+        &http,
+        &["--tls-self-signed", "--data-dir", other.to_str().unwrap()],
+    );
+    let mut app = Browser::tauri_app(&x, &pulse, &out, &args);
+    let error = app.wait(
+        "app",
+        "document.getElementById('error').textContent.includes('certificate changed') && document.getElementById('error').textContent",
+        Duration::from_secs(30),
+    );
+    assert!(error.as_str().unwrap().contains(&fingerprint), "{error}");
+    assert_eq!(
+        app.eval("app", prompt_hidden),
+        true,
+        "not offered for trust"
+    );
+    // The connect screen stays usable (another server can be typed).
+    let form = app.eval(
+        "app",
+        "document.getElementById('connect').getBoundingClientRect().height > 0",
+    );
+    assert_eq!(form, true, "the connect form is shown");
+    x.screenshot(&out.join("app-certificate-changed.png"));
+}

@@ -409,6 +409,13 @@ function onEvent(ev) {
       if (ev.code === "unauthorized") { $("talk").hidden = true; $("connect").hidden = false; $("password").focus(); }
       break;
     case "warning": showError(ev.message); break;
+    case "certificate_prompt":
+      ui.certificate = { server: ev.server, fingerprint: ev.fingerprint };
+      $("cert-server").textContent = ev.server;
+      $("cert-fp").textContent = ev.fingerprint;
+      $("cert-prompt").hidden = false;
+      $("cert-prompt").scrollIntoView();
+      break;
     case "closed": setConn("offline", "offline"); break;
     default: break;
   }
@@ -504,6 +511,8 @@ setInterval(() => {
 
 async function connect(server, name, channels, password, user) {
   showError("");
+  ui.lastConnect = [server, name, channels, password, user];
+  $("cert-prompt").hidden = true;
   if (!user && !name) { showError("type your name, or an account to sign in with"); $("name").focus(); return; }
   cues.unlock();
   try {
@@ -523,8 +532,23 @@ async function connect(server, name, channels, password, user) {
     }
   } catch (e) {
     showError(String(e.message || e));
+    // The desktop engine does not retry a first connect that failed.
+    if (engine.kind !== "browser") setConn("offline", "offline");
   }
 }
+
+// Trust on first use of a server whose certificate no authority vouches
+// for: the user compares the fingerprint with the one its operator gave.
+$("cert-trust").addEventListener("click", async () => {
+  const c = ui.certificate;
+  if (!c) return;
+  try {
+    await engine.trustCertificate(c.server, c.fingerprint);
+  } catch (e) { showError(String(e.message || e)); return; }
+  $("cert-prompt").hidden = true;
+  if (ui.lastConnect) connect(...ui.lastConnect);
+});
+$("cert-cancel").addEventListener("click", () => { $("cert-prompt").hidden = true; ui.certificate = null; });
 
 $("connect").addEventListener("submit", (e) => {
   e.preventDefault();

@@ -68,6 +68,8 @@ function createTauriEngine(tauri) {
     },
     /** Disconnects, revokes the kept sign-in of `user` at the server and forgets it. */
     signOut: (server, user) => invoke("account_sign_out", { server, user }),
+    /** Trusts the certificate with this SHA-256 fingerprint for `server` from now on. */
+    trustCertificate: (server, fingerprint) => invoke("trust_certificate", { server, fingerprint }),
     disconnect: () => invoke("engine_disconnect"),
     join: (channel) => invoke("engine_join", { channel }),
     leave: (channel) => invoke("engine_leave", { channel }),
