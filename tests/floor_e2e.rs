@@ -625,3 +625,45 @@ fn a_received_transmission_is_replayed() {
     let delay = replayed["delay_ms"].as_f64().unwrap();
     assert!(delay < 100.0, "the replay starts when reported: {replayed}");
 }
+
+/// The value of the Prometheus sample `name` (with its labels) in a
+/// `/metrics` text; 0 when absent (a counter not yet created).
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Prometheus `/metrics` moves as a talk happens: a grant, a Floor Deny
+/// `busy` for a second talker, the forwarded packets, the connections.
+#[test]
+fn the_metrics_count_a_talk_and_a_busy_floor() {
+    let server = TestServer::start();
+    let before = server.get_text("/metrics");
+    let wav = speech("F2_harvard_phrases.wav");
+    let mut l = server.listener("L", "X", Path::new("/dev/null"), 15);
+    let mut a = server.talker("A", "X", &wav, &[]);
+    a.expect_event(Duration::from_secs(20), "floor_granted");
+    let mut b = server.talker("B", "X", &wav, &[]);
+    b.expect_event(Duration::from_secs(20), "floor_deny");
+    let during = server.get_text("/metrics");
+    assert_eq!(sample(&during, "squawk_connections"), 3.0, "{during}");
+    assert_eq!(b.wait(Duration::from_secs(10)).0, 3);
+    assert_eq!(a.wait(Duration::from_secs(30)).0, 0);
+    l.expect_event(Duration::from_secs(20), "floor_idle");
+    let after = server.get_text("/metrics");
+    let moved = |name: &str| sample(&after, name) - sample(&before, name);
+    assert_eq!(moved("squawk_floor_grants_total"), 1.0, "{after}");
+    assert_eq!(
+        moved("squawk_floor_denies_total{reason=\"busy\"}"),
+        1.0,
+        "{after}"
+    );
+    let forwarded: f64 = (0..2)
+        .map(|w| moved(&format!("squawk_rtp_forwarded_total{{worker=\"{w}\"}}")))
+        .sum();
+    // F2 is 5.6 s: about 280 packets of 20 ms, to one listener.
+    assert!(forwarded > 200.0, "forwarded {forwarded}: {after}");
+    assert!(after.trim_end().ends_with("# EOF"), "{after}");
+    drop(l);
+}

@@ -577,6 +577,12 @@ impl TestServer {
 
     /// GET a JSON endpoint (plain HTTP/1.1 over std TCP, no client crate).
     pub fn get_json(&self, path: &str) -> Value {
+        let json = self.get_text(path);
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{path}: {e}: {json}"))
+    }
+
+    /// The body of `GET path` (plain HTTP/1.1, not chunked).
+    pub fn get_text(&self, path: &str) -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&self.http).expect("connect http");
         write!(
@@ -587,8 +593,10 @@ impl TestServer {
         .expect("write");
         let mut body = String::new();
         s.read_to_string(&mut body).expect("read");
-        let json = body.split("\r\n\r\n").nth(1).expect("http body");
-        serde_json::from_str(json).unwrap_or_else(|e| panic!("{path}: {e}: {json}"))
+        body.split_once("\r\n\r\n")
+            .expect("http body")
+            .1
+            .to_string()
     }
 
     /// A bot listening to `channel` for `seconds`, recording to `record`

@@ -3,14 +3,18 @@
 //! hub's outputs: messages into each connection's [`Outlet`], commands and
 //! routing updates to the workers.
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use squawk_protocol::{ClientId, ClientMessage};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
     accounts::{Directory, Identity},
-    hub::{Hub, HubInput, HubOutput},
+    hub::{Hub, HubInput, HubMetrics, HubOutput},
     logs::limited,
     outbox::Pushed,
     session::Outlet,
@@ -107,6 +111,7 @@ pub(crate) async fn run(
     mut from_connections: mpsc::Receiver<ToHub>,
     mut from_workers: mpsc::UnboundedReceiver<WorkerEvent>,
     shutdown: &mut watch::Receiver<bool>,
+    metrics: Arc<Mutex<HubMetrics>>,
 ) -> Workers {
     let mut d = Driver {
         hub,
@@ -142,6 +147,10 @@ pub(crate) async fn run(
                 }
             }
             () = timer => d.step(Instant::now(), HubInput::Timeout),
+        }
+        // For `/metrics`: a copy per batch, not per message.
+        if let Ok(mut m) = metrics.lock() {
+            *m = d.hub.metrics();
         }
     }
     d.workers

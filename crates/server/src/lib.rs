@@ -25,6 +25,7 @@ pub mod config;
 mod driver;
 mod hub;
 mod logs;
+mod metrics;
 pub mod origin;
 mod outbox;
 mod session;
@@ -71,6 +72,8 @@ const HUB_QUEUE: usize = 4096;
 struct AppState {
     session: session::Shared,
     stats: StatsHandle,
+    /// The hub's latest gauges and floor counts (its task writes them).
+    hub_metrics: Arc<Mutex<hub::HubMetrics>>,
 }
 
 /// A running server. Dropping it without [`Server::shutdown`] leaves the
@@ -170,8 +173,18 @@ impl Server {
             emergency_priority: std::time::Duration::from_secs(config.emergency_priority_secs),
         });
         let mut hub_shutdown = shutdown_rx.clone();
+        let hub_metrics = Arc::new(Mutex::new(hub::HubMetrics::default()));
+        let published = hub_metrics.clone();
         let hub = tokio::spawn(async move {
-            let mut workers = driver::run(hub, workers, hub_rx, events_rx, &mut hub_shutdown).await;
+            let mut workers = driver::run(
+                hub,
+                workers,
+                hub_rx,
+                events_rx,
+                &mut hub_shutdown,
+                published,
+            )
+            .await;
             tokio::task::spawn_blocking(move || workers.shutdown())
                 .await
                 .ok();
@@ -215,10 +228,12 @@ impl Server {
                 admission: Arc::new(Mutex::new(admission::Admission::new(config.limits))),
             },
             stats: stats.clone(),
+            hub_metrics,
         };
         let app = Router::new()
             .route("/health", get(health))
             .route("/stats", get(stats_route))
+            .route("/metrics", get(metrics_route))
             .route("/ws", get(ws_route))
             .merge(web::routes())
             .with_state(state)
@@ -354,6 +369,20 @@ async fn check_origin(
 
 async fn stats_route(State(state): State<AppState>) -> impl IntoResponse {
     Json(state.stats.snapshot())
+}
+
+/// Prometheus scrape target ([`metrics`]).
+async fn metrics_route(State(state): State<AppState>) -> impl IntoResponse {
+    let hub = state
+        .hub_metrics
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    let text = metrics::render(&hub, &state.stats.per_worker());
+    (
+        [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        text,
+    )
 }
 
 async fn ws_route(

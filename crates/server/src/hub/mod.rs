@@ -191,6 +191,30 @@ pub(crate) struct Hub {
     /// Users, channel records and grants (empty: an open server).
     dir: Arc<Directory>,
     out: VecDeque<HubOutput>,
+    /// Floor outcomes so far, for `/metrics`.
+    floor_counts: FloorCounts,
+}
+
+/// Floor outcomes counted since the start (TS 24.380 message kinds sent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FloorCounts {
+    /// Floor Granted sent.
+    pub(crate) granted: u64,
+    /// Floor Deny sent, by reason.
+    pub(crate) denied: HashMap<squawk_protocol::DenyReason, u64>,
+    /// Floor Revoke sent, by reason.
+    pub(crate) revoked: HashMap<squawk_protocol::RevokeReason, u64>,
+}
+
+/// What the hub reports to `/metrics`: gauges now, counters since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HubMetrics {
+    /// Connections that said a valid `hello`.
+    pub(crate) connections: u64,
+    /// Channels that exist (fixed or with members).
+    pub(crate) channels: u64,
+    /// Floor outcomes.
+    pub(crate) floor: FloorCounts,
 }
 
 impl Hub {
@@ -207,6 +231,7 @@ impl Hub {
             deadlines: BTreeSet::new(),
             dir: Arc::default(),
             out: VecDeque::new(),
+            floor_counts: FloorCounts::default(),
         };
         for name in hub.config.channels.clone() {
             hub.create_channel(name, true);
@@ -252,7 +277,26 @@ impl Hub {
     }
 
     fn send(&mut self, client: ClientId, msg: ServerMessage) {
+        match &msg {
+            ServerMessage::FloorGranted { .. } => self.floor_counts.granted += 1,
+            ServerMessage::FloorDeny { reason, .. } => {
+                *self.floor_counts.denied.entry(*reason).or_default() += 1;
+            }
+            ServerMessage::FloorRevoke { reason, .. } => {
+                *self.floor_counts.revoked.entry(*reason).or_default() += 1;
+            }
+            _ => {}
+        }
         self.out.push_back(HubOutput::Send { client, msg });
+    }
+
+    /// Gauges and counters for `/metrics`.
+    pub(crate) fn metrics(&self) -> HubMetrics {
+        HubMetrics {
+            connections: self.sessions.len() as u64,
+            channels: self.channels.len() as u64,
+            floor: self.floor_counts.clone(),
+        }
     }
 
     fn error(&mut self, client: ClientId, code: ErrorCode, message: String) {

@@ -380,19 +380,42 @@ impl StatsHandle {
     /// Sums the counters of all workers.
     pub fn snapshot(&self) -> SfuStats {
         let mut s = SfuStats::default();
-        for w in &self.0 {
-            s.rtp_in += w.rtp_in.load(Ordering::Relaxed);
-            s.rtp_out += w.rtp_out.load(Ordering::Relaxed);
-            s.rtp_out_direct += w.rtp_out_direct.load(Ordering::Relaxed);
-            s.send_dropped += w.send_dropped.load(Ordering::Relaxed);
-            s.dropped_no_floor += w.dropped_no_floor.load(Ordering::Relaxed);
-            s.stray_datagrams += w.stray_datagrams.load(Ordering::Relaxed);
-            s.peers += w.peers.load(Ordering::Relaxed);
+        for w in self.per_worker() {
+            s.rtp_in += w.rtp_in;
+            s.rtp_out += w.rtp_out;
+            s.rtp_out_direct += w.rtp_out_direct;
+            s.send_dropped += w.send_dropped;
+            s.dropped_no_floor += w.dropped_no_floor;
+            s.stray_datagrams += w.stray_datagrams;
+            s.peers += w.peers;
             for (acc, b) in s.delay_hist.iter_mut().zip(&w.delay_hist) {
-                *acc += b.load(Ordering::Relaxed);
+                *acc += b;
             }
         }
         s
+    }
+
+    /// Each worker's counters, by worker index.
+    pub fn per_worker(&self) -> Vec<SfuStats> {
+        self.0
+            .iter()
+            .map(|w| {
+                let mut s = SfuStats {
+                    rtp_in: w.rtp_in.load(Ordering::Relaxed),
+                    rtp_out: w.rtp_out.load(Ordering::Relaxed),
+                    rtp_out_direct: w.rtp_out_direct.load(Ordering::Relaxed),
+                    send_dropped: w.send_dropped.load(Ordering::Relaxed),
+                    dropped_no_floor: w.dropped_no_floor.load(Ordering::Relaxed),
+                    stray_datagrams: w.stray_datagrams.load(Ordering::Relaxed),
+                    peers: w.peers.load(Ordering::Relaxed),
+                    ..SfuStats::default()
+                };
+                for (acc, b) in s.delay_hist.iter_mut().zip(&w.delay_hist) {
+                    *acc = b.load(Ordering::Relaxed);
+                }
+                s
+            })
+            .collect()
     }
 }
 
