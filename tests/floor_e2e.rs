@@ -667,3 +667,36 @@ fn the_metrics_count_a_talk_and_a_busy_floor() {
     assert!(after.trim_end().ends_with("# EOF"), "{after}");
     drop(l);
 }
+
+/// `--log-format json`: every line the server logs is one JSON object
+/// with its time, level and message, and a talk is in them.
+#[test]
+fn the_server_logs_one_json_object_per_line_when_asked() {
+    let out = out_dir("json_logs");
+    let log = out.join("server.log");
+    let server = TestServer::start_logged(&["--log-format", "json"], &log);
+    let wav = speech("M1_harvard_phrases.wav");
+    let mut a = server.talker("A", "X", &wav, &[]);
+    a.expect_event(Duration::from_secs(20), "floor_granted");
+    assert_eq!(a.wait(Duration::from_secs(30)).0, 0);
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 3, "{text}");
+    for l in &lines {
+        assert!(
+            l["timestamp"].is_string() && l["level"].is_string() && l["fields"].is_object(),
+            "{l}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "squawk-server listening"),
+        "{text}"
+    );
+}
