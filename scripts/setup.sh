@@ -33,8 +33,9 @@ if [ "${1:-}" = "--tests" ] || [ "${1:-}" = "--tests-no-tools" ]; then
   # Browser-client tests: headless Chromium (playwright-core) and Firefox ESR
   # (geckodriver), with their recommended packages (fonts, codecs) as tested;
   # WebKitWebDriver for the desktop app's WebDriver test (tauri-driver);
-  # PostgreSQL, which the accounts tests start as a throwaway cluster.
-  for p in chromium firefox-esr webkit2gtk-driver postgresql; do
+  # PostgreSQL, which the accounts tests start as a throwaway cluster;
+  # coturn, the TURN relay of the relay-only tests (run on loopback by them).
+  for p in chromium firefox-esr webkit2gtk-driver postgresql coturn; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       echo "setup: installing $p"
       $SUDO apt-get update -qq

@@ -266,6 +266,11 @@ pub fn event_json(ev: &EngineEvent) -> serde_json::Value {
         }
         EngineEvent::MediaConnected => json!({"type": "media", "connected": true}),
         EngineEvent::MediaDisconnected => json!({"type": "media", "connected": false}),
+        EngineEvent::IcePath(path) => json!({
+            "type": "ice",
+            "local_candidate_type": path.local_candidate_type,
+            "remote_candidate_type": path.remote_candidate_type,
+        }),
         EngineEvent::Joined {
             channel, members, ..
         } => {

@@ -57,6 +57,11 @@ function createBrowserEngine() {
   let negotiation = Promise.resolve();
   const mids = new Map();   // downlink mid -> channel
   const talkers = new Map(); // channel -> {id, name, since}
+  // STUN/TURN servers from the latest welcome (RTCIceServer shape, TURN
+  // credentials short-lived), and "relay" when the page address says
+  // ?ice=relay (TURN only: hides this host's addresses, tests the relay).
+  let iceServers = [];
+  const icePolicy = new URLSearchParams(location.search).get("ice") === "relay" ? "relay" : "all";
 
   // Audio graph: mic -> gain -> (analyser, destination -> uplink track).
   let ctx = null;
@@ -219,7 +224,8 @@ function createBrowserEngine() {
   }
 
   async function startMedia() {
-    pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require",
+      iceServers, iceTransportPolicy: icePolicy });
     const tr = pc.addTransceiver("audio", { direction: "sendonly" });
     sender = tr.sender;
     pc.ontrack = (e) => addDownlink(e.transceiver.mid, e.track);
@@ -235,13 +241,14 @@ function createBrowserEngine() {
     });
   }
 
-  /** Resolves when ICE gathering completes (host candidates: milliseconds), or after 1 s. */
+  /** Resolves when ICE gathering completes (host candidates: milliseconds;
+   * a TURN allocation: a round trip or two), or after 1 s (3 s with TURN). */
   function gathered(p) {
     if (p.iceGatheringState === "complete") return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => { if (p.iceGatheringState === "complete") resolve(); };
       p.addEventListener("icegatheringstatechange", done);
-      setTimeout(resolve, 1000);
+      setTimeout(resolve, iceServers.length ? 3000 : 1000);
     });
   }
 
@@ -312,6 +319,7 @@ function createBrowserEngine() {
       case "welcome":
         attempt = 0;
         clientId = msg.client_id;
+        iceServers = msg.ice_servers || [];
         emit({ type: "connection", state: "connected" });
         emit(msg);
         // Channels first, then the media offer: the server homes this
@@ -645,6 +653,17 @@ function createBrowserEngine() {
           if (s.type === "outbound-rtp") outbound.push({ mid: s.mid, packetsSent: s.packetsSent });
         });
         return { inbound, outbound, source, transport };
+      },
+      /** The selected ICE candidate pair's types, {local, remote} ("host", "srflx", "prflx", "relay"), or null. */
+      async icePath() {
+        if (!pc) return null;
+        const stats = new Map();
+        (await pc.getStats()).forEach((s) => stats.set(s.id, s));
+        const transport = [...stats.values()].find((s) => s.type === "transport");
+        const pair = transport && stats.get(transport.selectedCandidatePairId);
+        if (!pair) return null;
+        const type = (id) => (stats.get(id) || {}).candidateType || "unknown";
+        return { local: type(pair.localCandidateId), remote: type(pair.remoteCandidateId) };
       },
       /** Mixes a 1 kHz burst into the uplink after the gain stage; returns its start, ms since epoch. */
       injectBurst(ms = 200) {

@@ -65,9 +65,16 @@ async function chromium() {
     },
     async viewport(id, width, height) { await pages.get(id).setViewportSize({ width, height }); return true; },
     eval: (id, js) => pages.get(id).evaluate(js),
+    // Polled with evaluate (which awaits a promise) rather than
+    // waitForFunction, which takes a pending promise for a truthy value.
     async wait(id, js, timeout) {
-      const h = await pages.get(id).waitForFunction(js, undefined, { timeout, polling: 20 });
-      return h.jsonValue();
+      const end = Date.now() + timeout;
+      for (;;) {
+        const v = await pages.get(id).evaluate(js);
+        if (v) return v;
+        if (Date.now() > end) throw new Error(`timeout ${timeout} ms waiting for ${js}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
     },
     async screenshot(id, path) { await pages.get(id).screenshot({ path }); return path; },
     async closePage(id) { await pages.get(id).context().close(); pages.delete(id); },

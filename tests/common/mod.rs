@@ -973,6 +973,27 @@ impl Browser {
 
     /// Waits until the page's analyser on `channel`'s downlink dated an
     /// onset of audio: the page hears it.
+    /// Waits until `page` has received more than 100 RTP packets on a
+    /// downlink and its analyser heard `channel`; prints both and returns
+    /// the page's RTP stats. (inbound-rtp's totalAudioEnergy stays 0: the
+    /// page plays through WebAudio and keeps the `<audio>` element muted.)
+    pub fn wait_received_and_heard(
+        &mut self,
+        page: &str,
+        channel: &str,
+        timeout: Duration,
+    ) -> Value {
+        let stats = self.wait(
+            page,
+            "squawkApp.engine.debug.rtpStats().then(s => s.inbound.some(i => i.packetsReceived > 100) && s)",
+            timeout,
+        );
+        eprintln!("{page} inbound-rtp: {stats}");
+        let heard = self.wait_heard(page, channel, Duration::from_secs(5));
+        eprintln!("{page} downlink: {heard}");
+        stats
+    }
+
     pub fn wait_heard(&mut self, page: &str, channel: &str, timeout: Duration) -> Value {
         let js = format!(
             "squawkApp.engine.debug.downlinks().find(d => d.channel === {channel:?} && d.onsets.length > 0)"

@@ -52,6 +52,11 @@ struct Args {
     /// shows the account's display name instead of `--name`.
     #[arg(long, global = true, value_name = "USERNAME", requires = "password")]
     user: Option<String>,
+    /// Reach the server through a TURN relay only (`iceTransportPolicy:
+    /// "relay"`), with the TURN servers its `welcome` names. Prints an
+    /// `ice` line with the selected pair's candidate types once media is up.
+    #[arg(long, global = true)]
+    ice_relay_only: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -239,6 +244,7 @@ async fn connect(
 ) -> anyhow::Result<Connected> {
     let mut config = EngineConfig::new(&args.server, &args.name);
     config.trust = args.trust();
+    config.ice_relay_only = args.ice_relay_only;
     match &args.user {
         Some(user) => {
             let password = args.password.as_deref().unwrap_or_default();
@@ -256,14 +262,14 @@ async fn connect(
     // homes this connection's media with its channels'.
     config.channels = channels.to_vec();
     let (engine, mut events) = Engine::start(config).await?;
-    let mut media_up = false;
+    let mut ice = None;
     let mut joined: BTreeMap<ChannelName, (Vec<String>, String)> = BTreeMap::new();
     // What comes between a `joined` and the media (an active emergency, a
     // late entry's floor_taken) is kept for the caller.
     let mut held = Vec::new();
     wait_for(&mut events, Duration::from_secs(10), |e| {
         match e {
-            EngineEvent::MediaConnected => media_up = true,
+            EngineEvent::IcePath(path) => ice = Some(path.clone()),
             EngineEvent::Joined {
                 channel,
                 members,
@@ -275,9 +281,16 @@ async fn connect(
             other if !joined.is_empty() => held.push(other.clone()),
             _ => {}
         }
-        (media_up && joined.len() == channels.len()).then_some(())
+        (ice.is_some() && joined.len() == channels.len()).then_some(())
     })
     .await?;
+    if let Some(path) = ice {
+        say(json!({
+            "event": "ice",
+            "local_candidate_type": path.local_candidate_type,
+            "remote_candidate_type": path.remote_candidate_type,
+        }));
+    }
     let events = if held.is_empty() {
         events
     } else {

@@ -74,6 +74,10 @@ pub struct EngineConfig {
     pub audio: AudioControls,
     /// Which certificates a `wss://` server may present.
     pub trust: crate::tls::Trust,
+    /// Use only TURN relay candidates (WebRTC's `iceTransportPolicy:
+    /// "relay"`), with the TURN servers of the server's `welcome`: for
+    /// testing a relay, or to hide this host's addresses from the server.
+    pub ice_relay_only: bool,
 }
 
 impl EngineConfig {
@@ -97,6 +101,7 @@ impl EngineConfig {
             },
             audio: AudioControls::default(),
             trust: crate::tls::Trust::default(),
+            ice_relay_only: false,
         }
     }
 }
@@ -140,6 +145,9 @@ pub enum EngineEvent {
     },
     /// The media path (ICE + DTLS) is up.
     MediaConnected,
+    /// The candidate pair the media path took, reported just after each
+    /// [`EngineEvent::MediaConnected`].
+    IcePath(crate::rtc::IcePath),
     /// The media path went down.
     MediaDisconnected,
     /// Joined a channel.
@@ -408,14 +416,15 @@ impl Engine {
         ws.send(Message::Text(hello.to_json().into()))
             .await
             .map_err(|e| EngineError::Handshake(e.to_string()))?;
-        let (client_id, max_talk_ms) = loop {
+        let (client_id, max_talk_ms, ice_servers) = loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => match ServerMessage::from_json(&t) {
                     Ok(ServerMessage::Welcome {
                         client_id,
                         max_talk_ms,
+                        ice_servers,
                         ..
-                    }) => break (client_id, max_talk_ms),
+                    }) => break (client_id, max_talk_ms, ice_servers),
                     Ok(ServerMessage::Error { code, message }) => {
                         return Err(EngineError::Refused { code, message });
                     }
@@ -500,7 +509,11 @@ impl Engine {
         }
         let bind_ip = server_ip(&config.server).await;
         let (media_tx, media_rx) = mpsc::unbounded_channel();
-        let mut media = Media::new(bind_ip, media_tx).await?;
+        let ice = crate::rtc::IceOptions {
+            servers: ice_servers,
+            relay_only: config.ice_relay_only,
+        };
+        let mut media = Media::new(bind_ip, &ice, media_tx).await?;
         let offer = media.offer().await?;
         ws.send(Message::Text(
             ClientMessage::Offer { sdp: offer }.to_json().into(),
@@ -1123,7 +1136,12 @@ impl Runner {
     fn media_event(&mut self, ev: MediaEvent) {
         match ev {
             MediaEvent::State(RTCPeerConnectionState::Connected) => {
-                self.emit(EngineEvent::MediaConnected)
+                self.emit(EngineEvent::MediaConnected);
+                let (pc, events) = (self.media.pc.clone(), self.events.clone());
+                tokio::spawn(async move {
+                    let path = crate::rtc::ice_path(pc.as_ref()).await;
+                    let _ = events.send(EngineEvent::IcePath(path));
+                });
             }
             MediaEvent::State(
                 RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed,

@@ -29,4 +29,5 @@ pub use engine::{
     Engine, EngineConfig, EngineCounters, EngineError, EngineEvent, FloorOptions,
     TransmissionReport,
 };
+pub use rtc::IcePath;
 pub use squawk_media::JitterConfig;

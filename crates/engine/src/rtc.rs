@@ -22,8 +22,9 @@ use webrtc::{
     },
     peer_connection::{
         MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-        RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState,
-        RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
+        RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
+        RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+        register_default_interceptors,
     },
     rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit},
 };
@@ -73,6 +74,30 @@ pub enum MediaError {
     /// No local description after negotiation.
     #[error("no local description")]
     NoLocalDescription,
+    /// Relay-only ICE was asked for but the server's `welcome` named no
+    /// TURN server.
+    #[error("relay-only ICE needs a TURN server, and this server hands out none (its --turn-url)")]
+    NoTurnServer,
+}
+
+/// The ICE candidate pair the media path uses (W3C webrtc-stats
+/// `RTCIceCandidatePairStats`, the transport's selected pair).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IcePath {
+    /// Our candidate's type: `host`, `srflx`, `prflx` or `relay` (RFC 8445
+    /// §5.1.1), `unknown` if the stats did not say.
+    pub local_candidate_type: String,
+    /// The server's candidate's type, as above.
+    pub remote_candidate_type: String,
+}
+
+/// How the PeerConnection finds its path to the server.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IceOptions {
+    /// STUN/TURN servers from the server's `welcome`.
+    pub servers: Vec<squawk_protocol::IceServer>,
+    /// Gather relay candidates only (`iceTransportPolicy: "relay"`).
+    pub relay_only: bool,
 }
 
 fn opus_codec() -> RTCRtpCodec {
@@ -99,8 +124,28 @@ impl Media {
     /// `bind_ip` (host candidates are the bound addresses).
     pub(crate) async fn new(
         bind_ip: std::net::IpAddr,
+        ice: &IceOptions,
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> Result<Self, MediaError> {
+        let servers: Vec<RTCIceServer> = ice
+            .servers
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone().unwrap_or_default(),
+                credential: s.credential.clone().unwrap_or_default(),
+            })
+            .collect();
+        let has_turn = servers
+            .iter()
+            .any(|s| s.urls.iter().any(|u| u.starts_with("turn")));
+        if ice.relay_only && !has_turn {
+            return Err(MediaError::NoTurnServer);
+        }
+        let mut configuration = RTCConfigurationBuilder::new().with_ice_servers(servers);
+        if ice.relay_only {
+            configuration = configuration.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
+        }
         let mut me = MediaEngine::default();
         me.register_codec(
             RTCRtpCodecParameters {
@@ -115,7 +160,7 @@ impl Media {
             .build();
         let (gathered_tx, gathered) = watch::channel(0u64);
         let pc = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_configuration(configuration.build())
             .with_media_engine(me)
             .with_setting_engine(se)
             .with_interceptor_registry(registry)
@@ -229,4 +274,24 @@ impl Media {
     pub(crate) async fn close(&self) {
         let _ = self.pc.close().await;
     }
+}
+
+/// The selected candidate pair of `pc`'s transport (it is bundled: one for
+/// every track), read through the uplink sender's DTLS and ICE transports.
+pub(crate) async fn ice_path(pc: &dyn PeerConnection) -> IcePath {
+    let mut path = IcePath {
+        local_candidate_type: "unknown".into(),
+        remote_candidate_type: "unknown".into(),
+    };
+    let Some(sender) = pc.get_senders().await.into_iter().next() else {
+        return path;
+    };
+    let Ok(Some(dtls)) = sender.transport().await else {
+        return path;
+    };
+    if let Ok(Some(pair)) = dtls.ice_transport().get_selected_candidate_pair().await {
+        path.local_candidate_type = pair.local().typ.to_string();
+        path.remote_candidate_type = pair.remote().typ.to_string();
+    }
+    path
 }

@@ -23,7 +23,8 @@ mod messages;
 pub use channel::{ChannelName, ChannelNameError};
 pub use error::{ErrorCode, ParseError};
 pub use messages::{
-    ChannelInfo, ClientId, ClientMessage, DenyReason, Member, Priority, RevokeReason, ServerMessage,
+    ChannelInfo, ClientId, ClientMessage, DenyReason, IceServer, Member, Priority, RevokeReason,
+    ServerMessage,
 };
 
 /// Version of this protocol. A `hello` with any other version is refused with

@@ -36,6 +36,24 @@ pub struct Member {
     pub name: String,
 }
 
+/// One STUN or TURN server for a client's ICE agent (a [`ServerMessage::Welcome`]
+/// field), shaped as WebRTC's `RTCIceServer` so that a browser can use it
+/// as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:HOST[:PORT]`, `turn:HOST[:PORT][?transport=udp|tcp]` or
+    /// `turns:…` URLs (RFC 7064, RFC 7065) that share the credentials.
+    pub urls: Vec<String>,
+    /// TURN username: `EXPIRY:ID`, EXPIRY in Unix seconds, after which the
+    /// TURN server refuses it. None for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password: base64 of HMAC-SHA1(shared secret, username). None
+    /// for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// One channel in a [`ServerMessage::Channels`] list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelInfo {
@@ -215,6 +233,13 @@ pub enum ServerMessage {
         client_id: ClientId,
         /// Maximum talk time per transmission, in ms.
         max_talk_ms: u64,
+        /// STUN and TURN servers for this connection's ICE agent, in the
+        /// shape of WebRTC's `RTCIceServer` (W3C webrtc-pc §4.2.4). TURN
+        /// entries carry short-lived credentials (the TURN REST API
+        /// convention, draft-uberti-behave-turn-rest-00 §2.2). Absent or
+        /// empty when the server has none: host candidates only.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// The connection is now a member of `channel`: the full member list,
     /// sent once; later changes come as [`ServerMessage::MemberJoined`] and
@@ -617,6 +642,18 @@ mod tests {
                 version: 1,
                 client_id: 3,
                 max_talk_ms: 60_000,
+                ice_servers: vec![
+                    IceServer {
+                        urls: vec!["stun:192.0.2.1".into()],
+                        username: None,
+                        credential: None,
+                    },
+                    IceServer {
+                        urls: vec!["turn:192.0.2.1:3478?transport=udp".into()],
+                        username: Some("1767225600:squawk3".into()),
+                        credential: Some("c2VjcmV0".into()),
+                    },
+                ],
             },
             ServerMessage::Joined {
                 channel: ch("a"),

@@ -72,6 +72,20 @@ pub struct ServerConfig {
     /// and the desktop app that may open a WebSocket or call the API; `"*"`
     /// allows any. Default none (see [`crate::origin`]).
     pub allowed_origins: Vec<String>,
+    /// STUN and TURN server URLs handed to every client in its `welcome`
+    /// (`stun:HOST[:PORT]`, `turn:HOST[:PORT][?transport=udp|tcp]`,
+    /// `turns:…`). TURN URLs need `turn_secret`. Default none: clients
+    /// use host candidates only (a LAN).
+    pub ice_urls: Vec<String>,
+    /// The TURN server's shared secret (coturn's `static-auth-secret`):
+    /// each client gets credentials signed with it, valid for
+    /// `turn_ttl_secs`. Also read from `SQUAWK_TURN_SECRET`.
+    pub turn_secret: Option<String>,
+    /// How long a client's TURN credentials stay valid, s. A connection
+    /// that outlives them keeps its relay (coturn checks the time at
+    /// allocation and refresh) until it reconnects. Default 86,400 (a
+    /// shift; the REST API draft's suggestion).
+    pub turn_ttl_secs: u64,
     /// Admission limits and timeouts (`[limits]` in TOML).
     pub limits: Limits,
 }
@@ -190,6 +204,9 @@ impl Default for ServerConfig {
             password_hash: None,
             database: None,
             allowed_origins: Vec::new(),
+            ice_urls: Vec::new(),
+            turn_secret: None,
+            turn_ttl_secs: 86_400,
             limits: Limits::default(),
         }
     }
@@ -284,6 +301,32 @@ impl ServerConfig {
         if let Some(phc) = &self.password_hash {
             crate::access::Access::with_hash(phc).map_err(ConfigError::Invalid)?;
         }
+        for url in &self.ice_urls {
+            crate::turn::check_url(url).map_err(ConfigError::Invalid)?;
+        }
+        let has_turn = self.ice_urls.iter().any(|u| !u.starts_with("stun:"));
+        match (&self.turn_secret, has_turn) {
+            (None, true) => {
+                return Err(ConfigError::Invalid(
+                    "TURN URLs need turn_secret (or SQUAWK_TURN_SECRET), the TURN server's static-auth-secret"
+                        .into(),
+                ));
+            }
+            (Some(s), _) if s.is_empty() => {
+                return Err(ConfigError::Invalid("turn_secret is empty".into()));
+            }
+            (Some(_), false) => {
+                return Err(ConfigError::Invalid(
+                    "turn_secret is set but no turn: or turns: URL is in ice_urls".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.turn_ttl_secs < 60 {
+            return Err(ConfigError::Invalid(
+                "turn_ttl_secs must be at least 60".into(),
+            ));
+        }
         self.limits.validate()?;
         if self.workers > 64 {
             return Err(ConfigError::Invalid("workers must be at most 64".into()));
@@ -370,6 +413,32 @@ mod tests {
         assert!(e.contains("tls_key"), "{e}");
         let c: ServerConfig =
             toml::from_str("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_self_signed = true")
+                .unwrap();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn ice_servers_are_checked() {
+        let c: ServerConfig = toml::from_str(
+            "ice_urls = [\"stun:192.0.2.1\", \"turn:192.0.2.1:3478?transport=udp\"]\nturn_secret = \"s\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.turn_ttl_secs, 86_400);
+        let c: ServerConfig = toml::from_str("ice_urls = [\"turn:192.0.2.1\"]").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("turn_secret"), "{e}");
+        let c: ServerConfig =
+            toml::from_str("ice_urls = [\"stun:192.0.2.1\"]\nturn_secret = \"s\"").unwrap();
+        assert!(
+            c.validate().is_err(),
+            "a secret with no TURN URL is a mistake"
+        );
+        let c: ServerConfig = toml::from_str("ice_urls = [\"192.0.2.1:3478\"]").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("192.0.2.1:3478"), "{e}");
+        let c: ServerConfig =
+            toml::from_str("ice_urls = [\"turn:h\"]\nturn_secret = \"s\"\nturn_ttl_secs = 5")
                 .unwrap();
         assert!(c.validate().is_err());
     }

@@ -9,7 +9,7 @@ use std::{
     time::Instant,
 };
 
-use squawk_protocol::{ClientId, ClientMessage};
+use squawk_protocol::{ClientId, ClientMessage, IceServer};
 use tokio::sync::{mpsc, watch};
 
 use crate::{
@@ -28,6 +28,8 @@ pub(crate) enum ToHub {
         client: ClientId,
         name: String,
         identity: Identity,
+        /// Its ICE servers for the `welcome`.
+        ice_servers: Vec<IceServer>,
         outlet: Arc<Outlet>,
     },
     /// The accounts directory changed (users, channels, grants).
@@ -58,6 +60,7 @@ impl Driver {
                 client,
                 name,
                 identity,
+                ice_servers,
                 outlet,
             } => {
                 self.outlets.insert(client, outlet);
@@ -67,6 +70,7 @@ impl Driver {
                         client,
                         name,
                         identity,
+                        ice_servers,
                     },
                 );
             }

@@ -33,6 +33,7 @@ mod sfu;
 #[cfg(test)]
 mod sim_tests;
 pub mod tls;
+pub mod turn;
 mod web;
 
 use std::{
@@ -74,6 +75,8 @@ struct AppState {
     stats: StatsHandle,
     /// The hub's latest gauges and floor counts (its task writes them).
     hub_metrics: Arc<Mutex<hub::HubMetrics>>,
+    /// Hands out ICE servers; counts TURN credentials for `/metrics`.
+    turn: Arc<turn::TurnIssuer>,
 }
 
 /// A running server. Dropping it without [`Server::shutdown`] leaves the
@@ -216,6 +219,11 @@ impl Server {
                 }
             });
         }
+        let turn = Arc::new(turn::TurnIssuer::new(
+            &config.ice_urls,
+            config.turn_secret.as_deref(),
+            config.turn_ttl_secs,
+        ));
         let initial = accounts.dir.borrow().clone();
         let _ = hub_tx.send(driver::ToHub::Directory(initial)).await;
         let state = AppState {
@@ -226,7 +234,9 @@ impl Server {
                 accounts: Some(accounts.clone()),
                 limits: config.limits,
                 admission: Arc::new(Mutex::new(admission::Admission::new(config.limits))),
+                turn: turn.clone(),
             },
+            turn,
             stats: stats.clone(),
             hub_metrics,
         };
@@ -378,7 +388,7 @@ async fn metrics_route(State(state): State<AppState>) -> impl IntoResponse {
         .lock()
         .map(|m| m.clone())
         .unwrap_or_default();
-    let text = metrics::render(&hub, &state.stats.per_worker());
+    let text = metrics::render(&hub, &state.stats.per_worker(), state.turn.issued());
     (
         [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         text,

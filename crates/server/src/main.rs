@@ -61,6 +61,23 @@ struct Args {
     /// for any. Added to the config's `allowed_origins`.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
+    /// A STUN or TURN server for clients' ICE (`stun:HOST[:PORT]`,
+    /// `turn:HOST[:PORT]?transport=udp`, `turns:…`); repeatable. Added to
+    /// the config's `ice_urls`. TURN needs --turn-secret.
+    #[arg(long = "turn-url", value_name = "URL")]
+    ice_urls: Vec<String>,
+    /// The TURN server's shared secret (coturn's static-auth-secret):
+    /// clients get credentials signed with it.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "SQUAWK_TURN_SECRET",
+        hide_env_values = true
+    )]
+    turn_secret: Option<String>,
+    /// How long clients' TURN credentials stay valid, seconds [default: 86400].
+    #[arg(long, value_name = "SECONDS")]
+    turn_ttl_secs: Option<u64>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -160,6 +177,13 @@ fn main() -> anyhow::Result<()> {
         config.database = Some(v);
     }
     config.allowed_origins.extend(args.allowed_origins);
+    config.ice_urls.extend(args.ice_urls);
+    if let Some(v) = args.turn_secret {
+        config.turn_secret = Some(v);
+    }
+    if let Some(v) = args.turn_ttl_secs {
+        config.turn_ttl_secs = v;
+    }
     if let Some(cmd) = args.command {
         // One line, no backtrace: these are an operator's commands.
         if let Err(e) = cli::run(cmd, &config) {

@@ -11,6 +11,7 @@
 //! | `squawk_floor_grants_total` | counter | |
 //! | `squawk_floor_denies_total` | counter | `reason` (Floor Deny reason, `docs/protocol.md`) |
 //! | `squawk_floor_revokes_total` | counter | `reason` (Floor Revoke reason) |
+//! | `squawk_turn_credentials_total` | counter | |
 //! | `squawk_rtp_received_total` | counter | `worker` |
 //! | `squawk_rtp_forwarded_total` | counter | `worker` |
 //! | `squawk_rtp_dropped_total` | counter | `worker`, `reason`: `no_floor`, `send_buffer_full` |
@@ -73,7 +74,7 @@ fn label(pairs: &[(&str, String)]) -> Labels {
 }
 
 /// The text of `/metrics`.
-pub(crate) fn render(hub: &HubMetrics, workers: &[SfuStats]) -> String {
+pub(crate) fn render(hub: &HubMetrics, workers: &[SfuStats], turn_issued: u64) -> String {
     let mut r = Registry::with_prefix("squawk");
     gauge(
         &mut r,
@@ -105,6 +106,12 @@ pub(crate) fn render(hub: &HubMetrics, workers: &[SfuStats]) -> String {
             .revoked
             .iter()
             .map(|(reason, n)| (label(&[("reason", wire_name(reason))]), *n)),
+    );
+    counter(
+        &mut r,
+        "turn_credentials",
+        "TURN credentials issued in welcomes",
+        turn_issued,
     );
     let per = |f: fn(&SfuStats) -> u64| {
         workers
@@ -186,11 +193,12 @@ mod tests {
             peers: 2,
             ..SfuStats::default()
         };
-        let text = render(&hub, &[w0, SfuStats::default()]);
+        let text = render(&hub, &[w0, SfuStats::default()], 9);
         for line in [
             "squawk_connections 3",
             "squawk_channels 2",
             "squawk_floor_grants_total 5",
+            "squawk_turn_credentials_total 9",
             "squawk_floor_denies_total{reason=\"busy\"} 4",
             "squawk_floor_revokes_total{reason=\"preempted\"} 1",
             "squawk_rtp_forwarded_total{worker=\"0\"} 1400",

@@ -104,6 +104,8 @@ pub(crate) struct Shared {
     pub accounts: Option<Arc<crate::api::Accounts>>,
     pub limits: Limits,
     pub admission: Arc<Mutex<Admission>>,
+    /// ICE servers (and TURN credentials) for each `welcome`.
+    pub turn: Arc<crate::turn::TurnIssuer>,
 }
 
 impl Shared {
@@ -281,7 +283,11 @@ pub(crate) async fn run(socket: WebSocket, shared: Shared, _admitted: AdmissionG
                 }
                 match hello(&shared, client, msg).await {
                     Ok((name, identity)) => {
-                        let connect = ToHub::Connect { client, name, identity, outlet: outlet.clone() };
+                        let now_unix = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs());
+                        let ice_servers = shared.turn.ice_servers(client, now_unix);
+                        let connect = ToHub::Connect { client, name, identity, ice_servers, outlet: outlet.clone() };
                         if shared.hub.send(connect).await.is_err() {
                             break None;
                         }

@@ -171,6 +171,7 @@ impl Sim {
                 client: id,
                 name,
                 identity: crate::accounts::Identity::Open,
+                ice_servers: Vec::new(),
             },
         );
         for c in channels {

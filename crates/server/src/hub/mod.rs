@@ -40,7 +40,7 @@ use std::{
 
 use squawk_floor::{Floor, FloorAction, FloorConfig, FloorInput, FloorState};
 use squawk_protocol::{
-    ChannelInfo, ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, Member,
+    ChannelInfo, ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, IceServer, Member,
     PROTOCOL_VERSION, Priority, ServerMessage,
 };
 
@@ -59,6 +59,9 @@ pub(crate) enum HubInput {
         client: ClientId,
         name: String,
         identity: Identity,
+        /// STUN/TURN servers for its `welcome` (TURN credentials made at
+        /// the edge, where the wall clock is).
+        ice_servers: Vec<IceServer>,
     },
     /// The accounts directory changed: rights are evaluated again for every
     /// connection (a member who lost `listen` is removed from the channel
@@ -256,7 +259,8 @@ impl Hub {
                 client,
                 name,
                 identity,
-            } => self.connect(client, name, identity),
+                ice_servers,
+            } => self.connect(client, name, identity, ice_servers),
             HubInput::Directory(dir) => self.directory(now, dir),
             HubInput::Message { client, msg } => self.message(now, client, msg),
             HubInput::Disconnect { client } => self.disconnect(now, client),
@@ -372,7 +376,13 @@ impl Hub {
         }
     }
 
-    fn connect(&mut self, client: ClientId, name: String, identity: Identity) {
+    fn connect(
+        &mut self,
+        client: ClientId,
+        name: String,
+        identity: Identity,
+        ice_servers: Vec<IceServer>,
+    ) {
         if self.sessions.contains_key(&client) {
             return;
         }
@@ -382,6 +392,7 @@ impl Hub {
                 version: PROTOCOL_VERSION,
                 client_id: client,
                 max_talk_ms: self.config.floor.max_talk.as_millis() as u64,
+                ice_servers,
             },
         );
         limited!(info, client, %name, "hello");

@@ -62,6 +62,7 @@ impl T {
             client,
             name: name.into(),
             identity: crate::accounts::Identity::Open,
+            ice_servers: Vec::new(),
         })
     }
 
@@ -78,6 +79,7 @@ impl T {
             client,
             name: format!("c{client}"),
             identity: crate::accounts::Identity::User { id },
+            ice_servers: Vec::new(),
         });
         self.msg(client, ClientMessage::Offer { sdp: "v=0".into() });
         self.input(HubInput::Worker(WorkerEvent::Link { client, up: true }));
@@ -193,7 +195,8 @@ fn connect_welcomes_and_the_first_offer_homes_the_media_on_the_least_loaded_work
         vec![S::Welcome {
             version: PROTOCOL_VERSION,
             client_id: A,
-            max_talk_ms: 60_000
+            max_talk_ms: 60_000,
+            ice_servers: Vec::new(),
         }]
     );
     assert!(worker_cmds(&out).is_empty(), "no worker before the offer");
@@ -1307,6 +1310,7 @@ fn grants_decide_join_talk_priority_and_patch_and_a_change_applies_to_live_membe
         client: C,
         name: "guest".into(),
         identity: Identity::Guest,
+        ice_servers: Vec::new(),
     });
     // A guest may not join a channel that does not allow guests.
     let out = t.msg(C, ClientMessage::Join { channel: ch("ops") });
