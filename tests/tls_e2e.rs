@@ -13,31 +13,6 @@ use std::{process::Command, time::Duration};
 
 use common::*;
 
-/// Runs `squawk-bot --server SERVER TRUST… listen` for a second, to its
-/// end; (exit code, stderr).
-fn try_listen(server: &str, trust: &[&str]) -> (i32, String) {
-    let out = Command::new(bin("squawk-bot"))
-        .args(["--server", server])
-        .args(trust)
-        .args([
-            "listen",
-            "--channel",
-            "T",
-            "--record",
-            "/dev/null",
-            "--seconds",
-            "1",
-        ])
-        .env_remove("RUST_LOG")
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("squawk-bot");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// A bot process with its own `--server` and trust options.
 fn bot(name: &str, server: &str, trust: &[&str], args: &[&str]) -> Proc {
     let mut cmd = Command::new(bin("squawk-bot"));

@@ -636,6 +636,31 @@ impl TestServer {
     }
 }
 
+/// Runs `squawk-bot --server SERVER TRUST… listen` for a second, to its
+/// end; (exit code, stderr).
+pub fn try_listen(server: &str, trust: &[&str]) -> (i32, String) {
+    let out = Command::new(bin("squawk-bot"))
+        .args(["--server", server])
+        .args(trust)
+        .args([
+            "listen",
+            "--channel",
+            "T",
+            "--record",
+            "/dev/null",
+            "--seconds",
+            "1",
+        ])
+        .env_remove("RUST_LOG")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("squawk-bot");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `squawk-server hash-password` for `password` (the config's `password_hash`).
 pub fn hash_password(password: &str) -> String {
     let mut hasher = Command::new(bin("squawk-server"))

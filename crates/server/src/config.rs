@@ -57,6 +57,18 @@ pub struct ServerConfig {
     /// start and kept in `data_dir` (quick LAN use; browsers warn once).
     /// Default false.
     pub tls_self_signed: bool,
+    /// Obtain and renew the HTTPS certificate for these domains from an
+    /// ACME CA (RFC 8555; TLS-ALPN-01 on the `http` port, which must be
+    /// reachable as DOMAIN:443 from the CA). Excludes `tls_cert` and
+    /// `tls_self_signed`. Default none.
+    pub acme_domains: Vec<String>,
+    /// Contact address given to the ACME CA (expiry warnings). Optional.
+    pub acme_email: Option<String>,
+    /// The ACME directory URL. Default Let's Encrypt production.
+    pub acme_directory: Option<String>,
+    /// A PEM file of the CA certificates to trust for the ACME directory's
+    /// own HTTPS (a private or test CA); default the Web PKI roots.
+    pub acme_ca: Option<PathBuf>,
     /// Where the server keeps state (the self-signed certificate). Default
     /// `$XDG_DATA_HOME/squawk-server`, else `~/.local/share/squawk-server`.
     pub data_dir: Option<PathBuf>,
@@ -200,6 +212,10 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             tls_self_signed: false,
+            acme_domains: Vec::new(),
+            acme_email: None,
+            acme_directory: None,
+            acme_ca: None,
             data_dir: None,
             password_hash: None,
             database: None,
@@ -296,6 +312,32 @@ impl ServerConfig {
         if self.tls_self_signed && self.tls_cert.is_some() {
             return Err(ConfigError::Invalid(
                 "tls_self_signed and tls_cert exclude each other".into(),
+            ));
+        }
+        if !self.acme_domains.is_empty() && (self.tls_cert.is_some() || self.tls_self_signed) {
+            return Err(ConfigError::Invalid(
+                "acme_domains excludes tls_cert and tls_self_signed: one source of certificates"
+                    .into(),
+            ));
+        }
+        if let Some(bad) = self.acme_domains.iter().find(|d| {
+            d.is_empty()
+                || d.parse::<IpAddr>().is_ok()
+                || !d
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        }) {
+            return Err(ConfigError::Invalid(format!(
+                "acme_domains: {bad:?} is not a DNS name (ACME certificates are for names, not addresses)"
+            )));
+        }
+        if self.acme_domains.is_empty()
+            && (self.acme_email.is_some()
+                || self.acme_directory.is_some()
+                || self.acme_ca.is_some())
+        {
+            return Err(ConfigError::Invalid(
+                "acme_email, acme_directory and acme_ca need acme_domains".into(),
             ));
         }
         if let Some(phc) = &self.password_hash {
@@ -415,6 +457,24 @@ mod tests {
             toml::from_str("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_self_signed = true")
                 .unwrap();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn acme_is_checked() {
+        let c: ServerConfig = toml::from_str(
+            "acme_domains = [\"talk.example.org\"]\nacme_email = \"ops@example.org\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let c: ServerConfig =
+            toml::from_str("acme_domains = [\"talk.example.org\"]\ntls_self_signed = true")
+                .unwrap();
+        assert!(c.validate().is_err(), "two sources of certificates");
+        let c: ServerConfig = toml::from_str("acme_domains = [\"192.0.2.1\"]").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("192.0.2.1"), "{e}");
+        let c: ServerConfig = toml::from_str("acme_email = \"ops@example.org\"").unwrap();
+        assert!(c.validate().is_err(), "an email without a domain");
     }
 
     #[test]

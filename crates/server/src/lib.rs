@@ -19,6 +19,7 @@
 
 pub mod access;
 pub mod accounts;
+mod acme;
 mod admission;
 pub mod api;
 pub mod config;
@@ -128,7 +129,11 @@ impl Server {
                 .map_err(|e| StartError::Config(config::ConfigError::Invalid(e)))?,
             None => access::Access::open(),
         };
-        let tls = tls::server_config(&config)?;
+        let acme = acme::setup(&config)?;
+        let tls = match &acme {
+            Some(a) => Some(a.tls.clone()),
+            None => tls::server_config(&config)?,
+        };
         let config_tls = tls.is_some();
         let accounts = Arc::new(open_accounts(&config).await?);
         let listener = tokio::net::TcpListener::bind(config.http)
@@ -224,6 +229,12 @@ impl Server {
             config.turn_secret.as_deref(),
             config.turn_ttl_secs,
         ));
+        if let Some(acme) = acme {
+            let mut stop = shutdown_rx.clone();
+            tokio::spawn(acme::drive(acme, async move {
+                let _ = stop.wait_for(|v| *v).await;
+            }));
+        }
         let initial = accounts.dir.borrow().clone();
         let _ = hub_tx.send(driver::ToHub::Directory(initial)).await;
         let state = AppState {

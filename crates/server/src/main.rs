@@ -48,6 +48,21 @@ struct Args {
     /// start and kept in the data directory.
     #[arg(long, conflicts_with = "tls_cert")]
     tls_self_signed: bool,
+    /// Obtain and renew the HTTPS certificate for DOMAIN from an ACME CA
+    /// (Let's Encrypt by default), validated by TLS-ALPN-01 on --http's
+    /// port (which the CA must reach as DOMAIN:443); repeatable.
+    #[arg(long = "acme", value_name = "DOMAIN", conflicts_with_all = ["tls_cert", "tls_self_signed"])]
+    acme_domains: Vec<String>,
+    /// Contact address for the ACME CA (expiry warnings).
+    #[arg(long, value_name = "ADDR", requires = "acme_domains")]
+    acme_email: Option<String>,
+    /// ACME directory URL [default: Let's Encrypt production].
+    #[arg(long, value_name = "URL", requires = "acme_domains")]
+    acme_directory: Option<String>,
+    /// Trust these CA certificates (PEM) for the ACME directory's HTTPS:
+    /// a private or test CA.
+    #[arg(long, value_name = "FILE.pem", requires = "acme_domains")]
+    acme_ca: Option<PathBuf>,
     /// Where to keep state such as the self-signed certificate
     /// [default: $XDG_DATA_HOME/squawk-server or ~/.local/share/squawk-server].
     #[arg(long, value_name = "DIR")]
@@ -169,6 +184,21 @@ fn main() -> anyhow::Result<()> {
         config.tls_self_signed = true;
         config.tls_cert = None;
         config.tls_key = None;
+    }
+    if !args.acme_domains.is_empty() {
+        config.acme_domains = args.acme_domains;
+        config.tls_cert = None;
+        config.tls_key = None;
+        config.tls_self_signed = false;
+    }
+    if args.acme_email.is_some() {
+        config.acme_email = args.acme_email;
+    }
+    if args.acme_directory.is_some() {
+        config.acme_directory = args.acme_directory;
+    }
+    if args.acme_ca.is_some() {
+        config.acme_ca = args.acme_ca;
     }
     if let Some(v) = args.data_dir {
         config.data_dir = Some(v);

@@ -93,7 +93,7 @@ pub fn server_config(config: &ServerConfig) -> Result<Option<Arc<rustls::ServerC
     Ok(Some(Arc::new(tls)))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = std::fs::read(path).map_err(|source| TlsError::Io {
         path: path.into(),
         source,
