@@ -35,13 +35,27 @@ if [ "${1:-}" = "--tests" ] || [ "${1:-}" = "--tests-no-tools" ]; then
   # WebKitWebDriver for the desktop app's WebDriver test (tauri-driver);
   # PostgreSQL, which the accounts tests start as a throwaway cluster;
   # coturn, the TURN relay of the relay-only tests (run on loopback by them).
-  for p in chromium firefox-esr webkit2gtk-driver postgresql coturn; do
+  # debootstrap, for the clean Debian 12 the package test installs into;
+  # pebble, the ACME test CA.
+  for p in chromium firefox-esr webkit2gtk-driver postgresql coturn debootstrap pebble; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       echo "setup: installing $p"
       $SUDO apt-get update -qq
       DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$p" >/dev/null
     fi
   done
+  # A minimal Debian 12 with systemd (not running), kept as a tarball: the
+  # package test installs the server .deb in a fresh copy of it.
+  ROOTFS="${SQUAWK_ROOTFS:-$HOME/.cache/squawk-rootfs/bookworm.tar}"
+  if [ ! -f "$ROOTFS" ]; then
+    echo "setup: debootstrap of a minimal Debian 12 into $ROOTFS"
+    dir=$(mktemp -d)
+    $SUDO debootstrap --variant=minbase --include=systemd bookworm "$dir" \
+      http://deb.debian.org/debian >/dev/null
+    mkdir -p "$(dirname "$ROOTFS")"
+    $SUDO tar -C "$dir" -cf "$ROOTFS.part" . && mv "$ROOTFS.part" "$ROOTFS"
+    $SUDO rm -rf "$dir"
+  fi
   VENV="${SQUAWK_VENV:-$HOME/.cache/squawk-venv}"
   if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
   "$VENV/bin/pip" install -q -r tests/requirements.txt

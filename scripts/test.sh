@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh --tools &
 tools=$!
 export SQUAWK_PYTHON="${SQUAWK_VENV:-$HOME/.cache/squawk-venv}/bin/python"
+export SQUAWK_ROOTFS="${SQUAWK_ROOTFS:-$HOME/.cache/squawk-rootfs/bookworm.tar}"
 export SQUAWK_GECKODRIVER="${SQUAWK_TOOLS:-$HOME/.cache/squawk-tools}/bin/geckodriver"
 export SQUAWK_TAURI_DRIVER="${SQUAWK_TOOLS:-$HOME/.cache/squawk-tools}/bin/tauri-driver"
 # The accounts tests run on SQLite and on a PostgreSQL cluster they start:
