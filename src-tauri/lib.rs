@@ -63,6 +63,11 @@ pub struct Cli {
     /// before Floor Release (0 to 2000; default 250, or the saved setting).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(0..=2000))]
     pub release_tail_ms: Option<u32>,
+    /// Trust the CA certificates in this PEM file for `wss://` servers,
+    /// beside the system's (a private CA, or a self-signed server's
+    /// certificate given by its operator).
+    #[arg(long, value_name = "FILE.pem")]
+    pub ca: Option<std::path::PathBuf>,
     /// Print every engine event as a JSON line on stdout, with `at_ms` (Unix
     /// time of the event, ms), for automation and tests.
     #[arg(long)]
@@ -508,6 +513,29 @@ fn trust_certificate(
     Ok(())
 }
 
+/// Forgets the certificate pinned for `server` (after the user was told
+/// it changed and checked the new one with the operator); the next connect
+/// asks again. Returns whether one was pinned.
+///
+/// # Errors
+/// A bad server address.
+#[tauri::command]
+fn forget_certificate(state: State<'_, AppState>, server: String) -> Result<bool, String> {
+    let server = squawk_engine::tls::server_address(&server)?.signaling;
+    let key = pin_key(&server);
+    let had = state
+        .settings
+        .lock()
+        .is_ok_and(|s| s.pinned_certificates.contains_key(&key));
+    if had {
+        tracing::info!(server, "pinned certificate forgotten");
+        save_settings(state.inner(), |s| {
+            s.pinned_certificates.remove(&key);
+        });
+    }
+    Ok(had)
+}
+
 /// Connects to `server` as `name` and joins `channels`.
 ///
 /// With `user` (a server with accounts), signs in as that account first
@@ -563,6 +591,7 @@ async fn engine_connect<R: tauri::Runtime>(
         .ok()
         .and_then(|s| s.pinned_certificates.get(&pin_key(&server)).cloned())
         .and_then(|f| squawk_engine::tls::parse_fingerprint(&f).ok());
+    config.trust.ca_file = app.try_state::<Cli>().and_then(|c| c.ca.clone());
     let mut signed_in_as = None;
     if let Some(u) = &user {
         let tokens = sign_in(&app, &server, u, typed.clone())
@@ -614,6 +643,17 @@ async fn engine_connect<R: tauri::Runtime>(
             return Err(
                 "the server's certificate is not signed by an authority this system trusts".into(),
             );
+        }
+        Err(e @ EngineError::Tls(TlsError::PinMismatch { .. })) => {
+            // Not offered for trust: the window says what changed and lets
+            // the user forget the old certificate deliberately.
+            if let EngineError::Tls(TlsError::PinMismatch { got, pinned }) = &e {
+                emit_ui(
+                    &app,
+                    json!({"type": "certificate_changed", "server": server, "fingerprint": got, "pinned": pinned}),
+                );
+            }
+            return Err(refusal(&e, saved.is_some()));
         }
         Err(e) => return Err(refusal(&e, saved.is_some())),
     };
@@ -1541,6 +1581,7 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, cli: Cli) -> tau
             engine_disconnect,
             account_sign_out,
             trust_certificate,
+            forget_certificate,
             app_cli,
             app_set_target,
             app_set_selection,

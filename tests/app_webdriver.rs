@@ -582,5 +582,38 @@ fn the_desktop_pins_a_self_signed_server_on_first_use_and_refuses_another_certif
         "document.getElementById('connect').getBoundingClientRect().height > 0",
     );
     assert_eq!(form, true, "the connect form is shown");
+    // The warning panel names both certificates.
+    let other_fp = pem_fingerprint(&other.join("self-signed-cert.pem"));
+    let changed = app.wait(
+        "app",
+        "!document.getElementById('cert-changed').hidden && [document.getElementById('cert-changed-pinned').textContent, document.getElementById('cert-changed-fp').textContent]",
+        Duration::from_secs(10),
+    );
+    assert_eq!(changed, serde_json::json!([fingerprint, other_fp]));
     x.screenshot(&out.join("app-certificate-changed.png"));
+
+    // Forgetting the old certificate: the next connect asks about the new
+    // one (never trusted silently).
+    app.eval("app", "document.getElementById('cert-forget').click()");
+    let asked = app.wait(
+        "app",
+        "!document.getElementById('cert-prompt').hidden && document.getElementById('cert-fp').textContent",
+        Duration::from_secs(30),
+    );
+    assert_eq!(asked, other_fp.as_str());
+    app.eval("app", "document.getElementById('cert-cancel').click()");
+    drop(app);
+    assert!(
+        !saved_settings(&out).contains(&fingerprint),
+        "the old pin is gone: {}",
+        saved_settings(&out)
+    );
+
+    // `--ca` with the server's certificate: trusted without a prompt.
+    let ca = other.join("self-signed-cert.pem");
+    let mut with_ca: Vec<&str> = args.to_vec();
+    with_ca.extend(["--ca", ca.to_str().unwrap()]);
+    let mut app = Browser::tauri_app(&x, &pulse, &out, &with_ca);
+    app.wait_ready("app", "desk");
+    assert_eq!(app.eval("app", prompt_hidden), true);
 }

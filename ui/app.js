@@ -409,6 +409,14 @@ function onEvent(ev) {
       if (ev.code === "unauthorized") { $("talk").hidden = true; $("connect").hidden = false; $("password").focus(); }
       break;
     case "warning": showError(ev.message); break;
+    case "certificate_changed":
+      ui.certificate = { server: ev.server, fingerprint: ev.fingerprint };
+      $("cert-changed-server").textContent = ev.server;
+      $("cert-changed-pinned").textContent = ev.pinned;
+      $("cert-changed-fp").textContent = ev.fingerprint;
+      $("cert-changed").hidden = false;
+      $("cert-changed").scrollIntoView();
+      break;
     case "certificate_prompt":
       ui.certificate = { server: ev.server, fingerprint: ev.fingerprint };
       $("cert-server").textContent = ev.server;
@@ -513,6 +521,7 @@ async function connect(server, name, channels, password, user) {
   showError("");
   ui.lastConnect = [server, name, channels, password, user];
   $("cert-prompt").hidden = true;
+  $("cert-changed").hidden = true;
   if (!user && !name) { showError("type your name, or an account to sign in with"); $("name").focus(); return; }
   cues.unlock();
   try {
@@ -549,6 +558,18 @@ $("cert-trust").addEventListener("click", async () => {
   if (ui.lastConnect) connect(...ui.lastConnect);
 });
 $("cert-cancel").addEventListener("click", () => { $("cert-prompt").hidden = true; ui.certificate = null; });
+// A changed certificate is never trusted from here: forgetting the old one
+// makes the next connect ask about the new one, fingerprint shown.
+$("cert-forget").addEventListener("click", async () => {
+  const c = ui.certificate;
+  if (!c) return;
+  try {
+    await engine.forgetCertificate(c.server);
+  } catch (e) { showError(String(e.message || e)); return; }
+  $("cert-changed").hidden = true;
+  if (ui.lastConnect) connect(...ui.lastConnect);
+});
+$("cert-changed-cancel").addEventListener("click", () => { $("cert-changed").hidden = true; ui.certificate = null; });
 
 $("connect").addEventListener("submit", (e) => {
   e.preventDefault();

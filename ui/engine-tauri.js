@@ -70,6 +70,7 @@ function createTauriEngine(tauri) {
     signOut: (server, user) => invoke("account_sign_out", { server, user }),
     /** Trusts the certificate with this SHA-256 fingerprint for `server` from now on. */
     trustCertificate: (server, fingerprint) => invoke("trust_certificate", { server, fingerprint }),
+    forgetCertificate: (server) => invoke("forget_certificate", { server }),
     disconnect: () => invoke("engine_disconnect"),
     join: (channel) => invoke("engine_join", { channel }),
     leave: (channel) => invoke("engine_leave", { channel }),
