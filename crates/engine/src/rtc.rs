@@ -155,9 +155,14 @@ impl Media {
             RtpCodecKind::Audio,
         )?;
         let registry = register_default_interceptors(Registry::new(), &mut me)?;
-        let se = SettingEngineBuilder::new()
-            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .build();
+        let mut se =
+            SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
+        if ice.relay_only {
+            // The ICE agent waits 2 s (its default) before it accepts a relay
+            // pair, in case a better one turns up; relay-only, none can.
+            se = se.with_relay_acceptance_min_wait(Some(std::time::Duration::ZERO));
+        }
+        let se = se.build();
         let (gathered_tx, gathered) = watch::channel(0u64);
         let pc = PeerConnectionBuilder::new()
             .with_configuration(configuration.build())
