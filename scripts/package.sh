@@ -2,8 +2,8 @@
 # Builds the Debian packages into target/packages (or $SQUAWK_PACKAGES):
 #   squawk-server_VERSION_ARCH.deb  the server: binary, /etc/squawk/server.toml,
 #                                   a hardened systemd unit, its own user
-#   squawk_VERSION_ARCH.deb         the desktop app, through the Tauri bundler
-#                                   (desktop entry, icons)
+#   Squawk_VERSION_ARCH.deb         the desktop app (package `squawk`), through
+#                                   the Tauri bundler (desktop entry, icons)
 # Usage: scripts/package.sh [--server-only] [--prebuilt DIR]
 # The default is both packages from a release build. --prebuilt DIR (with
 # --server-only) packages the squawk-server binary found in DIR as it is,
@@ -82,8 +82,13 @@ echo "package: $deb"
 if [ "$server_only" = false ]; then
   # The Tauri CLI from npm (a prebuilt binary); it builds the app with the
   # bundle enabled and writes the .deb under $target/$profile/bundle/deb.
-  npx --yes @tauri-apps/cli@2 build --bundles deb \
-    --config '{"bundle":{"active":true,"targets":["deb"],"linux":{"deb":{"section":"sound"}}}}'
+  # libasound2: cpal's ALSA (the bundler adds WebKitGTK, GTK and the
+  # tray's appindicator by itself).
+  npx --yes @tauri-apps/cli@2 build --bundles deb --config '{"bundle":{"active":true,
+    "targets":["deb"], "publisher":"Squawk developers",
+    "shortDescription":"Push-to-talk voice: channels, floor control, dispatcher console",
+    "longDescription":"Squawk desktop walkie-talkie: hold a global key or a USB pedal to talk into a channel of a squawk-server; listen to several channels; dispatcher console with floor priority, emergencies and patches.",
+    "linux":{"deb":{"section":"sound","depends":["libasound2"]}}}}'
   for f in "$target/release/bundle/deb/"*.deb; do
     cp "$f" "$out/"
     echo "package: $out/$(basename "$f")"
