@@ -36,8 +36,9 @@ if [ "${1:-}" = "--tests" ] || [ "${1:-}" = "--tests-no-tools" ]; then
   # PostgreSQL, which the accounts tests start as a throwaway cluster;
   # coturn, the TURN relay of the relay-only tests (run on loopback by them).
   # debootstrap, for the clean Debian 12 the package test installs into;
-  # pebble, the ACME test CA.
-  for p in chromium firefox-esr webkit2gtk-driver postgresql coturn debootstrap pebble; do
+  # pebble, the ACME test CA; nftables and iproute2, the network-impairment
+  # tests' random loss (nft rules in a network namespace of their own).
+  for p in chromium firefox-esr webkit2gtk-driver postgresql coturn debootstrap pebble nftables iproute2; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       echo "setup: installing $p"
       $SUDO apt-get update -qq
@@ -52,6 +53,9 @@ if [ "${1:-}" = "--tests" ] || [ "${1:-}" = "--tests-no-tools" ]; then
     dir=$(mktemp -d)
     $SUDO debootstrap --variant=minbase --include=systemd bookworm "$dir" \
       http://deb.debian.org/debian >/dev/null
+    # mktemp made it 0700; a Debian's / is 0755 (the tarball keeps the mode
+    # of its `./`, and the unprivileged `squawk` user must traverse it).
+    $SUDO chmod 755 "$dir"
     mkdir -p "$(dirname "$ROOTFS")"
     $SUDO tar -C "$dir" -cf "$ROOTFS.part" . && mv "$ROOTFS.part" "$ROOTFS"
     $SUDO rm -rf "$dir"

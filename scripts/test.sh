@@ -2,9 +2,14 @@
 # Sets up and runs the whole test suite (unit, end-to-end, real devices).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh --tests-no-tools
-# geckodriver and tauri-driver build beside the project (the cores idle in
-# the project build's serial stretches); waited for before the tests run.
+# What the build needs first (compilers' libraries); then, beside the
+# project's build, what only the tests need (browsers, PostgreSQL, coturn,
+# the Debian tarball, the Python venv, npm packages), and geckodriver and
+# tauri-driver (the cores idle in the build's serial stretches). Both are
+# waited for before the tests run.
+./scripts/setup.sh
+./scripts/setup.sh --tests-no-tools &
+test_deps=$!
 ./scripts/setup.sh --tools &
 tools=$!
 export SQUAWK_PYTHON="${SQUAWK_VENV:-$HOME/.cache/squawk-venv}/bin/python"
@@ -18,5 +23,6 @@ export SQUAWK_REQUIRE_POSTGRES=1
 # with the tests in the same invocation so that the dependencies' features
 # (tauri's "test") are resolved once and `cargo test` rebuilds nothing.
 cargo build --workspace --bins --tests --locked
+wait "$test_deps"
 wait "$tools"
 cargo test --workspace --locked -- --test-threads=1

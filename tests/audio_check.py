@@ -24,7 +24,10 @@ clock drift, which shifts everything after it; so the recording is then
 re-aligned piecewise: each 500 ms window of the source takes its own lag,
 searched within +-60 ms of the global one.
 Intelligibility: STOI (Taal et al. 2011) from the maintained `pystoi`
-package, on the re-aligned recording.
+package, on the re-aligned recording ("stoi"); and per 1.5 s window of the
+source, each aligned on its own within +-250 ms of the global lag (a jitter
+buffer that grows or shrinks shifts what follows), the median and the
+lowest of the windows' STOI ("stoi_windows_median", "stoi_windows_min").
 Onset: the first 50 ms after the source's speech onset (first 10 ms window
 above -40 dBFS) must carry energy in the recording too (ratio in dB).
 """
@@ -82,6 +85,28 @@ def piecewise(src, rec, lag, rate):
     return out, lags
 
 
+def windowed_stoi(src, rec, lag, rate):
+    """STOI of each 1.5 s window of the source that carries speech, each
+    aligned on its own; (median, min, count) or None without windows."""
+    win = rate * 3 // 2
+    slack = rate // 4
+    scores = []
+    for start in range(0, len(src) - win + 1, win):
+        s = src[start:start + win]
+        if dbfs(s) < -45:
+            continue
+        lo = max(0, lag + start - slack)
+        hi = min(len(rec), lag + start + win + slack)
+        if hi - lo < win:
+            continue
+        c = fftconvolve(rec[lo:hi], s[::-1], mode="valid")
+        at = lo + int(np.argmax(c))
+        scores.append(float(stoi(s, rec[at:at + win], rate, extended=False)))
+    if not scores:
+        return None
+    return float(np.median(scores)), float(min(scores)), len(scores)
+
+
 def looped_reference(src, rec, rate):
     """The part of `src` (played in a loop) that the recording's audible
     stretch matches, or None if the recording is silent."""
@@ -135,12 +160,16 @@ def main():
         return
     seg, lags = piecewise(src, rec, lag, rate)
     score = float(stoi(src, seg, rate, extended=False))
+    windows = windowed_stoi(src, rec, lag, rate)
     on = onset(src, rate)
     n50 = rate // 20
     first_src = src[on:on + n50]
     first_rec = seg[on:on + n50]
     print(json.dumps({
         "stoi": score,
+        "stoi_windows_median": windows[0] if windows else None,
+        "stoi_windows_min": windows[1] if windows else None,
+        "stoi_windows": windows[2] if windows else 0,
         "delay_ms": lag * 1000.0 / rate,
         "onset_ms": on * 1000.0 / rate,
         "first50_src_dbfs": float(dbfs(first_src)),

@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Command, time::Duration};
 
 use common::*;
 
@@ -74,6 +74,9 @@ fn the_server_package_installs_on_a_clean_debian_and_serves() {
         .arg(&root)
         .arg("-xf")
         .arg(&rootfs));
+    // As a Debian's / is (a tarball made from a mktemp directory records
+    // 0700, and the service's unprivileged user could then run nothing).
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert!(
         !root.join("usr/bin/squawk-server").exists(),
         "the Debian is clean"

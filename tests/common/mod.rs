@@ -514,6 +514,16 @@ pub struct TestServer {
     pub http: String,
     /// The web client's base URL from the ready line (`http://…/` or `https://…/`).
     pub web: String,
+    /// The network namespace the server runs in, if not the test's own;
+    /// its bots run there too.
+    netns: Option<String>,
+}
+
+/// The media path of a [`TestServer::behind_relay`] server: clients reach
+/// its one SFU worker only through this impairing relay.
+pub struct Relayed {
+    pub server: TestServer,
+    pub relay: squawk_netsim::Relay,
 }
 
 impl TestServer {
@@ -528,23 +538,100 @@ impl TestServer {
     /// A server whose HTTP listener binds `http` (e.g. a fixed port that a
     /// restarted server must take over again).
     pub fn start_at(http: &str, extra: &[&str]) -> Self {
-        Self::launch(http, extra, None)
+        Self::launch(Launch {
+            http,
+            extra,
+            ..Launch::default()
+        })
     }
 
     /// A server whose log goes to `log` at its default level (info), as an
     /// operator would run it.
     pub fn start_logged(extra: &[&str], log: &Path) -> Self {
-        Self::launch("127.0.0.1:0", extra, Some(log))
+        Self::launch(Launch {
+            extra,
+            log: Some(log),
+            ..Launch::default()
+        })
     }
 
-    fn launch(http: &str, extra: &[&str], log: Option<&Path>) -> Self {
-        let mut cmd = Command::new(bin("squawk-server"));
+    /// A server with one SFU worker on the UDP port `media` (127.0.0.1),
+    /// its log in `log` at its default level.
+    pub fn start_on_media(media: u16, extra: &[&str], log: &Path) -> Self {
+        Self::launch(Launch {
+            media: &format!("127.0.0.1:{media}"),
+            workers: "1",
+            extra,
+            log: Some(log),
+            ..Launch::default()
+        })
+    }
+
+    /// A server inside the network namespace `ns` (its bots too).
+    pub fn start_in(ns: &NetNs, extra: &[&str]) -> Self {
+        Self::launch(Launch {
+            extra,
+            netns: Some(&ns.name),
+            ..Launch::default()
+        })
+    }
+
+    /// A server whose clients reach its media port only through an
+    /// impairing relay (squawk-netsim): the server binds 127.0.0.1:P with
+    /// one SFU worker and advertises 127.0.0.2:P, where the relay listens
+    /// and forwards to it. Signaling (TCP) is not impaired. The relay
+    /// starts clean; set its profiles once the clients are connected.
+    pub fn behind_relay(extra: &[&str]) -> Relayed {
+        let mut tries = 0;
+        let (port, relay) = loop {
+            let port = free_udp_port();
+            let relay = squawk_netsim::Relay::start(squawk_netsim::RelayConfig {
+                listen: std::net::SocketAddr::from(([127, 0, 0, 2], port)),
+                upstream: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                uplink: squawk_netsim::Profile::clean(),
+                downlink: squawk_netsim::Profile::clean(),
+                seed: 1,
+            });
+            match relay {
+                Ok(r) => break (port, r),
+                Err(e) if tries < 5 => {
+                    tries += 1;
+                    eprintln!("relay on 127.0.0.2:{port}: {e}; another port");
+                }
+                Err(e) => panic!("cannot start the relay: {e}"),
+            }
+        };
+        let media = format!("127.0.0.1:{port}");
+        let server = Self::launch(Launch {
+            media: &media,
+            workers: "1",
+            extra: &[&["--advertise-ip", "127.0.0.2"], extra].concat(),
+            ..Launch::default()
+        });
+        Relayed { server, relay }
+    }
+
+    /// A command for `program` in the server's network namespace.
+    pub fn command(&self, program: &Path) -> Command {
+        command_in(self.netns.as_deref(), program)
+    }
+
+    fn launch(l: Launch<'_>) -> Self {
+        let Launch {
+            http,
+            media,
+            workers,
+            extra,
+            log,
+            netns,
+        } = l;
+        let mut cmd = command_in(netns, &bin("squawk-server"));
         // Its default data directory (database, keys) is this test
         // binary's own, not the user's: tests never share one across
         // binaries, and servers restarted within a test keep theirs.
         let data = std::env::temp_dir().join(format!("squawk-test-data-{}", std::process::id()));
         cmd.env("XDG_DATA_HOME", data)
-            .args(["--http", http, "--media", "127.0.0.1:0", "--workers", "2"])
+            .args(["--http", http, "--media", media, "--workers", workers])
             .args(extra);
         let mut proc = match log {
             Some(log) => Proc::spawn_logged("server", &mut cmd, log),
@@ -563,7 +650,12 @@ impl TestServer {
             .find_map(|w| w.strip_prefix("web="))
             .expect("web= in ready line")
             .to_string();
-        Self { proc, http, web }
+        Self {
+            proc,
+            http,
+            web,
+            netns: netns.map(str::to_string),
+        }
     }
 
     pub fn ws_url(&self) -> String {
@@ -629,11 +721,149 @@ impl TestServer {
     }
 
     pub fn bot(&self, name: &str, args: &[&str]) -> Proc {
-        let mut cmd = Command::new(bin("squawk-bot"));
+        let mut cmd = self.command(&bin("squawk-bot"));
         cmd.args(["--server", &self.ws_url(), "--name", name])
             .args(args);
         Proc::spawn(name, &mut cmd)
     }
+}
+
+/// How [`TestServer::launch`] starts the server.
+struct Launch<'a> {
+    http: &'a str,
+    media: &'a str,
+    workers: &'a str,
+    extra: &'a [&'a str],
+    log: Option<&'a Path>,
+    netns: Option<&'a str>,
+}
+
+impl Default for Launch<'_> {
+    fn default() -> Self {
+        Self {
+            http: "127.0.0.1:0",
+            media: "127.0.0.1:0",
+            workers: "2",
+            extra: &[],
+            log: None,
+            netns: None,
+        }
+    }
+}
+
+/// `program` as a command, run in the network namespace `netns` if given
+/// (`ip netns exec` execs it, so the child's pid is the program's).
+fn command_in(netns: Option<&str>, program: &Path) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// A network namespace of the test's own, with its loopback up, deleted on
+/// drop: a place where nftables rules impair the kernel's own UDP path
+/// (this kernel has no netem). Needs root (CI runs as root).
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn new(tag: &str) -> Self {
+        let name = format!("squawk-{tag}-{}", std::process::id());
+        // A namespace left behind by a killed earlier run of this pid.
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &name])
+            .stderr(Stdio::null())
+            .status();
+        let ns = Self { name };
+        ns.ip(&["netns", "add", &ns.name]);
+        ns.ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .expect("run ip (iproute2)");
+        assert!(
+            out.status.success(),
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Drops one UDP datagram in `one_in` at random as it arrives at a
+    /// socket in the namespace (nftables, input hook: senders see no
+    /// error, as on a real lossy link). On loopback every hop (talker →
+    /// server, server → listener) passes the hook once, so each loses its
+    /// share.
+    pub fn udp_loss(&self, one_in: u32) {
+        let rules = format!(
+            "add table inet squawk_loss\n\
+             add chain inet squawk_loss input {{ type filter hook input priority 0; }}\n\
+             add rule inet squawk_loss input meta l4proto udp numgen random mod {one_in} 0 counter drop\n"
+        );
+        let mut nft = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run nft (nftables)");
+        nft.stdin
+            .take()
+            .expect("piped")
+            .write_all(rules.as_bytes())
+            .expect("write the rules");
+        let out = nft.wait_with_output().expect("nft");
+        assert!(
+            out.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Datagrams dropped so far by [`NetNs::udp_loss`]'s rule.
+    pub fn udp_dropped(&self) -> u64 {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "nft",
+                "list",
+                "table",
+                "inet",
+                "squawk_loss",
+            ])
+            .output()
+            .expect("nft list");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .status();
+    }
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral UDP port");
+    s.local_addr().expect("local addr").port()
 }
 
 /// Runs `squawk-bot --server SERVER TRUST… listen` for a second, to its

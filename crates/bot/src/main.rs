@@ -313,7 +313,16 @@ async fn connect(
         say(json!({"event": "joined", "channel": ch, "members": names}));
         mids.push((ch.clone(), mid));
     }
-    say(json!({"event": "ready", "client_id": engine.client_id()}));
+    // Where the recording's first sample sits in wall-clock time, so that a
+    // test can find an instant of its own in the recording.
+    let recording_unix_ms = engine.recording_started().map(|r| {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        unix.saturating_sub(r.elapsed()).as_secs_f64() * 1e3
+    });
+    say(json!({"event": "ready", "client_id": engine.client_id(),
+        "recording_unix_ms": recording_unix_ms}));
     Ok((engine, events, mids))
 }
 

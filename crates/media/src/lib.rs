@@ -15,6 +15,10 @@
 //!   to decode, use in-band FEC, conceal or play silence (RFC 7587 §3.1.3,
 //!   §3.3).
 
+/// Fuzzing harnesses (`fuzz/`); hidden: not an API.
+#[cfg(any(test, feature = "fuzz"))]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod jitter;
 pub mod rewrite;
 

@@ -18,6 +18,10 @@
 
 mod channel;
 mod error;
+/// Fuzzing harness (`fuzz/`); hidden: not an API.
+#[cfg(any(test, feature = "fuzz"))]
+#[doc(hidden)]
+pub mod fuzz;
 mod messages;
 
 pub use channel::{ChannelName, ChannelNameError};

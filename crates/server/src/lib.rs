@@ -24,6 +24,10 @@ mod admission;
 pub mod api;
 pub mod config;
 mod driver;
+/// Fuzzing harnesses (`fuzz/`); hidden: not an API.
+#[cfg(any(test, feature = "fuzz"))]
+#[doc(hidden)]
+pub mod fuzz;
 mod hub;
 mod logs;
 mod metrics;

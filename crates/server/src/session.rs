@@ -258,43 +258,30 @@ pub(crate) async fn run(socket: WebSocket, shared: Shared, _admitted: AdmissionG
                     }
                     continue;
                 }
-                if text.len() > MAX_FRAME_BYTES {
-                    reply(ServerMessage::error(
-                        ErrorCode::FrameTooLarge,
-                        format!(
-                            "frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}",
-                            text.len()
-                        ),
-                    ));
-                    continue;
-                }
-                let msg = match ClientMessage::from_json(&text) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        reply(ServerMessage::error(e.code(), e.to_string()));
-                        continue;
-                    }
-                };
-                if identified {
-                    if shared.hub.send(ToHub::Message { client, msg }).await.is_err() {
-                        break None;
-                    }
-                    continue;
-                }
-                match hello(&shared, client, msg).await {
-                    Ok((name, identity)) => {
-                        let now_unix = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs());
-                        let ice_servers = shared.turn.ice_servers(client, now_unix);
-                        let connect = ToHub::Connect { client, name, identity, ice_servers, outlet: outlet.clone() };
-                        if shared.hub.send(connect).await.is_err() {
+                match inbound(&text, identified) {
+                    Inbound::Reply(msg) => reply(msg),
+                    Inbound::Message(msg) => {
+                        if shared.hub.send(ToHub::Message { client, msg }).await.is_err() {
                             break None;
                         }
-                        identified = true;
                     }
-                    // Fatal ones close the connection once written.
-                    Err(msg) => reply(msg),
+                    Inbound::Hello { name, password, token } => {
+                        match authenticate(&shared, client, name, password, token).await {
+                            Ok((name, identity)) => {
+                                let now_unix = std::time::SystemTime::now()
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .map_or(0, |d| d.as_secs());
+                                let ice_servers = shared.turn.ice_servers(client, now_unix);
+                                let connect = ToHub::Connect { client, name, identity, ice_servers, outlet: outlet.clone() };
+                                if shared.hub.send(connect).await.is_err() {
+                                    break None;
+                                }
+                                identified = true;
+                            }
+                            // Fatal ones close the connection once written.
+                            Err(msg) => reply(msg),
+                        }
+                    }
                 }
             }
             _ = ping.tick() => {
@@ -324,15 +311,45 @@ pub(crate) async fn run(socket: WebSocket, shared: Shared, _admitted: AdmissionG
     }
 }
 
-/// Checks a first message: it must be a `hello` with this protocol version,
-/// a valid name and, when the server has one, the right password. The name,
-/// or the error to send.
-async fn hello(
-    shared: &Shared,
-    client: u64,
-    msg: ClientMessage,
-) -> Result<(String, Identity), ServerMessage> {
-    let access = &shared.access;
+/// What to do with one text frame of a connection (that passed the rate
+/// limit).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Inbound {
+    /// An identified connection's message, for the hub.
+    Message(ClientMessage),
+    /// A first message that is a `hello` of this protocol version with a
+    /// valid name: check its password or token, then connect.
+    Hello {
+        name: String,
+        password: Option<String>,
+        token: Option<String>,
+    },
+    /// Reply with this error (a fatal one, such as `unsupported_version`,
+    /// closes the connection once written).
+    Reply(ServerMessage),
+}
+
+/// Reads one text frame: its size, JSON, `type`, fields and channel names,
+/// and, before the connection is `identified`, that it is a valid `hello`
+/// (this protocol version, a name [`check_name`] accepts). Pure: the
+/// session's parsing, fuzzed as it runs (`fuzz` target `session`).
+pub(crate) fn inbound(text: &str, identified: bool) -> Inbound {
+    if text.len() > MAX_FRAME_BYTES {
+        return Inbound::Reply(ServerMessage::error(
+            ErrorCode::FrameTooLarge,
+            format!(
+                "frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    let msg = match ClientMessage::from_json(text) {
+        Ok(m) => m,
+        Err(e) => return Inbound::Reply(ServerMessage::error(e.code(), e.to_string())),
+    };
+    if identified {
+        return Inbound::Message(msg);
+    }
     let (version, name, password, token) = match msg {
         ClientMessage::Hello {
             version,
@@ -341,21 +358,40 @@ async fn hello(
             token,
         } => (version, name, password, token),
         other => {
-            return Err(ServerMessage::error(
+            return Inbound::Reply(ServerMessage::error(
                 ErrorCode::NotIdentified,
                 format!("send hello before {}", other.variant()),
             ));
         }
     };
     if version != PROTOCOL_VERSION {
-        return Err(ServerMessage::error(
+        return Inbound::Reply(ServerMessage::error(
             ErrorCode::UnsupportedVersion,
             format!(
                 "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
             ),
         ));
     }
-    check_name(&name).map_err(|e| ServerMessage::error(ErrorCode::InvalidName, e))?;
+    if let Err(e) = check_name(&name) {
+        return Inbound::Reply(ServerMessage::error(ErrorCode::InvalidName, e));
+    }
+    Inbound::Hello {
+        name,
+        password,
+        token,
+    }
+}
+
+/// Checks a `hello`'s password (when the server has one) and token (when
+/// it has accounts): the display name and identity, or the error to send.
+async fn authenticate(
+    shared: &Shared,
+    client: u64,
+    name: String,
+    password: Option<String>,
+    token: Option<String>,
+) -> Result<(String, Identity), ServerMessage> {
+    let access = &shared.access;
     if access.needs_password() {
         // Argon2 takes tens of ms of CPU: not on the async threads.
         let access = access.clone();

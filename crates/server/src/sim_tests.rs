@@ -1,7 +1,9 @@
 //! System tests on a simulated clock: the hub, one router per worker, each
 //! client's outbox and many clients in one process, with no sockets and no
 //! sleeping. Signaling is delayed (ordered per client, as TCP); media goes
-//! through the routers over a network model with loss and jitter. Covered:
+//! through the routers over the test kit's network model (squawk-netsim's
+//! sans-IO `Link`, one per listener: loss, 5 to 45 ms of delay, reordering)
+//! on the same simulated clock. Covered:
 //! a join storm with churn, late entry, a floor race, and a client that
 //! stops reading.
 
@@ -15,6 +17,8 @@ use std::{
 
 use squawk_floor::FloorConfig;
 use squawk_protocol::{ChannelName, ClientId, ClientMessage, DenyReason, Priority, ServerMessage};
+
+use squawk_netsim::{Link, Loss, Profile};
 
 use crate::{
     hub::{Hub, HubConfig, HubInput, HubOutput},
@@ -37,9 +41,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
 }
 
 /// Something due at a simulated instant.
@@ -49,12 +50,6 @@ enum Due {
     ToHub(HubInput),
     /// A worker reports to the hub.
     FromWorker(WorkerEvent),
-    /// An RTP packet of `talker` reaches `listener` in `chan`.
-    Packet {
-        listener: ClientId,
-        chan: ChanId,
-        talker: ClientId,
-    },
 }
 
 /// What one client has seen, per channel name.
@@ -90,7 +85,11 @@ struct Sim {
     /// Last delivery time per client, so its messages stay in order.
     last_to_hub: HashMap<ClientId, Instant>,
     rng: Rng,
-    loss: f64,
+    /// Each listener's downlink: (channel, talker) of each RTP packet.
+    downlinks: HashMap<ClientId, Link<(ChanId, ClientId)>>,
+    /// How every downlink impairs.
+    network: Profile,
+    seed: u64,
     outbox_limit: usize,
     chan_names: HashMap<ChanId, ChannelName>,
     /// Clients read their outboxes every 10 ms.
@@ -127,7 +126,19 @@ impl Sim {
             seq: 0,
             last_to_hub: HashMap::new(),
             rng: Rng(seed),
-            loss,
+            downlinks: HashMap::new(),
+            network: Profile {
+                delay: Duration::from_millis(25),
+                jitter: Duration::from_millis(20),
+                reorder: true,
+                loss: if loss > 0.0 {
+                    Loss::Random { p: loss }
+                } else {
+                    Loss::None
+                },
+                ..Profile::default()
+            },
+            seed,
             outbox_limit,
             chan_names: HashMap::new(),
         }
@@ -258,19 +269,11 @@ impl Sim {
                 }
             }
             for listener in to.into_iter().filter(|l| *l != talker) {
-                if self.rng.chance(self.loss) {
-                    continue;
-                }
-                let jitter = Duration::from_millis(self.rng.below(40));
-                let when = self.now + Duration::from_millis(5) + jitter;
-                self.at(
-                    when,
-                    Due::Packet {
-                        listener,
-                        chan,
-                        talker,
-                    },
-                );
+                let (profile, seed) = (&self.network, self.seed ^ listener.rotate_left(32));
+                self.downlinks
+                    .entry(listener)
+                    .or_insert_with(|| Link::new(profile.clone(), seed))
+                    .offer(self.now, 100, (chan, talker));
             }
         }
     }
@@ -280,7 +283,8 @@ impl Sim {
         loop {
             let next_item = self.due.peek().map(|Reverse((t, _))| *t);
             let next_timer = self.hub.poll_timeout();
-            let next = [next_item, next_timer, Some(self.next_read)]
+            let next_packet = self.downlinks.values().filter_map(Link::poll_timeout).min();
+            let next = [next_item, next_timer, next_packet, Some(self.next_read)]
                 .into_iter()
                 .flatten()
                 .min()
@@ -302,12 +306,16 @@ impl Sim {
                 match self.items.remove(&seq).unwrap() {
                     Due::ToHub(input) => self.hub_input(input),
                     Due::FromWorker(ev) => self.hub_input(HubInput::Worker(ev)),
-                    Due::Packet {
-                        listener,
-                        chan,
-                        talker,
-                    } => self.deliver_packet(listener, chan, talker),
                 }
+            }
+            let mut arrived = Vec::new();
+            for (listener, link) in &mut self.downlinks {
+                while let Some((chan, talker)) = link.poll_output(self.now) {
+                    arrived.push((*listener, chan, talker));
+                }
+            }
+            for (listener, chan, talker) in arrived {
+                self.deliver_packet(listener, chan, talker);
             }
             if self.now >= self.next_read {
                 self.read_all();

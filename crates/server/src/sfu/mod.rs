@@ -24,7 +24,7 @@
 
 mod batch;
 mod keys;
-mod peer;
+pub(crate) mod peer;
 pub(crate) mod router;
 mod srtp;
 mod worker;

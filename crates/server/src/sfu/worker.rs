@@ -180,8 +180,12 @@ impl Worker {
                 if let Some(mut peer) = self.peers.remove(&client) {
                     peer.rtc.disconnect();
                     self.timers.remove(&(peer.timeout, client));
+                    // Only the addresses still this peer's: another client
+                    // may have taken one over since (a reused port).
                     for a in &peer.addrs {
-                        self.by_addr.remove(a);
+                        if self.by_addr.get(a) == Some(&client) {
+                            self.by_addr.remove(a);
+                        }
                     }
                     self.stats
                         .peers
@@ -260,8 +264,19 @@ impl Worker {
             .get(&src)
             .copied()
             .filter(|c| self.peers.get(c).is_some_and(|p| p.rtc.accepts(&input)));
+        // Only STUN (first byte 0 to 3, RFC 7983 §7) can show a peer at a
+        // new address (ICE checks and consent come first): anything else
+        // from an unknown address is stray without asking every peer, so a
+        // flood of junk costs one lookup per datagram, not one per peer.
+        let is_stun = data.first().is_some_and(|b| *b < 4);
         let client = match known {
             Some(c) => c,
+            None if !is_stun => {
+                self.stats
+                    .stray_datagrams
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
             None => match self.peers.values().find(|p| p.rtc.accepts(&input)) {
                 Some(p) => {
                     let c = p.client;

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Prints how speech survives impaired networks (docs/benchmarks.md, "Bad
+networks"): a squawk-server whose media port is reached only through the
+squawk-netsim relay, a talker and a listener bot, and each impairment profile
+applied to every hop (talker -> server and server -> listener) once both are
+connected. Real speech: the four Harvard-phrase recordings back to back
+(about 21 s). Per profile and run: STOI of the whole recording and the
+median and lowest STOI of its 1.5 s windows (tests/audio_check.py), what the
+listener's jitter buffer saw (lost, recovered by FEC, concealed, its target
+delay) and the mouth-to-ear delay of the recording.
+
+Usage: scripts/bench-network.py [--bin-dir DIR] [--runs N] [PROFILE...]
+(DIR holds squawk-server, squawk-bot and squawk-netsim; default
+target/release. A PROFILE is squawk-netsim's text form, e.g. "loss=10%".)
+Needs the audio-check virtualenv (scripts/setup.sh --tests).
+"""
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import wave
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+AUDIO = os.path.join(ROOT, "..", "shared", "audio")
+PROFILES = [
+    "clean",
+    "loss=10%",
+    "loss=20%",
+    "burst=10%/3",
+    "burst=20%/3",
+    "delay=40ms,jitter=30ms,reorder",
+    "delay=50ms,jitter=20ms,loss=10%",
+]
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def long_speech(path):
+    frames = b""
+    for name in ("F1", "M1", "F2", "M2"):
+        with wave.open(os.path.join(AUDIO, f"{name}_harvard_phrases.wav")) as w:
+            frames += w.readframes(w.getnframes())
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(frames)
+
+
+def lines(p):
+    for line in p.stdout:
+        try:
+            yield json.loads(line)
+        except ValueError:
+            continue
+
+
+def wait_event(p, name):
+    for ev in lines(p):
+        if ev.get("event") == name:
+            return ev
+    return None
+
+
+def one_run(bin_dir, profile, speech, tmp, n):
+    port = free_udp_port()
+    relay = subprocess.Popen(
+        [f"{bin_dir}/squawk-netsim", "--listen", f"127.0.0.2:{port}",
+         "--upstream", f"127.0.0.1:{port}", "--seed", str(n + 1)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    relay.stdout.readline()
+    server = subprocess.Popen(
+        [f"{bin_dir}/squawk-server", "--http", "127.0.0.1:0", "--media", f"127.0.0.1:{port}",
+         "--workers", "1", "--advertise-ip", "127.0.0.2", "--data-dir", f"{tmp}/data{n}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=dict(os.environ, RUST_LOG="warn"))
+    url = None
+    for line in server.stdout:
+        if line.startswith("squawk-server ready"):
+            url = "ws://" + next(w[5:] for w in line.split() if w.startswith("http=")) + "/ws"
+            break
+    if url is None:
+        sys.exit("squawk-server did not start")
+    rec = f"{tmp}/rec{n}.wav"
+    env = dict(os.environ, RUST_LOG="error")
+    bot = lambda name, args: subprocess.Popen(
+        [f"{bin_dir}/squawk-bot", "--server", url, "--name", name] + args,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        ear = bot("Ear", ["listen", "--channel", "N", "--record", rec, "--seconds", "32"])
+        wait_event(ear, "ready")
+        mouth = bot("Mouth", ["talk", "--channel", "N", "--wav", speech, "--delay-ms", "1000"])
+        wait_event(mouth, "ready")
+        relay.stdin.write(f"profiles {profile} {profile}\n")
+        relay.stdin.flush()
+        relay.stdout.readline()
+        mouth.wait()
+        # Every transmission report (a long gap under loss splits a stream).
+        received = [ev["report"] for ev in lines(ear) if ev.get("event") == "received"]
+        ear.wait()
+    finally:
+        server.terminate()
+        server.wait()
+        relay.stdin.close()
+        relay.wait()
+    py = os.environ.get("SQUAWK_PYTHON", os.path.expanduser("~/.cache/squawk-venv/bin/python"))
+    out = subprocess.run([py, os.path.join(ROOT, "tests", "audio_check.py"), speech, rec],
+                         capture_output=True, text=True)
+    total = {k: sum(r.get(k, 0) for r in received)
+             for k in ("packets", "lost", "recovered_fec", "concealed")}
+    total["jitter_buffer_ms"] = max((r.get("jitter_buffer_ms", 0) for r in received), default=0)
+    return json.loads(out.stdout), total
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", default=os.path.join(
+        os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release"))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("profiles", nargs="*", default=PROFILES)
+    a = ap.parse_args()
+    print("| profile (each hop) | STOI | windows median (lowest) | lost / FEC / concealed "
+          "| jitter buffer | delay | runs |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        speech = f"{tmp}/speech.wav"
+        long_speech(speech)
+        for profile in a.profiles:
+            runs = [one_run(a.bin_dir, profile, speech, tmp, n) for n in range(a.runs)]
+            ok = [(r, rep) for r, rep in runs if "stoi" in r]
+            if not ok:
+                print(f"| `{profile}` | speech not found | | | | | {a.runs} |")
+                continue
+            fmt = lambda xs: (f"{min(xs):.3f}-{max(xs):.3f}" if len(xs) > 1 else f"{xs[0]:.3f}")
+            stoi = [r["stoi"] for r, _ in ok]
+            med = [r["stoi_windows_median"] for r, _ in ok]
+            low = min(r["stoi_windows_min"] for r, _ in ok)
+            lost = statistics.mean(rep.get("lost", 0) for _, rep in ok)
+            fec = statistics.mean(rep.get("recovered_fec", 0) for _, rep in ok)
+            conc = statistics.mean(rep.get("concealed", 0) for _, rep in ok)
+            jb = statistics.mean(rep.get("jitter_buffer_ms", 0) for _, rep in ok)
+            delay = statistics.mean(r["delay_ms"] for r, _ in ok)
+            print(f"| `{profile}` | {fmt(stoi)} | {fmt(med)} ({low:.3f}) | "
+                  f"{lost:.0f} / {fec:.0f} / {conc:.0f} | {jb:.0f} ms | {delay:.0f} ms | "
+                  f"{len(ok)} of {a.runs} |")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

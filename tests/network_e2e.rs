@@ -1,0 +1,264 @@
+//! Speech through bad networks (issue 15): real speech from a talker bot to
+//! a listener bot through the real server, with each hop impaired, either
+//! by nftables in a network namespace (random loss in the kernel's own UDP
+//! path) or by the squawk-netsim relay in front of the server's media port
+//! (bursty loss, delay, jitter, reordering, outages).
+//!
+//! The impairment starts once both bots are connected: connecting over a
+//! lossy link is a behaviour of its own. The floors asserted here are
+//! generous correctness bounds ("still intelligible"); the figures per
+//! profile are in docs/benchmarks.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use common::*;
+use serde_json::Value;
+use squawk_netsim::Profile;
+
+/// The four Harvard-phrase recordings back to back: about 21 s of speech
+/// by four speakers, 48 kHz mono.
+fn long_speech(out: &Path) -> PathBuf {
+    let path = out.join("speech-21s.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).expect("create wav");
+    for name in [
+        "F1_harvard_phrases.wav",
+        "M1_harvard_phrases.wav",
+        "F2_harvard_phrases.wav",
+        "M2_harvard_phrases.wav",
+    ] {
+        let mut r = hound::WavReader::open(speech(name)).expect("open speech");
+        assert_eq!(r.spec().sample_rate, 48_000, "{name}");
+        assert_eq!(r.spec().channels, 1, "{name}");
+        for s in r.samples::<i16>() {
+            w.write_sample(s.expect("sample")).expect("write");
+        }
+    }
+    w.finalize().expect("finalize wav");
+    path
+}
+
+/// A listener and a talker in channel N; `impair` runs once both are
+/// connected, before the talker presses; then the whole of `source` is
+/// talked. Returns the audio comparison and the listener's transmission
+/// reports summed (a long enough gap under loss may split the stream in
+/// two): `reports`, `packets`, `lost`, `recovered_fec`, `concealed`, and
+/// the largest `jitter_ms` and `jitter_buffer_ms`.
+fn talk_through(
+    server: &TestServer,
+    source: &Path,
+    rec: &Path,
+    impair: impl FnOnce(),
+) -> (Value, Value) {
+    let listener = server.listener("L", "N", rec, 32);
+    let mut talker = server.talker("T", "N", source, &["--delay-ms", "1000"]);
+    impair();
+    talker.expect_event(Duration::from_secs(10), "floor_granted");
+    talker.expect_event(Duration::from_secs(40), "talk_ended");
+    let (code, _) = talker.wait(Duration::from_secs(10));
+    assert_eq!(code, 0, "talker failed");
+    let (code, lines) = listener.wait(Duration::from_secs(40));
+    assert_eq!(code, 0, "listener failed");
+    let reports: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "received")
+        .map(|v| v["report"].clone())
+        .collect();
+    assert!(!reports.is_empty(), "the listener received no transmission");
+    let sum = |k: &str| reports.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
+    let max = |k: &str| {
+        reports
+            .iter()
+            .map(|r| r[k].as_f64().unwrap())
+            .fold(0.0, f64::max)
+    };
+    let received = serde_json::json!({
+        "reports": reports.len(),
+        "packets": sum("packets"),
+        "lost": sum("lost"),
+        "recovered_fec": sum("recovered_fec"),
+        "concealed": sum("concealed"),
+        "jitter_ms": max("jitter_ms"),
+        "jitter_buffer_ms": max("jitter_buffer_ms"),
+    });
+    let report = compare(source, rec);
+    eprintln!("audio: {report}\nreceived: {received}");
+    (report, received)
+}
+
+/// The median STOI of the 1.5 s windows, asserted at least `floor`.
+fn assert_windows_stoi(report: &Value, floor: f64, what: &str) {
+    let median = report["stoi_windows_median"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: speech not found: {report}"));
+    assert!(
+        report["stoi_windows"].as_u64().unwrap() >= 10,
+        "{what}: about 14 windows of speech expected: {report}"
+    );
+    assert!(
+        median >= floor,
+        "{what}: STOI median {median:.3} < {floor}: {report}"
+    );
+}
+
+#[test]
+fn speech_survives_ten_percent_random_loss_on_each_hop() {
+    let ns = NetNs::new("loss");
+    let server = TestServer::start_in(&ns, &[]);
+    let out = out_dir("network_e2e/random10");
+    let source = long_speech(&out);
+    let (report, received) = talk_through(&server, &source, &out.join("l.wav"), || ns.udp_loss(10));
+    // The rule did drop datagrams (on both hops: about 1,060 RTP packets
+    // each way, plus RTCP and STUN).
+    let dropped = ns.udp_dropped();
+    assert!((120..=400).contains(&dropped), "nftables dropped {dropped}");
+    // The listener saw the downlink's loss: lost or recovered by FEC.
+    let missing = received["lost"].as_u64().unwrap() + received["recovered_fec"].as_u64().unwrap();
+    assert!(
+        missing >= 50,
+        "the listener should have missed packets: {received}"
+    );
+    assert_windows_stoi(&report, 0.85, "10 % random loss per hop");
+}
+
+/// 21 s of speech through a server behind the relay, `profile` on each
+/// hop once both bots are connected: the audio comparison, the listener's
+/// reports summed, and what the relay did.
+fn through_relay(tag: &str, profile: &str) -> (Value, Value, squawk_netsim::RelayStats) {
+    let r = TestServer::behind_relay(&[]);
+    let out = out_dir(&format!("network_e2e/{tag}"));
+    let source = long_speech(&out);
+    let profile: Profile = profile.parse().unwrap();
+    let (report, received) = talk_through(&r.server, &source, &out.join("l.wav"), || {
+        r.relay.set_profiles(profile.clone(), profile.clone());
+    });
+    let s = r.relay.stats();
+    eprintln!("relay: {s:?}");
+    (report, received, s)
+}
+
+#[test]
+fn speech_survives_bursty_loss_on_each_hop() {
+    let (report, received, s) = through_relay("bursty", "burst=10%/3");
+    assert!(s.uplink.lost >= 50 && s.downlink.lost >= 50, "{s:?}");
+    assert!(received["lost"].as_u64().unwrap() >= 50, "{received}");
+    // Bursts of three defeat Opus in-band FEC (it carries one frame back):
+    // 0.72-0.87 here with FEC and PLC; a floor for "still intelligible".
+    assert_windows_stoi(&report, 0.6, "10 % bursty loss per hop");
+}
+
+#[test]
+fn speech_survives_jitter_and_reordering_on_each_hop() {
+    let (report, received, _) = through_relay("jitter", "delay=40ms,jitter=30ms,reorder");
+    // Arrival jitter was measured (RFC 3550, ms) and followed by the jitter
+    // buffer.
+    assert!(received["jitter_ms"].as_f64().unwrap() >= 5.0, "{received}");
+    assert!(
+        received["jitter_buffer_ms"].as_f64().unwrap() >= 40.0,
+        "{received}"
+    );
+    assert_windows_stoi(&report, 0.9, "40 ± 30 ms delay with reordering per hop");
+}
+
+/// Unix time of an instant of this process, ms.
+fn unix_ms_of(t: Instant) -> f64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let ago = Instant::now().saturating_duration_since(t);
+    now.saturating_sub(ago).as_secs_f64() * 1e3
+}
+
+/// RMS of each 10 ms of a 48 kHz mono recording, dBFS.
+fn levels_10ms(path: &Path) -> Vec<f64> {
+    let mut r = hound::WavReader::open(path).expect("open recording");
+    let samples: Vec<f64> = r
+        .samples::<i16>()
+        .map(|s| f64::from(s.expect("sample")) / 32768.0)
+        .collect();
+    samples
+        .chunks(480)
+        .map(|c| {
+            let ms = c.iter().map(|x| x * x).sum::<f64>() / c.len() as f64;
+            10.0 * (ms + 1e-12).log10()
+        })
+        .collect()
+}
+
+#[test]
+fn audio_resumes_within_500_ms_after_a_two_second_outage() {
+    let r = TestServer::behind_relay(&[]);
+    let out = out_dir("network_e2e/outage");
+    let tone = out.join("tone.wav");
+    write_tone(&tone, 10);
+    let rec = out.join("l.wav");
+    let mut listener = r.server.bot(
+        "L",
+        &[
+            "listen",
+            "--channel",
+            "N",
+            "--record",
+            rec.to_str().unwrap(),
+            "--seconds",
+            "14",
+        ],
+    );
+    let ready = listener.expect_event(Duration::from_secs(20), "ready");
+    let rec_start = ready["recording_unix_ms"]
+        .as_f64()
+        .expect("recording start");
+    let mut talker = r.server.bot(
+        "T",
+        &["talk", "--channel", "N", "--wav", tone.to_str().unwrap()],
+    );
+    talker.expect_event(Duration::from_secs(20), "ready");
+    talker.expect_event(Duration::from_secs(10), "floor_granted");
+    listener.expect_event(Duration::from_secs(10), "floor_taken");
+    std::thread::sleep(Duration::from_secs(3));
+    let cut = Instant::now();
+    let back = r.relay.outage(Duration::from_secs(2));
+    talker.expect_event(Duration::from_secs(20), "talk_ended");
+    let (code, _) = listener.wait(Duration::from_secs(30));
+    assert_eq!(code, 0, "listener failed");
+
+    let levels = levels_10ms(&rec);
+    let at = |unix_ms: f64| ((unix_ms - rec_start) / 10.0).round() as usize;
+    let (cut_i, back_i) = (at(unix_ms_of(cut)), at(unix_ms_of(back)));
+    let loud = |i: usize| levels.get(i).is_some_and(|db| *db > -30.0);
+    // The tone (-13.5 dBFS RMS) played before the cut, and the outage did
+    // silence it (concealment fades within a few hundred ms).
+    assert!(
+        (cut_i - 100..cut_i).all(loud),
+        "tone before the outage: {:?}",
+        &levels[cut_i - 100..cut_i]
+    );
+    let middle = cut_i + 100..back_i;
+    assert!(
+        middle.clone().all(|i| !loud(i)),
+        "silence during the outage: {:?}",
+        &levels[middle]
+    );
+    let resumed = (back_i..levels.len())
+        .find(|&i| (i..i + 50).all(loud))
+        .expect("the tone came back");
+    let after_ms = (resumed - back_i) * 10;
+    eprintln!("audio resumed {after_ms} ms after the link came back");
+    assert!(
+        after_ms <= 500,
+        "audio resumed {after_ms} ms after the link came back"
+    );
+    let s = r.relay.stats();
+    assert!(s.uplink.outage >= 50 && s.downlink.outage > 0, "{s:?}");
+}
