@@ -7,7 +7,8 @@ connected. Real speech: the four Harvard-phrase recordings back to back
 (about 21 s). Per profile and run: STOI of the whole recording and the
 median and lowest STOI of its 1.5 s windows (tests/audio_check.py), what the
 listener's jitter buffer saw (lost, recovered by FEC, concealed, its target
-delay) and the mouth-to-ear delay of the recording.
+delay) and the mouth-to-ear delay (where the speech sits in the recording
+after the listener's Floor Taken).
 
 Usage: scripts/bench-network.py [--bin-dir DIR] [--runs N] [PROFILE...]
 (DIR holds squawk-server, squawk-bot and squawk-netsim; default
@@ -105,8 +106,12 @@ def one_run(bin_dir, profile, speech, tmp, n):
         relay.stdin.flush()
         relay.stdout.readline()
         mouth.wait()
-        # Every transmission report (a long gap under loss splits a stream).
-        received = [ev["report"] for ev in lines(ear) if ev.get("event") == "received"]
+        # Every transmission report (a long gap under loss splits a stream),
+        # and where in the recording the talk began (Floor Taken).
+        events = list(lines(ear))
+        received = [ev["report"] for ev in events if ev.get("event") == "received"]
+        taken = next((ev.get("ms_into_recording") for ev in events
+                      if ev.get("event") == "floor_taken"), None)
         ear.wait()
     finally:
         server.terminate()
@@ -119,7 +124,13 @@ def one_run(bin_dir, profile, speech, tmp, n):
     total = {k: sum(r.get(k, 0) for r in received)
              for k in ("packets", "lost", "recovered_fec", "concealed")}
     total["jitter_buffer_ms"] = max((r.get("jitter_buffer_ms", 0) for r in received), default=0)
-    return json.loads(out.stdout), total
+    check = json.loads(out.stdout)
+    # Mouth to ear: where the speech sits in the recording after where the
+    # talk began (the talker sends from its press, a moment before Floor
+    # Taken reaches the listener: a few ms on loopback).
+    if "delay_ms" in check and taken is not None:
+        check["mouth_to_ear_ms"] = check["delay_ms"] - taken
+    return check, total
 
 
 def main():
@@ -130,7 +141,7 @@ def main():
     ap.add_argument("profiles", nargs="*", default=PROFILES)
     a = ap.parse_args()
     print("| profile (each hop) | STOI | windows median (lowest) | lost / FEC / concealed "
-          "| jitter buffer | delay | runs |")
+          "| jitter buffer | mouth to ear | runs |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         speech = f"{tmp}/speech.wav"
@@ -149,7 +160,8 @@ def main():
             fec = statistics.mean(rep.get("recovered_fec", 0) for _, rep in ok)
             conc = statistics.mean(rep.get("concealed", 0) for _, rep in ok)
             jb = statistics.mean(rep.get("jitter_buffer_ms", 0) for _, rep in ok)
-            delay = statistics.mean(r["delay_ms"] for r, _ in ok)
+            m2e = [r["mouth_to_ear_ms"] for r, _ in ok if "mouth_to_ear_ms" in r]
+            delay = statistics.mean(m2e) if m2e else float("nan")
             print(f"| `{profile}` | {fmt(stoi)} | {fmt(med)} ({low:.3f}) | "
                   f"{lost:.0f} / {fec:.0f} / {conc:.0f} | {jb:.0f} ms | {delay:.0f} ms | "
                   f"{len(ok)} of {a.runs} |")

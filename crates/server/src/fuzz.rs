@@ -227,11 +227,11 @@ impl Rig {
 /// reports (tracks ready, links, SDP errors), all into the hub, whose
 /// routing updates go to one router per worker.
 ///
-/// Invariants: nothing panics; the hub writes only to connected clients,
-/// and only messages that parse back to themselves (the rig sends no
-/// worker reports for gone clients: the hub answers those, and the driver
-/// drops them); a client's track in a channel changes only after `left`;
-/// a timeout handled at its deadline is no longer due.
+/// Invariants: nothing panics; the hub writes only to connected clients
+/// (not to one that is gone, whatever a worker reports late for it), and
+/// only messages that parse back to themselves; a client's track in a
+/// channel changes only after `left`; a timeout handled at its deadline is
+/// no longer due.
 pub fn session(data: &[u8]) {
     let mut b = Bytes(data);
     let mut rig = Rig::new();
@@ -308,31 +308,26 @@ fn step(rig: &mut Rig, identified: &mut [bool; CLIENTS as usize], op: u8, b: &mu
                 }));
             }
         }
+        // Worker reports, also late ones for a connection that is gone.
         13 => {
-            if identified[slot] {
-                let up = b.byte().unwrap_or(0) & 1 == 1;
-                rig.handle(HubInput::Worker(WorkerEvent::Link { client, up }));
-            }
+            let up = b.byte().unwrap_or(0) & 1 == 1;
+            rig.handle(HubInput::Worker(WorkerEvent::Link { client, up }));
         }
         14 => {
-            if identified[slot] {
-                rig.handle(HubInput::Worker(WorkerEvent::Error {
-                    client,
-                    code: squawk_protocol::ErrorCode::InvalidSdp,
-                    message: "cannot parse offer".into(),
-                }));
-            }
+            rig.handle(HubInput::Worker(WorkerEvent::Error {
+                client,
+                code: squawk_protocol::ErrorCode::InvalidSdp,
+                message: "cannot parse offer".into(),
+            }));
         }
         _ => {
-            if identified[slot] {
-                let (offer, sdp) = (b.byte().unwrap_or(0) & 1 == 1, b.text());
-                let ev = if offer {
-                    WorkerEvent::Offer { client, sdp }
-                } else {
-                    WorkerEvent::Answer { client, sdp }
-                };
-                rig.handle(HubInput::Worker(ev));
-            }
+            let (offer, sdp) = (b.byte().unwrap_or(0) & 1 == 1, b.text());
+            let ev = if offer {
+                WorkerEvent::Offer { client, sdp }
+            } else {
+                WorkerEvent::Answer { client, sdp }
+            };
+            rig.handle(HubInput::Worker(ev));
         }
     }
 }

@@ -134,6 +134,9 @@ struct Session {
     /// Channels whose downlink this connection paused (`mute`).
     muted: BTreeSet<ChanId>,
     media_up: bool,
+    /// The connection is gone and its channels are being left: it is sent
+    /// nothing more (the floors it held move on among the others).
+    gone: bool,
 }
 
 /// An active emergency in a channel.
@@ -280,7 +283,13 @@ impl Hub {
         }
     }
 
+    /// Queues `msg` for `client`, if it is connected: never to a connection
+    /// that is gone or going (a worker's late answer, the Floor Idle of a
+    /// floor it held; the `session` fuzz target found both).
     fn send(&mut self, client: ClientId, msg: ServerMessage) {
+        if self.sessions.get(&client).is_none_or(|s| s.gone) {
+            return;
+        }
         match &msg {
             ServerMessage::FloorGranted { .. } => self.floor_counts.granted += 1,
             ServerMessage::FloorDeny { reason, .. } => {
@@ -386,15 +395,6 @@ impl Hub {
         if self.sessions.contains_key(&client) {
             return;
         }
-        self.send(
-            client,
-            ServerMessage::Welcome {
-                version: PROTOCOL_VERSION,
-                client_id: client,
-                max_talk_ms: self.config.floor.max_talk.as_millis() as u64,
-                ice_servers,
-            },
-        );
         limited!(info, client, %name, "hello");
         self.sessions.insert(
             client,
@@ -405,6 +405,16 @@ impl Hub {
                 channels: BTreeMap::new(),
                 muted: BTreeSet::new(),
                 media_up: false,
+                gone: false,
+            },
+        );
+        self.send(
+            client,
+            ServerMessage::Welcome {
+                version: PROTOCOL_VERSION,
+                client_id: client,
+                max_talk_ms: self.config.floor.max_talk.as_millis() as u64,
+                ice_servers,
             },
         );
     }
@@ -480,9 +490,10 @@ impl Hub {
     }
 
     fn disconnect(&mut self, now: Instant, client: ClientId) {
-        let Some(session) = self.sessions.get(&client) else {
+        let Some(session) = self.sessions.get_mut(&client) else {
             return;
         };
+        session.gone = true;
         let worker = session.worker;
         let chans: Vec<ChanId> = session.channels.keys().copied().collect();
         for chan in chans {
@@ -1228,6 +1239,7 @@ impl Hub {
             .filter(|id| {
                 self.sessions
                     .get(id)
+                    .filter(|s| !s.gone)
                     .and_then(|s| s.channels.get(&chan))
                     .is_some_and(|m| matches!(m, Membership::Joined { .. }))
             })

@@ -554,6 +554,20 @@ fn talk_time_runs_out_on_the_clock_passed_in() {
 }
 
 #[test]
+fn a_holder_that_disconnects_frees_the_floor_for_the_others_only() {
+    let mut t = T::new();
+    t.online(A, "Ann");
+    t.online(B, "Bo");
+    t.joined(A, "ops");
+    t.joined(B, "ops");
+    t.request(A, "ops");
+    let out = t.input(HubInput::Disconnect { client: A });
+    // Found by the `session` fuzz target: Floor Idle went to A too.
+    assert!(sent(&out, A).is_empty(), "A is gone: {:?}", sent(&out, A));
+    assert_eq!(types(&sent(&out, B)), vec!["floor_idle", "member_left"]);
+}
+
+#[test]
 fn leave_tells_the_leaver_the_workers_and_the_rest_and_frees_the_floor() {
     let mut t = T::new();
     t.online(A, "Ann");
