@@ -151,6 +151,22 @@ impl Proc {
         }
     }
 
+    /// Waits for a JSON event line with `"event": event`; `None` after
+    /// `timeout` or when the process ends first.
+    pub fn try_event(&mut self, timeout: Duration, event: &str) -> Option<Value> {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["event"] == event
+            {
+                return Some(v);
+            }
+        }
+    }
+
     /// Waits for a JSON event line with `"event": event`.
     pub fn expect_event(&mut self, timeout: Duration, event: &str) -> Value {
         let line = self.expect_line(timeout, event, |l| {
@@ -1116,6 +1132,32 @@ impl Browser {
             cmd.env(k, v);
         }
         let (mut proc, stdin) = Proc::spawn_piped(kind, &mut cmd);
+        let ready = match proc.try_event(Duration::from_secs(60), "ready") {
+            Some(r) => r,
+            // Seen once in CI for the desktop app (tauri-driver logged
+            // "Error serving connection: hyper::Error(IncompleteMessage)"
+            // and the WebDriver session never started), not reproduced
+            // alone: start the driver once more, saying so.
+            None if kind == "tauri" => {
+                eprintln!("{kind}: no WebDriver session within 60 s; starting the driver again");
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", proc.pid())])
+                    .status();
+                return Self::launch_once(kind, &mut cmd);
+            }
+            None => panic!("{kind}: no ready within 60 s; output: {:?}", proc.seen),
+        };
+        let version = ready["version"].as_str().unwrap_or("?").to_string();
+        Self {
+            proc,
+            stdin,
+            next: 1,
+            version,
+        }
+    }
+
+    fn launch_once(kind: &str, cmd: &mut Command) -> Self {
+        let (mut proc, stdin) = Proc::spawn_piped(kind, cmd);
         let ready = proc.expect_event(Duration::from_secs(60), "ready");
         let version = ready["version"].as_str().unwrap_or("?").to_string();
         Self {
