@@ -92,12 +92,32 @@ impl ServerProc {
 
     /// Starts `bin` with `extra` arguments; waits for its ready line.
     pub(crate) fn start_with(bin: &PathBuf, extra: &[&str]) -> anyhow::Result<Self> {
-        let mut child = Command::new(bin)
-            .args(["--http", "127.0.0.1:0", "--media", "127.0.0.1:0"])
+        Self::start_with_log(bin, extra, None)
+    }
+
+    /// As [`ServerProc::start_with`]; with `log`, the server logs there at
+    /// its default level (info), as an operator runs it, instead of errors
+    /// only to this program's stderr.
+    fn start_with_log(
+        bin: &PathBuf,
+        extra: &[&str],
+        log: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--http", "127.0.0.1:0", "--media", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::piped());
+        match log {
+            Some(log) => {
+                let file = std::fs::File::create(log)
+                    .with_context(|| format!("create {}", log.display()))?;
+                cmd.env_remove("RUST_LOG").stderr(file);
+            }
+            None => {
+                cmd.env("RUST_LOG", "error").stderr(Stdio::inherit());
+            }
+        }
+        let mut child = cmd
             .spawn()
             .with_context(|| format!("start {}", bin.display()))?;
         let stdout = child.stdout.take().context("server stdout")?;
@@ -151,12 +171,32 @@ impl ServerProc {
         Self::start_for_clients_with(bin, clients, workers, &[])
     }
 
+    /// As [`ServerProc::start_for_clients`] with the server's own number of
+    /// workers, logging to `log` at its default level.
+    pub(crate) fn start_logged(
+        bin: &PathBuf,
+        clients: usize,
+        log: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        Self::start_for_clients_logged(bin, clients, None, &[], Some(log))
+    }
+
     /// As [`ServerProc::start_for_clients`], with more arguments.
     pub(crate) fn start_for_clients_with(
         bin: &PathBuf,
         clients: usize,
         workers: Option<usize>,
         more: &[&str],
+    ) -> anyhow::Result<Self> {
+        Self::start_for_clients_logged(bin, clients, workers, more, None)
+    }
+
+    fn start_for_clients_logged(
+        bin: &PathBuf,
+        clients: usize,
+        workers: Option<usize>,
+        more: &[&str],
+        log: Option<&std::path::Path>,
     ) -> anyhow::Result<Self> {
         let config = std::env::temp_dir().join(format!("squawk-load-{}.toml", std::process::id()));
         std::fs::write(
@@ -174,7 +214,7 @@ impl ServerProc {
             extra.extend(["--workers", w.as_str()]);
         }
         extra.extend_from_slice(more);
-        let server = Self::start_with(bin, &extra);
+        let server = Self::start_with_log(bin, &extra, log);
         let _ = std::fs::remove_file(&config);
         server
     }

@@ -79,16 +79,17 @@ const PAYLOAD_BYTES: usize = 70;
 const FRAME: u64 = 960;
 
 #[derive(Default)]
-struct Counters {
+pub(crate) struct Counters {
     /// Clients ready: media up, joined, and (talkers) granted.
-    ready: AtomicU64,
+    pub(crate) ready: AtomicU64,
     /// RTP packets sent by talkers.
-    sent: AtomicU64,
+    pub(crate) sent: AtomicU64,
     /// RTP packets counted by listeners.
-    received: AtomicU64,
+    pub(crate) received: AtomicU64,
     /// Clients that failed (with the first error printed).
-    failed: AtomicU64,
-    stop: AtomicBool,
+    pub(crate) failed: AtomicU64,
+    /// Set to make the clients stop.
+    pub(crate) stop: AtomicBool,
 }
 
 /// RTP, not RTCP: first byte 128..=191 (RFC 7983), second byte not an RTCP
@@ -250,7 +251,8 @@ impl Client {
     }
 }
 
-async fn run_client(
+/// One client of room `room` (talker or listener) until `counters.stop`.
+pub(crate) async fn run_client(
     url: String,
     room: usize,
     member: usize,
@@ -325,18 +327,18 @@ async fn run_client(
 }
 
 /// One late entry's timings.
-struct LateEntry {
+pub(crate) struct LateEntry {
     /// `join` sent → `joined` received.
-    joined: Duration,
+    pub(crate) joined: Duration,
     /// `joined` received → first RTP datagram of the talker.
-    first_rtp: Duration,
+    pub(crate) first_rtp: Duration,
     /// `floor_taken` came after `joined` (the MCPTT late-entry order).
-    floor_taken_after_joined: bool,
+    pub(crate) floor_taken_after_joined: bool,
 }
 
 /// A listener that brings its media up first, then joins `room` while its
 /// talker holds the floor (late entry), and times it.
-async fn late_join(url: &str, room: usize, k: usize) -> anyhow::Result<LateEntry> {
+pub(crate) async fn late_join(url: &str, room: usize, k: usize) -> anyhow::Result<LateEntry> {
     let (mut c, mut ws_rx) = Client::connect(url, format!("Late{k}"), &[]).await?;
     let (mut join_sent, mut joined_at, mut taken_after) = (None::<Instant>, None::<Instant>, None);
     let mut buf = vec![0u8; 2048];
@@ -394,26 +396,29 @@ fn rand_u32() -> u32 {
     t.wrapping_mul(2_654_435_761)
 }
 
-/// Runs the load and prints its figures.
-pub async fn run(args: &LoadArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.members >= 2, "--members must be at least 2");
-    let bin = match &args.server_bin {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()?.with_file_name("squawk-server"),
-    };
-    let clients = args.rooms * args.members;
-    let server = ServerProc::start_for_clients(&bin, clients, args.workers)?;
-    let url = server.url();
-    let counters = Arc::new(Counters::default());
+/// Starts `rooms` × `members` clients against `url` (member 0 of each room
+/// talks, the talkers spread over the 20 ms frame), a few at a time as
+/// clients would come in, and waits until all are ready (media up, joined,
+/// talkers granted). Returns their tasks and the set-up time, s.
+///
+/// # Errors
+/// A client failed, or not all were ready within 120 s.
+pub(crate) async fn start_rooms(
+    url: &str,
+    rooms: usize,
+    members: usize,
+    counters: &Arc<Counters>,
+) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, f64)> {
+    let clients = rooms * members;
     let mut tasks = Vec::new();
-    for room in 0..args.rooms {
-        for member in 0..args.members {
+    for room in 0..rooms {
+        for member in 0..members {
             let talker = member == 0;
             // Talkers spread over the 20 ms frame, as the peers' harness.
             let phase =
-                Duration::from_micros((room as u64 * 20_000 / args.rooms.max(1) as u64) % 20_000);
+                Duration::from_micros((room as u64 * 20_000 / rooms.max(1) as u64) % 20_000);
             let counters = counters.clone();
-            let url = url.clone();
+            let url = url.to_string();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = run_client(url, room, member, talker, phase, counters.clone()).await
                     && !counters.stop.load(Ordering::Relaxed)
@@ -441,7 +446,21 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let setup_s = setup.elapsed().as_secs_f64();
+    Ok((tasks, setup.elapsed().as_secs_f64()))
+}
+
+/// Runs the load and prints its figures.
+pub async fn run(args: &LoadArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.members >= 2, "--members must be at least 2");
+    let bin = match &args.server_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.with_file_name("squawk-server"),
+    };
+    let clients = args.rooms * args.members;
+    let server = ServerProc::start_for_clients(&bin, clients, args.workers)?;
+    let url = server.url();
+    let counters = Arc::new(Counters::default());
+    let (tasks, setup_s) = start_rooms(&url, args.rooms, args.members, &counters).await?;
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     let me = std::process::id();
     let snap = |c: &Counters| {

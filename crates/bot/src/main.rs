@@ -6,6 +6,7 @@
 
 mod bench;
 mod load;
+mod soak;
 mod storm;
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
@@ -178,6 +179,10 @@ enum Cmd {
     /// a server it starts; prints server CPU per forwarded packet, RSS,
     /// delivery and added delay (one JSON line with --json).
     Load(load::LoadArgs),
+    /// Soak: C channels talking continuously for a long run while visitors
+    /// join and leave; prints the server's RSS growth, visitors served,
+    /// delivery and its log's error-level lines (one JSON line with --json).
+    Soak(soak::SoakArgs),
     /// Connect storm: N signaling clients connect and join at once against
     /// a server it starts; prints the time to admit them all, join latency,
     /// server CPU and peak RSS (one JSON line with --json).
@@ -192,24 +197,31 @@ fn say(v: serde_json::Value) {
 pub(crate) async fn wait_for<T>(
     events: &mut tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
     timeout: Duration,
+    f: impl FnMut(&EngineEvent) -> Option<T>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(timeout, wait_events(events, f))
+        .await
+        .context("timed out waiting for the server")?
+}
+
+/// Waits for an event matching `f`, failing on Closed or when the engine
+/// stops; says each server error on the way.
+async fn wait_events<T>(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
     mut f: impl FnMut(&EngineEvent) -> Option<T>,
 ) -> anyhow::Result<T> {
-    tokio::time::timeout(timeout, async {
-        while let Some(ev) = events.recv().await {
-            if let EngineEvent::Closed { reason } = &ev {
-                bail!("engine closed: {reason}");
-            }
-            if let EngineEvent::ServerError { code, message } = &ev {
-                say(json!({"event": "server_error", "code": code, "message": message}));
-            }
-            if let Some(v) = f(&ev) {
-                return Ok(v);
-            }
+    while let Some(ev) = events.recv().await {
+        if let EngineEvent::Closed { reason } = &ev {
+            bail!("engine closed: {reason}");
         }
-        bail!("engine stopped")
-    })
-    .await
-    .context("timed out waiting for the server")?
+        if let EngineEvent::ServerError { code, message } = &ev {
+            say(json!({"event": "server_error", "code": code, "message": message}));
+        }
+        if let Some(v) = f(&ev) {
+            return Ok(v);
+        }
+    }
+    bail!("engine stopped")
 }
 
 /// A connected engine, its events and each joined channel's downlink mid.
@@ -234,8 +246,67 @@ impl Args {
     }
 }
 
+/// Connection attempts [`connect`] makes, each given [`CONNECT_DEADLINE`].
+const CONNECT_ATTEMPTS: u32 = 3;
+/// How long one attempt may take to bring media up and join.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// An engine up: its events, the ICE path, each channel's members and mid,
+/// and the events that came between `joined` and media up.
+type Up = (
+    Engine,
+    tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
+    Option<squawk_engine::IcePath>,
+    BTreeMap<ChannelName, (Vec<String>, String)>,
+    Vec<EngineEvent>,
+);
+
+/// One connection attempt: starts an engine and waits up to
+/// [`CONNECT_DEADLINE`] for its media and every channel's `joined`; closes
+/// it on failure. A timeout is a `tokio::time::error::Elapsed` error.
+async fn connect_once(config: EngineConfig, channels: &[ChannelName]) -> anyhow::Result<Up> {
+    let (engine, mut events) = Engine::start(config).await?;
+    let mut ice = None;
+    let mut joined: BTreeMap<ChannelName, (Vec<String>, String)> = BTreeMap::new();
+    // What comes between a `joined` and the media (an active emergency, a
+    // late entry's floor_taken) is kept for the caller.
+    let mut held = Vec::new();
+    let up = tokio::time::timeout(
+        CONNECT_DEADLINE,
+        wait_events(&mut events, |e| {
+            match e {
+                EngineEvent::IcePath(path) => ice = Some(path.clone()),
+                EngineEvent::Joined {
+                    channel,
+                    members,
+                    mid,
+                } if channels.contains(channel) => {
+                    let names = members.iter().map(|m| m.name.clone()).collect();
+                    joined.insert(channel.clone(), (names, mid.clone()));
+                }
+                other if !joined.is_empty() => held.push(other.clone()),
+                _ => {}
+            }
+            (ice.is_some() && joined.len() == channels.len()).then_some(())
+        }),
+    )
+    .await;
+    match up {
+        Ok(Ok(())) => Ok((engine, events, ice, joined, held)),
+        Ok(Err(e)) => {
+            engine.close().await;
+            Err(e)
+        }
+        Err(elapsed) => {
+            engine.close().await;
+            Err(elapsed.into())
+        }
+    }
+}
+
 /// Starts an engine that joins `channels`, and waits for its media and
-/// every channel's `joined`.
+/// every channel's `joined`, starting afresh after a deadline passes
+/// ([`CONNECT_ATTEMPTS`] attempts; each new one says `connect_retry`).
 async fn connect(
     args: &Args,
     input: InputSpec,
@@ -261,29 +332,23 @@ async fn connect(
     // Joined before the media offer (the engine's order), so the server
     // homes this connection's media with its channels'.
     config.channels = channels.to_vec();
-    let (engine, mut events) = Engine::start(config).await?;
-    let mut ice = None;
-    let mut joined: BTreeMap<ChannelName, (Vec<String>, String)> = BTreeMap::new();
-    // What comes between a `joined` and the media (an active emergency, a
-    // late entry's floor_taken) is kept for the caller.
-    let mut held = Vec::new();
-    wait_for(&mut events, Duration::from_secs(10), |e| {
-        match e {
-            EngineEvent::IcePath(path) => ice = Some(path.clone()),
-            EngineEvent::Joined {
-                channel,
-                members,
-                mid,
-            } if channels.contains(channel) => {
-                let names = members.iter().map(|m| m.name.clone()).collect();
-                joined.insert(channel.clone(), (names, mid.clone()));
+    let mut attempt = 1;
+    let (engine, mut events, ice, mut joined, held) = loop {
+        match connect_once(config.clone(), channels).await {
+            Ok(up) => break up,
+            // Set-up over a lossy link can outlast one deadline (flights
+            // lost again and again): a fresh connection rather than giving
+            // up, as a user would press "connect" again.
+            Err(e) if attempt < CONNECT_ATTEMPTS && e.is::<tokio::time::error::Elapsed>() => {
+                say(json!({"event": "connect_retry", "attempt": attempt + 1}));
+                attempt += 1;
             }
-            other if !joined.is_empty() => held.push(other.clone()),
-            _ => {}
+            Err(e) if e.is::<tokio::time::error::Elapsed>() => {
+                return Err(e.context("timed out waiting for the server"));
+            }
+            Err(e) => return Err(e),
         }
-        (ice.is_some() && joined.len() == channels.len()).then_some(())
-    })
-    .await?;
+    };
     if let Some(path) = ice {
         say(json!({
             "event": "ice",
@@ -999,6 +1064,7 @@ fn run() -> anyhow::Result<()> {
             Cmd::Patch { channels, seconds } => patch(&args, channels, *seconds).await,
             Cmd::Bench(b) => bench::run(&args.server, b).await,
             Cmd::Load(l) => load::run(l).await,
+            Cmd::Soak(s) => soak::run(s).await,
             Cmd::Storm(s) => storm::run(s).await,
         }
     })
