@@ -10,7 +10,7 @@ listener's jitter buffer saw (lost, recovered by FEC, concealed, its target
 delay) and the mouth-to-ear delay (where the speech sits in the recording
 after the listener's Floor Taken).
 
-Usage: scripts/bench-network.py [--bin-dir DIR] [--runs N] [PROFILE...]
+Usage: scripts/bench-network.py [--bin-dir DIR] [--runs N] [--expected-loss PCT] [PROFILE...]
 (DIR holds squawk-server, squawk-bot and squawk-netsim; default
 target/release. A PROFILE is squawk-netsim's text form, e.g. "loss=10%".)
 Needs the audio-check virtualenv (scripts/setup.sh --tests).
@@ -73,7 +73,7 @@ def wait_event(p, name):
     return None
 
 
-def one_run(bin_dir, profile, speech, tmp, n):
+def one_run(bin_dir, profile, speech, tmp, n, talker_extra=()):
     port = free_udp_port()
     relay = subprocess.Popen(
         [f"{bin_dir}/squawk-netsim", "--listen", f"127.0.0.2:{port}",
@@ -100,7 +100,8 @@ def one_run(bin_dir, profile, speech, tmp, n):
     try:
         ear = bot("Ear", ["listen", "--channel", "N", "--record", rec, "--seconds", "32"])
         wait_event(ear, "ready")
-        mouth = bot("Mouth", ["talk", "--channel", "N", "--wav", speech, "--delay-ms", "1000"])
+        mouth = bot("Mouth", ["talk", "--channel", "N", "--wav", speech, "--delay-ms", "1000",
+                              *talker_extra])
         wait_event(mouth, "ready")
         relay.stdin.write(f"profiles {profile} {profile}\n")
         relay.stdin.flush()
@@ -138,8 +139,11 @@ def main():
     ap.add_argument("--bin-dir", default=os.path.join(
         os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release"))
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--expected-loss", type=int, metavar="PCT",
+                    help="the talker's Opus expected packet loss, %% (default: the engine's)")
     ap.add_argument("profiles", nargs="*", default=PROFILES)
     a = ap.parse_args()
+    extra = ["--expected-loss", str(a.expected_loss)] if a.expected_loss is not None else []
     print("| profile (each hop) | STOI | windows median (lowest) | lost / FEC / concealed "
           "| jitter buffer | mouth to ear | runs |")
     print("|---|---|---|---|---|---|---|")
@@ -147,7 +151,7 @@ def main():
         speech = f"{tmp}/speech.wav"
         long_speech(speech)
         for profile in a.profiles:
-            runs = [one_run(a.bin_dir, profile, speech, tmp, n) for n in range(a.runs)]
+            runs = [one_run(a.bin_dir, profile, speech, tmp, n, extra) for n in range(a.runs)]
             ok = [(r, rep) for r, rep in runs if "stoi" in r]
             if not ok:
                 print(f"| `{profile}` | speech not found | | | | | {a.runs} |")

@@ -58,6 +58,10 @@ struct Args {
     /// `ice` line with the selected pair's candidate types once media is up.
     #[arg(long, global = true)]
     ice_relay_only: bool,
+    /// The Opus encoder's expected packet loss, % (0-100): how much in-band
+    /// FEC it spends (RFC 6716 §2.1.7) [default: the engine's, 10].
+    #[arg(long, global = true, value_name = "PCT", value_parser = clap::value_parser!(i32).range(0..=100))]
+    expected_loss: Option<i32>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -316,6 +320,9 @@ async fn connect(
     let mut config = EngineConfig::new(&args.server, &args.name);
     config.trust = args.trust();
     config.ice_relay_only = args.ice_relay_only;
+    if let Some(pct) = args.expected_loss {
+        config.opus.expected_loss_pct = pct;
+    }
     match &args.user {
         Some(user) => {
             let password = args.password.as_deref().unwrap_or_default();

@@ -56,9 +56,20 @@ struct Capturing {
     inner: &'static dyn DtlsProvider,
 }
 
+/// The DTLS certificate of every peer of this process, made once (a P-256
+/// key pair and a self-signed certificate): peers authenticate it by the
+/// fingerprint in our SDP answer (RFC 8122 §5), so one per connection buys
+/// nothing and cost each connection a key generation. Janus does the same.
+/// A new one at each start of the server.
+static CERT: LazyLock<Option<DtlsCert>> = LazyLock::new(|| {
+    str0m::crypto::from_feature_flags()
+        .dtls_provider
+        .generate_certificate()
+});
+
 impl DtlsProvider for Capturing {
     fn generate_certificate(&self) -> Option<DtlsCert> {
-        self.inner.generate_certificate()
+        CERT.clone()
     }
 
     fn new_dtls(
@@ -192,5 +203,17 @@ mod tests {
         assert!(slot_a.lock().unwrap().is_none(), "no handshake, no keys");
         // Only the Rtc's DTLS instance and this function hold the slot.
         assert_eq!(Arc::strong_count(&slot_a), 2);
+    }
+
+    /// Every Rtc of the process presents the same certificate.
+    #[test]
+    fn rtcs_share_one_certificate() {
+        let now = Instant::now();
+        let (mut a, _) = build_rtc(str0m::Rtc::builder(), now);
+        let (mut b, _) = build_rtc(str0m::Rtc::builder(), now);
+        let fa = a.direct_api().local_dtls_fingerprint().clone();
+        let fb = b.direct_api().local_dtls_fingerprint().clone();
+        assert_eq!(fa.bytes, fb.bytes);
+        assert!(!fa.bytes.is_empty());
     }
 }
