@@ -84,6 +84,10 @@ pub enum ErrorCode {
     /// while someone talks in the patch: retry when the floor is idle. Not
     /// fatal.
     FloorBusy,
+    /// The server's media worker that carried this connection's audio
+    /// failed; its floors were freed. The connection is closed: connect
+    /// again (the other connections on the server are not affected).
+    MediaFailed,
 }
 
 impl ErrorCode {
@@ -99,6 +103,7 @@ impl ErrorCode {
                 | Self::ConnectRateLimited
                 | Self::TooSlow
                 | Self::IdleTimeout
+                | Self::MediaFailed
         )
     }
 }

@@ -163,6 +163,8 @@ impl Rig {
                         WorkerCmd::RemoveTrack { client, chan } => {
                             self.pending.retain(|p| (p.0, p.1) != (client, chan));
                         }
+                        // The table sent again to a restarted worker.
+                        WorkerCmd::Route(update) => self.routers[worker].apply(update),
                         _ => {}
                     }
                 }
@@ -198,6 +200,12 @@ impl Rig {
             }
             ServerMessage::Left { channel, .. } => {
                 self.joined.remove(&(client, channel));
+            }
+            // The server closes the connection after a fatal error.
+            ServerMessage::Error { code, .. } if code.is_fatal() => {
+                self.connected.remove(&client);
+                self.joined.retain(|(c, _), _| *c != client);
+                self.pending.retain(|(c, _, _)| *c != client);
             }
             _ => {}
         }
@@ -314,11 +322,19 @@ fn step(rig: &mut Rig, identified: &mut [bool; CLIENTS as usize], op: u8, b: &mu
             rig.handle(HubInput::Worker(WorkerEvent::Link { client, up }));
         }
         14 => {
-            rig.handle(HubInput::Worker(WorkerEvent::Error {
-                client,
-                code: squawk_protocol::ErrorCode::InvalidSdp,
-                message: "cannot parse offer".into(),
-            }));
+            let pick = b.byte().unwrap_or(1);
+            if pick & 0x0f == 0 {
+                // A worker fails (1 in 16): its connections are closed.
+                let worker = usize::from(pick >> 4) % WORKERS;
+                rig.routers[worker] = Router::new(worker, WORKERS);
+                rig.handle(HubInput::Worker(WorkerEvent::Failed { worker }));
+            } else {
+                rig.handle(HubInput::Worker(WorkerEvent::Error {
+                    client,
+                    code: squawk_protocol::ErrorCode::InvalidSdp,
+                    message: "cannot parse offer".into(),
+                }));
+            }
         }
         _ => {
             let (offer, sdp) = (b.byte().unwrap_or(0) & 1 == 1, b.text());
@@ -366,6 +382,7 @@ pub fn sdp(data: &[u8]) {
                 | WorkerEvent::Offer { client, .. }
                 | WorkerEvent::Error { client, .. }
                 | WorkerEvent::Link { client, .. } => assert_eq!(client, 7),
+                WorkerEvent::Failed { .. } => panic!("a peer reported a worker failure"),
             }
         }
     }

@@ -17,6 +17,7 @@
 //! | `squawk_rtp_dropped_total` | counter | `worker`, `reason`: `no_floor`, `send_buffer_full` |
 //! | `squawk_stray_datagrams_total` | counter | `worker` |
 //! | `squawk_worker_peers` | gauge | `worker` |
+//! | `squawk_worker_failures_total` | counter | `worker` (its loop panicked and was restarted; its connections got `media_failed`) |
 
 use prometheus_client::{
     encoding::text::encode,
@@ -156,6 +157,12 @@ pub(crate) fn render(hub: &HubMetrics, workers: &[SfuStats], turn_issued: u64) -
         "stray_datagrams",
         "UDP datagrams that were not for a known peer",
         per(|w| w.stray_datagrams),
+    );
+    counters(
+        &mut r,
+        "worker_failures",
+        "SFU worker loops that panicked and were restarted (their connections were closed)",
+        per(|w| w.failures),
     );
     let peers = Family::<Labels, Gauge>::default();
     for (i, w) in workers.iter().enumerate() {

@@ -512,6 +512,88 @@ impl Hub {
         limited!(info, client, "gone");
     }
 
+    /// Worker `worker` failed and restarted empty: the connections it held
+    /// are told (`media_failed`, fatal: they connect again) and are gone at
+    /// once, their floors and memberships with them; then the restarted
+    /// worker gets the routing table of every other connection, whole.
+    /// Connections on the other workers keep talking and listening.
+    fn worker_failed(&mut self, now: Instant, worker: usize) {
+        let mut lost: Vec<ClientId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.worker == Some(worker) && !s.gone)
+            .map(|(c, _)| *c)
+            .collect();
+        lost.sort_unstable();
+        limited!(
+            error,
+            worker,
+            connections = lost.len(),
+            "sfu worker failed: closing its connections (media_failed)"
+        );
+        // All are told first and then gone together, so that none is sent
+        // the others' departures before its own error.
+        for &client in &lost {
+            self.error(
+                client,
+                ErrorCode::MediaFailed,
+                "the server's media worker for this connection failed: connect again".into(),
+            );
+        }
+        for client in &lost {
+            if let Some(s) = self.sessions.get_mut(client) {
+                s.gone = true;
+            }
+        }
+        for client in lost {
+            self.disconnect(now, client);
+        }
+        let mut routes = vec![RouteUpdate::Reset];
+        let mut chans: Vec<ChanId> = self.channels.keys().copied().collect();
+        chans.sort_unstable();
+        for chan in chans {
+            let Some(c) = self.channels.get(&chan) else {
+                continue;
+            };
+            for &client in &c.members {
+                let Some(s) = self.sessions.get(&client).filter(|s| !s.gone) else {
+                    continue;
+                };
+                let Some(w) = s.worker else {
+                    continue; // routed when it is homed
+                };
+                routes.push(RouteUpdate::Listen {
+                    chan,
+                    client,
+                    worker: w,
+                });
+                if s.muted.contains(&chan) {
+                    routes.push(RouteUpdate::Pause {
+                        chan,
+                        client,
+                        worker: w,
+                        paused: true,
+                    });
+                }
+            }
+            let talker = self
+                .channels
+                .get(&c.lead)
+                .and_then(|l| match l.floor.state() {
+                    FloorState::Taken { holder, .. } => Some(holder),
+                    FloorState::Idle => None,
+                });
+            if talker.is_some() {
+                routes.push(RouteUpdate::Talker { chan, talker });
+            }
+        }
+        self.out
+            .extend(routes.into_iter().map(|update| HubOutput::Worker {
+                worker,
+                cmd: WorkerCmd::Route(update),
+            }));
+    }
+
     fn worker_event(&mut self, now: Instant, event: WorkerEvent) {
         match event {
             WorkerEvent::Link { client, up } => {
@@ -538,6 +620,7 @@ impl Hub {
                 code,
                 message,
             } => self.error(client, code, message),
+            WorkerEvent::Failed { worker } => self.worker_failed(now, worker),
             WorkerEvent::TrackReady {
                 client,
                 chan,

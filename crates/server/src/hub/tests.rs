@@ -1569,3 +1569,90 @@ fn a_channel_record_sets_its_own_floor_policy_and_a_change_applies_live() {
     );
     assert_eq!(granted(&out, B, "quiet"), Some(60_000));
 }
+
+#[test]
+fn a_failed_worker_closes_only_its_connections_frees_their_floors_and_gets_the_routes_again() {
+    let mut t = T::new();
+    // Homed at their offers: A on worker 0, B on 1, C on 0.
+    t.members_of("ops", &[(A, "Ann"), (B, "Bob"), (C, "Cy")]);
+    t.online(D, "Dee"); // worker 1, muted in "fire"
+    t.joined(D, "fire");
+    t.msg(
+        D,
+        ClientMessage::Mute {
+            channel: ch("fire"),
+            muted: true,
+        },
+    );
+    assert_eq!(types(&sent(&t.request(A, "ops"), A)), ["floor_granted"]);
+
+    let out = t.input(HubInput::Worker(WorkerEvent::Failed { worker: 0 }));
+    for who in [A, C] {
+        match sent(&out, who).as_slice() {
+            [S::Error { code, .. }] => assert_eq!(*code, ErrorCode::MediaFailed, "{who}"),
+            other => panic!("{who} should get media_failed alone: {other:?}"),
+        }
+    }
+    let to_b = types(&sent(&out, B));
+    assert!(to_b.contains(&"floor_idle"), "A's floor is free: {to_b:?}");
+    assert!(!to_b.contains(&"error"), "{to_b:?}");
+    assert!(sent(&out, D).is_empty(), "D is in another channel");
+    // Every worker forgets A and C; worker 0 then gets the table whole:
+    // B listening in ops on worker 1, D paused in fire, no talker.
+    let ops = t.hub.by_name[&ch("ops")];
+    let fire = t.hub.by_name[&ch("fire")];
+    let r = routes(&out);
+    for who in [A, C] {
+        assert!(
+            r.contains(&RouteUpdate::Unlisten {
+                chan: ops,
+                client: who,
+                worker: 0
+            }),
+            "{r:?}"
+        );
+    }
+    let to_worker0: Vec<RouteUpdate> = out
+        .iter()
+        .filter_map(|o| match o {
+            HubOutput::Worker {
+                worker: 0,
+                cmd: WorkerCmd::Route(u),
+            } => Some(*u),
+            _ => None,
+        })
+        .collect();
+    // Channels in creation order: ops before fire.
+    let expected = vec![
+        RouteUpdate::Reset,
+        RouteUpdate::Listen {
+            chan: ops,
+            client: B,
+            worker: 1,
+        },
+        RouteUpdate::Listen {
+            chan: fire,
+            client: D,
+            worker: 1,
+        },
+        RouteUpdate::Pause {
+            chan: fire,
+            client: D,
+            worker: 1,
+            paused: true,
+        },
+    ];
+    assert_eq!(to_worker0, expected);
+    assert!(
+        worker_cmds(&out).iter().all(|(w, _)| *w == 0),
+        "worker 1 is only routed: {:?}",
+        worker_cmds(&out)
+    );
+
+    // A and C are gone; B talks; a reconnecting A is homed again.
+    assert!(t.request(A, "ops").is_empty());
+    assert_eq!(types(&sent(&t.request(B, "ops"), B)), ["floor_granted"]);
+    t.online(A, "Ann");
+    let out = t.joined(A, "ops");
+    assert!(types(&sent(&out, A)).contains(&"joined"));
+}

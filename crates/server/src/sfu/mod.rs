@@ -89,6 +89,9 @@ pub(crate) enum RouteUpdate {
     },
     /// `chan` no longer exists.
     DropChannel { chan: ChanId },
+    /// Forget every route: the table is about to be sent again whole (to
+    /// a worker restarted after a failure; never broadcast).
+    Reset,
 }
 
 /// Commands to a worker.
@@ -122,6 +125,10 @@ pub(crate) enum WorkerCmd {
     },
     /// Stop the worker (server shutdown).
     Shutdown,
+    /// Make the worker's loop panic, as a bug would (tests of the failure
+    /// boundary only).
+    #[cfg(test)]
+    Crash,
 }
 
 /// What a worker reports to the hub, in the order it happened.
@@ -147,6 +154,11 @@ pub(crate) enum WorkerEvent {
         code: ErrorCode,
         message: String,
     },
+    /// The worker's loop panicked (a bug, caught at the thread's boundary):
+    /// every peer it held, with its media, is lost. It has restarted empty on
+    /// the same socket and needs the routing table again. Other workers and
+    /// their connections are not affected.
+    Failed { worker: usize },
 }
 
 /// Sender of worker events (unbounded: these are never dropped).
@@ -171,6 +183,8 @@ pub struct WorkerStats {
     pub stray_datagrams: AtomicU64,
     /// Peers on this worker.
     pub peers: AtomicU64,
+    /// Times this worker's loop panicked and was restarted.
+    pub failures: AtomicU64,
     /// Forwarding delay histogram: bucket `k` counts packets whose time from
     /// arrival at the worker to being handed to the socket was below
     /// `2^k` µs (and at least `2^(k-1)` µs); the last bucket takes the rest.
@@ -210,6 +224,9 @@ pub struct SfuStats {
     pub stray_datagrams: u64,
     /// Connected peers.
     pub peers: u64,
+    /// Worker loop failures (panics caught and restarted).
+    #[serde(default)]
+    pub failures: u64,
     /// Forwarding delay histogram (see [`WorkerStats::delay_hist`]).
     pub delay_hist: [u64; DELAY_BUCKETS],
 }
@@ -237,6 +254,64 @@ impl SfuStats {
             }
         }
         None
+    }
+}
+
+/// Runs worker `idx` on this thread until [`WorkerCmd::Shutdown`]. A panic
+/// in its loop is caught here, at the thread's boundary: the hub is told
+/// ([`WorkerEvent::Failed`]) and the worker starts again, empty, on the same
+/// socket and command queue, so one bug costs only this worker's
+/// connections (they are closed with `media_failed` and reconnect), never
+/// the process or another worker's audio.
+fn supervise(
+    idx: usize,
+    socket: &std::net::UdpSocket,
+    candidate: SocketAddr,
+    mut rx: mpsc::UnboundedReceiver<WorkerCmd>,
+    others: &[mpsc::UnboundedSender<WorkerCmd>],
+    events: &EventTx,
+    stats: &Arc<WorkerStats>,
+) {
+    loop {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let socket = tokio::net::UdpSocket::from_std(socket.try_clone()?)?;
+                let worker = worker::Worker::new(
+                    idx,
+                    socket,
+                    candidate,
+                    others.to_vec(),
+                    events.clone(),
+                    stats.clone(),
+                );
+                worker.run(&mut rx).await;
+                Ok::<(), std::io::Error>(())
+            })
+        }));
+        match run {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => {
+                tracing::error!("sfu-{idx}: cannot start: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::error!(
+                    worker = idx,
+                    "sfu worker failed (panic above): its connections are closed with \
+                     media_failed; restarting it"
+                );
+                stats.peers.store(0, std::sync::atomic::Ordering::Relaxed);
+                stats
+                    .failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if events.send(WorkerEvent::Failed { worker: idx }).is_err() {
+                    return; // the hub is gone: shutting down
+                }
+            }
+        }
     }
 }
 
@@ -297,28 +372,7 @@ impl Workers {
             let events = events.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("sfu-{idx}"))
-                .spawn(move || {
-                    let rt = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(rt) => rt,
-                        Err(e) => {
-                            tracing::error!("sfu-{idx}: cannot start runtime: {e}");
-                            return;
-                        }
-                    };
-                    rt.block_on(async move {
-                        match tokio::net::UdpSocket::from_std(socket) {
-                            Ok(socket) => {
-                                worker::Worker::new(idx, socket, candidate, others, events, st)
-                                    .run(rx)
-                                    .await
-                            }
-                            Err(e) => tracing::error!("sfu-{idx}: socket: {e}"),
-                        }
-                    });
-                })?;
+                .spawn(move || supervise(idx, &socket, candidate, rx, &others, &events, &st))?;
             threads.push(handle);
         }
         Ok(Self {
@@ -388,6 +442,7 @@ impl StatsHandle {
             s.dropped_no_floor += w.dropped_no_floor;
             s.stray_datagrams += w.stray_datagrams;
             s.peers += w.peers;
+            s.failures += w.failures;
             for (acc, b) in s.delay_hist.iter_mut().zip(&w.delay_hist) {
                 *acc += b;
             }
@@ -408,6 +463,7 @@ impl StatsHandle {
                     dropped_no_floor: w.dropped_no_floor.load(Ordering::Relaxed),
                     stray_datagrams: w.stray_datagrams.load(Ordering::Relaxed),
                     peers: w.peers.load(Ordering::Relaxed),
+                    failures: w.failures.load(Ordering::Relaxed),
                     ..SfuStats::default()
                 };
                 for (acc, b) in s.delay_hist.iter_mut().zip(&w.delay_hist) {
@@ -422,6 +478,64 @@ impl StatsHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Waits up to 10 s for `cond` (state another thread changes).
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !cond() {
+            assert!(
+                std::time::Instant::now() < end,
+                "timed out waiting for {what}"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    fn peers(w: &Workers) -> Vec<u64> {
+        w.stats_handle()
+            .per_worker()
+            .iter()
+            .map(|s| s.peers)
+            .collect()
+    }
+
+    /// A worker that panics is reported and restarted empty on its socket;
+    /// the other worker keeps its peers; shutdown still stops both.
+    #[test]
+    fn a_failed_worker_is_reported_restarted_and_alone_in_losing_its_peers() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut w = Workers::start(2, "127.0.0.1:0".parse().unwrap(), None, tx).unwrap();
+        let addrs = w.addrs().to_vec();
+        w.send(0, WorkerCmd::AddPeer { client: 1 });
+        w.send(1, WorkerCmd::AddPeer { client: 2 });
+        wait_until("both peers", || peers(&w) == [1, 1]);
+
+        w.send(0, WorkerCmd::Crash);
+        let mut failed = None;
+        wait_until("the failure report", || {
+            while let Ok(ev) = rx.try_recv() {
+                if let WorkerEvent::Failed { worker } = ev {
+                    failed = Some(worker);
+                }
+            }
+            failed.is_some()
+        });
+        assert_eq!(failed, Some(0));
+        assert_eq!(peers(&w), [0, 1], "worker 1 keeps its peer");
+        let failures: Vec<u64> = w
+            .stats_handle()
+            .per_worker()
+            .iter()
+            .map(|s| s.failures)
+            .collect();
+        assert_eq!(failures, [1, 0]);
+
+        // Restarted: it serves new peers on the same socket.
+        w.send(0, WorkerCmd::AddPeer { client: 3 });
+        wait_until("a peer on the restarted worker", || peers(&w) == [1, 1]);
+        assert_eq!(w.addrs(), addrs);
+        w.shutdown();
+    }
 
     #[test]
     fn delay_histogram_quantiles() {

@@ -130,6 +130,10 @@ impl Router {
                     }
                 }
             }
+            RouteUpdate::Reset => {
+                self.routes.clear();
+                self.talking.clear();
+            }
             RouteUpdate::DropChannel { chan } => {
                 if let Some(t) = self.routes.remove(&chan).and_then(|r| r.talker) {
                     Self::stop_talking(&mut self.talking, t, chan);

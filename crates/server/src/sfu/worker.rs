@@ -118,7 +118,9 @@ impl Worker {
         }
     }
 
-    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<WorkerCmd>) {
+    /// Runs until [`WorkerCmd::Shutdown`] or a closed queue. The queue is
+    /// borrowed so that it outlives a panic here (see `sfu::supervise`).
+    pub(crate) async fn run(mut self, rx: &mut mpsc::UnboundedReceiver<WorkerCmd>) {
         info!(worker = self.idx, addr = %self.candidate, "sfu worker up");
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
@@ -247,6 +249,8 @@ impl Worker {
                 }
             }
             WorkerCmd::Shutdown => {}
+            #[cfg(test)]
+            WorkerCmd::Crash => panic!("sfu-{}: crash asked for by a test", self.idx),
         }
     }
 
