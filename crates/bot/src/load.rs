@@ -295,6 +295,9 @@ pub(crate) async fn run_client(
             frame = ws_rx.next() => match c.signaling(frame).await? {
                 Some(ServerMessage::Joined { .. }) => joined = true,
                 Some(ServerMessage::FloorGranted { .. }) => talking = true,
+                // The talk time ran out (Floor Revoke, `max_talk_secs`):
+                // press again, as a user holding the key would.
+                Some(ServerMessage::FloorRevoke { .. }) => (talking, requested) = (false, false),
                 Some(ServerMessage::FloorDeny { reason, .. }) => anyhow::bail!("floor denied: {reason:?}"),
                 _ => {}
             },

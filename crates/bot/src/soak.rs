@@ -8,8 +8,11 @@
 //! that brings its media up, joins a channel while its talker talks (late
 //! entry), waits for the first RTP packet and leaves.
 //!
+//! Talkers whose talk time runs out (Floor Revoke) press again at once.
+//!
 //! Figures (one JSON line with `--json`): server RSS after the warm-up and
-//! at the end (and its growth, %), the largest sample, visitors served and
+//! at the end (and its growth, %), every 5 minutes and the largest
+//! sample, visitors served and
 //! failed with their join → first RTP p50/p95, delivery to the steady
 //! listeners, server CPU, and the server log's error- and warning-level
 //! lines (it runs at its default level, info, as an operator runs it).
@@ -89,6 +92,8 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<()> {
     let (mut served, mut failed, mut first_rtp, mut rss_max) = (0usize, 0usize, Vec::new(), rss0);
     let mut k = 0;
     let mut visitors = tokio::task::JoinSet::new();
+    let round1 = |x: f64| (x * 10.0).round() / 10.0;
+    let (mut ticks, mut by_5min) = (0u64, Vec::new());
     while t0.elapsed() < run_for {
         tokio::select! {
             _ = churn.tick() => {
@@ -111,7 +116,13 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<()> {
                 Err(e) => anyhow::bail!("visitor task: {e}"),
             },
             _ = sample.tick() => {
-                rss_max = rss_max.max(server.rss_mib()?);
+                let rss = server.rss_mib()?;
+                rss_max = rss_max.max(rss);
+                // One sample every 5 minutes for the report (10 s ticks).
+                if ticks % 30 == 0 {
+                    by_5min.push(round1(rss));
+                }
+                ticks += 1;
                 anyhow::ensure!(
                     counters.failed.load(Ordering::Relaxed) == 0,
                     "a steady client failed"
@@ -150,7 +161,6 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<()> {
         warnings += usize::from(line.contains(" WARN "));
     }
     let expected = (tx1 - tx0) as f64 * (args.members - 1) as f64;
-    let round1 = |x: f64| (x * 10.0).round() / 10.0;
     let result = json!({
         "type": "soak",
         "channels": args.channels,
@@ -159,6 +169,7 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<()> {
         "server_rss_mb_start": round1(rss0),
         "server_rss_mb_end": round1(rss1),
         "server_rss_mb_max": round1(rss_max),
+        "server_rss_mb_every_5_min": by_5min,
         "server_rss_growth_pct": ((rss1 - rss0) / rss0 * 1e4).round() / 100.0,
         "visitors": served + failed,
         "visitors_failed": failed,
