@@ -208,6 +208,37 @@ mod tests {
         r
     }
 
+    /// `Reset` then the table again (a restarted worker) gives the same
+    /// routes, counted once, as before the reset.
+    #[test]
+    fn reset_forgets_everything_and_a_replay_counts_once() {
+        let mut r = router();
+        r.apply(RouteUpdate::Talker {
+            chan: OPS,
+            talker: Some(A),
+        });
+        r.apply(RouteUpdate::Reset);
+        assert!(r.talking_in(A).is_empty());
+        assert!(r.local_listeners(OPS).is_empty());
+        assert_eq!(r.remote_workers(OPS).count(), 0);
+        for u in [listen(OPS, A, 0), listen(OPS, B, 0), listen(OPS, C, 2)] {
+            r.apply(u);
+        }
+        r.apply(RouteUpdate::Talker {
+            chan: OPS,
+            talker: Some(A),
+        });
+        assert_eq!(r.talking_in(A), &[OPS]);
+        assert_eq!(r.local_listeners(OPS), &[A, B]);
+        // C's one Unlisten removes worker 2 again: it was counted once.
+        r.apply(RouteUpdate::Unlisten {
+            chan: OPS,
+            client: C,
+            worker: 2,
+        });
+        assert_eq!(r.remote_workers(OPS).count(), 0);
+    }
+
     #[test]
     fn no_floor_no_route() {
         let r = router();
