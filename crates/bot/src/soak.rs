@@ -28,7 +28,7 @@ use serde_json::json;
 
 use crate::{
     bench::{ServerProc, cpu_seconds_of},
-    load::{Counters, late_join, quantile_ms, start_rooms},
+    load::{Counters, LateEntry, late_join, quantile_ms, start_rooms},
 };
 
 /// `squawk-bot soak` options.
@@ -58,6 +58,28 @@ pub struct SoakArgs {
     /// Where the server's log goes [default: a file in the temp directory].
     #[arg(long)]
     pub log: Option<PathBuf>,
+}
+
+/// Counts one visitor's outcome: served (with its join → first RTP time)
+/// or failed (the first failure printed).
+fn tally(
+    done: anyhow::Result<LateEntry>,
+    served: &mut usize,
+    failed: &mut usize,
+    first_rtp: &mut Vec<Duration>,
+) {
+    match done {
+        Ok(entry) => {
+            *served += 1;
+            first_rtp.push(entry.joined + entry.first_rtp);
+        }
+        Err(e) => {
+            if *failed == 0 {
+                eprintln!("visitor: {e:#}");
+            }
+            *failed += 1;
+        }
+    }
 }
 
 /// Runs the soak and prints its figures.
@@ -102,19 +124,7 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<()> {
                 visitors.spawn(async move { late_join(&url, room, k).await });
                 k += 1;
             }
-            Some(done) = visitors.join_next() => match done {
-                Ok(Ok(entry)) => {
-                    served += 1;
-                    first_rtp.push(entry.joined + entry.first_rtp);
-                }
-                Ok(Err(e)) => {
-                    if failed == 0 {
-                        eprintln!("visitor: {e:#}");
-                    }
-                    failed += 1;
-                }
-                Err(e) => anyhow::bail!("visitor task: {e}"),
-            },
+            Some(done) = visitors.join_next() => tally(done?, &mut served, &mut failed, &mut first_rtp),
             _ = sample.tick() => {
                 let rss = server.rss_mib()?;
                 rss_max = rss_max.max(rss);
@@ -131,13 +141,7 @@ pub async fn run(args: &SoakArgs) -> anyhow::Result<()> {
         }
     }
     while let Some(done) = visitors.join_next().await {
-        match done {
-            Ok(Ok(entry)) => {
-                served += 1;
-                first_rtp.push(entry.joined + entry.first_rtp);
-            }
-            _ => failed += 1,
-        }
+        tally(done?, &mut served, &mut failed, &mut first_rtp);
     }
     let wall = t0.elapsed().as_secs_f64();
     let rss1 = server.rss_mib()?;
