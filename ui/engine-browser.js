@@ -33,9 +33,10 @@ function createBrowserEngine() {
   const PROTOCOL_VERSION = 2;
   /** Audio sent after the talk key is released, ms (as the desktop engine). */
   const TAIL_MS = 250;
-  /** Reconnect backoff: first delay and cap, ms; ±20 % jitter. */
+  /** Reconnect backoff: first delay and cap, ms; ±20 % jitter (as the
+   * desktop, src-tauri/reconnect.rs: back within about 1.2 s of the server). */
   const BACKOFF_FIRST_MS = 500;
-  const BACKOFF_MAX_MS = 10000;
+  const BACKOFF_MAX_MS = 1000;
   /** Receive level (RMS, full scale 1) above which a channel counts as audible. */
   const AUDIBLE_RMS = 0.003;
 

@@ -674,6 +674,18 @@ impl TestServer {
         }
     }
 
+    /// Stops the server as an operator or a service manager would
+    /// (SIGTERM) and waits for it to exit; returns its exit code.
+    pub fn stop(self, timeout: Duration) -> i32 {
+        let pid = self.proc.pid().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -TERM {pid}");
+        self.proc.wait(timeout).0
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.http)
     }

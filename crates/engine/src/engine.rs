@@ -6,7 +6,7 @@
 //! PeerConnection and the PTT state; audio threads talk to it by channels.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -215,7 +215,8 @@ pub enum EngineEvent {
     /// `emergency_ack`), `emergency_ack`, `emergency_cancel`, `patched`,
     /// `unpatched` and `muted` (see `docs/protocol.md`).
     Notice(ServerMessage),
-    /// Our transmission ended (Floor Release sent, or revoked).
+    /// Our transmission ended (Floor Release sent, revoked, or the
+    /// connection lost).
     TalkEnded {
         /// Channel.
         channel: ChannelName,
@@ -269,7 +270,9 @@ pub enum EngineEvent {
         /// Detail.
         message: String,
     },
-    /// The engine stopped (connection lost or closed).
+    /// The engine stopped (connection lost or closed). A lost connection
+    /// first ends our transmission ([`EngineEvent::TalkEnded`] per granted
+    /// channel) and clears every taken floor ([`EngineEvent::FloorIdle`]).
     Closed {
         /// Why.
         reason: String,
@@ -534,6 +537,7 @@ impl Engine {
             mixer: mixer_tx,
             mids: HashMap::new(),
             talkers: HashMap::new(),
+            taken: HashSet::new(),
             counters: counters.clone(),
             seq: rand::random(),
             ts_base: rand::random(),
@@ -770,6 +774,9 @@ struct Runner {
     mids: HashMap<String, ChannelName>,
     /// Current talker per channel, from Floor Taken.
     talkers: HashMap<ChannelName, String>,
+    /// Channels whose floor someone else holds now (Floor Taken, until
+    /// Floor Idle or we leave).
+    taken: HashSet<ChannelName>,
     counters: Arc<EngineCounters>,
     seq: u16,
     ts_base: u32,
@@ -842,6 +849,17 @@ impl Runner {
                 () = sleep => self.ptt_input(Instant::now(), PttInput::Tick).await,
             }
         };
+        // Gone from the server: our transmission ended (Talk Ended for each
+        // granted channel) and, as far as we can know, nobody holds a floor
+        // any more (Floor Idle for each taken one), so that no UI shows a
+        // stale talker while reconnecting. The server frees a lost
+        // client's floors itself.
+        self.ptt_input(Instant::now(), PttInput::Disconnected).await;
+        let mut taken: Vec<ChannelName> = self.taken.drain().collect();
+        taken.sort();
+        for channel in taken {
+            self.emit(EngineEvent::FloorIdle { channel });
+        }
         self.emit(EngineEvent::Closed { reason });
         self.shutdown().await;
     }
@@ -942,6 +960,7 @@ impl Runner {
                         let _ = m.send(MixerIn::Map { mid, channel: None });
                     }
                 }
+                self.taken.remove(&channel);
                 self.emit(EngineEvent::Left { channel });
             }
             ServerMessage::MemberJoined { channel, members } => {
@@ -985,6 +1004,7 @@ impl Runner {
                 ..
             } => {
                 self.talkers.insert(channel.clone(), talker_name.clone());
+                self.taken.insert(channel.clone());
                 if let Some(m) = &self.mixer {
                     let _ = m.send(MixerIn::Talker {
                         channel: channel.clone(),
@@ -998,6 +1018,7 @@ impl Runner {
                 });
             }
             ServerMessage::FloorIdle { channel } => {
+                self.taken.remove(&channel);
                 self.ptt_input(now, PttInput::FloorIdle(channel.clone()))
                     .await;
                 self.emit(EngineEvent::FloorIdle { channel });

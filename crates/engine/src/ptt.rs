@@ -79,6 +79,13 @@ pub enum PttInput<F> {
     Revoked(ChannelName, RevokeReason),
     /// Floor Idle arrived (the server freed the floor, e.g. media loss).
     FloorIdle(ChannelName),
+    /// The connection to the server is gone (closed, lost, or the server
+    /// restarting): every leg ends without a Floor Release (there is no
+    /// one to send it to; the server frees a lost client's floors itself),
+    /// Talk Ended for each granted one, and what was buffered is dropped.
+    /// The key must be pressed again after a reconnect: the floor may
+    /// have gone to someone else meanwhile.
+    Disconnected,
     /// One captured frame; `at` is its capture time.
     Frame(Instant, F),
     /// Time passed.
@@ -334,6 +341,16 @@ impl<F> Ptt<F> {
             PttInput::Queued(c, position) => self.queued(state, c, position),
             PttInput::Revoked(c, reason) => self.lost(state, c, Some(reason)),
             PttInput::FloorIdle(c) => self.lost(state, c, None),
+            PttInput::Disconnected => {
+                if let Some(legs) = state.legs() {
+                    for (c, leg) in &legs.0 {
+                        if *leg == Leg::Granted {
+                            self.actions.push_back(PttAction::TalkEnded(c.clone()));
+                        }
+                    }
+                }
+                State::Idle
+            }
             PttInput::Frame(at, f) => self.frame(state, at, f),
             PttInput::Tick => match state {
                 State::Tail { legs, until } if now >= until => self.end(legs),
@@ -756,6 +773,53 @@ mod tests {
         );
         p.handle(t0, PttInput::FloorIdle(ch("b")));
         assert_eq!(drain(&mut p), vec![PttAction::TalkEnded(ch("b"))]);
+    }
+
+    #[test]
+    fn a_lost_connection_ends_every_granted_leg_without_a_floor_release() {
+        let t0 = Instant::now();
+        // Talking in a and b (c still waiting for its answer).
+        let mut p = Ptt::new(PttConfig::default());
+        all(&mut p, t0, &["a", "b", "c"]);
+        p.handle(t0, PttInput::Granted(ch("a")));
+        p.handle(t0, PttInput::Granted(ch("b")));
+        drain(&mut p);
+        p.handle(t0, PttInput::Disconnected);
+        assert_eq!(
+            drain(&mut p),
+            vec![PttAction::TalkEnded(ch("a")), PttAction::TalkEnded(ch("b"))]
+        );
+        assert_eq!(p.phase(), PttPhase::Idle);
+        assert!(!p.wants_audio());
+        p.handle(t0, PttInput::Frame(t0, 1));
+        assert!(
+            drain(&mut p).is_empty(),
+            "nothing is sent once disconnected"
+        );
+        // A Floor Granted for the old press (it cannot come from a new
+        // connection, but if it did) is given back, not talked into.
+        p.handle(t0, PttInput::Granted(ch("a")));
+        assert_eq!(drain(&mut p), vec![PttAction::ReleaseFloor(ch("a"))]);
+        assert_eq!(p.phase(), PttPhase::Idle);
+
+        // Requesting with audio buffered, and in the release tail: the
+        // buffer is dropped, nothing ends that had not started.
+        let mut p = Ptt::new(PttConfig::default());
+        p.handle(t0, PttInput::Press(ch("a")));
+        p.handle(t0, PttInput::Frame(t0, 7));
+        p.handle(t0, PttInput::Disconnected);
+        assert_eq!(drain(&mut p), vec![PttAction::RequestFloor(ch("a"))]);
+        assert_eq!(p.phase(), PttPhase::Idle);
+        p.handle(t0, PttInput::Press(ch("a")));
+        p.handle(t0, PttInput::Granted(ch("a")));
+        p.handle(t0, PttInput::Release);
+        drain(&mut p);
+        p.handle(t0, PttInput::Disconnected);
+        assert_eq!(drain(&mut p), vec![PttAction::TalkEnded(ch("a"))]);
+        assert_eq!(p.poll_timeout(), None, "no tail left to time");
+        // Idle: nothing to end.
+        p.handle(t0, PttInput::Disconnected);
+        assert!(drain(&mut p).is_empty());
     }
 
     #[test]

@@ -88,6 +88,10 @@ pub enum ErrorCode {
     /// failed; its floors were freed. The connection is closed: connect
     /// again (the other connections on the server are not affected).
     MediaFailed,
+    /// The server is shutting down (a restart or maintenance); every
+    /// transmission on it has ended. The connection is closed: connect
+    /// again, with backoff, until the server is back.
+    ShuttingDown,
 }
 
 impl ErrorCode {
@@ -104,6 +108,7 @@ impl ErrorCode {
                 | Self::TooSlow
                 | Self::IdleTimeout
                 | Self::MediaFailed
+                | Self::ShuttingDown
         )
     }
 }

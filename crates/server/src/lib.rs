@@ -94,6 +94,8 @@ pub struct Server {
     shutdown: tokio::sync::watch::Sender<bool>,
     http: JoinHandle<()>,
     hub: JoinHandle<()>,
+    /// Closed once every connection's task has ended ([`session::Shared::live`]).
+    live: tokio::sync::mpsc::Receiver<()>,
 }
 
 /// Why the server could not start.
@@ -170,6 +172,7 @@ impl Server {
         info!(%http_addr, ?media_addrs, "squawk-server listening");
 
         let (shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
+        let (live_tx, live) = tokio::sync::mpsc::channel(1);
         let hub = hub::Hub::new(hub::HubConfig {
             floor: squawk_floor::FloorConfig {
                 max_talk: config.max_talk(),
@@ -250,6 +253,8 @@ impl Server {
                 limits: config.limits,
                 admission: Arc::new(Mutex::new(admission::Admission::new(config.limits))),
                 turn: turn.clone(),
+                stopping: shutdown_rx.clone(),
+                live: live_tx,
             },
             turn,
             stats: stats.clone(),
@@ -313,6 +318,7 @@ impl Server {
             shutdown,
             http,
             hub,
+            live,
         })
     }
 
@@ -337,11 +343,15 @@ impl Server {
         self.stats.snapshot()
     }
 
-    /// Stops accepting, closes sessions and stops the workers.
-    pub async fn shutdown(self) {
+    /// Stops accepting, tells every connection `shutting_down` and closes
+    /// it (waiting up to 2 s for those closes to be written), and stops the
+    /// workers.
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let _ = self.http.await;
         let _ = self.hub.await;
+        // `None` once every connection's task has ended.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.live.recv()).await;
     }
 }
 

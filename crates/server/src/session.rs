@@ -106,6 +106,12 @@ pub(crate) struct Shared {
     pub admission: Arc<Mutex<Admission>>,
     /// ICE servers (and TURN credentials) for each `welcome`.
     pub turn: Arc<crate::turn::TurnIssuer>,
+    /// Turns true when the server shuts down: every connection is told
+    /// `shutting_down` and closed.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Held by every connection (never sent on): the server's shutdown
+    /// waits until all are dropped, so that each close reaches its client.
+    pub live: mpsc::Sender<()>,
 }
 
 impl Shared {
@@ -189,6 +195,13 @@ pub(crate) async fn run(socket: WebSocket, shared: Shared, _admitted: AdmissionG
     let reply = |msg: ServerMessage| {
         outlet.push(msg);
     };
+    // Dropped as this task ends: the server's shutdown waits for it.
+    let _live = shared.live.clone();
+    let mut stopping = shared.stopping.clone();
+    let stopping = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    tokio::pin!(stopping);
 
     // Why the connection ends: `Some` when the client is told why.
     let end: Option<ServerMessage> = loop {
@@ -298,6 +311,12 @@ pub(crate) async fn run(socket: WebSocket, shared: Shared, _admitted: AdmissionG
                 break Some(ServerMessage::error(
                     ErrorCode::IdleTimeout,
                     format!("nothing received for {} s", limits.idle_timeout_secs),
+                ));
+            }
+            () = &mut stopping => {
+                break Some(ServerMessage::error(
+                    ErrorCode::ShuttingDown,
+                    "the server is shutting down; connect again when it is back",
                 ));
             }
         }
