@@ -135,6 +135,27 @@ def main():
             else:
                 ops += bytes([0])
         write("jitter", f"{i:02}", cfg + ops)
+    # red: levels (1), then packets: seq (2) ts (4) length (1) and a RED
+    # payload (RFC 2198) of up to `levels` earlier frames, some packets lost.
+    def red(pt, primary, blocks):
+        heads = b"".join(bytes([0x80 | pt, off >> 6, ((off & 0x3f) << 2) | (len(b) >> 8), len(b) & 0xff])
+                         for off, b in blocks)
+        return heads + bytes([pt]) + b"".join(b for _, b in blocks) + primary
+    for i in range(10):
+        levels = i % 4
+        body = b""
+        sent = []
+        for j in range(24):
+            seq = (65520 + j) % 65536
+            ts = (j * 960 + (19200 if i == 5 and j > 10 else 0)) % 2**32
+            frame = bytes([j]) * (8 + j % 5)
+            blocks = [(d * 960, sent[-d][1]) for d in range(min(levels, len(sent)), 0, -1)]
+            sent.append((seq, frame))
+            payload = red(111 if i != 7 else 0, frame, blocks)
+            if (j * (i + 3)) % 7 == 0:
+                continue  # lost
+            body += seq.to_bytes(2, "little") + ts.to_bytes(4, "little") + bytes([len(payload)]) + payload
+        write("red", f"{i:02}", bytes([levels]) + body)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,19 @@ squawk-netsim relay, a talker and a listener bot, and each impairment profile
 applied to every hop (talker -> server and server -> listener) once both are
 connected. Real speech: the four Harvard-phrase recordings back to back
 (about 21 s). Per profile and run: STOI of the whole recording and the
-median and lowest STOI of its 1.5 s windows (tests/audio_check.py), what the
+median and lowest STOI of its 1.5 s windows and PESQ wideband (ITU-T P.862.2,
+tests/audio_check.py --pesq), what the
 listener's jitter buffer saw (lost, recovered by FEC, concealed, its target
 delay) and the mouth-to-ear delay (where the speech sits in the recording
 after the listener's Floor Taken).
 
-Usage: scripts/bench-network.py [--bin-dir DIR] [--runs N] [--expected-loss PCT] [PROFILE...]
+Usage: scripts/bench-network.py [--bin-dir DIR] [--runs N] [--expected-loss PCT] [--no-fec]
+                                [PROFILE...]
 (DIR holds squawk-server, squawk-bot and squawk-netsim; default
-target/release. A PROFILE is squawk-netsim's text form, e.g. "loss=10%".)
+target/release. A PROFILE is squawk-netsim's text form, e.g. "loss=10%".
+--no-fec: the talker sends no Opus in-band FEC, so a loss is only concealed
+(plain PLC), for a side-by-side comparison; the relay's seeds are the same
+for every setting, so each run sees the same losses.)
 Needs the audio-check virtualenv (scripts/setup.sh --tests).
 """
 import argparse
@@ -120,7 +125,7 @@ def one_run(bin_dir, profile, speech, tmp, n, talker_extra=()):
         relay.stdin.close()
         relay.wait()
     py = os.environ.get("SQUAWK_PYTHON", os.path.expanduser("~/.cache/squawk-venv/bin/python"))
-    out = subprocess.run([py, os.path.join(ROOT, "tests", "audio_check.py"), speech, rec],
+    out = subprocess.run([py, os.path.join(ROOT, "tests", "audio_check.py"), "--pesq", speech, rec],
                          capture_output=True, text=True)
     total = {k: sum(r.get(k, 0) for r in received)
              for k in ("packets", "lost", "recovered_fec", "concealed")}
@@ -141,12 +146,16 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--expected-loss", type=int, metavar="PCT",
                     help="the talker's Opus expected packet loss, %% (default: the engine's)")
+    ap.add_argument("--no-fec", action="store_true",
+                    help="the talker sends no Opus in-band FEC (plain PLC)")
     ap.add_argument("profiles", nargs="*", default=PROFILES)
     a = ap.parse_args()
     extra = ["--expected-loss", str(a.expected_loss)] if a.expected_loss is not None else []
-    print("| profile (each hop) | STOI | windows median (lowest) | lost / FEC / concealed "
+    if a.no_fec:
+        extra.append("--no-fec")
+    print("| profile (each hop) | STOI | windows median (lowest) | PESQ-WB | lost / FEC / concealed "
           "| jitter buffer | mouth to ear | runs |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         speech = f"{tmp}/speech.wav"
         long_speech(speech)
@@ -154,19 +163,21 @@ def main():
             runs = [one_run(a.bin_dir, profile, speech, tmp, n, extra) for n in range(a.runs)]
             ok = [(r, rep) for r, rep in runs if "stoi" in r]
             if not ok:
-                print(f"| `{profile}` | speech not found | | | | | {a.runs} |")
+                print(f"| `{profile}` | speech not found | | | | | | {a.runs} |")
                 continue
-            fmt = lambda xs: (f"{min(xs):.3f}-{max(xs):.3f}" if len(xs) > 1 else f"{xs[0]:.3f}")
+            fmt = lambda xs, d=3: (f"{min(xs):.{d}f}-{max(xs):.{d}f}" if len(xs) > 1
+                                   else f"{xs[0]:.{d}f}")
             stoi = [r["stoi"] for r, _ in ok]
             med = [r["stoi_windows_median"] for r, _ in ok]
             low = min(r["stoi_windows_min"] for r, _ in ok)
+            pesq = [r["pesq_wb"] for r, _ in ok]
             lost = statistics.mean(rep.get("lost", 0) for _, rep in ok)
             fec = statistics.mean(rep.get("recovered_fec", 0) for _, rep in ok)
             conc = statistics.mean(rep.get("concealed", 0) for _, rep in ok)
             jb = statistics.mean(rep.get("jitter_buffer_ms", 0) for _, rep in ok)
             m2e = [r["mouth_to_ear_ms"] for r, _ in ok if "mouth_to_ear_ms" in r]
             delay = statistics.mean(m2e) if m2e else float("nan")
-            print(f"| `{profile}` | {fmt(stoi)} | {fmt(med)} ({low:.3f}) | "
+            print(f"| `{profile}` | {fmt(stoi)} | {fmt(med)} ({low:.3f}) | {fmt(pesq, 2)} | "
                   f"{lost:.0f} / {fec:.0f} / {conc:.0f} | {jb:.0f} ms | {delay:.0f} ms | "
                   f"{len(ok)} of {a.runs} |")
             sys.stdout.flush()

@@ -12,6 +12,8 @@ Usage: audio_check.py SOURCE.wav RECORDING.wav   -> one JSON object on stdout
            as the first form, on the recording up to T ms (with --after-ms
            and --loop: one talker's segment of a recording, scored against
            the stretch of its own source that it matches)
+       audio_check.py --pesq SOURCE.wav RECORDING.wav
+           as the first form, adding "pesq_wb" (needs the `pesq` package)
        audio_check.py --loop SOURCE.wav RECORDING.wav
            as the first form, for a source that was played in a loop and
            captured from an unknown point (a browser's fake microphone): the
@@ -28,6 +30,9 @@ package, on the re-aligned recording ("stoi"); and per 1.5 s window of the
 source, each aligned on its own within +-250 ms of the global lag (a jitter
 buffer that grows or shrinks shifts what follows), the median and the
 lowest of the windows' STOI ("stoi_windows_median", "stoi_windows_min").
+Quality (with --pesq): PESQ wideband, ITU-T P.862.2, MOS-LQO from 1.0 to
+4.64, from the maintained `pesq` package (the ITU reference code), on the
+re-aligned recording and the source both resampled to 16 kHz ("pesq_wb").
 Onset: the first 50 ms after the source's speech onset (first 10 ms window
 above -40 dBFS) must carry energy in the recording too (ratio in dB).
 """
@@ -107,6 +112,20 @@ def windowed_stoi(src, rec, lag, rate):
     return float(np.median(scores)), float(min(scores)), len(scores)
 
 
+def pesq_wb(src, rec, rate):
+    """PESQ wideband (ITU-T P.862.2) MOS-LQO of `rec` against `src`, both
+    resampled from `rate` to 16 kHz."""
+    from math import gcd
+
+    from pesq import pesq
+    from scipy.signal import resample_poly
+
+    g = gcd(16000, rate)
+    ref = resample_poly(src, 16000 // g, rate // g)
+    deg = resample_poly(rec, 16000 // g, rate // g)
+    return float(pesq(16000, ref, deg, "wb"))
+
+
 def looped_reference(src, rec, rate):
     """The part of `src` (played in a loop) that the recording's audible
     stretch matches, or None if the recording is silent."""
@@ -131,7 +150,12 @@ def main():
     after_ms = 0.0
     until_ms = None
     argv = sys.argv[1:]
-    while argv[0] in ("--channel", "--after-ms", "--until-ms"):
+    with_pesq = False
+    while argv[0] in ("--channel", "--after-ms", "--until-ms", "--pesq"):
+        if argv[0] == "--pesq":
+            with_pesq = True
+            argv = argv[1:]
+            continue
         if argv[0] == "--channel":
             channel = int(argv[1])
         elif argv[0] == "--after-ms":
@@ -165,7 +189,11 @@ def main():
     n50 = rate // 20
     first_src = src[on:on + n50]
     first_rec = seg[on:on + n50]
+    extra = {}
+    if with_pesq:
+        extra["pesq_wb"] = pesq_wb(src, seg, rate)
     print(json.dumps({
+        **extra,
         "stoi": score,
         "stoi_windows_median": windows[0] if windows else None,
         "stoi_windows_min": windows[1] if windows else None,

@@ -71,11 +71,23 @@ fn talk_through(
     assert_eq!(code, 0, "talker failed");
     let (code, lines) = listener.wait(Duration::from_secs(40));
     assert_eq!(code, 0, "listener failed");
-    let reports: Vec<Value> = lines
+    let received = summarise(&lines);
+    let report = compare(source, rec);
+    eprintln!("audio: {report}\nreceived: {received}");
+    (report, received)
+}
+
+/// A listener's transmission reports summed (see [`talk_through`]) and the
+/// packets its engine recovered from RED (`red_recovered`, from `done`).
+fn summarise(lines: &[String]) -> Value {
+    let events: Vec<Value> = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    let reports: Vec<&Value> = events
+        .iter()
         .filter(|v| v["event"] == "received")
-        .map(|v| v["report"].clone())
+        .map(|v| &v["report"])
         .collect();
     assert!(!reports.is_empty(), "the listener received no transmission");
     let sum = |k: &str| reports.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
@@ -85,7 +97,12 @@ fn talk_through(
             .map(|r| r[k].as_f64().unwrap())
             .fold(0.0, f64::max)
     };
-    let received = serde_json::json!({
+    let red = events
+        .iter()
+        .find(|v| v["event"] == "done")
+        .and_then(|v| v["red_recovered"].as_u64())
+        .expect("the listener's done line");
+    serde_json::json!({
         "reports": reports.len(),
         "packets": sum("packets"),
         "lost": sum("lost"),
@@ -93,10 +110,8 @@ fn talk_through(
         "concealed": sum("concealed"),
         "jitter_ms": max("jitter_ms"),
         "jitter_buffer_ms": max("jitter_buffer_ms"),
-    });
-    let report = compare(source, rec);
-    eprintln!("audio: {report}\nreceived: {received}");
-    (report, received)
+        "red_recovered": red,
+    })
 }
 
 /// The median STOI of the 1.5 s windows, asserted at least `floor`.
@@ -150,15 +165,59 @@ fn through_relay(tag: &str, profile: &str) -> (Value, Value, squawk_netsim::Rela
     (report, received, s)
 }
 
+/// Bursty loss (10 % per hop in bursts of 3 on average), which Opus in-band
+/// FEC cannot repair (it reaches one packet back), with RED (RFC 2198) on
+/// both hops: the talker sends each packet with the two before it, the
+/// server repairs the uplink from them and sends RED again to the listener
+/// that negotiated it, and plain Opus to one in the same channel that did
+/// not (`--red 0`). Each listener's downlink loses on its own.
 #[test]
-fn speech_survives_bursty_loss_on_each_hop() {
-    let (report, received, s) = through_relay("bursty", "burst=10%/3");
-    assert!(s.uplink.lost >= 50 && s.downlink.lost >= 50, "{s:?}");
-    assert!(received["lost"].as_u64().unwrap() >= 50, "{received}");
-    // Bursts of three defeat Opus in-band FEC (it carries one frame back):
-    // 0.67-0.87 over six runs with FEC and PLC; a floor for "still
-    // mostly intelligible" until the engine sends RED.
-    assert_windows_stoi(&report, 0.55, "10 % bursty loss per hop");
+fn red_repairs_bursty_loss_on_each_hop_and_a_listener_without_it_still_hears() {
+    let r = TestServer::behind_relay(&[]);
+    let out = out_dir("network_e2e/bursty-red");
+    let source = long_speech(&out);
+    let (red_rec, plain_rec) = (out.join("red.wav"), out.join("plain.wav"));
+    let red_listener = r.server.listener("R", "N", &red_rec, 32);
+    let plain_listener = r.server.listener_with("P", "N", &plain_rec, 32, &["--red", "0"]);
+    let mut talker = r.server.talker("T", "N", &source, &["--delay-ms", "1000"]);
+    let profile: Profile = "burst=10%/3".parse().unwrap();
+    r.relay.set_profiles(profile.clone(), profile);
+    talker.expect_event(Duration::from_secs(10), "floor_granted");
+    talker.expect_event(Duration::from_secs(40), "talk_ended");
+    assert_eq!(talker.wait(Duration::from_secs(10)).0, 0, "talker failed");
+    let mut got = Vec::new();
+    for (who, listener, rec) in [("red", red_listener, &red_rec), ("plain", plain_listener, &plain_rec)] {
+        let (code, lines) = listener.wait(Duration::from_secs(40));
+        assert_eq!(code, 0, "{who} listener failed");
+        let received = summarise(&lines);
+        let report = compare(&source, rec);
+        eprintln!("{who}: audio {report}\n{who}: received {received}");
+        got.push((received, report));
+    }
+    let s = r.relay.stats();
+    eprintln!("relay: {s:?}");
+    let uplink_repaired = (0..2)
+        .filter_map(|w| r.server.metric(&format!("squawk_rtp_red_recovered_total{{worker=\"{w}\"}}")))
+        .sum::<f64>();
+    eprintln!("server: {uplink_repaired} uplink packets recovered from RED");
+    let [(red, red_audio), (plain, plain_audio)] = <[_; 2]>::try_from(got).unwrap();
+    // About 106 of the talker's 1,060 packets lost, in bursts: those of a
+    // burst of at most two come back from the next packet's two redundant
+    // copies (about 56 % of them for bursts of 3 on average; 51 here).
+    assert!(s.uplink.lost >= 50, "{s:?}");
+    assert!(uplink_repaired >= 0.4 * s.uplink.lost as f64 / 3.0, "uplink: {uplink_repaired} of {s:?}");
+    assert!(red["red_recovered"].as_u64().unwrap() >= 20, "red listener: {red}");
+    assert_eq!(plain["red_recovered"].as_u64(), Some(0), "plain listener: {plain}");
+    // Both miss what the server could not repair on the uplink; on its own
+    // downlink the listener with RED misses far fewer packets than the one
+    // without, whose downlink loss only FEC repairs (83 against 157 here).
+    let (red_lost, plain_lost) = (red["lost"].as_u64().unwrap(), plain["lost"].as_u64().unwrap());
+    assert!(plain_lost >= 40, "plain listener: {plain}");
+    assert!(red_lost + 30 <= plain_lost, "missing: {red_lost} with RED, {plain_lost} without");
+    assert_windows_stoi(&red_audio, 0.85, "10 % bursty loss per hop, RED");
+    // Without RED on its downlink (bursts defeat FEC: 0.67-0.87 over six runs
+    // before RED, when the uplink was not repaired either).
+    assert_windows_stoi(&plain_audio, 0.55, "10 % bursty loss per hop, no RED downlink");
 }
 
 #[test]

@@ -674,6 +674,22 @@ impl TestServer {
         }
     }
 
+    /// The server's process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// One sample of its `/metrics` (Prometheus text): the value of the line
+    /// that starts with `series` (name and labels, e.g.
+    /// `squawk_worker_peers{worker="0"}`), or None if there is no such line.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        self.get_text("/metrics").lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|v| v.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+    }
+
     /// Stops the server as an operator or a service manager would
     /// (SIGTERM) and waits for it to exit; returns its exit code.
     pub fn stop(self, timeout: Duration) -> i32 {
@@ -722,8 +738,20 @@ impl TestServer {
     /// A bot listening to `channel` for `seconds`, recording to `record`
     /// (`/dev/null` to discard), once it is ready.
     pub fn listener(&self, name: &str, channel: &str, record: &Path, seconds: u32) -> Proc {
+        self.listener_with(name, channel, record, seconds, &[])
+    }
+
+    /// As [`TestServer::listener`], with `extra` options for the bot.
+    pub fn listener_with(
+        &self,
+        name: &str,
+        channel: &str,
+        record: &Path,
+        seconds: u32,
+        extra: &[&str],
+    ) -> Proc {
         let (record, seconds) = (record.to_str().expect("utf-8 path"), seconds.to_string());
-        let args = [
+        let mut args = vec![
             "listen",
             "--channel",
             channel,
@@ -732,6 +760,7 @@ impl TestServer {
             "--seconds",
             &seconds,
         ];
+        args.extend_from_slice(extra);
         let mut p = self.bot(name, &args);
         p.expect_event(Duration::from_secs(20), "ready");
         p

@@ -62,6 +62,16 @@ struct Args {
     /// FEC it spends (RFC 6716 §2.1.7) [default: the engine's, 10].
     #[arg(long, global = true, value_name = "PCT", value_parser = clap::value_parser!(i32).range(0..=100))]
     expected_loss: Option<i32>,
+    /// Send without Opus in-band FEC (no LBRR, RFC 6716 §2.1.7): a lost
+    /// packet is then only concealed (PLC). For comparisons; the engine's
+    /// default is FEC on.
+    #[arg(long, global = true)]
+    no_fec: bool,
+    /// RED (RFC 2198) redundant blocks per uplink packet, 0-8; 0 offers no
+    /// RED, so the server sends this client plain Opus too [default: the
+    /// engine's, 2].
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=8))]
+    red: Option<u8>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -322,6 +332,10 @@ async fn connect(
     config.ice_relay_only = args.ice_relay_only;
     if let Some(pct) = args.expected_loss {
         config.opus.expected_loss_pct = pct;
+    }
+    config.opus.fec = !args.no_fec;
+    if let Some(n) = args.red {
+        config.red_levels = usize::from(n);
     }
     match &args.user {
         Some(user) => {
@@ -923,6 +937,7 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
         .collect();
     say(json!({"event": "done",
         "rtp_received": engine.counters().rtp_received.load(std::sync::atomic::Ordering::Relaxed),
+        "red_recovered": engine.counters().red_recovered.load(std::sync::atomic::Ordering::Relaxed),
         "rtp_received_by_channel": by_channel}));
     engine.close().await;
     Ok(())

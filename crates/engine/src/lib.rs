@@ -26,8 +26,8 @@ mod rtc;
 pub mod tls;
 
 pub use engine::{
-    Engine, EngineConfig, EngineCounters, EngineError, EngineEvent, FloorOptions,
-    TransmissionReport,
+    DEFAULT_RED_LEVELS, Engine, EngineConfig, EngineCounters, EngineError, EngineEvent,
+    FloorOptions, TransmissionReport,
 };
 pub use rtc::IcePath;
 pub use squawk_media::JitterConfig;

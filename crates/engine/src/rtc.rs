@@ -32,6 +32,13 @@ use webrtc::{
 /// Opus payload type we offer (RFC 7587 uses a dynamic PT; 111 by custom).
 pub const OPUS_PT: u8 = 111;
 const OPUS_FMTP: &str = "minptime=10;useinbandfec=1;usedtx=1";
+/// RED (RFC 2198) payload type we offer beside Opus, as libwebrtc and str0m
+/// number it; its fmtp names Opus as the primary of every block.
+pub const RED_PT: u8 = 63;
+const RED_FMTP: &str = "111/111";
+/// One 20 ms Opus frame in RTP clock units (48 kHz): the frame RED's
+/// distance rule counts in.
+const FRAME_TICKS: u32 = 960;
 
 /// How long to wait for ICE gathering, ms.
 const GATHER_TIMEOUT_MS: u64 = 5_000;
@@ -100,6 +107,26 @@ pub(crate) struct IceOptions {
     pub relay_only: bool,
 }
 
+fn red_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "audio/red".to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: RED_FMTP.to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// Whether the answer `sdp` accepted RED (RFC 2198) on our uplink, the
+/// first audio m-line: an `a=rtpmap:63 red/48000/2` line in that section.
+pub(crate) fn answer_accepts_red(sdp: &str) -> bool {
+    let want = format!("a=rtpmap:{RED_PT} red/48000/2");
+    sdp.split("m=")
+        .skip(1)
+        .find(|m| m.starts_with("audio"))
+        .is_some_and(|m| m.lines().any(|l| l.trim().eq_ignore_ascii_case(&want)))
+}
+
 fn opus_codec() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
@@ -117,14 +144,24 @@ pub(crate) struct Media {
     /// SSRC of the uplink track.
     pub ssrc: u32,
     gathered: watch::Receiver<u64>,
+    /// Redundant blocks per uplink packet asked for (0: no RED offered).
+    red_levels: usize,
+    /// Wraps uplink packets in RED once the server accepted it.
+    red: Option<squawk_media::RedSender>,
+    /// Reused per uplink packet.
+    red_buf: Vec<u8>,
 }
 
 impl Media {
     /// Builds the PeerConnection with one send-only Opus track, bound to
-    /// `bind_ip` (host candidates are the bound addresses).
+    /// `bind_ip` (host candidates are the bound addresses). With
+    /// `red_levels` > 0 it offers RED (RFC 2198) beside Opus, to receive it
+    /// and to send each packet with the `red_levels` before it (at most
+    /// [`squawk_media::red::MAX_LEVELS`]) once the server accepts it.
     pub(crate) async fn new(
         bind_ip: std::net::IpAddr,
         ice: &IceOptions,
+        red_levels: usize,
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> Result<Self, MediaError> {
         let servers: Vec<RTCIceServer> = ice
@@ -154,6 +191,15 @@ impl Media {
             },
             RtpCodecKind::Audio,
         )?;
+        if red_levels > 0 {
+            me.register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: red_codec(),
+                    payload_type: RED_PT,
+                },
+                RtpCodecKind::Audio,
+            )?;
+        }
         let registry = register_default_interceptors(Registry::new(), &mut me)?;
         let mut se =
             SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
@@ -208,6 +254,9 @@ impl Media {
             uplink,
             ssrc,
             gathered,
+            red_levels,
+            red: None,
+            red_buf: Vec::new(),
         })
     }
 
@@ -233,8 +282,12 @@ impl Media {
         self.local_sdp_after_gathering(round).await
     }
 
-    /// Applies the server's answer.
-    pub(crate) async fn answer_received(&self, sdp: String) -> Result<(), MediaError> {
+    /// Applies the server's answer; the uplink sends RED from now on if it
+    /// was offered and accepted.
+    pub(crate) async fn answer_received(&mut self, sdp: String) -> Result<(), MediaError> {
+        if self.red_levels > 0 && answer_accepts_red(&sdp) {
+            self.red = Some(squawk_media::RedSender::new(self.red_levels, FRAME_TICKS));
+        }
         self.pc
             .set_remote_description(RTCSessionDescription::answer(sdp)?)
             .await?;
@@ -252,17 +305,26 @@ impl Media {
         self.local_sdp_after_gathering(round).await
     }
 
-    /// Writes one Opus RTP packet on the uplink.
+    /// Writes one Opus RTP packet on the uplink: as RED with the packets
+    /// before it when the server accepted RED, else plain.
     pub(crate) async fn send(
-        &self,
+        &mut self,
         seq: u16,
         timestamp: u32,
         marker: bool,
         payload: Bytes,
     ) -> Result<(), MediaError> {
+        let (payload_type, payload) = match &mut self.red {
+            Some(red) => {
+                self.red_buf.clear();
+                red.wrap(OPUS_PT, seq, timestamp, &payload, &mut self.red_buf);
+                (RED_PT, Bytes::copy_from_slice(&self.red_buf))
+            }
+            None => (OPUS_PT, payload),
+        };
         let header = rtc::rtp::Header {
             version: 2,
-            payload_type: OPUS_PT,
+            payload_type,
             sequence_number: seq,
             timestamp,
             ssrc: self.ssrc,
@@ -278,6 +340,23 @@ impl Media {
     /// Closes the PeerConnection.
     pub(crate) async fn close(&self) {
         let _ = self.pc.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer_accepts_red;
+
+    #[test]
+    fn red_is_seen_only_in_the_first_audio_section_of_the_answer() {
+        let head = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+        let opus = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        let red = "m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=rtpmap:111 opus/48000/2\r\n\
+                   a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n";
+        assert!(answer_accepts_red(&format!("{head}{red}")));
+        assert!(!answer_accepts_red(&format!("{head}{opus}")));
+        assert!(!answer_accepts_red(&format!("{head}{opus}{red}")));
+        assert!(!answer_accepts_red(head));
     }
 }
 

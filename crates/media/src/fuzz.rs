@@ -8,7 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{JitterBuffer, JitterConfig, Playout, PushOutcome, TrackRewriter};
+use crate::{
+    JitterBuffer, JitterConfig, Playout, PushOutcome, RedPayload, RedReceiver, RedSender,
+    TrackRewriter,
+};
 
 /// Reads a fuzzer's bytes as fixed-size fields (zeros once they run out).
 struct Bytes<'a>(&'a [u8]);
@@ -134,6 +137,63 @@ pub fn jitter(data: &[u8]) {
     }
 }
 
+/// RED (RFC 2198) fed arbitrary packets: each one parsed, unwrapped by a
+/// receiver (arbitrary sequence numbers and timestamps, so gaps, reordering
+/// and wraps), and its primary wrapped again by a sender.
+///
+/// Invariants: nothing panics; every block a parse yields lies inside the
+/// packet; a receiver hands out the primary last and a recovered packet
+/// only for a sequence number newer than any it handed out before (so
+/// never one that arrived); what the sender makes parses back to the same
+/// primary with only blocks of its own payload type, at whole frames.
+pub fn red(data: &[u8]) {
+    let mut b = Bytes(data);
+    let levels = usize::from(b.u8() % 10);
+    let mut rx = RedReceiver::new(960);
+    let mut tx = RedSender::new(levels, 960);
+    let mut newest: Option<i64> = None;
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let (seq, ts, len) = (b.u16(), b.u32(), usize::from(b.u8()));
+        let take = len.min(b.0.len());
+        let (packet, rest) = b.0.split_at(take);
+        b = Bytes(rest);
+        let Ok(red) = RedPayload::parse(packet) else {
+            continue;
+        };
+        let inside: usize = red.redundant().map(|x| x.payload.len()).sum::<usize>()
+            + red.primary.payload.len()
+            + red.redundant_count() * 4
+            + 1;
+        assert!(inside <= packet.len(), "blocks outside the packet");
+        let mut handed = Vec::new();
+        let _ = rx.unwrap(111, seq, ts, &red, |u| handed.push(u));
+        if let Some(last) = handed.last() {
+            assert!(!last.recovered && last.seq == seq, "the primary comes last");
+        }
+        let ext = |s: u16, around: Option<i64>| match around {
+            None => i64::from(s),
+            Some(h) => h + i64::from(s.wrapping_sub(h as u16) as i16),
+        };
+        for u in &handed {
+            let e = ext(u.seq, newest);
+            if u.recovered {
+                assert!(newest.is_none_or(|n| e > n), "recovered {} behind {newest:?}", u.seq);
+            }
+            newest = Some(newest.map_or(e, |n| n.max(e)));
+        }
+        out.clear();
+        tx.wrap(111, seq, ts, red.primary.payload, &mut out);
+        let again = RedPayload::parse(&out).expect("the sender's RED parses");
+        assert_eq!(again.primary.payload, red.primary.payload);
+        assert!(again.redundant_count() <= levels);
+        for x in again.redundant() {
+            assert_eq!(x.pt, 111);
+            assert!(x.ts_offset > 0 && x.ts_offset % 960 == 0, "offset {}", x.ts_offset);
+        }
+    }
+}
+
 fn payload_id(p: &[u8]) -> u32 {
     let bytes: [u8; 4] = p
         .try_into()
@@ -151,6 +211,12 @@ mod tests {
     fn rewrite_corpus_replays() {
         let n = replay("rewrite", rewrite);
         assert!(n >= 10, "the rewrite corpus has {n} inputs");
+    }
+
+    #[test]
+    fn red_corpus_replays() {
+        let n = replay("red", red);
+        assert!(n >= 10, "the red corpus has {n} inputs");
     }
 
     #[test]

@@ -14,13 +14,23 @@
 //!   and the audio device clock, and tells the decoder per 20 ms slot whether
 //!   to decode, use in-band FEC, conceal or play silence (RFC 7587 §3.1.3,
 //!   §3.3).
+//! * [`red`] — RFC 2198 redundant audio (RED): [`RedSender`] wraps each
+//!   outgoing Opus packet with copies of the ones before it,
+//!   [`RedReceiver`] recovers a burst of lost packets from the next one
+//!   that arrives. Used by the engine's uplink and by the SFU at both ends.
+//! * [`seq`] — [`SeqCompactor`], used by the SFU: renumbers a talker's
+//!   packets around the padding-only ones it drops, so listeners see no gap.
 
 /// Fuzzing harnesses (`fuzz/`); hidden: not an API.
 #[cfg(any(test, feature = "fuzz"))]
 #[doc(hidden)]
 pub mod fuzz;
 pub mod jitter;
+pub mod red;
 pub mod rewrite;
+pub mod seq;
 
 pub use jitter::{JitterBuffer, JitterConfig, JitterEvent, JitterStats, Playout, PushOutcome};
+pub use red::{RedPayload, RedReceiver, RedSender};
 pub use rewrite::{Rewritten, TrackRewriter};
+pub use seq::SeqCompactor;

@@ -29,6 +29,12 @@ pub struct ServerConfig {
     pub advertise_ip: Option<IpAddr>,
     /// SFU worker threads; 0 means one per CPU core. Default 0.
     pub workers: usize,
+    /// RED (RFC 2198) redundant blocks in each packet the SFU sends a
+    /// listener that negotiated RED: copies of this many packets before it,
+    /// so a burst that long lost on the downlink is repaired. 0 sends plain
+    /// Opus to everyone (RED from talkers is still unwrapped). 0-8,
+    /// default 2.
+    pub red_levels: usize,
     /// Longest transmission before Floor Revoke, in seconds. Default 60.
     pub max_talk_secs: u64,
     /// Whether a strictly higher floor priority pre-empts the current
@@ -201,6 +207,7 @@ impl Default for ServerConfig {
             media: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7400),
             advertise_ip: None,
             workers: 0,
+            red_levels: 2,
             max_talk_secs: 60,
             preemption: true,
             emergency_priority_secs: 300,
@@ -372,6 +379,12 @@ impl ServerConfig {
         self.limits.validate()?;
         if self.workers > 64 {
             return Err(ConfigError::Invalid("workers must be at most 64".into()));
+        }
+        if self.red_levels > squawk_media::red::MAX_LEVELS {
+            return Err(ConfigError::Invalid(format!(
+                "red_levels must be at most {}",
+                squawk_media::red::MAX_LEVELS
+            )));
         }
         Ok(())
     }

@@ -107,6 +107,47 @@ impl Driver {
     }
 }
 
+/// Debug builds on Unix only: `kill -USR1 <server pid>` makes SFU worker 0
+/// panic, so that a worker failure is tested end to end on the real binary
+/// (`tests/browser_e2e.rs`). Release builds leave SIGUSR1 alone and this
+/// never fires.
+struct CrashSignal {
+    #[cfg(all(unix, debug_assertions))]
+    usr1: Option<tokio::signal::unix::Signal>,
+}
+
+impl CrashSignal {
+    fn new() -> Self {
+        Self {
+            #[cfg(all(unix, debug_assertions))]
+            usr1: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                .ok(),
+        }
+    }
+
+    /// Resolves at each SIGUSR1; never in a release build.
+    async fn recv(&mut self) {
+        #[cfg(all(unix, debug_assertions))]
+        if let Some(usr1) = &mut self.usr1 {
+            if usr1.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
+impl Driver {
+    /// What [`CrashSignal`] asks for: worker 0 panics.
+    fn crash_worker(&self) {
+        #[cfg(debug_assertions)]
+        {
+            tracing::warn!("SIGUSR1 (debug build): making sfu worker 0 panic");
+            self.workers.send(0, crate::sfu::WorkerCmd::Crash);
+        }
+    }
+}
+
 /// Runs the hub until `shutdown` turns true or every connection sender is
 /// gone; returns the workers, to be stopped.
 pub(crate) async fn run(
@@ -122,6 +163,7 @@ pub(crate) async fn run(
         workers,
         outlets: HashMap::new(),
     };
+    let mut crash = CrashSignal::new();
     loop {
         let deadline = d.hub.poll_timeout();
         let timer = async {
@@ -151,6 +193,7 @@ pub(crate) async fn run(
                 }
             }
             () = timer => d.step(Instant::now(), HubInput::Timeout),
+            () = crash.recv() => d.crash_worker(),
         }
         // For `/metrics`: a copy per batch, not per message.
         if let Ok(mut m) = metrics.lock() {

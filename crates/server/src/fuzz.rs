@@ -359,7 +359,7 @@ pub fn sdp(data: &[u8]) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let candidate = SocketAddr::from(([127, 0, 0, 1], 7400));
     let now = Instant::now();
-    let mut peer = Peer::new(7, tx, candidate, now);
+    let mut peer = Peer::new(7, tx, candidate, 2, now);
     let mut tokens = BTreeSet::new();
     let mut next_token = 0u64;
     while let Some(op) = b.byte() {

@@ -160,6 +160,7 @@ impl Server {
             config.worker_count(),
             config.media,
             config.advertise_ip,
+            config.red_levels,
             events_tx,
         )
         .map_err(|source| StartError::Bind {

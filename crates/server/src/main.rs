@@ -35,6 +35,10 @@ struct Args {
     /// SFU worker threads (0 = one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// RED (RFC 2198) redundant blocks per packet to listeners that
+    /// negotiated RED, 0-8 (0: plain Opus) [default: 2].
+    #[arg(long, value_name = "N")]
+    red_levels: Option<usize>,
     /// Maximum talk time per transmission, seconds.
     #[arg(long, value_name = "SECONDS")]
     max_talk_secs: Option<u64>,
@@ -171,6 +175,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(v) = args.workers {
         config.workers = v;
+    }
+    if let Some(v) = args.red_levels {
+        config.red_levels = v;
     }
     if let Some(v) = args.max_talk_secs {
         config.max_talk_secs = v;

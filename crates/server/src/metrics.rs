@@ -149,8 +149,22 @@ pub(crate) fn render(hub: &HubMetrics, workers: &[SfuStats], turn_issued: u64) -
                     ]),
                     w.send_dropped,
                 ),
+                (
+                    label(&[("worker", i.to_string()), ("reason", "malformed_red".into())]),
+                    w.red_malformed,
+                ),
+                (
+                    label(&[("worker", i.to_string()), ("reason", "padding".into())]),
+                    w.padding_dropped,
+                ),
             ]
         }),
+    );
+    counters(
+        &mut r,
+        "rtp_red_recovered",
+        "Uplink RTP packets lost before the SFU and recovered from RED (RFC 2198)",
+        per(|w| w.red_recovered),
     );
     counters(
         &mut r,
@@ -197,6 +211,7 @@ mod tests {
             rtp_in: 100,
             rtp_out: 1400,
             dropped_no_floor: 7,
+            red_recovered: 3,
             peers: 2,
             ..SfuStats::default()
         };
@@ -211,6 +226,7 @@ mod tests {
             "squawk_rtp_forwarded_total{worker=\"0\"} 1400",
             "squawk_rtp_forwarded_total{worker=\"1\"} 0",
             "squawk_rtp_dropped_total{worker=\"0\",reason=\"no_floor\"} 7",
+            "squawk_rtp_red_recovered_total{worker=\"0\"} 3",
             "squawk_worker_peers{worker=\"0\"} 2",
             "# EOF",
         ] {

@@ -357,6 +357,51 @@ fn jitter_grows_target_and_nothing_is_late_after_adaptation() {
     );
 }
 
+/// The buffer follows jitter down as well as up: after 10 s of ±30 ms jitter
+/// the link turns clean, and within a few seconds both the target and the
+/// delay frames actually play at come back to the clean link's, by dropping
+/// frames (not by losing any).
+#[test]
+fn jitter_that_ends_brings_target_and_playout_delay_back_down() {
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let mut lcg = Lcg(0xD0_0D);
+    // 30 s of packets: 10 s at 50 ms ± 30 ms, then 20 s at a steady 20 ms.
+    let delays: Vec<u64> = (0..1500)
+        .map(|k| if k < 500 { 20_000 + lcg.below(60_001) } else { 20_000 })
+        .collect();
+    let arrivals = stream(1500, 7, 1_000_000, POP_US, |k| delays[k as usize]);
+    let run = simulate(&mut jb, &arrivals, 3_000, 1600);
+
+    let jittery = run.stats_at(10_000_000);
+    assert!(
+        jittery.target_delay_ms >= 60 && jittery.current_delay_ms >= 40,
+        "up during the jitter: target {} ms, current {} ms",
+        jittery.target_delay_ms,
+        jittery.current_delay_ms
+    );
+    let clean = run.stats_at(20_000_000);
+    let end = run.stats_at(30_000_000);
+    for (when, s) in [("10 s after", clean), ("20 s after", end)] {
+        assert!(
+            s.target_delay_ms <= 30,
+            "target back down {when} the jitter ended: {} ms",
+            s.target_delay_ms
+        );
+        assert!(
+            s.current_delay_ms <= s.target_delay_ms + 2 * 20,
+            "playout delay back down {when}: {} ms for a target of {} ms",
+            s.current_delay_ms,
+            s.target_delay_ms
+        );
+    }
+    assert!(
+        end.drift_dropped > jittery.drift_dropped,
+        "the delay came down by dropping frames"
+    );
+    assert_eq!(end.lost, jittery.lost, "nothing lost on the clean link");
+    assert_eq!(end.late, jittery.late, "nothing late on the clean link");
+}
+
 #[test]
 fn sender_clock_faster_is_bounded_by_drift_drops() {
     let mut jb = JitterBuffer::new(JitterConfig::default());

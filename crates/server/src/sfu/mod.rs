@@ -57,6 +57,11 @@ pub(crate) struct FwdPacket {
     pub arrival: Instant,
     pub audio_level: Option<i8>,
     pub voice_activity: Option<bool>,
+    /// The same packet as RFC 2198 RED, with the packets of this talker
+    /// forwarded just before it as redundant blocks (the server's `red_levels`),
+    /// for listeners that negotiated RED; its block payload types are Opus
+    /// and are set to each listener's own when it is written.
+    pub red: Option<Arc<[u8]>>,
 }
 
 /// A change to the routing table, sent by the hub to every worker.
@@ -125,9 +130,10 @@ pub(crate) enum WorkerCmd {
     },
     /// Stop the worker (server shutdown).
     Shutdown,
-    /// Make the worker's loop panic, as a bug would (tests of the failure
-    /// boundary only).
-    #[cfg(test)]
+    /// Make the worker's loop panic, as a bug would: tests of the failure
+    /// boundary only (unit tests, and `kill -USR1` on a debug build, see
+    /// `driver::CrashSignal`). Release builds do not have it.
+    #[cfg(any(test, debug_assertions))]
     Crash,
 }
 
@@ -181,6 +187,15 @@ pub struct WorkerStats {
     pub dropped_no_floor: AtomicU64,
     /// UDP datagrams that were not STUN/DTLS/RTP/RTCP or matched no peer.
     pub stray_datagrams: AtomicU64,
+    /// Uplink packets lost on the way to the SFU and recovered from the
+    /// redundant blocks of a later RED packet (RFC 2198).
+    pub red_recovered: AtomicU64,
+    /// Padding-only uplink packets dropped (the talker's later packets
+    /// renumbered around them).
+    pub padding_dropped: AtomicU64,
+    /// RED packets from clients that did not parse, or whose primary was
+    /// not Opus: dropped.
+    pub red_malformed: AtomicU64,
     /// Peers on this worker.
     pub peers: AtomicU64,
     /// Times this worker's loop panicked and was restarted.
@@ -222,6 +237,15 @@ pub struct SfuStats {
     pub dropped_no_floor: u64,
     /// Unparseable or unmatched UDP datagrams.
     pub stray_datagrams: u64,
+    /// Uplink packets recovered from RED.
+    #[serde(default)]
+    pub red_recovered: u64,
+    /// Malformed RED packets dropped.
+    #[serde(default)]
+    pub red_malformed: u64,
+    /// Padding-only uplink packets dropped.
+    #[serde(default)]
+    pub padding_dropped: u64,
     /// Connected peers.
     pub peers: u64,
     /// Worker loop failures (panics caught and restarted).
@@ -267,6 +291,7 @@ fn supervise(
     idx: usize,
     socket: &std::net::UdpSocket,
     candidate: SocketAddr,
+    red_levels: usize,
     mut rx: mpsc::UnboundedReceiver<WorkerCmd>,
     others: &[mpsc::UnboundedSender<WorkerCmd>],
     events: &EventTx,
@@ -283,6 +308,7 @@ fn supervise(
                     idx,
                     socket,
                     candidate,
+                    red_levels,
                     others.to_vec(),
                     events.clone(),
                     stats.clone(),
@@ -331,6 +357,7 @@ impl Workers {
         count: usize,
         base: SocketAddr,
         advertise: Option<std::net::IpAddr>,
+        red_levels: usize,
         events: EventTx,
     ) -> std::io::Result<Self> {
         let mut sockets = Vec::with_capacity(count);
@@ -372,7 +399,9 @@ impl Workers {
             let events = events.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("sfu-{idx}"))
-                .spawn(move || supervise(idx, &socket, candidate, rx, &others, &events, &st))?;
+                .spawn(move || {
+                    supervise(idx, &socket, candidate, red_levels, rx, &others, &events, &st)
+                })?;
             threads.push(handle);
         }
         Ok(Self {
@@ -441,6 +470,9 @@ impl StatsHandle {
             s.send_dropped += w.send_dropped;
             s.dropped_no_floor += w.dropped_no_floor;
             s.stray_datagrams += w.stray_datagrams;
+            s.red_recovered += w.red_recovered;
+            s.red_malformed += w.red_malformed;
+            s.padding_dropped += w.padding_dropped;
             s.peers += w.peers;
             s.failures += w.failures;
             for (acc, b) in s.delay_hist.iter_mut().zip(&w.delay_hist) {
@@ -462,6 +494,9 @@ impl StatsHandle {
                     send_dropped: w.send_dropped.load(Ordering::Relaxed),
                     dropped_no_floor: w.dropped_no_floor.load(Ordering::Relaxed),
                     stray_datagrams: w.stray_datagrams.load(Ordering::Relaxed),
+                    red_recovered: w.red_recovered.load(Ordering::Relaxed),
+                    red_malformed: w.red_malformed.load(Ordering::Relaxed),
+                    padding_dropped: w.padding_dropped.load(Ordering::Relaxed),
                     peers: w.peers.load(Ordering::Relaxed),
                     failures: w.failures.load(Ordering::Relaxed),
                     ..SfuStats::default()
@@ -504,7 +539,7 @@ mod tests {
     #[test]
     fn a_failed_worker_is_reported_restarted_and_alone_in_losing_its_peers() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut w = Workers::start(2, "127.0.0.1:0".parse().unwrap(), None, tx).unwrap();
+        let mut w = Workers::start(2, "127.0.0.1:0".parse().unwrap(), None, 2, tx).unwrap();
         let addrs = w.addrs().to_vec();
         w.send(0, WorkerCmd::AddPeer { client: 1 });
         w.send(1, WorkerCmd::AddPeer { client: 2 });

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Instant};
 
-use squawk_media::TrackRewriter;
+use squawk_media::{RedReceiver, RedSender, SeqCompactor, TrackRewriter};
 use squawk_protocol::{ClientId, ErrorCode};
 use str0m::{
     Candidate, Rtc,
@@ -22,6 +22,9 @@ use super::{
 
 /// Opus RTP clock rate, Hz (RFC 7587 §4.1).
 const OPUS_CLOCK: u32 = 48_000;
+/// One 20 ms Opus frame in RTP clock units: the frame RED's distance rule
+/// counts in (`squawk_media::red`).
+pub(crate) const FRAME_TICKS: u32 = OPUS_CLOCK / 50;
 
 /// SDP offer/answer state of the one PeerConnection (RFC 8829 §3).
 ///
@@ -44,6 +47,9 @@ pub(crate) struct Downlink {
     pub negotiated: bool,
     /// Opus payload type negotiated for the track, looked up on first use.
     pub pt: Option<Pt>,
+    /// RED (RFC 2198) payload type negotiated for the track with `pt` as
+    /// its primary, looked up with `pt`; `None`: plain Opus.
+    pub red_pt: Option<Pt>,
     /// RFC 6464 audio level extension id negotiated for the track, looked
     /// up with `pt`.
     pub level_id: Option<u8>,
@@ -117,6 +123,98 @@ pub(crate) struct Peer {
     /// remote address), learnt from str0m's own transmits.
     pub media_dest: Option<SocketAddr>,
     candidate: SocketAddr,
+    /// The uplink's payload types: which is Opus and which RED, learnt at
+    /// the first packet of each.
+    pub uplink_pts: UplinkPts,
+    /// Renumbers the uplink around the padding-only packets dropped.
+    pub uplink_seq: SeqCompactor,
+    /// Repairs losses on the uplink from the RED the client sends.
+    pub red_rx: RedReceiver,
+    /// The packets of this client forwarded last, repeated in the RED the
+    /// SFU sends listeners.
+    pub red_tx: RedSender,
+    /// The m-lines (by mid) on which the client's SDP accepted RED, with
+    /// its RED payload type: str0m keeps only the primary payload types of
+    /// an m-line (`remote_pts`), so the SFU reads this from the SDP itself.
+    pub red_mids: RedMids,
+}
+
+/// A peer's m-lines with RED, by mid, and their RED payload types.
+#[derive(Debug, Default)]
+pub(crate) struct RedMids(Vec<(String, Pt)>);
+
+impl RedMids {
+    /// The RED payload type the client accepted on `mid`, if any.
+    pub(crate) fn get(&self, mid: Mid) -> Option<Pt> {
+        let mid = mid.to_string();
+        self.0.iter().find(|(m, _)| *m == mid).map(|(_, pt)| *pt)
+    }
+}
+
+/// The m-sections of `sdp` that list `red/48000/2`: (their `a=mid`, the RED
+/// payload type). Sections without a mid are skipped.
+pub(crate) fn red_mids(sdp: &str) -> Vec<(String, Pt)> {
+    let mut found = Vec::new();
+    for section in sdp.split("\nm=").skip(1) {
+        let mut mid = None;
+        let mut red = None;
+        for line in section.lines().map(str::trim) {
+            if let Some(m) = line.strip_prefix("a=mid:") {
+                mid = Some(m.to_owned());
+            } else if let Some(map) = line.strip_prefix("a=rtpmap:") {
+                let mut parts = map.splitn(2, ' ');
+                let pt = parts.next().and_then(|p| p.parse::<u8>().ok());
+                let codec = parts.next().unwrap_or_default();
+                if codec.eq_ignore_ascii_case("red/48000/2") {
+                    red = pt;
+                }
+            }
+        }
+        if let (Some(mid), Some(pt)) = (mid, red) {
+            found.push((mid, Pt::from(pt)));
+        }
+    }
+    found
+}
+
+/// What an uplink payload type carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UplinkPt {
+    /// Plain Opus.
+    Opus,
+    /// RED with this Opus payload type as its primary.
+    Red { primary: Pt },
+    /// Neither (forwarded as it is, as before RED).
+    Other,
+}
+
+/// A peer's uplink payload types, looked up in its `Rtc`'s codec
+/// configuration once per payload type.
+#[derive(Debug, Default)]
+pub(crate) struct UplinkPts(Vec<(Pt, UplinkPt)>);
+
+impl UplinkPts {
+    /// What `pt` carries on `rtc`'s uplink.
+    pub(crate) fn kind(&mut self, rtc: &Rtc, pt: Pt) -> UplinkPt {
+        if let Some((_, k)) = self.0.iter().find(|(p, _)| *p == pt) {
+            return *k;
+        }
+        let config = rtc.codec_config();
+        let kind = if let Some(p) = config.iter().find(|p| p.red() == Some(pt)) {
+            UplinkPt::Red { primary: p.pt() }
+        } else if config
+            .iter()
+            .any(|p| p.pt() == pt && p.spec().codec == Codec::Opus)
+        {
+            UplinkPt::Opus
+        } else {
+            UplinkPt::Other
+        };
+        if self.0.len() < 8 {
+            self.0.push((pt, kind));
+        }
+        kind
+    }
 }
 
 /// A fresh `Rtc` for one connection and the slot its SRTP keys appear in.
@@ -125,7 +223,10 @@ pub(crate) fn new_rtc(candidate: SocketAddr, now: Instant) -> (Rtc, KeySlot) {
         .set_rtp_mode(true)
         .set_ice_lite(true)
         .clear_codecs()
-        .enable_opus(true, false)
+        // Opus with RED (RFC 2198) beside it: str0m negotiates `red/48000/2`
+        // with the Opus payload type as its primary (in RTP mode it neither
+        // wraps nor unwraps; the worker does).
+        .enable_opus(true, true)
         // Auto: DTLS 1.2 for webrtc-rs, 1.3 for browsers that offer it.
         .set_dtls_version(DtlsVersion::Auto);
     let (mut rtc, keys) = super::keys::build_rtc(config, now);
@@ -138,11 +239,32 @@ pub(crate) fn new_rtc(candidate: SocketAddr, now: Instant) -> (Rtc, KeySlot) {
     (rtc, keys)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn red_is_read_per_mid_from_the_clients_sdp() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
+            a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=rtpmap:111 opus/48000/2\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 109 121\r\na=mid:2\r\na=rtpmap:109 opus/48000/2\r\n\
+            a=rtpmap:121 RED/48000/2\r\n";
+        assert_eq!(
+            red_mids(sdp),
+            vec![("0".to_owned(), Pt::from(63)), ("2".to_owned(), Pt::from(121))]
+        );
+        assert!(red_mids("m=audio 9 RTP/AVP 0\r\na=rtpmap:63 red/48000/2\r\n").is_empty());
+    }
+}
+
 impl Peer {
     pub(crate) fn new(
         client: ClientId,
         events: EventTx,
         candidate: SocketAddr,
+        red_levels: usize,
         now: Instant,
     ) -> Self {
         let (rtc, keys) = new_rtc(candidate, now);
@@ -161,6 +283,11 @@ impl Peer {
             srtp: None,
             media_dest: None,
             candidate,
+            uplink_pts: UplinkPts::default(),
+            uplink_seq: SeqCompactor::new(),
+            red_rx: RedReceiver::new(FRAME_TICKS),
+            red_tx: RedSender::new(red_levels, FRAME_TICKS),
+            red_mids: RedMids::default(),
         }
     }
 
@@ -214,6 +341,7 @@ impl Peer {
         };
         match self.rtc.sdp_api().accept_offer(offer) {
             Ok(answer) => {
+                self.note_red(sdp);
                 self.emit(WorkerEvent::Answer {
                     client: self.client,
                     sdp: answer.to_sdp_string(),
@@ -257,6 +385,7 @@ impl Peer {
         };
         match self.rtc.sdp_api().accept_answer(pending, answer) {
             Ok(()) => {
+                self.note_red(sdp);
                 // Tracks moved to spare by a leave while the offer was out
                 // are negotiated by this answer too.
                 for d in self.downlinks.iter_mut().chain(self.spare.iter_mut()) {
@@ -320,6 +449,7 @@ impl Peer {
                         rewriter: TrackRewriter::new(OPUS_CLOCK, rand::random(), rand::random()),
                         negotiated: false,
                         pt: None,
+                        red_pt: None,
                         level_id: None,
                         ssrc: None,
                     }
@@ -349,6 +479,22 @@ impl Peer {
         rtc.media(mid)?
             .remote_extmap()
             .id_of(str0m::rtp::Extension::AudioLevel)
+    }
+
+    /// Remembers which m-lines the client's accepted SDP lists RED on (a
+    /// later SDP of the client decides again for the mids it names).
+    fn note_red(&mut self, sdp: &str) {
+        let found = red_mids(sdp);
+        let named: Vec<String> = sdp
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("a=mid:").map(str::to_owned))
+            .collect();
+        self.red_mids.0.retain(|(m, _)| !named.contains(m));
+        self.red_mids.0.extend(found);
+        // Tracks whose payload types were looked up look them up again.
+        for d in self.downlinks.iter_mut().chain(self.spare.iter_mut()) {
+            d.pt = None;
+        }
     }
 
     /// The Opus payload type negotiated on `mid` (RFC 7587 is dynamic PT).

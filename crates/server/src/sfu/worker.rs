@@ -13,6 +13,7 @@ use std::{
     time::Instant,
 };
 
+use squawk_media::RedPayload;
 use squawk_protocol::ClientId;
 use str0m::{
     Event, IceConnectionState, Input, Output,
@@ -25,7 +26,7 @@ use tracing::{debug, info};
 use super::{
     ChanId, EventTx, FwdPacket, RouteUpdate, WorkerCmd, WorkerEvent, WorkerStats,
     batch::SendBatch,
-    peer::{Link, Peer},
+    peer::{Link, Peer, UplinkPt},
     router::Router,
     srtp::RtpHeader,
 };
@@ -89,6 +90,9 @@ pub(crate) struct Worker {
     timers_ran: Instant,
     /// Datagrams of this wake-up, sent before the worker sleeps again.
     batch: SendBatch,
+    /// RED redundant blocks towards listeners that negotiated RED (the
+    /// server's `red_levels`; 0: plain Opus to all).
+    red_levels: usize,
 }
 
 impl Worker {
@@ -96,6 +100,7 @@ impl Worker {
         idx: usize,
         socket: UdpSocket,
         candidate: SocketAddr,
+        red_levels: usize,
         workers: Vec<mpsc::UnboundedSender<WorkerCmd>>,
         events: EventTx,
         stats: Arc<WorkerStats>,
@@ -104,6 +109,7 @@ impl Worker {
             idx,
             socket,
             candidate,
+            red_levels,
             peers: HashMap::new(),
             by_addr: HashMap::new(),
             timers: BTreeSet::new(),
@@ -171,7 +177,13 @@ impl Worker {
         let now = Instant::now();
         match cmd {
             WorkerCmd::AddPeer { client } => {
-                let peer = Box::new(Peer::new(client, self.events.clone(), self.candidate, now));
+                let peer = Box::new(Peer::new(
+                    client,
+                    self.events.clone(),
+                    self.candidate,
+                    self.red_levels,
+                    now,
+                ));
                 self.peers.insert(client, peer);
                 self.stats
                     .peers
@@ -249,7 +261,7 @@ impl Worker {
                 }
             }
             WorkerCmd::Shutdown => {}
-            #[cfg(test)]
+            #[cfg(any(test, debug_assertions))]
             WorkerCmd::Crash => panic!("sfu-{}: crash asked for by a test", self.idx),
         }
     }
@@ -342,6 +354,17 @@ impl Worker {
                 WorkerStats::add(&self.stats.dropped_no_floor, 1);
                 continue;
             }
+            let mut pkt = pkt;
+            if let Some(peer) = self.peers.get_mut(&talker).filter(|p| p.red_tx.levels() > 0) {
+                // One RED payload per forwarded packet, for every listener
+                // that negotiated RED; Opus's payload type 111 stands in
+                // for each listener's own, set as it is written.
+                let levels = peer.red_tx.levels();
+                let mut red = Vec::with_capacity(pkt.payload.len() * (levels + 1) + 4 * levels + 1);
+                peer.red_tx
+                    .wrap(111, pkt.seq, pkt.timestamp, &pkt.payload, &mut red);
+                pkt.red = Some(Arc::from(red));
+            }
             let pkt = Arc::new(pkt);
             for &chan in &chans {
                 for w in self.router.remote_workers(chan) {
@@ -384,6 +407,7 @@ impl Worker {
             }
             if dl.pt.is_none() {
                 dl.pt = Peer::opus_pt(&peer.rtc, dl.mid);
+                dl.red_pt = dl.pt.and(peer.red_mids.get(dl.mid));
                 dl.level_id = Peer::audio_level_id(&peer.rtc, dl.mid);
             }
             let Some(pt) = dl.pt else { continue };
@@ -395,8 +419,13 @@ impl Worker {
             };
             written += 1;
             if let (Some(srtp), Some(dest), Some(ssrc)) = (&peer.srtp, peer.media_dest, dl.ssrc) {
+                // RED towards a listener that negotiated it, except on the
+                // first packet of a source: its redundant blocks would be
+                // the talker's packets from before this listener's track
+                // took it up.
+                let red = dl.red_pt.zip(pkt.red.as_deref()).filter(|_| !rw.marker);
                 let header = RtpHeader {
-                    pt: *pt,
+                    pt: red.map_or(*pt, |(red_pt, _)| *red_pt),
                     marker: rw.marker,
                     seq: rw.seq as u16,
                     timestamp: rw.timestamp,
@@ -409,7 +438,14 @@ impl Worker {
                 let full = self.batch.push(dest, Some(pkt.arrival), |buf| {
                     let start = buf.len();
                     let header_len = header.write(buf);
-                    buf.extend_from_slice(&pkt.payload);
+                    match red {
+                        Some((_, data)) => {
+                            let at = buf.len();
+                            buf.extend_from_slice(data);
+                            squawk_media::red::set_block_pts(&mut buf[at..], *pt);
+                        }
+                        None => buf.extend_from_slice(&pkt.payload),
+                    }
                     // RFC 3711 §3.3.1: the ROC is the extended sequence number's high bits.
                     srtp.protect_rtp(buf, start, header_len, (rw.seq >> 16) as u32);
                 });
@@ -521,6 +557,45 @@ impl Worker {
         }
     }
 
+    /// An uplink RED packet (RFC 2198): the packets lost just before it
+    /// that its redundant blocks carry, then its primary, each as a plain
+    /// Opus packet for the router. A malformed one is dropped and counted.
+    fn unwrap_red(peer: &mut Peer, io: &mut Io<'_>, pkt: FwdPacket, opus_pt: u8) {
+        let data = pkt.payload.clone();
+        let Ok(red) = RedPayload::parse(&data) else {
+            WorkerStats::add(&io.stats.red_malformed, 1);
+            return;
+        };
+        let client = peer.client;
+        let uplink = &mut *io.uplink;
+        let mut recovered = 0;
+        let unwrapped = peer
+            .red_rx
+            .unwrap(opus_pt, pkt.seq, pkt.timestamp, &red, |u| {
+                recovered += u64::from(u.recovered);
+                uplink.push((
+                    client,
+                    FwdPacket {
+                        ssrc: pkt.ssrc,
+                        seq: u.seq,
+                        timestamp: u.ts,
+                        // RFC 2198: a redundant block carries no marker and
+                        // no header extensions of its own.
+                        marker: pkt.marker && !u.recovered,
+                        payload: Arc::from(u.payload),
+                        audio_level: pkt.audio_level.filter(|_| !u.recovered),
+                        voice_activity: pkt.voice_activity.filter(|_| !u.recovered),
+                        arrival: pkt.arrival,
+                        red: None,
+                    },
+                ));
+            });
+        WorkerStats::add(&io.stats.red_recovered, recovered);
+        if unwrapped.is_err() {
+            WorkerStats::add(&io.stats.red_malformed, 1);
+        }
+    }
+
     fn set_link(peer: &mut Peer, io: &Io<'_>, link: Link) {
         if peer.link == link {
             return;
@@ -552,19 +627,35 @@ impl Worker {
             }
             Event::RtpPacket(pkt) => {
                 WorkerStats::add(&io.stats.rtp_in, 1);
-                io.uplink.push((
-                    peer.client,
-                    FwdPacket {
-                        ssrc: *pkt.header.ssrc,
-                        seq: pkt.header.sequence_number,
-                        timestamp: pkt.header.timestamp,
-                        marker: pkt.header.marker,
-                        payload: pkt.payload,
-                        arrival: pkt.timestamp,
-                        audio_level: pkt.header.ext_vals.audio_level,
-                        voice_activity: pkt.header.ext_vals.voice_activity,
-                    },
-                ));
+                let ext = pkt.header.ext_vals;
+                if pkt.payload.is_empty() {
+                    // Padding only (RFC 3550 §5.1; Chromium sends some
+                    // beside RED): no audio. Dropped, and the talker's
+                    // later packets renumbered so listeners see no gap.
+                    peer.uplink_seq.drop_packet(pkt.header.sequence_number);
+                    WorkerStats::add(&io.stats.padding_dropped, 1);
+                    return;
+                }
+                let fwd = FwdPacket {
+                    ssrc: *pkt.header.ssrc,
+                    seq: peer.uplink_seq.map(pkt.header.sequence_number),
+                    timestamp: pkt.header.timestamp,
+                    marker: pkt.header.marker,
+                    payload: pkt.payload,
+                    arrival: pkt.timestamp,
+                    audio_level: ext.audio_level,
+                    voice_activity: ext.voice_activity,
+                    red: None,
+                };
+                match peer.uplink_pts.kind(&peer.rtc, pkt.header.payload_type) {
+                    UplinkPt::Red { primary } => Self::unwrap_red(peer, io, fwd, *primary),
+                    kind => {
+                        if kind == UplinkPt::Opus {
+                            peer.red_rx.observe(fwd.seq);
+                        }
+                        io.uplink.push((peer.client, fwd));
+                    }
+                }
             }
             Event::MediaAdded(m) => {
                 debug!(client = peer.client, mid = %m.mid, dir = ?m.direction, "media added")
