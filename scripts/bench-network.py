@@ -12,9 +12,11 @@ delay) and the mouth-to-ear delay (where the speech sits in the recording
 after the listener's Floor Taken).
 
 Usage: scripts/bench-network.py [--bin-dir DIR] [--runs N] [--expected-loss PCT] [--no-fec]
-                                [PROFILE...]
+                                [--red N] [PROFILE...]
 (DIR holds squawk-server, squawk-bot and squawk-netsim; default
 target/release. A PROFILE is squawk-netsim's text form, e.g. "loss=10%".
+--red N: RED (RFC 2198) levels for both bots (squawk-bot --red) and the
+server (--red-levels); 0 is plain Opus on both hops.
 --no-fec: the talker sends no Opus in-band FEC, so a loss is only concealed
 (plain PLC), for a side-by-side comparison; the relay's seeds are the same
 for every setting, so each run sees the same losses.)
@@ -78,7 +80,7 @@ def wait_event(p, name):
     return None
 
 
-def one_run(bin_dir, profile, speech, tmp, n, talker_extra=()):
+def one_run(bin_dir, profile, speech, tmp, n, talker_extra=(), red=None):
     port = free_udp_port()
     relay = subprocess.Popen(
         [f"{bin_dir}/squawk-netsim", "--listen", f"127.0.0.2:{port}",
@@ -87,7 +89,8 @@ def one_run(bin_dir, profile, speech, tmp, n, talker_extra=()):
     relay.stdout.readline()
     server = subprocess.Popen(
         [f"{bin_dir}/squawk-server", "--http", "127.0.0.1:0", "--media", f"127.0.0.1:{port}",
-         "--workers", "1", "--advertise-ip", "127.0.0.2", "--data-dir", f"{tmp}/data{n}"],
+         "--workers", "1", "--advertise-ip", "127.0.0.2", "--data-dir", f"{tmp}/data{n}"]
+        + (["--red-levels", str(red)] if red is not None else []),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env=dict(os.environ, RUST_LOG="warn"))
     url = None
@@ -100,7 +103,8 @@ def one_run(bin_dir, profile, speech, tmp, n, talker_extra=()):
     rec = f"{tmp}/rec{n}.wav"
     env = dict(os.environ, RUST_LOG="error")
     bot = lambda name, args: subprocess.Popen(
-        [f"{bin_dir}/squawk-bot", "--server", url, "--name", name] + args,
+        [f"{bin_dir}/squawk-bot", "--server", url, "--name", name]
+        + (["--red", str(red)] if red is not None else []) + args,
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         ear = bot("Ear", ["listen", "--channel", "N", "--record", rec, "--seconds", "32"])
@@ -148,6 +152,8 @@ def main():
                     help="the talker's Opus expected packet loss, %% (default: the engine's)")
     ap.add_argument("--no-fec", action="store_true",
                     help="the talker sends no Opus in-band FEC (plain PLC)")
+    ap.add_argument("--red", type=int, metavar="N",
+                    help="RED levels for both bots and the server (0: no RED; default: theirs, 2)")
     ap.add_argument("profiles", nargs="*", default=PROFILES)
     a = ap.parse_args()
     extra = ["--expected-loss", str(a.expected_loss)] if a.expected_loss is not None else []
@@ -160,7 +166,7 @@ def main():
         speech = f"{tmp}/speech.wav"
         long_speech(speech)
         for profile in a.profiles:
-            runs = [one_run(a.bin_dir, profile, speech, tmp, n, extra) for n in range(a.runs)]
+            runs = [one_run(a.bin_dir, profile, speech, tmp, n, extra, a.red) for n in range(a.runs)]
             ok = [(r, rep) for r, rep in runs if "stoi" in r]
             if not ok:
                 print(f"| `{profile}` | speech not found | | | | | | {a.runs} |")

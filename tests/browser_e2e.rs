@@ -318,7 +318,10 @@ fn a_failed_worker_takes_down_only_its_own_clients_and_they_reconnect() {
     );
     let took = at.as_u64().unwrap() - failed;
     eprintln!("a: back in A with media {took} ms after media_failed");
-    assert!(took <= 2000, "back {took} ms after the failure, more than 2 s");
+    assert!(
+        took <= 2000,
+        "back {took} ms after the failure, more than 2 s"
+    );
     assert_eq!(
         server.metric("squawk_worker_failures_total{worker=\"0\"}"),
         Some(1.0)
@@ -351,7 +354,10 @@ fn a_failed_worker_takes_down_only_its_own_clients_and_they_reconnect() {
         .collect();
     assert_eq!(reports.len(), 1, "one transmission: {reports:?}");
     let lost = reports[0]["lost"].as_u64().unwrap();
-    assert!(lost <= 5, "{lost} packets missing at the listener: {reports:?}");
+    assert!(
+        lost <= 5,
+        "{lost} packets missing at the listener: {reports:?}"
+    );
     let report = compare(&source, &rec);
     eprintln!("worker 1's talk through the failure: {report}");
     assert_intelligible(&report, "listener on the surviving worker");

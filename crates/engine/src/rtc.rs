@@ -343,23 +343,6 @@ impl Media {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::answer_accepts_red;
-
-    #[test]
-    fn red_is_seen_only_in_the_first_audio_section_of_the_answer() {
-        let head = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
-        let opus = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
-        let red = "m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=rtpmap:111 opus/48000/2\r\n\
-                   a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n";
-        assert!(answer_accepts_red(&format!("{head}{red}")));
-        assert!(!answer_accepts_red(&format!("{head}{opus}")));
-        assert!(!answer_accepts_red(&format!("{head}{opus}{red}")));
-        assert!(!answer_accepts_red(head));
-    }
-}
-
 /// The selected candidate pair of `pc`'s transport (it is bundled: one for
 /// every track), read through the uplink sender's DTLS and ICE transports.
 pub(crate) async fn ice_path(pc: &dyn PeerConnection) -> IcePath {
@@ -378,4 +361,21 @@ pub(crate) async fn ice_path(pc: &dyn PeerConnection) -> IcePath {
         path.remote_candidate_type = pair.remote().typ.to_string();
     }
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer_accepts_red;
+
+    #[test]
+    fn red_is_seen_only_in_the_first_audio_section_of_the_answer() {
+        let head = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+        let opus = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        let red = "m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=rtpmap:111 opus/48000/2\r\n\
+                   a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n";
+        assert!(answer_accepts_red(&format!("{head}{red}")));
+        assert!(!answer_accepts_red(&format!("{head}{opus}")));
+        assert!(!answer_accepts_red(&format!("{head}{opus}{red}")));
+        assert!(!answer_accepts_red(head));
+    }
 }

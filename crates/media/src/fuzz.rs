@@ -178,7 +178,11 @@ pub fn red(data: &[u8]) {
         for u in &handed {
             let e = ext(u.seq, newest);
             if u.recovered {
-                assert!(newest.is_none_or(|n| e > n), "recovered {} behind {newest:?}", u.seq);
+                assert!(
+                    newest.is_none_or(|n| e > n),
+                    "recovered {} behind {newest:?}",
+                    u.seq
+                );
             }
             newest = Some(newest.map_or(e, |n| n.max(e)));
         }
@@ -189,7 +193,11 @@ pub fn red(data: &[u8]) {
         assert!(again.redundant_count() <= levels);
         for x in again.redundant() {
             assert_eq!(x.pt, 111);
-            assert!(x.ts_offset > 0 && x.ts_offset % 960 == 0, "offset {}", x.ts_offset);
+            assert!(
+                x.ts_offset > 0 && x.ts_offset % 960 == 0,
+                "offset {}",
+                x.ts_offset
+            );
         }
     }
 }

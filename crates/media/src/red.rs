@@ -459,33 +459,68 @@ mod tests {
         let b = [2u8; 5];
         let mut out = Vec::new();
         let blocks = [
-            RedBlock { pt: PT, ts_offset: 1920, payload: &a },
-            RedBlock { pt: 0, ts_offset: MAX_TS_OFFSET, payload: &b },
+            RedBlock {
+                pt: PT,
+                ts_offset: 1920,
+                payload: &a,
+            },
+            RedBlock {
+                pt: 0,
+                ts_offset: MAX_TS_OFFSET,
+                payload: &b,
+            },
         ];
         encode(&mut out, PT, &[9, 9, 9], &blocks);
         // Headers 4 + 4, primary header 1, then 300 + 5 + 3 bytes.
         assert_eq!(out.len(), 9 + 308);
         // First header: F=1, PT 111, offset 1920, length 300 (RFC 2198 §3).
-        assert_eq!(&out[..4], &[0x80 | 111, (1920 >> 6) as u8, ((1920 & 0x3f) << 2) as u8 | 1, 44]);
+        assert_eq!(
+            &out[..4],
+            &[
+                0x80 | 111,
+                (1920 >> 6) as u8,
+                ((1920 & 0x3f) << 2) as u8 | 1,
+                44
+            ]
+        );
         assert_eq!(out[8], PT);
         let p = RedPayload::parse(&out).expect("parses");
         assert_eq!(p.redundant_count(), 2);
         assert_eq!(p.redundant().collect::<Vec<_>>(), blocks.to_vec());
-        assert_eq!(p.primary, RedBlock { pt: PT, ts_offset: 0, payload: &[9, 9, 9] });
+        assert_eq!(
+            p.primary,
+            RedBlock {
+                pt: PT,
+                ts_offset: 0,
+                payload: &[9, 9, 9]
+            }
+        );
     }
 
     #[test]
     fn block_payload_types_are_set_in_place() {
         let mut out = Vec::new();
         let blocks = [
-            RedBlock { pt: PT, ts_offset: 1920, payload: &[1, 1] },
-            RedBlock { pt: PT, ts_offset: 960, payload: &[2] },
+            RedBlock {
+                pt: PT,
+                ts_offset: 1920,
+                payload: &[1, 1],
+            },
+            RedBlock {
+                pt: PT,
+                ts_offset: 960,
+                payload: &[2],
+            },
         ];
         encode(&mut out, PT, &[3], &blocks);
         set_block_pts(&mut out, 109);
         let p = RedPayload::parse(&out).expect("parses");
-        assert_eq!(p.redundant().map(|b| (b.pt, b.ts_offset, b.payload.to_vec())).collect::<Vec<_>>(),
-            vec![(109, 1920, vec![1, 1]), (109, 960, vec![2])]);
+        assert_eq!(
+            p.redundant()
+                .map(|b| (b.pt, b.ts_offset, b.payload.to_vec()))
+                .collect::<Vec<_>>(),
+            vec![(109, 1920, vec![1, 1]), (109, 960, vec![2])]
+        );
         assert_eq!((p.primary.pt, p.primary.payload), (109, &[3][..]));
         // A truncated payload is left as far as it goes.
         let mut short = vec![0x80 | 111, 0];
@@ -498,21 +533,45 @@ mod tests {
         let long = [0u8; MAX_BLOCK_LEN + 1];
         let mut out = Vec::new();
         let blocks = [
-            RedBlock { pt: PT, ts_offset: 960, payload: &long },
-            RedBlock { pt: PT, ts_offset: MAX_TS_OFFSET + 1, payload: &[1] },
-            RedBlock { pt: PT, ts_offset: 960, payload: &[2] },
+            RedBlock {
+                pt: PT,
+                ts_offset: 960,
+                payload: &long,
+            },
+            RedBlock {
+                pt: PT,
+                ts_offset: MAX_TS_OFFSET + 1,
+                payload: &[1],
+            },
+            RedBlock {
+                pt: PT,
+                ts_offset: 960,
+                payload: &[2],
+            },
         ];
         encode(&mut out, PT, &[3], &blocks);
         let p = RedPayload::parse(&out).expect("parses");
-        assert_eq!(p.redundant().map(|b| b.payload).collect::<Vec<_>>(), vec![&[2u8][..]]);
+        assert_eq!(
+            p.redundant().map(|b| b.payload).collect::<Vec<_>>(),
+            vec![&[2u8][..]]
+        );
         assert_eq!(p.primary.payload, &[3]);
     }
 
     #[test]
     fn malformed_payloads_are_errors_not_panics() {
-        assert_eq!(RedPayload::parse(&[]).unwrap_err(), RedError::TruncatedHeaders);
-        assert_eq!(RedPayload::parse(&[0x80 | 111, 0, 0]).unwrap_err(), RedError::TruncatedHeaders);
-        assert_eq!(RedPayload::parse(&[0x80 | 111, 0, 4, 0]).unwrap_err(), RedError::TruncatedHeaders);
+        assert_eq!(
+            RedPayload::parse(&[]).unwrap_err(),
+            RedError::TruncatedHeaders
+        );
+        assert_eq!(
+            RedPayload::parse(&[0x80 | 111, 0, 0]).unwrap_err(),
+            RedError::TruncatedHeaders
+        );
+        assert_eq!(
+            RedPayload::parse(&[0x80 | 111, 0, 4, 0]).unwrap_err(),
+            RedError::TruncatedHeaders
+        );
         // One block of 5 bytes announced, 2 present.
         assert_eq!(
             RedPayload::parse(&[0x80 | 111, 15, 0, 5, 111, 1, 2]).unwrap_err(),
@@ -537,21 +596,33 @@ mod tests {
     fn a_burst_up_to_the_levels_is_recovered_in_order() {
         let sent = send(2, 0..10);
         // 3 and 4 lost (a burst of two), 7 lost alone.
-        let arrived: Vec<_> = sent.iter().filter(|p| ![3, 4, 7].contains(&p.0)).cloned().collect();
+        let arrived: Vec<_> = sent
+            .iter()
+            .filter(|p| ![3, 4, 7].contains(&p.0))
+            .cloned()
+            .collect();
         let got = receive(&arrived);
         let seqs: Vec<u16> = got.iter().map(|g| g.0).collect();
         assert_eq!(seqs, (0..10).collect::<Vec<_>>());
         for (seq, ts, payload, recovered) in &got {
             assert_eq!(*ts, 1000 + u32::from(*seq) * FRAME, "timestamp of {seq}");
             assert_eq!(payload, &frame(*seq), "payload of {seq}");
-            assert_eq!(*recovered, [3, 4, 7].contains(seq), "recovered flag of {seq}");
+            assert_eq!(
+                *recovered,
+                [3, 4, 7].contains(seq),
+                "recovered flag of {seq}"
+            );
         }
     }
 
     #[test]
     fn a_burst_longer_than_the_levels_recovers_only_the_newest() {
         let sent = send(2, 0..8);
-        let arrived: Vec<_> = sent.iter().filter(|p| !(2..=4).contains(&p.0)).cloned().collect();
+        let arrived: Vec<_> = sent
+            .iter()
+            .filter(|p| !(2..=4).contains(&p.0))
+            .cloned()
+            .collect();
         let got = receive(&arrived);
         let seqs: Vec<u16> = got.iter().map(|g| g.0).collect();
         assert_eq!(seqs, vec![0, 1, 3, 4, 5, 6, 7]);
@@ -565,15 +636,24 @@ mod tests {
         out.clear();
         // Contiguous sequence number, but 400 ms later (DTX).
         s.wrap(PT, 11, 19_200, &frame(11), &mut out);
-        assert_eq!(RedPayload::parse(&out).expect("parses").redundant_count(), 0);
+        assert_eq!(
+            RedPayload::parse(&out).expect("parses").redundant_count(),
+            0
+        );
         out.clear();
         s.wrap(PT, 12, 20_160, &frame(12), &mut out);
         let p = RedPayload::parse(&out).expect("parses");
-        assert_eq!(p.redundant().map(|b| b.ts_offset).collect::<Vec<_>>(), vec![FRAME]);
+        assert_eq!(
+            p.redundant().map(|b| b.ts_offset).collect::<Vec<_>>(),
+            vec![FRAME]
+        );
         s.reset();
         out.clear();
         s.wrap(PT, 13, 21_120, &frame(13), &mut out);
-        assert_eq!(RedPayload::parse(&out).expect("parses").redundant_count(), 0);
+        assert_eq!(
+            RedPayload::parse(&out).expect("parses").redundant_count(),
+            0
+        );
     }
 
     #[test]
@@ -587,7 +667,15 @@ mod tests {
         let seqs: Vec<(u16, bool)> = got.iter().map(|g| (g.0, g.3)).collect();
         assert_eq!(
             seqs,
-            vec![(0, false), (1, false), (2, false), (3, true), (4, false), (3, false), (5, false)]
+            vec![
+                (0, false),
+                (1, false),
+                (2, false),
+                (3, true),
+                (4, false),
+                (3, false),
+                (5, false)
+            ]
         );
     }
 
@@ -604,11 +692,15 @@ mod tests {
                 continue; // lost
             }
             let red = RedPayload::parse(&out).expect("parses");
-            r.unwrap(PT, seq, ts, &red, |u| got.push((u.seq, u.recovered, u.ts))).expect("opus");
+            r.unwrap(PT, seq, ts, &red, |u| got.push((u.seq, u.recovered, u.ts)))
+                .expect("opus");
         }
         let ts0 = (u32::MAX - 1000).wrapping_add(2 * FRAME);
         assert_eq!(got[2], (0, true, ts0));
-        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![65534, 65535, 0, 1]);
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            vec![65534, 65535, 0, 1]
+        );
         assert_eq!(r.recovered(), 1);
     }
 
@@ -619,7 +711,10 @@ mod tests {
         let red = RedPayload::parse(&out).expect("parses");
         let mut r = RedReceiver::new(FRAME);
         let mut n = 0;
-        assert_eq!(r.unwrap(PT, 1, 960, &red, |_| n += 1), Err(RedError::ForeignPrimary { pt: 0 }));
+        assert_eq!(
+            r.unwrap(PT, 1, 960, &red, |_| n += 1),
+            Err(RedError::ForeignPrimary { pt: 0 })
+        );
         assert_eq!(n, 0);
         r.observe(1);
         out.clear();
@@ -629,13 +724,22 @@ mod tests {
             PT,
             &[3],
             &[
-                RedBlock { pt: 0, ts_offset: FRAME, payload: &[2] },
-                RedBlock { pt: PT, ts_offset: FRAME * 3 / 2, payload: &[2] },
+                RedBlock {
+                    pt: 0,
+                    ts_offset: FRAME,
+                    payload: &[2],
+                },
+                RedBlock {
+                    pt: PT,
+                    ts_offset: FRAME * 3 / 2,
+                    payload: &[2],
+                },
             ],
         );
         let red = RedPayload::parse(&out).expect("parses");
         let mut got = Vec::new();
-        r.unwrap(PT, 3, 3 * FRAME, &red, |u| got.push(u.seq)).expect("opus");
+        r.unwrap(PT, 3, 3 * FRAME, &red, |u| got.push(u.seq))
+            .expect("opus");
         assert_eq!(got, vec![3]);
     }
 
@@ -649,7 +753,8 @@ mod tests {
             r.observe(seq);
         }
         let red = RedPayload::parse(&sent[3].2).expect("parses");
-        r.unwrap(PT, 3, sent[3].1, &red, |u| got.push(u.seq)).expect("opus");
+        r.unwrap(PT, 3, sent[3].1, &red, |u| got.push(u.seq))
+            .expect("opus");
         assert_eq!(got, vec![3]);
     }
 
@@ -659,7 +764,10 @@ mod tests {
         assert_eq!(s.levels(), MAX_LEVELS);
         let sent = send(0, 0..3);
         for (_, _, data) in &sent {
-            assert_eq!(RedPayload::parse(data).expect("parses").redundant_count(), 0);
+            assert_eq!(
+                RedPayload::parse(data).expect("parses").redundant_count(),
+                0
+            );
         }
         let sent = send(3, 0..10);
         let counts: Vec<usize> = sent

@@ -128,10 +128,10 @@ impl CrashSignal {
     /// Resolves at each SIGUSR1; never in a release build.
     async fn recv(&mut self) {
         #[cfg(all(unix, debug_assertions))]
-        if let Some(usr1) = &mut self.usr1 {
-            if usr1.recv().await.is_some() {
-                return;
-            }
+        if let Some(usr1) = &mut self.usr1
+            && usr1.recv().await.is_some()
+        {
+            return;
         }
         std::future::pending::<()>().await;
     }

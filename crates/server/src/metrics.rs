@@ -150,7 +150,10 @@ pub(crate) fn render(hub: &HubMetrics, workers: &[SfuStats], turn_issued: u64) -
                     w.send_dropped,
                 ),
                 (
-                    label(&[("worker", i.to_string()), ("reason", "malformed_red".into())]),
+                    label(&[
+                        ("worker", i.to_string()),
+                        ("reason", "malformed_red".into()),
+                    ]),
                     w.red_malformed,
                 ),
                 (

@@ -367,7 +367,13 @@ fn jitter_that_ends_brings_target_and_playout_delay_back_down() {
     let mut lcg = Lcg(0xD0_0D);
     // 30 s of packets: 10 s at 50 ms ± 30 ms, then 20 s at a steady 20 ms.
     let delays: Vec<u64> = (0..1500)
-        .map(|k| if k < 500 { 20_000 + lcg.below(60_001) } else { 20_000 })
+        .map(|k| {
+            if k < 500 {
+                20_000 + lcg.below(60_001)
+            } else {
+                20_000
+            }
+        })
         .collect();
     let arrivals = stream(1500, 7, 1_000_000, POP_US, |k| delays[k as usize]);
     let run = simulate(&mut jb, &arrivals, 3_000, 1600);

@@ -287,6 +287,7 @@ impl SfuStats {
 /// socket and command queue, so one bug costs only this worker's
 /// connections (they are closed with `media_failed` and reconnect), never
 /// the process or another worker's audio.
+#[allow(clippy::too_many_arguments)] // the worker's whole context, each used once
 fn supervise(
     idx: usize,
     socket: &std::net::UdpSocket,
@@ -400,7 +401,9 @@ impl Workers {
             let handle = std::thread::Builder::new()
                 .name(format!("sfu-{idx}"))
                 .spawn(move || {
-                    supervise(idx, &socket, candidate, red_levels, rx, &others, &events, &st)
+                    supervise(
+                        idx, &socket, candidate, red_levels, rx, &others, &events, &st,
+                    )
                 })?;
             threads.push(handle);
         }

@@ -239,26 +239,6 @@ pub(crate) fn new_rtc(candidate: SocketAddr, now: Instant) -> (Rtc, KeySlot) {
     (rtc, keys)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn red_is_read_per_mid_from_the_clients_sdp() {
-        let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
-            m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
-            a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n\
-            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=rtpmap:111 opus/48000/2\r\n\
-            m=audio 9 UDP/TLS/RTP/SAVPF 109 121\r\na=mid:2\r\na=rtpmap:109 opus/48000/2\r\n\
-            a=rtpmap:121 RED/48000/2\r\n";
-        assert_eq!(
-            red_mids(sdp),
-            vec![("0".to_owned(), Pt::from(63)), ("2".to_owned(), Pt::from(121))]
-        );
-        assert!(red_mids("m=audio 9 RTP/AVP 0\r\na=rtpmap:63 red/48000/2\r\n").is_empty());
-    }
-}
-
 impl Peer {
     pub(crate) fn new(
         client: ClientId,
@@ -504,5 +484,28 @@ impl Peer {
             .iter()
             .find(|p| p.spec().codec == Codec::Opus && media.remote_pts().contains(&p.pt()))
             .map(|p| p.pt())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn red_is_read_per_mid_from_the_clients_sdp() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
+            a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=rtpmap:111 opus/48000/2\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 109 121\r\na=mid:2\r\na=rtpmap:109 opus/48000/2\r\n\
+            a=rtpmap:121 RED/48000/2\r\n";
+        assert_eq!(
+            red_mids(sdp),
+            vec![
+                ("0".to_owned(), Pt::from(63)),
+                ("2".to_owned(), Pt::from(121))
+            ]
+        );
+        assert!(red_mids("m=audio 9 RTP/AVP 0\r\na=rtpmap:63 red/48000/2\r\n").is_empty());
     }
 }

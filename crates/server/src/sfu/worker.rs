@@ -355,7 +355,11 @@ impl Worker {
                 continue;
             }
             let mut pkt = pkt;
-            if let Some(peer) = self.peers.get_mut(&talker).filter(|p| p.red_tx.levels() > 0) {
+            if let Some(peer) = self
+                .peers
+                .get_mut(&talker)
+                .filter(|p| p.red_tx.levels() > 0)
+            {
                 // One RED payload per forwarded packet, for every listener
                 // that negotiated RED; Opus's payload type 111 stands in
                 // for each listener's own, set as it is written.
