@@ -171,9 +171,8 @@ pub fn red(data: &[u8]) {
         if let Some(last) = handed.last() {
             assert!(!last.recovered && last.seq == seq, "the primary comes last");
         }
-        let ext = |s: u16, around: Option<i64>| match around {
-            None => i64::from(s),
-            Some(h) => h + i64::from(s.wrapping_sub(h as u16) as i16),
+        let ext = |s: u16, around: Option<i64>| {
+            around.map_or(i64::from(s), |h| crate::rewrite::extend_seq(s, h))
         };
         for u in &handed {
             let e = ext(u.seq, newest);

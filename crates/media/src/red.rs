@@ -347,10 +347,8 @@ impl RedReceiver {
     }
 
     fn extend(&self, seq: u16) -> i64 {
-        match self.highest {
-            None => i64::from(seq),
-            Some(h) => h + i64::from(seq.wrapping_sub(h as u16) as i16),
-        }
+        self.highest
+            .map_or(i64::from(seq), |h| crate::rewrite::extend_seq(seq, h))
     }
 
     fn advance(&mut self, seq: u16) -> i64 {

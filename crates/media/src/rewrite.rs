@@ -352,7 +352,9 @@ fn forward(
 
 /// Extends a 16-bit sequence number to the value nearest `reference`
 /// (RFC 3550 §A.1 style rollover handling).
-fn extend_seq(seq: u16, reference: i64) -> i64 {
+/// `seq` extended to 64 bits as the value nearest `reference` (an extended
+/// sequence number), RFC 3550 §A.1: within ±2^15 of it.
+pub(crate) fn extend_seq(seq: u16, reference: i64) -> i64 {
     let delta = seq.wrapping_sub((reference & 0xFFFF) as u16) as i16;
     reference + i64::from(delta)
 }

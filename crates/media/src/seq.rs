@@ -41,10 +41,9 @@ impl SeqCompactor {
     }
 
     fn extend(&mut self, seq: u16) -> i64 {
-        let ext = match self.highest {
-            None => i64::from(seq),
-            Some(h) => h + i64::from(seq.wrapping_sub(h as u16) as i16),
-        };
+        let ext = self
+            .highest
+            .map_or(i64::from(seq), |h| crate::rewrite::extend_seq(seq, h));
         let highest = self.highest.map_or(ext, |h| h.max(ext));
         self.highest = Some(highest);
         while self.dropped.front().is_some_and(|&d| d < highest - WINDOW) {

@@ -93,6 +93,8 @@ pub(crate) struct Worker {
     /// RED redundant blocks towards listeners that negotiated RED (the
     /// server's `red_levels`; 0: plain Opus to all).
     red_levels: usize,
+    /// Reused per forwarded packet: its RED payload before it is shared.
+    red_buf: Vec<u8>,
 }
 
 impl Worker {
@@ -110,6 +112,7 @@ impl Worker {
             socket,
             candidate,
             red_levels,
+            red_buf: Vec::new(),
             peers: HashMap::new(),
             by_addr: HashMap::new(),
             timers: BTreeSet::new(),
@@ -363,11 +366,10 @@ impl Worker {
                 // One RED payload per forwarded packet, for every listener
                 // that negotiated RED; Opus's payload type 111 stands in
                 // for each listener's own, set as it is written.
-                let levels = peer.red_tx.levels();
-                let mut red = Vec::with_capacity(pkt.payload.len() * (levels + 1) + 4 * levels + 1);
+                self.red_buf.clear();
                 peer.red_tx
-                    .wrap(111, pkt.seq, pkt.timestamp, &pkt.payload, &mut red);
-                pkt.red = Some(Arc::from(red));
+                    .wrap(111, pkt.seq, pkt.timestamp, &pkt.payload, &mut self.red_buf);
+                pkt.red = Some(Arc::from(&self.red_buf[..]));
             }
             let pkt = Arc::new(pkt);
             for &chan in &chans {
