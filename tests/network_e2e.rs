@@ -61,20 +61,29 @@ fn talk_through(
     source: &Path,
     rec: &Path,
     impair: impl FnOnce(),
-) -> (Value, Value) {
+) -> (Value, Value, Value) {
     let listener = server.listener("L", "N", rec, 32);
     let mut talker = server.talker("T", "N", source, &["--delay-ms", "1000"]);
     impair();
     talker.expect_event(Duration::from_secs(10), "floor_granted");
-    talker.expect_event(Duration::from_secs(40), "talk_ended");
+    let ended = talker.expect_event(Duration::from_secs(40), "talk_ended");
     let (code, _) = talker.wait(Duration::from_secs(10));
     assert_eq!(code, 0, "talker failed");
     let (code, lines) = listener.wait(Duration::from_secs(40));
     assert_eq!(code, 0, "listener failed");
     let received = summarise(&lines);
     let report = compare(source, rec);
-    eprintln!("audio: {report}\nreceived: {received}");
-    (report, received)
+    eprintln!("audio: {report}\nreceived: {received}\ntalker: {ended}");
+    (report, received, ended)
+}
+
+/// The talker's Opus expected packet loss at the end of its transmission,
+/// percent, after at least 10 of the server's receiver reports (one a
+/// second while it talks).
+fn talker_expected_loss(ended: &Value) -> u64 {
+    let reports = ended["receiver_reports"].as_u64().unwrap();
+    assert!(reports >= 10, "receiver reports about the uplink: {ended}");
+    ended["expected_loss_pct"].as_u64().unwrap()
 }
 
 /// A listener's transmission reports summed (see [`talk_through`]) and the
@@ -135,7 +144,8 @@ fn speech_survives_ten_percent_random_loss_on_each_hop() {
     let server = TestServer::start_in(&ns, &[]);
     let out = out_dir("network_e2e/random10");
     let source = long_speech(&out);
-    let (report, received) = talk_through(&server, &source, &out.join("l.wav"), || ns.udp_loss(10));
+    let (report, received, ended) =
+        talk_through(&server, &source, &out.join("l.wav"), || ns.udp_loss(10));
     // The rule did drop datagrams (on both hops: about 1,060 RTP packets
     // each way, plus RTCP and STUN).
     let dropped = ns.udp_dropped();
@@ -150,22 +160,27 @@ fn speech_survives_ten_percent_random_loss_on_each_hop() {
         "the listener should have missed packets: {received}"
     );
     assert_windows_stoi(&report, 0.85, "10 % random loss per hop");
+    // The talker's encoder follows the uplink loss the server reports: it
+    // starts at 10 % and would fall to the 5 % floor over 20 s of a clean
+    // link (see the jitter test); here it stays near the loss (11-16 %).
+    let pct = talker_expected_loss(&ended);
+    assert!(pct >= 9, "Opus expected loss {pct} % at 10 % loss");
 }
 
 /// 21 s of speech through a server behind the relay, `profile` on each
 /// hop once both bots are connected: the audio comparison, the listener's
 /// reports summed, and what the relay did.
-fn through_relay(tag: &str, profile: &str) -> (Value, Value, squawk_netsim::RelayStats) {
+fn through_relay(tag: &str, profile: &str) -> (Value, Value, Value, squawk_netsim::RelayStats) {
     let r = TestServer::behind_relay(&[]);
     let out = out_dir(&format!("network_e2e/{tag}"));
     let source = long_speech(&out);
     let profile: Profile = profile.parse().unwrap();
-    let (report, received) = talk_through(&r.server, &source, &out.join("l.wav"), || {
+    let (report, received, ended) = talk_through(&r.server, &source, &out.join("l.wav"), || {
         r.relay.set_profiles(profile.clone(), profile.clone());
     });
     let s = r.relay.stats();
     eprintln!("relay: {s:?}");
-    (report, received, s)
+    (report, received, ended, s)
 }
 
 /// Bursty loss (10 % per hop in bursts of 3 on average), which Opus in-band
@@ -253,7 +268,7 @@ fn red_repairs_bursty_loss_on_each_hop_and_a_listener_without_it_still_hears() {
 
 #[test]
 fn speech_survives_jitter_and_reordering_on_each_hop() {
-    let (report, received, _) = through_relay("jitter", "delay=40ms,jitter=30ms,reorder");
+    let (report, received, ended, _) = through_relay("jitter", "delay=40ms,jitter=30ms,reorder");
     // Arrival jitter was measured (RFC 3550, ms) and followed by the jitter
     // buffer.
     assert!(received["jitter_ms"].as_f64().unwrap() >= 5.0, "{received}");
@@ -262,6 +277,13 @@ fn speech_survives_jitter_and_reordering_on_each_hop() {
         "{received}"
     );
     assert_windows_stoi(&report, 0.9, "40 ± 30 ms delay with reordering per hop");
+    // Nothing was lost, so the talker's in-band FEC came down from its
+    // starting 10 % towards the 5 % floor (10 × 0.5^2 after 20 s).
+    let pct = talker_expected_loss(&ended);
+    assert!(
+        pct <= 6,
+        "Opus expected loss {pct} % on a link without loss"
+    );
 }
 
 /// Unix time of an instant of this process, ms.

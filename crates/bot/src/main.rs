@@ -58,8 +58,9 @@ struct Args {
     /// `ice` line with the selected pair's candidate types once media is up.
     #[arg(long, global = true)]
     ice_relay_only: bool,
-    /// The Opus encoder's expected packet loss, % (0-100): how much in-band
-    /// FEC it spends (RFC 6716 §2.1.7) [default: the engine's, 10].
+    /// A fixed Opus expected packet loss, % (0-100): how much in-band FEC
+    /// it spends (RFC 6716 §2.1.7). Without it the engine starts at 10 %
+    /// and follows the loss the server reports (RTCP receiver reports).
     #[arg(long, global = true, value_name = "PCT", value_parser = clap::value_parser!(i32).range(0..=100))]
     expected_loss: Option<i32>,
     /// Send without Opus in-band FEC (no LBRR, RFC 6716 §2.1.7): a lost
@@ -332,6 +333,7 @@ async fn connect(
     config.ice_relay_only = args.ice_relay_only;
     if let Some(pct) = args.expected_loss {
         config.opus.expected_loss_pct = pct;
+        config.opus.adapt_fec = false;
     }
     config.opus.fec = !args.no_fec;
     if let Some(n) = args.red {
@@ -644,8 +646,11 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
             })
             .await?;
             ending.retain(|c| *c != ended);
+            let counters = engine.counters();
             say(json!({"event": "talk_ended", "channel": ended, "n": i,
-                "rtp_sent": engine.counters().rtp_sent.load(std::sync::atomic::Ordering::Relaxed)}));
+                "rtp_sent": counters.rtp_sent.load(std::sync::atomic::Ordering::Relaxed),
+                "expected_loss_pct": counters.expected_loss_pct.load(std::sync::atomic::Ordering::Relaxed),
+                "receiver_reports": counters.receiver_reports.load(std::sync::atomic::Ordering::Relaxed)}));
         }
         if !outcome.denied.is_empty() {
             granted_all = false;
@@ -938,6 +943,8 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
     say(json!({"event": "done",
         "rtp_received": engine.counters().rtp_received.load(std::sync::atomic::Ordering::Relaxed),
         "red_recovered": engine.counters().red_recovered.load(std::sync::atomic::Ordering::Relaxed),
+        "expected_loss_pct": engine.counters().expected_loss_pct.load(std::sync::atomic::Ordering::Relaxed),
+        "receiver_reports": engine.counters().receiver_reports.load(std::sync::atomic::Ordering::Relaxed),
         "rtp_received_by_channel": by_channel}));
     engine.close().await;
     Ok(())

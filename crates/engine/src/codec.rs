@@ -10,9 +10,15 @@ pub struct OpusConfig {
     pub bitrate: i32,
     /// In-band FEC (LBRR, RFC 6716 §2.1.7). Default on.
     pub fec: bool,
-    /// Expected packet loss, percent (0-100); libopus only adds FEC data
-    /// when this is above 0. Default 10.
+    /// Expected packet loss, percent (0-100), before the server's first
+    /// receiver report; libopus only adds FEC data when this is above 0.
+    /// Default 10. With `adapt_fec` the engine then follows the measured
+    /// loss ([`squawk_media::FecTuner`]).
     pub expected_loss_pct: i32,
+    /// Follow the uplink loss the server reports in RTCP receiver reports
+    /// (RFC 3550 §6.4.1) with the expected packet loss, between 5 and
+    /// 50 %. Default on.
+    pub adapt_fec: bool,
     /// Discontinuous transmission (RFC 7587 §3.1.3). Default on.
     pub dtx: bool,
 }
@@ -23,6 +29,7 @@ impl Default for OpusConfig {
             bitrate: 24_000,
             fec: true,
             expected_loss_pct: 10,
+            adapt_fec: true,
             dtx: true,
         }
     }
@@ -53,6 +60,15 @@ impl Encoder {
             inner,
             out: vec![0; MAX_PACKET],
         })
+    }
+
+    /// Sets the expected packet loss, percent (0-100), from the next frame
+    /// on: the share of bits libopus gives to in-band FEC.
+    ///
+    /// # Errors
+    /// libopus refused the value (outside 0..=100).
+    pub fn set_expected_loss_pct(&mut self, pct: i32) -> Result<(), opus::Error> {
+        self.inner.set_packet_loss_perc(pct)
     }
 
     /// Encodes one frame of [`FRAME_SAMPLES`] samples (-1.0..1.0). Returns

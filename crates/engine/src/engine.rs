@@ -375,6 +375,13 @@ pub struct EngineCounters {
     /// Downlink packets lost on the way from the server and recovered from
     /// the redundant blocks of a later RED packet (RFC 2198).
     pub red_recovered: AtomicU64,
+    /// The Opus encoder's expected packet loss now, percent: the configured
+    /// start, then what [`squawk_media::FecTuner`] made of the server's
+    /// receiver reports.
+    pub expected_loss_pct: AtomicU64,
+    /// Reception report blocks about our uplink from the server so far
+    /// (RTCP SR or RR, RFC 3550 §6.4).
+    pub receiver_reports: AtomicU64,
 }
 
 /// A running engine. See the module docs.
@@ -540,11 +547,24 @@ impl Engine {
         .map_err(|e| EngineError::Handshake(e.to_string()))?;
 
         let counters = Arc::new(EngineCounters::default());
+        let fec = squawk_media::FecTuner::new(squawk_media::FecTunerConfig {
+            initial_pct: u8::try_from(config.opus.expected_loss_pct.clamp(0, 100)).unwrap_or(10),
+            ..Default::default()
+        });
+        counters
+            .expected_loss_pct
+            .store(u64::from(fec.expected_loss_pct()), Ordering::Relaxed);
+        let mut encoder = Encoder::new(config.opus)?;
+        if config.opus.adapt_fec {
+            encoder.set_expected_loss_pct(i32::from(fec.expected_loss_pct()))?;
+        }
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
         let mut runner = Runner {
             ws,
             media,
-            encoder: Encoder::new(config.opus)?,
+            encoder,
+            fec: config.opus.adapt_fec.then_some(fec),
+            sent_at_report: 0,
             ptt: Ptt::new(config.ptt),
             controls: config.audio.clamped(),
             meter: LevelMeter::default(),
@@ -782,6 +802,10 @@ struct Runner {
     ws: Ws,
     media: Media,
     encoder: Encoder,
+    /// Follows the uplink loss with the encoder's FEC (`None`: fixed).
+    fec: Option<squawk_media::FecTuner>,
+    /// `counters.rtp_sent` when the last report was fed.
+    sent_at_report: u64,
     ptt: Ptt<Encoded>,
     events: mpsc::UnboundedSender<EngineEvent>,
     mixer: Option<std::sync::mpsc::Sender<MixerIn>>,
@@ -877,6 +901,35 @@ impl Runner {
         }
         self.emit(EngineEvent::Closed { reason });
         self.shutdown().await;
+    }
+
+    /// Feeds one of the server's reception report blocks about the uplink
+    /// to the FEC tuner, with the packets sent since the previous one, and
+    /// applies its figure.
+    fn uplink_loss(&mut self, fraction_lost: f64) {
+        let reports = self
+            .counters
+            .receiver_reports
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        let sent = self.counters.rtp_sent.load(Ordering::Relaxed);
+        let since = u32::try_from(sent.saturating_sub(self.sent_at_report)).unwrap_or(u32::MAX);
+        self.sent_at_report = sent;
+        let Some(fec) = &mut self.fec else { return };
+        if let Some(pct) = fec.report(fraction_lost, since) {
+            match self.encoder.set_expected_loss_pct(i32::from(pct)) {
+                Ok(()) => {
+                    debug!(
+                        "uplink loss {:.1} % (report {reports}): Opus expected loss {pct} %",
+                        fraction_lost * 100.0
+                    );
+                    self.counters
+                        .expected_loss_pct
+                        .store(u64::from(pct), Ordering::Relaxed);
+                }
+                Err(e) => warn!("opus expected loss {pct} %: {e}"),
+            }
+        }
     }
 
     async fn shutdown(&mut self) {
@@ -1191,6 +1244,7 @@ impl Runner {
                 let counters = self.counters.clone();
                 tokio::spawn(read_track(pc, track, mixer, counters));
             }
+            MediaEvent::UplinkLoss(fraction_lost) => self.uplink_loss(fraction_lost),
         }
     }
 

@@ -2,12 +2,14 @@
 //! audio track whose RTP we write ourselves, and the downlink tracks the
 //! server adds (one per channel) by renegotiation.
 
-use std::sync::Arc;
+use std::{collections::VecDeque, sync::Arc};
 
 use bytes::Bytes;
 use rtc::{
     ice::mdns::MulticastDnsMode,
+    interceptor::{Attribute, Packet as InterceptorPacket, Slot, TaggedPacket},
     peer_connection::configuration::media_engine::MIME_TYPE_OPUS,
+    rtcp::{receiver_report::ReceiverReport, sender_report::SenderReport},
     rtp_transceiver::rtp_sender::{
         RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
         RtpCodecKind,
@@ -17,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use webrtc::{
     media_stream::{
         MediaStreamTrack,
-        track_local::{TrackLocal, static_rtp::TrackLocalStaticRTP},
+        track_local::{TrackLocal, TrackLocalEvent, static_rtp::TrackLocalStaticRTP},
         track_remote::TrackRemote,
     },
     peer_connection::{
@@ -47,7 +49,98 @@ const GATHER_TIMEOUT_MS: u64 = 5_000;
 pub(crate) enum MediaEvent {
     State(RTCPeerConnectionState),
     Track(Arc<dyn TrackRemote>),
+    /// A reception report block about our uplink from the server (in an
+    /// RTCP SR or RR, RFC 3550 §6.4.1): its fraction lost, 0.0-1.0.
+    UplinkLoss(f64),
 }
+
+/// An interceptor that lets inbound RTCP carrying reception report blocks
+/// (SR and RR, RFC 3550 §6.4) through to the application, where
+/// [`Media`] reads the server's reports about our uplink. webrtc-rs's own
+/// statistics read only stand-alone RRs, and str0m puts its report blocks
+/// into the SR it sends on our downlink whenever it has one.
+#[derive(Default)]
+struct ReportTap {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+fn has_report_blocks(packets: &[Box<dyn rtc::rtcp::Packet>]) -> bool {
+    packets.iter().any(|p| {
+        let any = p.as_any();
+        any.downcast_ref::<SenderReport>()
+            .is_some_and(|sr| !sr.reports.is_empty())
+            || any
+                .downcast_ref::<ReceiverReport>()
+                .is_some_and(|rr| !rr.reports.is_empty())
+    })
+}
+
+/// The fraction lost (0.0-1.0) of the report blocks about `ssrc` in
+/// `packets`, in order.
+fn report_blocks_about(ssrc: u32, packets: &[Box<dyn rtc::rtcp::Packet>]) -> Vec<f64> {
+    packets
+        .iter()
+        .flat_map(|p| {
+            let any = p.as_any();
+            let blocks = any
+                .downcast_ref::<SenderReport>()
+                .map(|sr| sr.reports.as_slice())
+                .or_else(|| {
+                    any.downcast_ref::<ReceiverReport>()
+                        .map(|rr| rr.reports.as_slice())
+                })
+                .unwrap_or(&[]);
+            blocks
+                .iter()
+                .filter(|b| b.ssrc == ssrc)
+                .map(|b| f64::from(b.fraction_lost) / 256.0)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for ReportTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = std::time::Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let InterceptorPacket::Rtcp(packets) = &msg.message.packet
+            && has_report_blocks(packets)
+        {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl rtc::interceptor::Interceptor for ReportTap {
+    fn bind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+}
+
+/// Where [`ReportTap`] sits: beside the receiver-report interceptor
+/// (`Slot::ReceiverReport`, 10 000), which it neither feeds nor needs.
+const REPORT_TAP_SLOT: usize = 10_500;
 
 struct Handler {
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -200,7 +293,8 @@ impl Media {
                 RtpCodecKind::Audio,
             )?;
         }
-        let registry = register_default_interceptors(Registry::new(), &mut me)?;
+        let registry = register_default_interceptors(Registry::new(), &mut me)?
+            .with(Slot::from(REPORT_TAP_SLOT), ReportTap::default());
         let mut se =
             SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
         if ice.relay_only {
@@ -216,7 +310,7 @@ impl Media {
             .with_setting_engine(se)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Handler {
-                events,
+                events: events.clone(),
                 gathered: gathered_tx,
             }))
             .with_udp_addrs(vec![std::net::SocketAddr::new(bind_ip, 0)])
@@ -240,6 +334,10 @@ impl Media {
             vec![encoding],
         );
         let uplink = Arc::new(TrackLocalStaticRTP::new(track));
+        // The sender binds the track here, so its RTCP can be read from now
+        // on; the reader ends with the PeerConnection.
+        let reader = uplink.clone();
+        let loss_events = events.clone();
         pc.add_transceiver_from_track(
             uplink.clone() as Arc<dyn TrackLocal>,
             Some(RTCRtpTransceiverInit {
@@ -249,6 +347,15 @@ impl Media {
             }),
         )
         .await?;
+        tokio::spawn(async move {
+            while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = reader.poll().await {
+                for lost in report_blocks_about(ssrc, &packets) {
+                    if loss_events.send(MediaEvent::UplinkLoss(lost)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
         Ok(Self {
             pc,
             uplink,
@@ -365,7 +472,53 @@ pub(crate) async fn ice_path(pc: &dyn PeerConnection) -> IcePath {
 
 #[cfg(test)]
 mod tests {
-    use super::answer_accepts_red;
+    use super::{answer_accepts_red, has_report_blocks, report_blocks_about};
+    use rtc::rtcp::{
+        Packet, goodbye::Goodbye, receiver_report::ReceiverReport,
+        reception_report::ReceptionReport, sender_report::SenderReport,
+    };
+
+    fn block(ssrc: u32, fraction_lost: u8) -> ReceptionReport {
+        ReceptionReport {
+            ssrc,
+            fraction_lost,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn report_blocks_about_the_uplink_are_found_in_sender_and_receiver_reports() {
+        let ours = 0x5157_4B00;
+        // str0m puts its blocks into the SR of its own stream when it sends
+        // one, else into an RR; other sources' blocks are not ours.
+        let sr = SenderReport {
+            ssrc: 7,
+            reports: vec![block(9, 200), block(ours, 51)],
+            ..Default::default()
+        };
+        let rr = ReceiverReport {
+            ssrc: 7,
+            reports: vec![block(ours, 0)],
+            ..Default::default()
+        };
+        let compound: Vec<Box<dyn Packet>> = vec![Box::new(sr), Box::new(rr)];
+        assert!(has_report_blocks(&compound));
+        assert_eq!(
+            report_blocks_about(ours, &compound),
+            vec![51.0 / 256.0, 0.0]
+        );
+        assert!(report_blocks_about(1, &compound).is_empty());
+        // An SR without blocks and other RTCP are left to the interceptors.
+        let bare: Vec<Box<dyn Packet>> = vec![
+            Box::new(SenderReport {
+                ssrc: 7,
+                ..Default::default()
+            }),
+            Box::new(Goodbye::default()),
+        ];
+        assert!(!has_report_blocks(&bare));
+        assert!(report_blocks_about(ours, &bare).is_empty());
+    }
 
     #[test]
     fn red_is_seen_only_in_the_first_audio_section_of_the_answer() {

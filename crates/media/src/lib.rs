@@ -20,7 +20,11 @@
 //!   that arrives. Used by the engine's uplink and by the SFU at both ends.
 //! * [`seq`] — [`SeqCompactor`], used by the SFU: renumbers a talker's
 //!   packets around the padding-only ones it drops, so listeners see no gap.
+//! * [`fec`] — [`FecTuner`], used by the client engine: sets the Opus
+//!   encoder's expected packet loss (and so its in-band FEC) from the loss
+//!   the server reports in RTCP receiver reports (RFC 3550 §6.4.1).
 
+pub mod fec;
 /// Fuzzing harnesses (`fuzz/`); hidden: not an API.
 #[cfg(any(test, feature = "fuzz"))]
 #[doc(hidden)]
@@ -30,6 +34,7 @@ pub mod red;
 pub mod rewrite;
 pub mod seq;
 
+pub use fec::{FecTuner, FecTunerConfig};
 pub use jitter::{JitterBuffer, JitterConfig, JitterEvent, JitterStats, Playout, PushOutcome};
 pub use red::{RedPayload, RedReceiver, RedSender};
 pub use rewrite::{Rewritten, TrackRewriter};
