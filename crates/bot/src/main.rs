@@ -943,8 +943,6 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
     say(json!({"event": "done",
         "rtp_received": engine.counters().rtp_received.load(std::sync::atomic::Ordering::Relaxed),
         "red_recovered": engine.counters().red_recovered.load(std::sync::atomic::Ordering::Relaxed),
-        "expected_loss_pct": engine.counters().expected_loss_pct.load(std::sync::atomic::Ordering::Relaxed),
-        "receiver_reports": engine.counters().receiver_reports.load(std::sync::atomic::Ordering::Relaxed),
         "rtp_received_by_channel": by_channel}));
     engine.close().await;
     Ok(())

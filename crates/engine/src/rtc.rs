@@ -9,7 +9,10 @@ use rtc::{
     ice::mdns::MulticastDnsMode,
     interceptor::{Attribute, Packet as InterceptorPacket, Slot, TaggedPacket},
     peer_connection::configuration::media_engine::MIME_TYPE_OPUS,
-    rtcp::{receiver_report::ReceiverReport, sender_report::SenderReport},
+    rtcp::{
+        receiver_report::ReceiverReport, reception_report::ReceptionReport,
+        sender_report::SenderReport,
+    },
     rtp_transceiver::rtp_sender::{
         RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
         RtpCodecKind,
@@ -65,15 +68,23 @@ struct ReportTap {
     write: VecDeque<TaggedPacket>,
 }
 
+/// The reception report blocks of one RTCP packet: an SR's or an RR's,
+/// none for any other kind.
+fn report_blocks(packet: &dyn rtc::rtcp::Packet) -> &[ReceptionReport] {
+    let any = packet.as_any();
+    if let Some(sr) = any.downcast_ref::<SenderReport>() {
+        &sr.reports
+    } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+        &rr.reports
+    } else {
+        &[]
+    }
+}
+
 fn has_report_blocks(packets: &[Box<dyn rtc::rtcp::Packet>]) -> bool {
-    packets.iter().any(|p| {
-        let any = p.as_any();
-        any.downcast_ref::<SenderReport>()
-            .is_some_and(|sr| !sr.reports.is_empty())
-            || any
-                .downcast_ref::<ReceiverReport>()
-                .is_some_and(|rr| !rr.reports.is_empty())
-    })
+    packets
+        .iter()
+        .any(|p| !report_blocks(p.as_ref()).is_empty())
 }
 
 /// The fraction lost (0.0-1.0) of the report blocks about `ssrc` in
@@ -81,22 +92,9 @@ fn has_report_blocks(packets: &[Box<dyn rtc::rtcp::Packet>]) -> bool {
 fn report_blocks_about(ssrc: u32, packets: &[Box<dyn rtc::rtcp::Packet>]) -> Vec<f64> {
     packets
         .iter()
-        .flat_map(|p| {
-            let any = p.as_any();
-            let blocks = any
-                .downcast_ref::<SenderReport>()
-                .map(|sr| sr.reports.as_slice())
-                .or_else(|| {
-                    any.downcast_ref::<ReceiverReport>()
-                        .map(|rr| rr.reports.as_slice())
-                })
-                .unwrap_or(&[]);
-            blocks
-                .iter()
-                .filter(|b| b.ssrc == ssrc)
-                .map(|b| f64::from(b.fraction_lost) / 256.0)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|p| report_blocks(p.as_ref()))
+        .filter(|b| b.ssrc == ssrc)
+        .map(|b| f64::from(b.fraction_lost) / 256.0)
         .collect()
 }
 
