@@ -8,10 +8,17 @@
 //! [`KeySlot`] the peer holds. The instance is made while the `Rtc` is
 //! built, on the building thread, which is how [`build_rtc`] pairs the slot
 //! with the `Rtc`.
+//!
+//! The factory makes dimpl's DTLS instances itself (what str0m's aws-lc-rs
+//! provider does) from one dimpl `Config` per process: building a `Config`
+//! self-tests the crypto provider (a key exchange per group and signature
+//! checks, about 0.6 ms of CPU), which str0m's provider does again for
+//! every connection.
 
 use std::{
     cell::RefCell,
     sync::{Arc, LazyLock, Mutex},
+    sync::PoisonError,
     time::Instant,
 };
 
@@ -79,7 +86,12 @@ impl DtlsProvider for Capturing {
         dtls_version: DtlsVersion,
         mtu: Option<usize>,
     ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
-        let inner = self.inner.new_dtls(cert, now, dtls_version, mtu)?;
+        let inner: Box<dyn DtlsInstance> = if self.inner.is_test() {
+            // str0m's tests seed the DTLS randomness: its own factory.
+            self.inner.new_dtls(cert, now, dtls_version, mtu)?
+        } else {
+            Box::new(Dimpl(new_dimpl(cert, now, dtls_version, mtu)?))
+        };
         let slot = KeySlot::default();
         MADE.with(|m| *m.borrow_mut() = Some(slot.clone()));
         Ok(Box::new(CapturingDtls { inner, slot }))
@@ -87,6 +99,103 @@ impl DtlsProvider for Capturing {
 
     fn is_test(&self) -> bool {
         self.inner.is_test()
+    }
+}
+
+/// The dimpl configuration of the last MTU asked for (str0m asks with the
+/// `RtcConfig`'s, the same for every peer), validated once.
+static CONFIG: Mutex<Option<(Option<usize>, Arc<dimpl::Config>)>> = Mutex::new(None);
+
+/// A DTLS instance as str0m's aws-lc-rs provider makes it (no server cookie:
+/// ICE has checked the return route), from the shared configuration.
+///
+/// Errors: the configuration cannot be built (the crypto provider failed its
+/// self-test) or the DTLS version is one dimpl does not know.
+fn new_dimpl(
+    cert: &DtlsCert,
+    now: Instant,
+    version: DtlsVersion,
+    mtu: Option<usize>,
+) -> Result<dimpl::Dtls, CryptoError> {
+    let config = {
+        let mut cached = CONFIG.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*cached {
+            Some((m, config)) if *m == mtu => config.clone(),
+            _ => {
+                let mut builder = dimpl::Config::builder().use_server_cookie(false);
+                if let Some(mtu) = mtu {
+                    builder = builder.mtu(mtu);
+                }
+                let config = Arc::new(builder.build().map_err(|e| {
+                    CryptoError::Other(format!("dimpl config creation failed: {e}"))
+                })?);
+                *cached = Some((mtu, config.clone()));
+                config
+            }
+        }
+    };
+    let cert = dimpl::DtlsCertificate {
+        certificate: cert.certificate.clone(),
+        private_key: cert.private_key.clone(),
+    };
+    match version {
+        DtlsVersion::Dtls12 => Ok(dimpl::Dtls::new_12(config, cert, now)),
+        DtlsVersion::Dtls13 => Ok(dimpl::Dtls::new_13(config, cert, now)),
+        DtlsVersion::Auto => Ok(dimpl::Dtls::new_auto(config, cert, now)),
+        other => Err(CryptoError::Other(format!(
+            "unsupported DTLS version: {other}"
+        ))),
+    }
+}
+
+/// dimpl's `Dtls` as str0m's instance.
+struct Dimpl(dimpl::Dtls);
+
+impl std::fmt::Debug for Dimpl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dimpl").finish_non_exhaustive()
+    }
+}
+
+impl DtlsInstance for Dimpl {
+    fn set_active(&mut self, active: bool) {
+        self.0.set_active(active);
+    }
+
+    fn handle_packet(&mut self, packet: &[u8]) -> Result<(), DtlsImplError> {
+        self.0.handle_packet(packet)
+    }
+
+    fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
+        self.0.poll_output(buf)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsImplError> {
+        self.0.handle_timeout(now)
+    }
+
+    fn send_application_data(&mut self, data: &[u8]) -> Result<usize, DtlsImplError> {
+        self.0.send_application_data(data)
+    }
+
+    fn is_active(&self) -> bool {
+        self.0.is_active()
+    }
+
+    fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.0.protocol_version()
+    }
+
+    fn is_closing(&self) -> bool {
+        self.0.is_closing()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    fn close(&mut self) -> Result<(), DtlsImplError> {
+        self.0.close()
     }
 }
 
@@ -203,6 +312,59 @@ mod tests {
         assert!(slot_a.lock().unwrap().is_none(), "no handshake, no keys");
         // Only the Rtc's DTLS instance and this function hold the slot.
         assert_eq!(Arc::strong_count(&slot_a), 2);
+    }
+
+    /// Two instances of the factory (one shared dimpl configuration) complete
+    /// a DTLS 1.2 handshake with each other, and both slots get the same
+    /// keying material and profile, each with its own role.
+    #[test]
+    fn two_instances_handshake_and_export_the_same_keys() {
+        let now = Instant::now();
+        let cert = CERT.clone().expect("a certificate");
+        let provider = PROVIDER.dtls_provider;
+        let mut sides = [true, false].map(|client| {
+            MADE.with(|m| m.borrow_mut().take());
+            let mut dtls = provider
+                .new_dtls(&cert, now, DtlsVersion::Dtls12, Some(1150))
+                .expect("an instance");
+            dtls.set_active(client);
+            let slot = MADE.with(|m| m.borrow_mut().take()).expect("its slot");
+            (dtls, slot)
+        });
+        let mut buf = vec![0u8; 2048];
+        let mut connected = [false, false];
+        for round in 0..20 {
+            // As str0m drives it: timers first (dimpl picks its random then).
+            let t = now + std::time::Duration::from_millis(10 * round);
+            for (dtls, _) in &mut sides {
+                dtls.handle_timeout(t).expect("a timeout");
+            }
+            for from in 0..2 {
+                let mut packets = Vec::new();
+                loop {
+                    match sides[from].0.poll_output(&mut buf) {
+                        DtlsOutput::Packet(p) => packets.push(p.to_vec()),
+                        DtlsOutput::Connected => connected[from] = true,
+                        DtlsOutput::Timeout(_) => break,
+                        _ => {}
+                    }
+                }
+                for p in packets {
+                    sides[1 - from].0.handle_packet(&p).expect("a valid record");
+                }
+            }
+            if connected == [true, true] {
+                break;
+            }
+        }
+        assert_eq!(connected, [true, true], "the handshake completed");
+        let client = sides[0].1.lock().unwrap().clone().expect("client keys");
+        let server = sides[1].1.lock().unwrap().clone().expect("server keys");
+        assert!(client.dtls_client && !server.dtls_client);
+        assert_eq!(client.material, server.material);
+        assert!(!client.material.is_empty());
+        assert_eq!(client.profile, server.profile);
+        assert!(client.profile.is_some());
     }
 
     /// Every Rtc of the process presents the same certificate.
