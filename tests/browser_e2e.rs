@@ -77,6 +77,77 @@ fn browser_talks_and_a_bot_in_the_channel_records_it() {
     assert_intelligible(&report, "bot hearing the browser");
 }
 
+/// The first syllable (issue 14): the page sends from the press, the SFU
+/// holds that audio until Floor Granted and forwards it then. The server
+/// delays every client message by 100 ms (a debug-build knob), so the
+/// grant comes a 100 ms round trip after the media sent with the request;
+/// before, the page sent nothing until the grant and those 100 ms were lost.
+#[test]
+fn the_first_syllable_before_floor_granted_reaches_the_listener() {
+    const DELAY_MS: u64 = 100;
+    const TALK_MS: u64 = 2000;
+    const TAIL_MS: u64 = 250;
+    let server = TestServer::start_env(&[("SQUAWK_DEBUG_SIGNAL_DELAY_MS", "100")]);
+    let out = out_dir("browser_first_syllable");
+    let source = speech("F2_harvard_phrases.wav");
+    let rec = out.join("bot.wav");
+    let mut bot = server.listener("B", "first", &rec, 15);
+    let mut browser = Browser::chromium(&source);
+    browser.open("p", &server.page_url("first", "Browser"));
+    browser.wait_ready("p", "first");
+
+    let pressed = browser.press("p");
+    browser.wait_ptt("p", "talking", Duration::from_secs(5));
+    let granted_after = unix_ms() - pressed;
+    std::thread::sleep(Duration::from_millis(
+        TALK_MS.saturating_sub(unix_ms() - pressed),
+    ));
+    let released = browser.release("p");
+    browser.wait_ptt("p", "idle", Duration::from_secs(5));
+    let received = bot.expect_event(Duration::from_secs(10), "received");
+    let held_forwarded: f64 = (0..2)
+        .filter_map(|w| {
+            server.metric(&format!(
+                "squawk_rtp_held_forwarded_total{{worker=\"{w}\"}}"
+            ))
+        })
+        .sum();
+    let sent = browser.eval("p", "squawkApp.engine.debug.rtpStats()");
+    eprintln!(
+        "granted {granted_after} ms after the press; held and forwarded {held_forwarded}; \
+         page uplink {sent}; listener {received}"
+    );
+    assert!(
+        granted_after >= DELAY_MS,
+        "the grant took the delayed round trip: {granted_after} ms"
+    );
+    // 100 ms of 20 ms frames were sent before the grant reached the SFU.
+    assert!(
+        held_forwarded >= 3.0,
+        "the SFU held the audio sent before the grant and forwarded it: {held_forwarded}"
+    );
+    // Everything from the press to the end of the release tail, but for
+    // the capture's start (a frame or so): the first 50 ms are there.
+    let heard_ms = received["report"]["packets"].as_u64().unwrap() * 20;
+    let spoken_ms = released - pressed + TAIL_MS;
+    eprintln!("heard {heard_ms} ms of {spoken_ms} ms from the press to the end of the tail");
+    assert!(
+        heard_ms + 50 >= spoken_ms,
+        "the listener got {heard_ms} ms of 20 ms frames for {spoken_ms} ms from the press \
+         to the end of the tail: more than 50 ms clipped"
+    );
+    assert!(
+        heard_ms <= spoken_ms + 100,
+        "no more than was said: {heard_ms} ms for {spoken_ms} ms"
+    );
+    browser.quit();
+    let (code, _) = bot.wait(Duration::from_secs(30));
+    assert_eq!(code, 0);
+    let report = compare_looped(&source, &rec);
+    eprintln!("browser -> bot, held start: {report}");
+    assert_intelligible(&report, "bot hearing the browser's held start");
+}
+
 #[test]
 fn a_bot_talks_and_the_page_shows_and_hears_it() {
     let server = TestServer::start();

@@ -362,7 +362,12 @@ function createBrowserEngine() {
         emit(msg);
         break;
       case "floor_queued":
-        if (ptt.pending.has(msg.channel)) emit(msg);
+        if (ptt.pending.has(msg.channel)) {
+          // Waiting in the queue: what is said now is not the talk (the
+          // server drops it); send again on the grant.
+          if (!ptt.granted.size) stopSending();
+          emit(msg);
+        }
         break;
       case "floor_taken":
         if (msg.talker === clientId) break;
@@ -379,6 +384,7 @@ function createBrowserEngine() {
       case "floor_granted": onGranted(msg); break;
       case "floor_deny":
         if (ptt.pending.delete(msg.channel) && !ptt.granted.size && !ptt.pending.size) {
+          stopSending();
           ptt = idlePtt();
         }
         emit(msg);
@@ -584,6 +590,10 @@ function createBrowserEngine() {
       }
       if (ptt.state !== "idle" || !chans.length) return;
       ptt = { ...idlePtt(), state: "requesting", pending: new Set(chans), key };
+      // Send from the press, with the Floor Request: the SFU holds the audio
+      // until the grant (then forwards it) or drops it on a deny, so the
+      // first syllable is not lost in the round trip (docs/protocol.md).
+      startSending();
       for (const channel of chans) {
         send(queue ? { type: "floor_request", channel, priority, queue: true } : { type: "floor_request", channel, priority });
       }

@@ -583,6 +583,15 @@ impl TestServer {
         })
     }
 
+    /// A server with these environment variables, e.g. the debug build's
+    /// `SQUAWK_DEBUG_SIGNAL_DELAY_MS` (`crates/server/src/session.rs`).
+    pub fn start_env(env: &[(&str, &str)]) -> Self {
+        Self::launch(Launch {
+            env,
+            ..Launch::default()
+        })
+    }
+
     /// A server inside the network namespace `ns` (its bots too).
     pub fn start_in(ns: &NetNs, extra: &[&str]) -> Self {
         Self::launch(Launch {
@@ -640,8 +649,10 @@ impl TestServer {
             extra,
             log,
             netns,
+            env,
         } = l;
         let mut cmd = command_in(netns, &bin("squawk-server"));
+        cmd.envs(env.iter().copied());
         // Its default data directory (database, keys) is this test
         // binary's own, not the user's: tests never share one across
         // binaries, and servers restarted within a test keep theirs.
@@ -793,6 +804,8 @@ struct Launch<'a> {
     extra: &'a [&'a str],
     log: Option<&'a Path>,
     netns: Option<&'a str>,
+    /// Environment variables for the server (debug-build knobs).
+    env: &'a [(&'a str, &'a str)],
 }
 
 impl Default for Launch<'_> {
@@ -804,6 +817,7 @@ impl Default for Launch<'_> {
             extra: &[],
             log: None,
             netns: None,
+            env: &[],
         }
     }
 }

@@ -15,6 +15,7 @@
 //! | `squawk_rtp_received_total` | counter | `worker` |
 //! | `squawk_rtp_forwarded_total` | counter | `worker` |
 //! | `squawk_rtp_dropped_total` | counter | `worker`, `reason`: `no_floor`, `send_buffer_full` |
+//! | `squawk_rtp_held_forwarded_total` | counter | `worker` (sent before Floor Granted, held by the SFU, forwarded on the grant) |
 //! | `squawk_stray_datagrams_total` | counter | `worker` |
 //! | `squawk_worker_peers` | gauge | `worker` |
 //! | `squawk_worker_failures_total` | counter | `worker` (its loop panicked and was restarted; its connections got `media_failed`) |
@@ -162,6 +163,12 @@ pub(crate) fn render(hub: &HubMetrics, workers: &[SfuStats], turn_issued: u64) -
                 ),
             ]
         }),
+    );
+    counters(
+        &mut r,
+        "rtp_held_forwarded",
+        "RTP packets sent before Floor Granted, held by the SFU and forwarded on the grant",
+        per(|w| w.held_forwarded),
     );
     counters(
         &mut r,

@@ -179,6 +179,21 @@ async fn write_batch(
 }
 
 /// Serves one admitted connection until it ends.
+/// Debug builds only, for tests: `SQUAWK_DEBUG_SIGNAL_DELAY_MS=N` delays
+/// each client message (after `hello`) by N ms before the hub sees it, in
+/// order, as a slower signaling path would: a Floor Request's answer then
+/// comes a round trip of N ms later than the media sent with it
+/// (`tests/browser_e2e.rs`, first syllable). Release builds ignore it.
+#[cfg(debug_assertions)]
+static DEBUG_SIGNAL_DELAY: std::sync::LazyLock<Option<Duration>> = std::sync::LazyLock::new(|| {
+    let ms: u64 = std::env::var("SQUAWK_DEBUG_SIGNAL_DELAY_MS")
+        .ok()?
+        .parse()
+        .ok()?;
+    tracing::warn!(ms, "debug build: every client message is delayed");
+    Some(Duration::from_millis(ms))
+});
+
 pub(crate) async fn run(socket: WebSocket, shared: Shared, _admitted: AdmissionGuard) {
     let limits = shared.limits;
     let client = shared.ids.fetch_add(1, Ordering::Relaxed);
@@ -274,6 +289,10 @@ pub(crate) async fn run(socket: WebSocket, shared: Shared, _admitted: AdmissionG
                 match inbound(&text, identified) {
                     Inbound::Reply(msg) => reply(msg),
                     Inbound::Message(msg) => {
+                        #[cfg(debug_assertions)]
+                        if let Some(delay) = *DEBUG_SIGNAL_DELAY {
+                            tokio::time::sleep(delay).await;
+                        }
                         if shared.hub.send(ToHub::Message { client, msg }).await.is_err() {
                             break None;
                         }

@@ -1493,6 +1493,10 @@ impl Hub {
         let Some(c) = self.channels.get_mut(&chan) else {
             return;
         };
+        let requester = match &input {
+            FloorInput::Request { who, .. } => Some(*who),
+            _ => None,
+        };
         c.floor.handle(now, input);
         let mut actions = Vec::new();
         while let Some(a) = c.floor.poll_action() {
@@ -1509,13 +1513,20 @@ impl Hub {
             c.deadline = deadline;
         }
         for action in actions {
-            self.floor_action(now, chan, action);
+            self.floor_action(now, chan, action, requester);
         }
     }
 
     /// Carries out an action of `lead`'s floor for every channel that
-    /// shares it.
-    fn floor_action(&mut self, now: Instant, lead: ChanId, action: FloorAction<ClientId>) {
+    /// shares it. `requester`: the action answers this member's Floor
+    /// Request (its media sent before the answer is held by the SFU).
+    fn floor_action(
+        &mut self,
+        now: Instant,
+        lead: ChanId,
+        action: FloorAction<ClientId>,
+        requester: Option<ClientId>,
+    ) {
         let Some(c) = self.channels.get(&lead) else {
             return;
         };
@@ -1529,8 +1540,15 @@ impl Hub {
         };
         match action {
             FloorAction::Granted { to, max_duration } => {
-                // Route first: media that follows the grant finds it open.
+                // Route first: media that follows the grant finds it open;
+                // then what the requester sent since its press, held until
+                // now. A grant out of the queue comes long after the press:
+                // what was held is not this transmission.
                 self.out.extend(route(Some(to)));
+                self.out.push_back(HubOutput::Route(RouteUpdate::Held {
+                    client: to,
+                    forward: requester == Some(to),
+                }));
                 let channel = self.name_for(lead, to);
                 self.send(
                     to,
@@ -1541,10 +1559,18 @@ impl Hub {
                 );
             }
             FloorAction::Deny { to, reason } => {
+                self.out.push_back(HubOutput::Route(RouteUpdate::Held {
+                    client: to,
+                    forward: false,
+                }));
                 let channel = self.name_for(lead, to);
                 self.send(to, ServerMessage::FloorDeny { channel, reason });
             }
             FloorAction::Queued { to, position } => {
+                self.out.push_back(HubOutput::Route(RouteUpdate::Held {
+                    client: to,
+                    forward: false,
+                }));
                 let channel = self.name_for(lead, to);
                 self.send(to, ServerMessage::FloorQueued { channel, position });
             }

@@ -409,8 +409,16 @@ fn floor_request_release_and_what_each_member_sees() {
         }]
     );
     let out = t.request(A, "ops");
+    // The route, then what A sent since its press (held by the SFU) is
+    // forwarded: the grant answers its request.
     let chan = match routes(&out)[..] {
-        [RouteUpdate::Talker { chan, talker }] => {
+        [
+            RouteUpdate::Talker { chan, talker },
+            RouteUpdate::Held {
+                client: A,
+                forward: true,
+            },
+        ] => {
             assert_eq!(talker, Some(A));
             chan
         }
@@ -426,6 +434,14 @@ fn floor_request_release_and_what_each_member_sees() {
             channel: ch("ops"),
             reason: DenyReason::Busy
         }]
+    );
+    assert_eq!(
+        routes(&out),
+        vec![RouteUpdate::Held {
+            client: B,
+            forward: false
+        }],
+        "denied: what B sent is dropped"
     );
     let out = t.msg(B, ClientMessage::FloorRelease { channel: ch("ops") });
     assert!(out.is_empty(), "a non-holder's release changes nothing");
@@ -454,17 +470,36 @@ fn a_queued_request_is_told_its_place_and_granted_when_the_holder_releases() {
             position: 1
         }]
     );
-    assert!(routes(&out).is_empty(), "queueing moves no media");
+    assert_eq!(
+        routes(&out),
+        vec![RouteUpdate::Held {
+            client: B,
+            forward: false
+        }],
+        "queueing moves no media, and drops what B sent"
+    );
     t.request_queued(C, "ops");
     // A releases: B is granted at once (no Floor Idle between), C moves up.
+    // What B said while queued is not forwarded: the grant is not the
+    // answer to a press just made.
     let out = t.msg(A, ClientMessage::FloorRelease { channel: ch("ops") });
     assert!(
         matches!(
             routes(&out)[..],
-            [RouteUpdate::Talker {
-                talker: Some(B),
-                ..
-            }]
+            [
+                RouteUpdate::Talker {
+                    talker: Some(B),
+                    ..
+                },
+                RouteUpdate::Held {
+                    client: B,
+                    forward: false
+                },
+                RouteUpdate::Held {
+                    client: C,
+                    forward: false
+                },
+            ]
         ),
         "{:?}",
         routes(&out)

@@ -17,8 +17,8 @@
 
 use std::{
     cell::RefCell,
-    sync::{Arc, LazyLock, Mutex},
     sync::PoisonError,
+    sync::{Arc, LazyLock, Mutex},
     time::Instant,
 };
 

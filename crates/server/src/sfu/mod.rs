@@ -23,6 +23,7 @@
 //! socket. `docs/architecture.md` describes the loop.
 
 mod batch;
+mod hold;
 mod keys;
 pub(crate) mod peer;
 pub(crate) mod router;
@@ -92,6 +93,11 @@ pub(crate) enum RouteUpdate {
         chan: ChanId,
         talker: Option<ClientId>,
     },
+    /// What `client` sent while it held no floor ([`hold`]): forward it
+    /// (`forward`: the floor was just granted in answer to its Floor
+    /// Request, and is routed) or drop it (Floor Deny, queued, or a grant
+    /// out of the queue). Only `client`'s own worker holds any.
+    Held { client: ClientId, forward: bool },
     /// `chan` no longer exists.
     DropChannel { chan: ChanId },
     /// Forget every route: the table is about to be sent again whole (to
@@ -183,8 +189,12 @@ pub struct WorkerStats {
     pub rtp_out_direct: AtomicU64,
     /// Datagrams the socket refused (full send buffer): dropped.
     pub send_dropped: AtomicU64,
-    /// RTP packets dropped because the sender held no floor.
+    /// RTP packets dropped because the sender held no floor (held, and
+    /// not forwarded: too old, denied, queued).
     pub dropped_no_floor: AtomicU64,
+    /// RTP packets that arrived before their sender's Floor Granted, held
+    /// and forwarded on the grant.
+    pub held_forwarded: AtomicU64,
     /// UDP datagrams that were not STUN/DTLS/RTP/RTCP or matched no peer.
     pub stray_datagrams: AtomicU64,
     /// Uplink packets lost on the way to the SFU and recovered from the
@@ -235,6 +245,9 @@ pub struct SfuStats {
     pub send_dropped: u64,
     /// RTP packets dropped because the sender held no floor.
     pub dropped_no_floor: u64,
+    /// RTP packets sent before Floor Granted, held and forwarded on it.
+    #[serde(default)]
+    pub held_forwarded: u64,
     /// Unparseable or unmatched UDP datagrams.
     pub stray_datagrams: u64,
     /// Uplink packets recovered from RED.
@@ -472,6 +485,7 @@ impl StatsHandle {
             s.rtp_out_direct += w.rtp_out_direct;
             s.send_dropped += w.send_dropped;
             s.dropped_no_floor += w.dropped_no_floor;
+            s.held_forwarded += w.held_forwarded;
             s.stray_datagrams += w.stray_datagrams;
             s.red_recovered += w.red_recovered;
             s.red_malformed += w.red_malformed;
@@ -496,6 +510,7 @@ impl StatsHandle {
                     rtp_out_direct: w.rtp_out_direct.load(Ordering::Relaxed),
                     send_dropped: w.send_dropped.load(Ordering::Relaxed),
                     dropped_no_floor: w.dropped_no_floor.load(Ordering::Relaxed),
+                    held_forwarded: w.held_forwarded.load(Ordering::Relaxed),
                     stray_datagrams: w.stray_datagrams.load(Ordering::Relaxed),
                     red_recovered: w.red_recovered.load(Ordering::Relaxed),
                     red_malformed: w.red_malformed.load(Ordering::Relaxed),

@@ -130,6 +130,8 @@ impl Router {
                     }
                 }
             }
+            // The worker's own business (its held packets), not a route.
+            RouteUpdate::Held { .. } => {}
             RouteUpdate::Reset => {
                 self.routes.clear();
                 self.talking.clear();

@@ -26,6 +26,7 @@ use tracing::{debug, info};
 use super::{
     ChanId, EventTx, FwdPacket, RouteUpdate, WorkerCmd, WorkerEvent, WorkerStats,
     batch::SendBatch,
+    hold::Held,
     peer::{Link, Peer, UplinkPt},
     router::Router,
     srtp::RtpHeader,
@@ -86,6 +87,8 @@ pub(crate) struct Worker {
     uplink: Vec<(ClientId, FwdPacket)>,
     /// Reused per packet: the channels a talker's packet goes to.
     chans: Vec<ChanId>,
+    /// Packets of local peers that arrived before their Floor Granted.
+    held: Held,
     /// When due timers were last run (see [`TIMER_GRID`]).
     timers_ran: Instant,
     /// Datagrams of this wake-up, sent before the worker sleeps again.
@@ -122,6 +125,7 @@ impl Worker {
             stats,
             uplink: Vec::new(),
             chans: Vec::new(),
+            held: Held::default(),
             timers_ran: Instant::now(),
             batch: SendBatch::new(),
         }
@@ -194,6 +198,7 @@ impl Worker {
                 self.drain_peer(client);
             }
             WorkerCmd::RemovePeer { client } => {
+                self.held.forget(client);
                 if let Some(mut peer) = self.peers.remove(&client) {
                     peer.rtc.disconnect();
                     self.timers.remove(&(peer.timeout, client));
@@ -254,6 +259,9 @@ impl Worker {
                 {
                     // What the listener chose not to hear is not a loss.
                     dl.rewriter.resume();
+                }
+                if let RouteUpdate::Held { client, forward } = update {
+                    self.release_held(client, forward);
                 }
                 self.router.apply(update);
             }
@@ -342,6 +350,26 @@ impl Worker {
         self.route_uplink();
     }
 
+    /// Forwards (`forward`) or drops what `client` sent before its floor
+    /// was routed (see [`super::hold`]); forwarded ahead of anything newer.
+    fn release_held(&mut self, client: ClientId, forward: bool) {
+        if !forward {
+            let dropped = self.held.forget(client);
+            WorkerStats::add(&self.stats.dropped_no_floor, dropped);
+            return;
+        }
+        let mut out = Vec::new();
+        let dropped = self.held.release(client, Instant::now(), &mut out);
+        WorkerStats::add(&self.stats.dropped_no_floor, dropped);
+        if out.is_empty() {
+            return;
+        }
+        WorkerStats::add(&self.stats.held_forwarded, out.len() as u64);
+        out.append(&mut self.uplink);
+        self.uplink = out;
+        self.route_uplink();
+    }
+
     /// Routes uplink packets collected while draining to their channels.
     fn route_uplink(&mut self) {
         if self.uplink.is_empty() {
@@ -353,8 +381,10 @@ impl Worker {
             chans.clear();
             chans.extend_from_slice(self.router.talking_in(talker));
             if chans.is_empty() {
-                // Media enforcement: no floor, no forwarding.
-                WorkerStats::add(&self.stats.dropped_no_floor, 1);
+                // Media enforcement: no floor, no forwarding; held until
+                // the answer to its Floor Request (sent at the same time).
+                let dropped = self.held.hold(talker, pkt);
+                WorkerStats::add(&self.stats.dropped_no_floor, dropped);
                 continue;
             }
             let mut pkt = pkt;
