@@ -1424,8 +1424,11 @@ fn app_clear_pedal(state: State<'_, AppState>) {
 }
 
 /// Sets input gain (linear, 0 to 4), output volume (linear, 0 to 1), the
-/// mic test and the level meter (`level` events every 100 ms). Values are
-/// clamped; gain and volume are saved, and apply to later connections too.
+/// mic test, the level meter (`level` events every 100 ms), and noise
+/// suppression and automatic gain (absent: unchanged). Values are clamped;
+/// gain, volume and the processing switches are saved, and apply to later
+/// connections too.
+#[allow(clippy::too_many_arguments)] // one IPC argument per control
 #[tauri::command]
 async fn app_set_audio<R: tauri::Runtime>(
     app: tauri::AppHandle<R>,
@@ -1434,12 +1437,17 @@ async fn app_set_audio<R: tauri::Runtime>(
     output_volume: f32,
     mic_test: bool,
     meter: bool,
+    noise_suppression: Option<bool>,
+    auto_gain: Option<bool>,
 ) -> Result<(), String> {
+    let current = state.audio.lock().map(|a| *a).unwrap_or_default();
     let controls = AudioControls {
         input_gain,
         output_volume,
         mic_test,
         meter,
+        noise_suppression: noise_suppression.unwrap_or(current.noise_suppression),
+        auto_gain: auto_gain.unwrap_or(current.auto_gain),
     }
     .clamped();
     let before = state
@@ -1449,6 +1457,14 @@ async fn app_set_audio<R: tauri::Runtime>(
         .unwrap_or_default();
     if let Some(e) = state.engine.lock().await.as_ref() {
         e.set_audio(controls);
+    }
+    if (before.noise_suppression, before.auto_gain)
+        != (controls.noise_suppression, controls.auto_gain)
+    {
+        save_settings(state.inner(), |s| {
+            s.noise_suppression = Some(controls.noise_suppression);
+            s.auto_gain = Some(controls.auto_gain);
+        });
     }
     if (before.input_gain, before.output_volume) != (controls.input_gain, controls.output_volume) {
         // Write once the slider has been still for 500 ms.
@@ -1661,6 +1677,8 @@ pub fn run() {
                     *a = AudioControls {
                         input_gain: saved.input_gain.unwrap_or(1.0),
                         output_volume: saved.output_volume.unwrap_or(1.0),
+                        noise_suppression: saved.noise_suppression.unwrap_or(true),
+                        auto_gain: saved.auto_gain.unwrap_or(true),
                         ..AudioControls::default()
                     }
                     .clamped();
@@ -1959,8 +1977,20 @@ mod command_tests {
         let audio = invoke(&w, "app_cli", json!({})).unwrap()["audio"].clone();
         assert_eq!(
             audio,
-            json!({"input_gain": 4.0, "output_volume": 0.25, "mic_test": true, "meter": true})
+            json!({"input_gain": 4.0, "output_volume": 0.25, "mic_test": true, "meter": true,
+                "noise_suppression": true, "auto_gain": true})
         );
+        // The processing switches, when given, are kept too.
+        let ok = invoke(
+            &w,
+            "app_set_audio",
+            json!({"inputGain": 1, "outputVolume": 1, "micTest": false, "meter": false,
+                "noiseSuppression": false, "autoGain": true}),
+        );
+        assert_eq!(ok, Ok(Value::Null));
+        let audio = invoke(&w, "app_cli", json!({})).unwrap()["audio"].clone();
+        assert_eq!(audio["noise_suppression"], json!(false));
+        assert_eq!(audio["auto_gain"], json!(true));
         // A string where a number belongs is an IPC error, not a panic.
         assert!(
             invoke(

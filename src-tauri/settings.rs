@@ -36,6 +36,10 @@ pub struct Settings {
     pub input_gain: Option<f32>,
     /// Output volume, linear (default 1.0 when absent).
     pub output_volume: Option<f32>,
+    /// Noise suppression on the capture (default on when absent).
+    pub noise_suppression: Option<bool>,
+    /// Automatic gain control on the capture (default on when absent).
+    pub auto_gain: Option<bool>,
     /// A HID pedal used as a talk key, and what its reports mean.
     pub pedal: Option<PedalSetting>,
     /// Certificates the user trusted on first use, by server (`HOST:PORT`):
@@ -131,6 +135,7 @@ mod tests {
             latch: true,
             release_tail_ms: Some(400),
             input_gain: Some(1.5),
+            noise_suppression: Some(false),
             ..Settings::default()
         };
         s.remember_server("ws://h:7300/ws");

@@ -233,6 +233,14 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
     let report = compare(&source, &looped);
     eprintln!("mic test loopback: {report}");
     assert_speech(&report, "the mic test");
+    // Noise suppression and automatic gain are on by default (the loopback
+    // above went through both); switching one off is remembered.
+    let switches = app.eval(
+        "app",
+        "[document.getElementById('noise-suppression').checked, document.getElementById('auto-gain').checked]",
+    );
+    assert_eq!(switches, serde_json::json!([true, true]));
+    app.eval("app", "document.getElementById('noise-suppression').click()");
 
     // The talk key, set by pressing it in the window.
     app.eval(
@@ -301,6 +309,8 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
     assert_eq!(saved["talk_key"], "F8", "{saved}");
+    assert_eq!(saved["noise_suppression"], false, "{saved}");
+    assert_eq!(saved["auto_gain"], true, "{saved}");
 }
 
 /// The app's settings file under the test's config directory, as text.

@@ -647,6 +647,16 @@ function setupAudio() {
   $("gain").addEventListener("change", apply);
   $("volume").addEventListener("change", apply);
   $("mic-test").addEventListener("change", () => engine.micTest($("mic-test").checked));
+  if (engine.setProcessing) {
+    // Desktop: noise suppression and automatic gain on the capture (the
+    // browser's getUserMedia has its own, always on).
+    $("ns-row").hidden = $("agc-row").hidden = false;
+    const processing = () => engine.setProcessing({
+      noiseSuppression: $("noise-suppression").checked, autoGain: $("auto-gain").checked,
+    });
+    $("noise-suppression").addEventListener("change", processing);
+    $("auto-gain").addEventListener("change", processing);
+  }
   if (engine.meter) $("audio").addEventListener("toggle", () => engine.meter($("audio").open));
   engine.onEvent((ev) => { if (ev.type === "connection" && ev.state === "connected") apply(); });
   setInterval(() => { if ($("audio").open) $("level").value = engine.inputLevel(); }, 100);
@@ -770,6 +780,8 @@ engine.init().then((p) => {
   if (engine.savesAudio) {
     if (p.gain != null) $("gain").value = p.gain;
     if (p.volume != null) $("volume").value = p.volume;
+    if (p.noiseSuppression != null) $("noise-suppression").checked = p.noiseSuppression;
+    if (p.autoGain != null) $("auto-gain").checked = p.autoGain;
   }
   setupTalkKeySettings(p.talkKey);
   if (p.channels.length) $("channel").value = p.channels[0];

@@ -7,11 +7,12 @@ function createTauriEngine(tauri) {
   const invoke = (cmd, args) => tauri.core.invoke(cmd, args);
   const listeners = [];
   const emit = (ev) => listeners.forEach((f) => f(ev));
-  // Audio controls as the backend has them (app_set_audio takes all four).
-  const audio = { input_gain: 1, output_volume: 1, mic_test: false, meter: false };
+  // Audio controls as the backend has them (app_set_audio takes them all).
+  const audio = { input_gain: 1, output_volume: 1, mic_test: false, meter: false, noise_suppression: true, auto_gain: true };
   let level = 0;
   const sendAudio = () => invoke("app_set_audio", {
     inputGain: audio.input_gain, outputVolume: audio.output_volume, micTest: audio.mic_test, meter: audio.meter,
+    noiseSuppression: audio.noise_suppression, autoGain: audio.auto_gain,
   });
   tauri.event.listen("engine-event", (e) => {
     const ev = e.payload;
@@ -37,6 +38,7 @@ function createTauriEngine(tauri) {
       Object.assign(audio, cli.audio || {});
       return { server: cli.server, name: cli.name, user: cli.user || null, channels: cli.channels || [], servers: cli.servers || [],
         autoConnect: !!cli.connect_at_start, gain: audio.input_gain, volume: audio.output_volume,
+        noiseSuppression: audio.noise_suppression, autoGain: audio.auto_gain,
         talkKey: { key: cli.talk_key || null, latch: !!cli.latch, tailMs: cli.tail_ms, pedal: cli.pedal || null } };
     },
     /** Peak input level after gain, 0..1, as of the last `level` event (needs meter(true)). */
@@ -44,6 +46,12 @@ function createTauriEngine(tauri) {
     setGain(g) { audio.input_gain = g; return sendAudio(); },
     setVolume(v) { audio.output_volume = v; return sendAudio(); },
     micTest(on) { audio.mic_test = !!on; return sendAudio(); },
+    /** Noise suppression and automatic gain on the capture (both on by default; saved by the app). */
+    setProcessing({ noiseSuppression, autoGain }) {
+      audio.noise_suppression = !!noiseSuppression;
+      audio.auto_gain = !!autoGain;
+      return sendAudio();
+    },
     /** Level events on or off (only while the audio panel is open: they cost CPU). */
     meter(on) { audio.meter = !!on; if (!on) level = 0; return sendAudio(); },
     /**

@@ -259,6 +259,10 @@ async fn client_with(
     jitter: Option<JitterConfig>,
 ) -> anyhow::Result<(Engine, Events)> {
     let mut config = EngineConfig::new(url, name);
+    // The latency figures are of the media path; noise suppression would
+    // add its fixed 10 ms (RNNoise's window), measured apart.
+    config.audio.noise_suppression = false;
+    config.audio.auto_gain = false;
     config.input = input;
     config.output = output;
     if let Some(j) = jitter {

@@ -6,6 +6,7 @@
 
 mod bench;
 mod load;
+mod processing;
 mod soak;
 mod storm;
 
@@ -73,6 +74,15 @@ struct Args {
     /// engine's, 2].
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=8))]
     red: Option<u8>,
+    /// Noise suppression (RNNoise) on the captured audio, as the desktop
+    /// app has by default; the bot's default is off, so that what it sends
+    /// is the file or microphone as it is.
+    #[arg(long, global = true)]
+    noise_suppression: bool,
+    /// Automatic gain control on the captured audio, as the desktop app has
+    /// by default; off in the bot unless given.
+    #[arg(long, global = true)]
+    auto_gain: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -190,6 +200,9 @@ enum Cmd {
     },
     /// Benchmarks; writes figures to stdout and optionally a Markdown file.
     Bench(bench::BenchArgs),
+    /// The desktop capture's noise suppression and gain control, timed per
+    /// 20 ms frame on a speech file; one JSON line per setting.
+    BenchProcessing(processing::ProcessingArgs),
     /// Forwarding load: R rooms × M members of light str0m clients against
     /// a server it starts; prints server CPU per forwarded packet, RSS,
     /// delivery and added delay (one JSON line with --json).
@@ -336,6 +349,8 @@ async fn connect(
         config.opus.adapt_fec = false;
     }
     config.opus.fec = !args.no_fec;
+    config.audio.noise_suppression = args.noise_suppression;
+    config.audio.auto_gain = args.auto_gain;
     if let Some(n) = args.red {
         config.red_levels = usize::from(n);
     }
@@ -1090,6 +1105,7 @@ fn run() -> anyhow::Result<()> {
             Cmd::Rogue { channel, wav } => rogue(&args, channel, wav).await,
             Cmd::Patch { channels, seconds } => patch(&args, channels, *seconds).await,
             Cmd::Bench(b) => bench::run(&args.server, b).await,
+            Cmd::BenchProcessing(p) => processing::run(p),
             Cmd::Load(l) => load::run(l).await,
             Cmd::Soak(s) => soak::run(s).await,
             Cmd::Storm(s) => storm::run(s).await,

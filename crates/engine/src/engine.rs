@@ -35,6 +35,7 @@ use crate::{
         controls::{self, AudioControls, Level, LevelMeter},
         device::{self, DeviceHandle},
         mixer::{self, ChannelMix, Layout, Mixer, MixerEvent, MixerIn, RtpIn},
+        process::CaptureProcessor,
         wav::{WavSource, WavWriter},
     },
     codec::{Encoder, OpusConfig},
@@ -568,6 +569,7 @@ impl Engine {
             ptt: Ptt::new(config.ptt),
             controls: config.audio.clamped(),
             meter: LevelMeter::default(),
+            processor: (config.input != InputSpec::None).then(Box::default),
             events: events_tx,
             mixer: mixer_tx,
             mids: HashMap::new(),
@@ -829,6 +831,9 @@ struct Runner {
     rogue: bool,
     controls: AudioControls,
     meter: LevelMeter,
+    /// Noise suppression and gain control of the captured audio; `None`
+    /// without an input.
+    processor: Option<Box<CaptureProcessor>>,
     _devices: Vec<DeviceHandle>,
     stop_sink: Arc<AtomicBool>,
     /// The WAV sink thread, joined on shutdown so the file is complete.
@@ -1125,6 +1130,20 @@ impl Runner {
             .wrapping_add(self.frames_captured.wrapping_mul(FRAME_SAMPLES as u32));
         self.frames_captured = self.frames_captured.wrapping_add(1);
         controls::apply_gain(&mut frame.pcm, self.controls.input_gain);
+        if let Some(p) = &mut self.processor {
+            // Only frames someone uses are processed: an idle app spends
+            // nothing on noise suppression.
+            let used = self.controls.meter
+                || self.controls.mic_test
+                || self.ptt.wants_audio()
+                || self.rogue;
+            let (ns, agc) = (self.controls.noise_suppression, self.controls.auto_gain);
+            if used && (ns || agc) {
+                p.process(&mut frame.pcm, ns, agc);
+            } else {
+                p.observe(&frame.pcm);
+            }
+        }
         if self.controls.meter
             && let Some(level) = self.meter.push(&frame.pcm)
         {

@@ -28,6 +28,12 @@ pub struct AudioControls {
     /// Whether [`crate::EngineEvent::InputLevel`] is reported (every
     /// [`METER_PERIOD_MS`]). Off by default: nobody is looking.
     pub meter: bool,
+    /// Noise suppression (RNNoise) on the captured audio, after the input
+    /// gain ([`super::process`]; adds 10 ms of delay). Default on.
+    pub noise_suppression: bool,
+    /// Automatic gain control on the captured audio, after noise
+    /// suppression ([`super::process::Agc`]). Default on.
+    pub auto_gain: bool,
 }
 
 impl Default for AudioControls {
@@ -37,6 +43,8 @@ impl Default for AudioControls {
             output_volume: 1.0,
             mic_test: false,
             meter: false,
+            noise_suppression: true,
+            auto_gain: true,
         }
     }
 }
@@ -169,6 +177,8 @@ mod tests {
             output_volume: f32::NAN,
             mic_test: true,
             meter: false,
+            noise_suppression: false,
+            auto_gain: true,
         }
         .clamped();
         assert_eq!(c.input_gain, MAX_INPUT_GAIN);

@@ -2,7 +2,7 @@
 //! real time), resampling, 20 ms framing and the receive mixer.
 //!
 //! ```text
-//! capture:  source ─(20 ms frames, 48 kHz mono f32)─▶ engine: PTT ▶ Opus ▶ RTP
+//! capture:  source ─(20 ms frames, 48 kHz mono f32)─▶ engine: gain ▶ NS ▶ AGC ▶ PTT ▶ Opus ▶ RTP
 //! playout:  RTP ▶ per-channel jitter buffer ▶ Opus decode/FEC/PLC ▶ mix ▶ sink
 //! ```
 //!
@@ -13,6 +13,7 @@
 pub mod controls;
 pub mod device;
 pub mod mixer;
+pub mod process;
 pub mod resample;
 pub mod wav;
 
