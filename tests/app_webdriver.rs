@@ -240,7 +240,10 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
         "[document.getElementById('noise-suppression').checked, document.getElementById('auto-gain').checked]",
     );
     assert_eq!(switches, serde_json::json!([true, true]));
-    app.eval("app", "document.getElementById('noise-suppression').click()");
+    app.eval(
+        "app",
+        "document.getElementById('noise-suppression').click()",
+    );
 
     // The talk key, set by pressing it in the window.
     app.eval(

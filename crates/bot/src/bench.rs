@@ -336,16 +336,19 @@ struct Latency {
 /// Runs [`latency_once`] `runs` times on fresh channels and pools the
 /// samples: each run has its own phase between the talker's and the
 /// listener's 20 ms frame clocks, as real devices do.
+/// Mouth-to-ear over `runs` transmissions; `cushion_ms` replaces the
+/// listener's jitter-buffer cushion (the engine's when `None`).
 async fn latency(
     server: &ServerProc,
     bursts: usize,
     warm_up: bool,
     runs: usize,
+    cushion_ms: Option<u32>,
 ) -> anyhow::Result<Latency> {
     let mut samples = Vec::new();
     for run in 0..runs {
         samples.extend(
-            latency_once(server, bursts.div_ceil(runs), warm_up, run)
+            latency_once(server, bursts.div_ceil(runs), warm_up, run, cushion_ms)
                 .await?
                 .samples,
         );
@@ -358,13 +361,21 @@ async fn latency_once(
     bursts: usize,
     warm_up: bool,
     run: usize,
+    cushion_ms: Option<u32>,
 ) -> anyhow::Result<Latency> {
     let kind = if warm_up { "warm" } else { "cold" };
-    let ch: ChannelName = format!("bench-latency-{kind}-{run}").parse()?;
+    let cushion = cushion_ms.map_or_else(|| "engine".to_owned(), |c| c.to_string());
+    let ch: ChannelName = format!("bench-latency-{kind}-{run}-{cushion}").parse()?;
+    let mut jitter = EngineConfig::new(server.url(), "B").jitter;
+    if let Some(c) = cushion_ms {
+        jitter.cushion_ms = c;
+        // The engine's floor equals its cushion; so does the old setting's.
+        jitter.min_delay_ms = c;
+    }
     let dir = std::env::temp_dir().join(format!("squawk-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let rec = dir.join("latency.wav");
-    let (b, mut bev) = client(
+    let (b, mut bev) = client_with(
         &server.url(),
         "B",
         &ch,
@@ -374,6 +385,7 @@ async fn latency_once(
             seconds: None,
             stereo: false,
         },
+        Some(jitter),
     )
     .await?;
     let (a, mut aev) = client(&server.url(), "A", &ch, InputSpec::Wav, OutputSpec::None).await?;
@@ -448,10 +460,11 @@ async fn access(server: &ServerProc, presses: usize) -> anyhow::Result<Access> {
     let ch: ChannelName = "bench-access".parse()?;
     let dir = std::env::temp_dir().join(format!("squawk-bench-a-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    // Short idle so back-to-back presses are separate streams.
+    // Short idle so back-to-back presses are separate streams; otherwise
+    // the engine's own jitter-buffer settings.
     let short_idle = JitterConfig {
         idle_after_ms: 300,
-        ..JitterConfig::default()
+        ..EngineConfig::new(server.url(), "B").jitter
     };
     let (b, mut bev) = client_with(
         &server.url(),
@@ -668,19 +681,27 @@ pub async fn run(_server: &str, args: &BenchArgs) -> anyhow::Result<()> {
     let server = ServerProc::start(&bin)?;
     eprintln!("latency: {} bursts…", args.bursts);
     let mut rows = Vec::new();
-    for (warm_up, label, target) in [
+    for (warm_up, cushion, label, target) in [
         (
             false,
+            None,
             "first transmission on a fresh channel (40 ms initial jitter-buffer delay)",
             "",
         ),
         (
             true,
+            None,
             "channel in use (jitter buffer adapted)",
             "≤ 45 ms p95",
         ),
+        (
+            true,
+            Some(5),
+            "channel in use, a 5 ms jitter cushion instead of one frame (experiment)",
+            "",
+        ),
     ] {
-        let mut lat = latency(&server, args.bursts, warm_up, args.latency_runs).await?;
+        let mut lat = latency(&server, args.bursts, warm_up, args.latency_runs, cushion).await?;
         let (p50, p95) = (
             quantile(&mut lat.samples, 0.5),
             quantile(&mut lat.samples, 0.95),

@@ -49,7 +49,7 @@
 //! sender and receiver clock origins cancel out) is recorded in a window of
 //! the last [`TRANSIT_WINDOW`] packets. The relative delay of a packet is its
 //! transit minus the window minimum. The raw target is
-//! `frame_ms + p95(relative delay)`, clamped to `[min_delay_ms,
+//! `cushion_ms + p95(relative delay)`, clamped to `[min_delay_ms,
 //! max_delay_ms]`; the target follows increases immediately and decreases
 //! slowly (by 1/[`TARGET_DECAY_PACKETS`] of the difference per packet).
 //! The RFC 3550 §6.4.1 interarrival jitter is also tracked for reporting.
@@ -150,11 +150,17 @@ pub struct JitterConfig {
     /// A stream ends when the buffer is empty and no packet was accepted for
     /// this long, ms.
     pub idle_after_ms: u32,
+    /// Cushion added to the measured jitter (the p95 relative transit
+    /// delay) to make the raw target delay, ms. One frame (20, the
+    /// default) plays safe whatever the scheduling noise; a few ms lowers
+    /// a clean link's target below a frame (`squawk-bot bench` compares
+    /// 5 ms), the transit window raising it when jitter appears.
+    pub cushion_ms: u32,
 }
 
 impl Default for JitterConfig {
     /// 20 ms frames at 48 kHz, delay 20..=300 ms starting at 40 ms, stream
-    /// end after 300 ms without packets.
+    /// end after 300 ms without packets, a cushion of one frame (20 ms).
     fn default() -> Self {
         Self {
             frame_ms: 20,
@@ -163,6 +169,7 @@ impl Default for JitterConfig {
             max_delay_ms: 300,
             initial_delay_ms: 40,
             idle_after_ms: 300,
+            cushion_ms: 20,
         }
     }
 }
@@ -183,6 +190,7 @@ impl JitterConfig {
             max_delay_ms,
             initial_delay_ms: self.initial_delay_ms.clamp(min_delay_ms, max_delay_ms),
             idle_after_ms: self.idle_after_ms,
+            cushion_ms: self.cushion_ms.min(10_000),
         }
     }
 }
@@ -625,10 +633,11 @@ impl Ctx {
         if sorted.len() >= MIN_TRANSIT_SAMPLES {
             let rank = (TARGET_PERCENTILE * sorted.len() as f64).ceil() as usize;
             let p = sorted.get(rank.saturating_sub(1)).copied().unwrap_or(min);
-            let raw = (f64::from(self.cfg.frame_ms) + p.saturating_sub(min) as f64 / 1000.0).clamp(
-                f64::from(self.cfg.min_delay_ms),
-                f64::from(self.cfg.max_delay_ms),
-            );
+            let raw = (f64::from(self.cfg.cushion_ms) + p.saturating_sub(min) as f64 / 1000.0)
+                .clamp(
+                    f64::from(self.cfg.min_delay_ms),
+                    f64::from(self.cfg.max_delay_ms),
+                );
             if raw > self.target_ms {
                 self.target_ms = raw;
             } else {

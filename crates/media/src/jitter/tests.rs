@@ -357,6 +357,59 @@ fn jitter_grows_target_and_nothing_is_late_after_adaptation() {
     );
 }
 
+/// With a cushion of a few ms (the engine's 5), a clean link's target sits
+/// just above its jitter, below one frame, and every packet plays on time;
+/// jitter that starts later raises the target at once, and the packets it
+/// makes late are played after an underrun, never lost.
+#[test]
+fn a_small_cushion_keeps_a_clean_links_target_below_one_frame() {
+    let cfg = JitterConfig {
+        min_delay_ms: 5,
+        cushion_ms: 5,
+        ..JitterConfig::default()
+    };
+    let mut jb = JitterBuffer::new(cfg);
+    let mut lcg = Lcg(0x5EED);
+    // 10 s with 1-3 ms of transit (scheduling noise), then 10 s of 1-31 ms.
+    let delays: Vec<u64> = (0..1000)
+        .map(|k| {
+            if k < 500 {
+                1_000 + lcg.below(2_001)
+            } else {
+                1_000 + lcg.below(30_001)
+            }
+        })
+        .collect();
+    // Pops 3 ms after the sender's frame clock: the worst phase for a
+    // cushion of 5 ms is covered by the jitter window, not by luck.
+    let arrivals = stream(1000, 1, 0, POP_US, |k| delays[k as usize]);
+    let run = simulate(&mut jb, &arrivals, 3_000, 1100);
+    let clean = run.stats_at(10_000_000);
+    assert!(
+        (5..=8).contains(&clean.target_delay_ms),
+        "clean target {} ms",
+        clean.target_delay_ms
+    );
+    assert_eq!(
+        (clean.lost, clean.underruns, clean.late),
+        (0, 0, 0),
+        "{clean:?}"
+    );
+    let jittery = run.stats_at(20_000_000);
+    assert!(
+        jittery.target_delay_ms >= 30,
+        "target up with the jitter: {jittery:?}"
+    );
+    assert_eq!(jittery.lost, 0, "{jittery:?}");
+    let frames = run.frames();
+    assert!(frames.windows(2).all(|w| w[0] < w[1]), "played in order");
+    assert_eq!(
+        frames.len() as u64 + jittery.drift_dropped,
+        1000,
+        "every packet is played or dropped to shrink the delay"
+    );
+}
+
 /// The buffer follows jitter down as well as up: after 10 s of ±30 ms jitter
 /// the link turns clean, and within a few seconds both the target and the
 /// delay frames actually play at come back to the clean link's, by dropping
@@ -758,10 +811,12 @@ fn nonsense_config_and_input_do_not_panic() {
         max_delay_ms: 10,
         initial_delay_ms: 0,
         idle_after_ms: 0,
+        cushion_ms: u32::MAX,
     };
     let mut jb = JitterBuffer::new(cfg);
     assert_eq!(jb.config().max_delay_ms, 500);
     assert_eq!(jb.config().initial_delay_ms, 500);
+    assert_eq!(jb.config().cushion_ms, 10_000);
     let t0 = Instant::now();
     let mut lcg = Lcg(42);
     for k in 0..2000u64 {
