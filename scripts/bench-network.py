@@ -12,7 +12,7 @@ delay) and the mouth-to-ear delay (where the speech sits in the recording
 after the listener's Floor Taken).
 
 Usage: scripts/bench-network.py [--bin-dir DIR] [--runs N] [--expected-loss PCT] [--no-fec]
-                                [--red N] [PROFILE...]
+                                [--red N] [--jitter-cushion-ms MS] [PROFILE...]
 (DIR holds squawk-server, squawk-bot and squawk-netsim; default
 target/release. A PROFILE is squawk-netsim's text form, e.g. "loss=10%".
 --red N: RED (RFC 2198) levels for both bots (squawk-bot --red) and the
@@ -34,6 +34,8 @@ import wave
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AUDIO = os.path.join(ROOT, "..", "shared", "audio")
+# Extra squawk-bot arguments for every bot (--jitter-cushion-ms).
+CUSHION = []
 PROFILES = [
     "clean",
     "loss=10%",
@@ -104,7 +106,7 @@ def one_run(bin_dir, profile, speech, tmp, n, talker_extra=(), red=None):
     env = dict(os.environ, RUST_LOG="error")
     bot = lambda name, args: subprocess.Popen(
         [f"{bin_dir}/squawk-bot", "--server", url, "--name", name]
-        + (["--red", str(red)] if red is not None else []) + args,
+        + (["--red", str(red)] if red is not None else []) + CUSHION + args,
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         ear = bot("Ear", ["listen", "--channel", "N", "--record", rec, "--seconds", "32"])
@@ -154,8 +156,12 @@ def main():
                     help="the talker sends no Opus in-band FEC (plain PLC)")
     ap.add_argument("--red", type=int, metavar="N",
                     help="RED levels for both bots and the server (0: no RED; default: theirs, 2)")
+    ap.add_argument("--jitter-cushion-ms", type=int, metavar="MS",
+                    help="both bots' jitter-buffer cushion over the measured jitter (default: the engine's, 20)")
     ap.add_argument("profiles", nargs="*", default=PROFILES)
     a = ap.parse_args()
+    if a.jitter_cushion_ms is not None:
+        CUSHION.extend(["--jitter-cushion-ms", str(a.jitter_cushion_ms)])
     extra = ["--expected-loss", str(a.expected_loss)] if a.expected_loss is not None else []
     if a.no_fec:
         extra.append("--no-fec")

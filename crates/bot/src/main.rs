@@ -83,6 +83,11 @@ struct Args {
     /// by default; off in the bot unless given.
     #[arg(long, global = true)]
     auto_gain: bool,
+    /// The jitter buffer's cushion over the measured jitter, ms (its floor
+    /// too) [default: the engine's, 20: one frame]; 5 is the setting
+    /// the 2026-12-07 experiment measured, for comparisons.
+    #[arg(long, global = true, value_name = "MS", value_parser = clap::value_parser!(u32).range(0..=200))]
+    jitter_cushion_ms: Option<u32>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -351,6 +356,10 @@ async fn connect(
     config.opus.fec = !args.no_fec;
     config.audio.noise_suppression = args.noise_suppression;
     config.audio.auto_gain = args.auto_gain;
+    if let Some(ms) = args.jitter_cushion_ms {
+        config.jitter.cushion_ms = ms;
+        config.jitter.min_delay_ms = ms;
+    }
     if let Some(n) = args.red {
         config.red_levels = usize::from(n);
     }
