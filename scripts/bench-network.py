@@ -34,8 +34,6 @@ import wave
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AUDIO = os.path.join(ROOT, "..", "shared", "audio")
-# Extra squawk-bot arguments for every bot (--jitter-cushion-ms).
-CUSHION = []
 PROFILES = [
     "clean",
     "loss=10%",
@@ -82,7 +80,7 @@ def wait_event(p, name):
     return None
 
 
-def one_run(bin_dir, profile, speech, tmp, n, talker_extra=(), red=None):
+def one_run(bin_dir, profile, speech, tmp, n, talker_extra=(), red=None, cushion_ms=None):
     port = free_udp_port()
     relay = subprocess.Popen(
         [f"{bin_dir}/squawk-netsim", "--listen", f"127.0.0.2:{port}",
@@ -106,7 +104,8 @@ def one_run(bin_dir, profile, speech, tmp, n, talker_extra=(), red=None):
     env = dict(os.environ, RUST_LOG="error")
     bot = lambda name, args: subprocess.Popen(
         [f"{bin_dir}/squawk-bot", "--server", url, "--name", name]
-        + (["--red", str(red)] if red is not None else []) + CUSHION + args,
+        + (["--red", str(red)] if red is not None else [])
+        + (["--jitter-cushion-ms", str(cushion_ms)] if cushion_ms is not None else []) + args,
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         ear = bot("Ear", ["listen", "--channel", "N", "--record", rec, "--seconds", "32"])
@@ -160,8 +159,6 @@ def main():
                     help="both bots' jitter-buffer cushion over the measured jitter (default: the engine's, 20)")
     ap.add_argument("profiles", nargs="*", default=PROFILES)
     a = ap.parse_args()
-    if a.jitter_cushion_ms is not None:
-        CUSHION.extend(["--jitter-cushion-ms", str(a.jitter_cushion_ms)])
     extra = ["--expected-loss", str(a.expected_loss)] if a.expected_loss is not None else []
     if a.no_fec:
         extra.append("--no-fec")
@@ -172,7 +169,7 @@ def main():
         speech = f"{tmp}/speech.wav"
         long_speech(speech)
         for profile in a.profiles:
-            runs = [one_run(a.bin_dir, profile, speech, tmp, n, extra, a.red) for n in range(a.runs)]
+            runs = [one_run(a.bin_dir, profile, speech, tmp, n, extra, a.red, a.jitter_cushion_ms) for n in range(a.runs)]
             ok = [(r, rep) for r, rep in runs if "stoi" in r]
             if not ok:
                 print(f"| `{profile}` | speech not found | | | | | | {a.runs} |")
