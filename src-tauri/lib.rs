@@ -9,6 +9,7 @@
 //! implements, so the browser client runs the same UI.
 
 pub mod account;
+pub mod events;
 pub mod pedal;
 #[cfg(target_os = "linux")]
 pub mod portal;
@@ -30,11 +31,13 @@ use std::{
 use clap::Parser;
 use serde_json::json;
 use squawk_engine::{
-    Engine, EngineConfig, EngineError, EngineEvent, FloorOptions,
+    Engine, EngineConfig, EngineError, EngineEvent, FloorOptions, LocalEvent,
     audio::{InputSpec, OutputSpec, controls::AudioControls, mixer::ChannelMix},
     tls::{TlsError, Trust},
 };
-use squawk_protocol::{ChannelName, Priority};
+use squawk_protocol::{ChannelName, Priority, ServerMessage};
+
+use crate::events::{AppEvent, ConnectionState, TalkKeyStatus, UiEvent};
 use tauri::{Emitter, Manager, State};
 use tokio::sync::{Mutex, mpsc};
 
@@ -88,7 +91,7 @@ struct AppState {
     /// when empty.
     selection: SyncMutex<(Vec<ChannelName>, FloorOptions)>,
     talk_key: SyncMutex<talk_key::TalkKey>,
-    talk_key_status: SyncMutex<serde_json::Value>,
+    talk_key_status: SyncMutex<Option<TalkKeyStatus>>,
     /// Loaded at start-up (`run`); saved after each successful connect.
     settings: SyncMutex<settings::Settings>,
     /// Where `settings` lives; `None` on the mock runtime (nothing saved).
@@ -149,10 +152,12 @@ impl AppState {
 }
 
 /// Sends one event to the UI (and to stdout with `--print-events`).
-fn emit_ui<R: tauri::Runtime>(app: &tauri::AppHandle<R>, ev: serde_json::Value) {
+fn emit_ui<R: tauri::Runtime>(app: &tauri::AppHandle<R>, ev: impl Into<UiEvent>) {
+    let ev = ev.into();
+    let json = serde_json::to_value(&ev).unwrap_or_default();
     if app.state::<Cli>().print_events {
         // With the time it happened, Unix ms (µs resolution), for measurements.
-        let mut line = ev.clone();
+        let mut line = json.clone();
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
@@ -168,7 +173,7 @@ fn emit_ui<R: tauri::Runtime>(app: &tauri::AppHandle<R>, ev: serde_json::Value) 
     if let Some(state) = changed {
         show_tray_state(app, &state);
     }
-    let _ = app.emit("engine-event", ev);
+    let _ = app.emit("engine-event", json);
 }
 
 /// Id of the app's tray icon.
@@ -260,81 +265,11 @@ fn show_window<R: tauri::Runtime>(app: &tauri::AppHandle<R>) {
     }
 }
 
-/// Converts an engine event to the UI's JSON shape.
+/// An engine event in the UI's JSON shape: the protocol's message, or the
+/// engine's own event, tagged by `type` either way (see [`EngineEvent`];
+/// `ui/types/` holds the same shapes for the JavaScript side).
 pub fn event_json(ev: &EngineEvent) -> serde_json::Value {
-    match ev {
-        EngineEvent::Welcome {
-            client_id,
-            max_talk_ms,
-        } => {
-            json!({"type": "welcome", "client_id": client_id, "max_talk_ms": max_talk_ms})
-        }
-        EngineEvent::MediaConnected => json!({"type": "media", "connected": true}),
-        EngineEvent::MediaDisconnected => json!({"type": "media", "connected": false}),
-        EngineEvent::IcePath(path) => json!({
-            "type": "ice",
-            "local_candidate_type": path.local_candidate_type,
-            "remote_candidate_type": path.remote_candidate_type,
-        }),
-        EngineEvent::Joined {
-            channel, members, ..
-        } => {
-            json!({"type": "joined", "channel": channel, "members": members})
-        }
-        EngineEvent::Left { channel } => json!({"type": "left", "channel": channel}),
-        EngineEvent::MemberJoined { channel, members } => {
-            json!({"type": "member_joined", "channel": channel, "members": members})
-        }
-        EngineEvent::MemberLeft { channel, ids } => {
-            json!({"type": "member_left", "channel": channel, "ids": ids})
-        }
-        EngineEvent::FloorGranted {
-            channel,
-            max_duration_ms,
-        } => {
-            json!({"type": "floor_granted", "channel": channel, "max_duration_ms": max_duration_ms})
-        }
-        EngineEvent::Busy { channel, reason } => {
-            json!({"type": "floor_deny", "channel": channel, "reason": reason})
-        }
-        EngineEvent::FloorQueued { channel, position } => {
-            json!({"type": "floor_queued", "channel": channel, "position": position})
-        }
-        EngineEvent::Revoked {
-            channel,
-            reason,
-            by,
-        } => {
-            json!({"type": "floor_revoke", "channel": channel, "reason": reason, "by": by})
-        }
-        // Already the UI's shape: the protocol's JSON, tagged by `type`.
-        EngineEvent::Notice(msg) => serde_json::to_value(msg).unwrap_or_default(),
-        EngineEvent::TalkEnded { channel } => json!({"type": "talk_ended", "channel": channel}),
-        EngineEvent::FloorTaken {
-            channel,
-            talker,
-            talker_name,
-        } => {
-            json!({"type": "floor_taken", "channel": channel, "talker": talker, "talker_name": talker_name})
-        }
-        EngineEvent::FloorIdle { channel } => json!({"type": "floor_idle", "channel": channel}),
-        EngineEvent::ReceiveStarted { channel, .. } => {
-            json!({"type": "receive_started", "channel": channel})
-        }
-        EngineEvent::Received(r) => json!({"type": "received", "report": r}),
-        EngineEvent::ReplayStarted { id, channel, .. } => {
-            json!({"type": "replay_started", "id": id, "channel": channel})
-        }
-        EngineEvent::ReplayEnded { id } => json!({"type": "replay_ended", "id": id}),
-        EngineEvent::Channels(channels) => json!({"type": "channels", "channels": channels}),
-        EngineEvent::ServerError { code, message } => {
-            json!({"type": "error", "code": code, "message": message})
-        }
-        EngineEvent::Closed { reason } => json!({"type": "closed", "reason": reason}),
-        EngineEvent::InputLevel(l) => {
-            json!({"type": "level", "peak": l.peak, "rms_dbfs": l.rms_dbfs})
-        }
-    }
+    serde_json::to_value(ev).unwrap_or_default()
 }
 
 /// The UI's text for a failed connect; a refused saved password says so.
@@ -444,7 +379,9 @@ async fn sign_in<R: tauri::Runtime>(
     if let Err(e) = with_keyring(app, move |kr| kr.set(&s, &k, &r)).await {
         emit_ui(
             app,
-            json!({"type": "warning", "message": format!("sign-in not saved, the password will be asked again: {e}")}),
+            AppEvent::Warning {
+                message: format!("sign-in not saved, the password will be asked again: {e}"),
+            },
         );
     }
     Ok(tokens)
@@ -638,7 +575,10 @@ async fn engine_connect<R: tauri::Runtime>(
             // Trust on first use: the window shows the fingerprint and asks.
             emit_ui(
                 &app,
-                json!({"type": "certificate_prompt", "server": server, "fingerprint": fingerprint}),
+                AppEvent::CertificatePrompt {
+                    server: server.clone(),
+                    fingerprint: fingerprint.clone(),
+                },
             );
             return Err(
                 "the server's certificate is not signed by an authority this system trusts".into(),
@@ -650,7 +590,11 @@ async fn engine_connect<R: tauri::Runtime>(
             if let EngineError::Tls(TlsError::PinMismatch { got, pinned }) = &e {
                 emit_ui(
                     &app,
-                    json!({"type": "certificate_changed", "server": server, "fingerprint": got, "pinned": pinned}),
+                    AppEvent::CertificateChanged {
+                        server: server.clone(),
+                        fingerprint: got.clone(),
+                        pinned: pinned.clone(),
+                    },
                 );
             }
             return Err(refusal(&e, saved.is_some()));
@@ -662,12 +606,14 @@ async fn engine_connect<R: tauri::Runtime>(
         if let Err(e) = with_keyring(&app, move |k| k.set(&s, &n, &p)).await {
             emit_ui(
                 &app,
-                json!({"type": "warning", "message": format!("password not saved: {e}")}),
+                AppEvent::Warning {
+                    message: format!("password not saved: {e}"),
+                },
             );
         }
     }
     if let Some(message) = audio_warning {
-        emit_ui(&app, json!({"type": "warning", "message": message}));
+        emit_ui(&app, AppEvent::Warning { message });
     }
     remember(
         state.inner(),
@@ -702,26 +648,26 @@ async fn session<R: tauri::Runtime>(
     loop {
         while let Some(ev) = events.recv().await {
             match &ev {
-                EngineEvent::Joined { channel, .. } => {
+                EngineEvent::Server(ServerMessage::Joined { channel, .. }) => {
                     if let Ok(mut j) = state.joined.lock() {
                         j.insert(channel.clone());
                     }
                 }
-                EngineEvent::Left { channel } => {
+                EngineEvent::Server(ServerMessage::Left { channel }) => {
                     if let Ok(mut j) = state.joined.lock() {
                         j.remove(channel);
                     }
                 }
-                EngineEvent::TalkEnded { .. }
-                | EngineEvent::Busy { .. }
-                | EngineEvent::Closed { .. } => {
+                EngineEvent::Local(LocalEvent::TalkEnded { .. })
+                | EngineEvent::Server(ServerMessage::FloorDeny { .. })
+                | EngineEvent::Local(LocalEvent::Closed { .. }) => {
                     if let Ok(mut k) = state.talk_key.lock() {
                         k.talk_ended();
                     }
                 }
                 _ => {}
             }
-            emit_ui(&app, event_json(&ev));
+            emit_ui(&app, ev);
         }
         // The engine ended. Closed by the user, or replaced: nothing to do.
         if !current() {
@@ -736,14 +682,25 @@ async fn session<R: tauri::Runtime>(
             let delay = backoff.next(reconnect::clock_jitter());
             emit_ui(
                 &app,
-                json!({"type": "connection", "state": "reconnecting", "retry_in_ms": delay.as_millis()}),
+                AppEvent::Connection {
+                    state: ConnectionState::Reconnecting,
+                    retry_in_ms: Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
+                    reason: None,
+                },
             );
             tokio::time::sleep(delay).await;
             let mut guard = state.engine.lock().await;
             if !current() {
                 return;
             }
-            emit_ui(&app, json!({"type": "connection", "state": "connecting"}));
+            emit_ui(
+                &app,
+                AppEvent::Connection {
+                    state: ConnectionState::Connecting,
+                    retry_in_ms: None,
+                    reason: None,
+                },
+            );
             // Signed in: a fresh access token (the last one may have
             // expired), from the refresh token in the keyring.
             let account = state.account.lock().ok().and_then(|a| a.clone());
@@ -754,9 +711,15 @@ async fn session<R: tauri::Runtime>(
                     Err(e) if e.refused => {
                         emit_ui(
                             &app,
-                            json!({"type": "error", "code": "unauthorized", "message": e.message}),
+                            EngineEvent::Server(ServerMessage::Error {
+                                code: squawk_protocol::ErrorCode::Unauthorized,
+                                message: e.message.clone(),
+                            }),
                         );
-                        emit_ui(&app, json!({"type": "closed"}));
+                        emit_ui(
+                            &app,
+                            EngineEvent::Local(LocalEvent::Closed { reason: e.message }),
+                        );
                         return;
                     }
                     Err(e) => {
@@ -986,11 +949,11 @@ fn talk_key_action<R: tauri::Runtime>(app: &tauri::AppHandle<R>, action: talk_ke
         let down = action == talk_key::KeyAction::Press;
         match (guard.as_ref(), action, target) {
             (Some(e), talk_key::KeyAction::Press, Some(chans)) => {
-                emit_ui(&app, json!({"type": "talk_key", "down": true}));
+                emit_ui(&app, AppEvent::TalkKey { down: true });
                 e.press_all(chans, options);
             }
             (Some(e), talk_key::KeyAction::Release, _) => {
-                emit_ui(&app, json!({"type": "talk_key", "down": false}));
+                emit_ui(&app, AppEvent::TalkKey { down: false });
                 e.release();
             }
             _ if down => {
@@ -1000,7 +963,9 @@ fn talk_key_action<R: tauri::Runtime>(app: &tauri::AppHandle<R>, action: talk_ke
                 }
                 emit_ui(
                     &app,
-                    json!({"type": "warning", "message": "talk key: not connected to a channel"}),
+                    AppEvent::Warning {
+                        message: "talk key: not connected to a channel".into(),
+                    },
                 );
             }
             _ => {}
@@ -1018,31 +983,17 @@ pub fn check_talk_key(key: &str) -> Result<tauri_plugin_global_shortcut::Shortcu
         .map_err(|e| format!("talk key {key:?} is not a key global-hotkey knows: {e}"))
 }
 
-/// The talk key's status for the UI (`talk_key_status` event): the key as
-/// set, its mode, the backend (`x11` or `portal`) and whether it works;
-/// `reason` when it does not.
-fn key_status(
-    key: Option<&str>,
-    mode: talk_key::KeyMode,
-    backend: Option<talk_key::Backend>,
-    works: Result<(), String>,
-) -> serde_json::Value {
-    let mut ev = json!({"type": "talk_key_status", "key": key, "mode": mode,
-        "backend": backend, "available": works.is_ok()});
-    if let Err(reason) = works {
-        ev["reason"] = json!(reason);
-    }
-    ev
-}
-
 /// Tells the UI the talk key's status and keeps it for `app_talk_key_status`.
-fn set_key_status<R: tauri::Runtime>(app: &tauri::AppHandle<R>, ev: serde_json::Value) {
-    if ev["available"] == false && ev["key"].is_string() && ev["pending"] != true {
-        tracing::warn!("global talk key unavailable: {}", ev["reason"]);
+fn set_key_status<R: tauri::Runtime>(app: &tauri::AppHandle<R>, status: TalkKeyStatus) {
+    if !status.available && status.key.is_some() && !status.pending {
+        tracing::warn!(
+            "global talk key unavailable: {}",
+            status.reason.as_deref().unwrap_or_default()
+        );
     }
-    emit_ui(app, ev.clone());
+    emit_ui(app, AppEvent::TalkKeyStatus(status.clone()));
     if let Ok(mut s) = app.state::<AppState>().talk_key_status.lock() {
-        *s = ev;
+        *s = Some(status);
     }
 }
 
@@ -1054,7 +1005,7 @@ fn setup_talk_key<R: tauri::Runtime>(
     app: &tauri::AppHandle<R>,
     key: Option<&str>,
     latch: bool,
-) -> serde_json::Value {
+) -> TalkKeyStatus {
     use talk_key::Backend;
     use tauri_plugin_global_shortcut::{GlobalShortcut, ShortcutState};
     let mode = if latch {
@@ -1115,12 +1066,12 @@ fn setup_talk_key<R: tauri::Runtime>(
         }
     }
     let Some(key) = key else {
-        let ev = key_status(None, mode, None, Err("no talk key set".into()));
+        let ev = TalkKeyStatus::new(None, mode, None, Err("no talk key set".into()));
         set_key_status(app, ev.clone());
         return ev;
     };
     let ev = match backend.clone().and_then(|b| Ok((b, check_talk_key(key)?))) {
-        Err(reason) => key_status(Some(key), mode, backend.ok(), Err(reason)),
+        Err(reason) => TalkKeyStatus::new(Some(key), mode, backend.ok(), Err(reason)),
         Ok((Backend::X11, shortcut)) => {
             let works = match &plugin {
                 Some(_) if keep => Ok(()),
@@ -1136,10 +1087,10 @@ fn setup_talk_key<R: tauri::Runtime>(
                     .map_err(|e| format!("cannot register {key}: {e}")),
                 None => Err("no global shortcut plugin".into()),
             };
-            key_status(Some(key), mode, Some(Backend::X11), works)
+            TalkKeyStatus::new(Some(key), mode, Some(Backend::X11), works)
         }
         Ok((Backend::Portal, shortcut)) => match talk_key::xdg_trigger(&shortcut) {
-            Err(reason) => key_status(Some(key), mode, Some(Backend::Portal), Err(reason)),
+            Err(reason) => TalkKeyStatus::new(Some(key), mode, Some(Backend::Portal), Err(reason)),
             #[cfg(target_os = "linux")]
             Ok(_) if kept_portal.is_some() => {
                 portal_key_status(key, mode, kept_portal.as_deref().unwrap_or_default())
@@ -1147,17 +1098,17 @@ fn setup_talk_key<R: tauri::Runtime>(
             #[cfg(target_os = "linux")]
             Ok(trigger) => {
                 bind_portal_key(app, generation, key, trigger);
-                let mut ev = key_status(
+                let mut ev = TalkKeyStatus::new(
                     Some(key),
                     mode,
                     Some(Backend::Portal),
                     Err("asking the desktop for the key (GlobalShortcuts portal)".into()),
                 );
-                ev["pending"] = json!(true);
+                ev.pending = true;
                 ev
             }
             #[cfg(not(target_os = "linux"))]
-            Ok(_) => key_status(
+            Ok(_) => TalkKeyStatus::new(
                 Some(key),
                 mode,
                 Some(Backend::Portal),
@@ -1172,7 +1123,7 @@ fn setup_talk_key<R: tauri::Runtime>(
 /// The status of a talk key the portal bound, with the desktop's
 /// description of its trigger (empty: the desktop assigned no key yet).
 #[cfg(target_os = "linux")]
-fn portal_key_status(key: &str, mode: talk_key::KeyMode, trigger: &str) -> serde_json::Value {
+fn portal_key_status(key: &str, mode: talk_key::KeyMode, trigger: &str) -> TalkKeyStatus {
     let works = if trigger.is_empty() {
         Err(
             "the desktop has not assigned a key to Squawk's talk shortcut yet: \
@@ -1182,8 +1133,8 @@ fn portal_key_status(key: &str, mode: talk_key::KeyMode, trigger: &str) -> serde
     } else {
         Ok(())
     };
-    let mut ev = key_status(Some(key), mode, Some(talk_key::Backend::Portal), works);
-    ev["trigger"] = json!(trigger);
+    let mut ev = TalkKeyStatus::new(Some(key), mode, Some(talk_key::Backend::Portal), works);
+    ev.trigger = Some(trigger.to_owned());
     ev
 }
 
@@ -1244,7 +1195,7 @@ fn bind_portal_key<R: tauri::Runtime>(
                         if let Ok(mut slot) = app.state::<AppState>().portal_key.lock() {
                             slot.take();
                         }
-                        let ev = key_status(
+                        let ev = TalkKeyStatus::new(
                             Some(&key),
                             mode(&app),
                             Some(talk_key::Backend::Portal),
@@ -1270,7 +1221,7 @@ fn bind_portal_key<R: tauri::Runtime>(
                 *slot = Some(bound);
                 ev
             }
-            Err(reason) => key_status(
+            Err(reason) => TalkKeyStatus::new(
                 Some(&key),
                 mode(&app),
                 Some(talk_key::Backend::Portal),
@@ -1295,7 +1246,7 @@ async fn app_set_talk_key<R: tauri::Runtime>(
     key: Option<String>,
     latch: bool,
     tail_ms: u32,
-) -> Result<serde_json::Value, String> {
+) -> Result<AppEvent, String> {
     let key = key.filter(|k| !k.trim().is_empty());
     if let Some(k) = &key {
         check_talk_key(k)?;
@@ -1317,7 +1268,7 @@ async fn app_set_talk_key<R: tauri::Runtime>(
         s.latch = latch;
         s.release_tail_ms = Some(tail_ms);
     });
-    Ok(status)
+    Ok(AppEvent::TalkKeyStatus(status))
 }
 
 /// Where Linux lists HID devices.
@@ -1355,7 +1306,9 @@ fn start_pedal<R: tauri::Runtime>(
         move |why| {
             emit_ui(
                 &on_end,
-                json!({"type": "warning", "message": format!("pedal {name}: {why}")}),
+                AppEvent::Warning {
+                    message: format!("pedal {name}: {why}"),
+                },
             );
         },
     )?;
@@ -1486,11 +1439,13 @@ async fn app_set_audio<R: tauri::Runtime>(
 /// The talk key's status (`talk_key_status` event), for a UI that loads
 /// after it was sent.
 #[tauri::command]
-fn app_talk_key_status(state: State<'_, AppState>) -> serde_json::Value {
+fn app_talk_key_status(state: State<'_, AppState>) -> Option<AppEvent> {
     state
         .talk_key_status
         .lock()
-        .map_or(serde_json::Value::Null, |s| s.clone())
+        .ok()
+        .and_then(|s| s.clone())
+        .map(AppEvent::TalkKeyStatus)
 }
 
 #[tauri::command]
@@ -1698,7 +1653,9 @@ pub fn run() {
                 tracing::warn!("pedal not started: {e}");
                 emit_ui(
                     app.handle(),
-                    json!({"type": "warning", "message": format!("pedal {}: {e}", p.device.name)}),
+                    AppEvent::Warning {
+                        message: format!("pedal {}: {e}", p.device.name),
+                    },
                 );
             }
             // A desktop without a tray still has the window: say so, go on.
@@ -1721,20 +1678,31 @@ mod tests {
     #[test]
     fn events_have_the_ui_shape() {
         let ch: ChannelName = "ops".parse().unwrap();
-        let v = event_json(&EngineEvent::FloorTaken {
+        let v = event_json(&EngineEvent::Server(ServerMessage::FloorTaken {
             channel: ch.clone(),
             talker: 3,
             talker_name: "Bo".into(),
-        });
+            priority: Priority::NORMAL,
+            held_ms: 0,
+        }));
         assert_eq!(
             v,
-            json!({"type": "floor_taken", "channel": "ops", "talker": 3, "talker_name": "Bo"})
+            json!({"type": "floor_taken", "channel": "ops", "talker": 3, "talker_name": "Bo",
+                "priority": 0, "held_ms": 0})
         );
-        let v = event_json(&EngineEvent::Busy {
+        let v = event_json(&EngineEvent::Server(ServerMessage::FloorDeny {
             channel: ch,
             reason: squawk_protocol::DenyReason::Busy,
-        });
+        }));
         assert_eq!(v["reason"], "busy");
+        // The engine's own events carry their tag too, and no `Instant`.
+        let v = event_json(&EngineEvent::Local(LocalEvent::ReceiveStarted {
+            channel: "ops".parse().unwrap(),
+            at: std::time::Instant::now(),
+        }));
+        assert_eq!(v, json!({"type": "receive_started", "channel": "ops"}));
+        let v = event_json(&EngineEvent::Local(LocalEvent::Media { connected: false }));
+        assert_eq!(v, json!({"type": "media", "connected": false}));
     }
 
     #[test]

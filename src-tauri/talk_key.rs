@@ -5,7 +5,9 @@
 //! key grabs) or from the GlobalShortcuts portal (`portal.rs`, Wayland).
 
 /// How the talk key acts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, ts_rs::TS,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyMode {
     /// Key down talks, key up releases (a real walkie-talkie).
@@ -96,7 +98,7 @@ impl TalkKey {
 }
 
 /// Where the global talk key comes from on this desktop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
     /// An X11 key grab (global-hotkey).

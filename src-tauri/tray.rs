@@ -1,11 +1,14 @@
-//! The tray icon's talk state: a pure model fed with the same JSON events
-//! the UI gets, and the icon drawn as the app icon with a coloured status
+//! The tray icon's talk state: a pure model fed with the same events the
+//! UI gets ([`UiEvent`]), and the icon drawn as the app icon with a coloured status
 //! dot (the talk button's colours), so the state is visible with the
 //! window in the background.
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use squawk_engine::{EngineEvent, LocalEvent};
+use squawk_protocol::{ChannelName, ServerMessage};
+
+use crate::events::{AppEvent, ConnectionState, UiEvent};
 
 /// What the tray shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,15 +50,15 @@ impl TrayState {
     }
 }
 
-/// Follows the UI event stream (see `event_json` in `lib.rs`) and derives
-/// a [`TrayState`]. Talking wins over receiving; with several channels
-/// busy, the first by name is shown.
+/// Follows the UI's events ([`UiEvent`]) and derives a [`TrayState`].
+/// Talking wins over receiving; with several channels busy, the first by
+/// name is shown.
 #[derive(Debug, Default, Clone)]
 pub struct TrayModel {
     connected: bool,
     me: Option<u64>,
-    talking: Option<String>,
-    talkers: BTreeMap<String, String>,
+    talking: Option<ChannelName>,
+    talkers: BTreeMap<ChannelName, String>,
 }
 
 impl TrayModel {
@@ -64,10 +67,10 @@ impl TrayModel {
         if !self.connected {
             TrayState::Offline
         } else if let Some(c) = &self.talking {
-            TrayState::Talking(c.clone())
+            TrayState::Talking(c.to_string())
         } else if let Some((channel, talker)) = self.talkers.iter().next() {
             TrayState::Receiving {
-                channel: channel.clone(),
+                channel: channel.to_string(),
                 talker: talker.clone(),
             }
         } else {
@@ -75,37 +78,57 @@ impl TrayModel {
         }
     }
 
-    /// Feeds one UI event; returns the new state if it changed.
-    pub fn on_event(&mut self, ev: &Value) -> Option<TrayState> {
+    /// Feeds one event; returns the new state if it changed.
+    pub fn on_event(&mut self, ev: &UiEvent) -> Option<TrayState> {
         let before = self.state();
-        let channel = || ev["channel"].as_str().unwrap_or_default().to_string();
-        match ev["type"].as_str().unwrap_or_default() {
-            "welcome" => {
-                *self = Self {
-                    connected: true,
-                    me: ev["client_id"].as_u64(),
-                    ..Self::default()
-                };
-            }
-            "closed" => *self = Self::default(),
-            "connection" if ev["state"] != "connected" => *self = Self::default(),
-            "floor_granted" => self.talking = Some(channel()),
-            "talk_ended" | "floor_revoke" | "floor_deny"
-                if self.talking.as_deref() == Some(&channel()) =>
+        match ev {
+            UiEvent::Engine(EngineEvent::Server(m)) => match m {
+                ServerMessage::Welcome { client_id, .. } => {
+                    *self = Self {
+                        connected: true,
+                        me: Some(*client_id),
+                        ..Self::default()
+                    };
+                }
+                ServerMessage::FloorGranted { channel, .. } => {
+                    self.talking = Some(channel.clone());
+                }
+                ServerMessage::FloorRevoke { channel, .. }
+                | ServerMessage::FloorDeny { channel, .. } => self.talk_ended(channel),
+                ServerMessage::FloorTaken {
+                    channel,
+                    talker,
+                    talker_name,
+                    ..
+                } if Some(*talker) != self.me => {
+                    self.talkers.insert(channel.clone(), talker_name.clone());
+                }
+                ServerMessage::FloorIdle { channel } | ServerMessage::Left { channel } => {
+                    self.talkers.remove(channel);
+                }
+                _ => {}
+            },
+            UiEvent::Engine(EngineEvent::Local(e)) => match e {
+                LocalEvent::TalkEnded { channel } => self.talk_ended(channel),
+                LocalEvent::Closed { .. } => *self = Self::default(),
+                _ => {}
+            },
+            UiEvent::App(AppEvent::Connection { state, .. })
+                if *state != ConnectionState::Connected =>
             {
-                self.talking = None;
+                *self = Self::default();
             }
-            "floor_taken" if ev["talker"].as_u64() != self.me => {
-                let name = ev["talker_name"].as_str().unwrap_or("someone").to_string();
-                self.talkers.insert(channel(), name);
-            }
-            "floor_idle" | "left" => {
-                self.talkers.remove(&channel());
-            }
-            _ => {}
+            UiEvent::App(_) => {}
         }
         let after = self.state();
         (after != before).then_some(after)
+    }
+
+    /// Our talk on `channel` ended (another channel's end changes nothing).
+    fn talk_ended(&mut self, channel: &ChannelName) {
+        if self.talking.as_ref() == Some(channel) {
+            self.talking = None;
+        }
     }
 }
 
@@ -135,64 +158,114 @@ pub fn badge(rgba: &[u8], width: u32, height: u32, color: [u8; 3]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use squawk_protocol::{DenyReason, Priority, RevokeReason};
 
     use super::*;
+
+    fn ch(name: &str) -> ChannelName {
+        name.parse().unwrap()
+    }
+
+    fn server(m: ServerMessage) -> UiEvent {
+        UiEvent::Engine(EngineEvent::Server(m))
+    }
+
+    fn taken(channel: &str, talker: u64, name: &str) -> UiEvent {
+        server(ServerMessage::FloorTaken {
+            channel: ch(channel),
+            talker,
+            talker_name: name.into(),
+            priority: Priority::NORMAL,
+            held_ms: 0,
+        })
+    }
+
+    fn welcome(client_id: u64) -> UiEvent {
+        server(ServerMessage::Welcome {
+            version: 1,
+            client_id,
+            max_talk_ms: 60_000,
+            ice_servers: Vec::new(),
+        })
+    }
+
+    fn granted(channel: &str) -> UiEvent {
+        server(ServerMessage::FloorGranted {
+            channel: ch(channel),
+            max_duration_ms: 60_000,
+        })
+    }
 
     #[test]
     fn the_tray_follows_talking_and_receiving() {
         let mut m = TrayModel::default();
         assert_eq!(m.state(), TrayState::Offline);
-        assert_eq!(
-            m.on_event(&json!({"type": "welcome", "client_id": 7, "max_talk_ms": 60000})),
-            Some(TrayState::Idle)
-        );
+        assert_eq!(m.on_event(&welcome(7)), Some(TrayState::Idle));
         // Our own Floor Taken (the server echoes it) is not "receiving".
-        let ours =
-            json!({"type": "floor_taken", "channel": "ops", "talker": 7, "talker_name": "Me"});
-        assert_eq!(m.on_event(&ours), None);
+        assert_eq!(m.on_event(&taken("ops", 7, "Me")), None);
         assert_eq!(
-            m.on_event(
-                &json!({"type": "floor_granted", "channel": "ops", "max_duration_ms": 60000})
-            ),
+            m.on_event(&granted("ops")),
             Some(TrayState::Talking("ops".into()))
         );
         // Someone else in another channel: talking still wins.
-        let other =
-            json!({"type": "floor_taken", "channel": "fire", "talker": 9, "talker_name": "Bo"});
-        assert_eq!(m.on_event(&other), None);
+        assert_eq!(m.on_event(&taken("fire", 9, "Bo")), None);
         assert_eq!(
-            m.on_event(&json!({"type": "talk_ended", "channel": "ops"})),
+            m.on_event(&UiEvent::Engine(EngineEvent::Local(
+                LocalEvent::TalkEnded { channel: ch("ops") }
+            ))),
             Some(TrayState::Receiving {
                 channel: "fire".into(),
                 talker: "Bo".into()
             })
         );
         assert_eq!(
-            m.on_event(&json!({"type": "floor_idle", "channel": "fire"})),
+            m.on_event(&server(ServerMessage::FloorIdle {
+                channel: ch("fire")
+            })),
             Some(TrayState::Idle)
         );
         // A lost connection shows offline, whatever was going on.
-        m.on_event(&other);
+        m.on_event(&taken("fire", 9, "Bo"));
         assert_eq!(
-            m.on_event(&json!({"type": "connection", "state": "reconnecting", "retry_in_ms": 500})),
+            m.on_event(&UiEvent::App(AppEvent::Connection {
+                state: ConnectionState::Reconnecting,
+                retry_in_ms: Some(500),
+                reason: None,
+            })),
             Some(TrayState::Offline)
         );
         // Events that say nothing about talking change nothing.
-        assert_eq!(m.on_event(&json!({"type": "level", "peak": 0.5})), None);
+        m.on_event(&welcome(7));
+        let level = squawk_engine::audio::controls::Level {
+            peak: 0.5,
+            rms_dbfs: -20.0,
+        };
+        assert_eq!(
+            m.on_event(&UiEvent::Engine(EngineEvent::Local(LocalEvent::Level(
+                level
+            )))),
+            None
+        );
     }
 
     #[test]
     fn a_deny_or_revoke_on_another_channel_does_not_end_our_talk() {
         let mut m = TrayModel::default();
-        m.on_event(&json!({"type": "welcome", "client_id": 1}));
-        m.on_event(&json!({"type": "floor_granted", "channel": "ops"}));
+        m.on_event(&welcome(1));
+        m.on_event(&granted("ops"));
         assert_eq!(
-            m.on_event(&json!({"type": "floor_deny", "channel": "fire"})),
+            m.on_event(&server(ServerMessage::FloorDeny {
+                channel: ch("fire"),
+                reason: DenyReason::Busy,
+            })),
             None
         );
         assert_eq!(
-            m.on_event(&json!({"type": "floor_revoke", "channel": "ops"})),
+            m.on_event(&server(ServerMessage::FloorRevoke {
+                channel: ch("ops"),
+                reason: RevokeReason::MaxDurationExceeded,
+                by: None,
+            })),
             Some(TrayState::Idle)
         );
     }

@@ -5,6 +5,10 @@
 
 const engine = window.__TAURI__ ? createTauriEngine(window.__TAURI__) : createBrowserEngine();
 const cues = window.SquawkCues;
+// The page's elements by id. Loosely typed on purpose: what is checked
+// here is the engine's messages (types/events.d.ts); the elements, their
+// ids and kinds are the page's, exercised by the WebDriver tests.
+/** @type {(id: string) => any} */
 const $ = (id) => document.getElementById(id);
 
 const ui = {
@@ -215,6 +219,13 @@ function showError(text) { $("error").textContent = text; }
 
 // ---------- engine events ----------
 
+/** @typedef {import("./types/events").UiEvent} UiEvent */
+
+/**
+ * Renders one event from the engine (desktop or browser): the protocol's
+ * messages, the engine's own and the shell's, tagged by `type`.
+ * @param {UiEvent} ev
+ */
 function onEvent(ev) {
   switch (ev.type) {
     case "connection":
@@ -624,7 +635,8 @@ $("signout").addEventListener("click", async () => {
 
 function setupAudio() {
   $("audio-controls").hidden = !engine.audioControls;
-  for (const box of document.querySelectorAll("input[data-cue]")) {
+  const boxes = /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll("input[data-cue]"));
+  for (const box of boxes) {
     box.checked = cues.isEnabled(box.dataset.cue);
     box.addEventListener("change", () => cues.set(box.dataset.cue, box.checked));
   }

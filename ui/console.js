@@ -147,7 +147,7 @@ function createConsole({ ui, engine, $, setTarget, onSelection, replay }) {
     $("patch-btn").hidden = ui.selected.size < 2 || !engine.patch;
     if (grid.hidden) return;
     const a = document.activeElement;
-    const busy = a && a.tagName === "INPUT" && a.type === "range" && a.closest(".tile");
+    const busy = a instanceof HTMLInputElement && a.type === "range" && a.closest(".tile") ? a : null;
     const next = new Map();
     const els = [...ui.channels].map(([name, c]) => {
       // A tile is rebuilt only when what it shows changed: with many
@@ -183,8 +183,12 @@ function createConsole({ ui, engine, $, setTarget, onSelection, replay }) {
   /** Updates the elapsed and "ago" times without redrawing. */
   function tick() {
     const now = Date.now();
-    for (const e of document.querySelectorAll("#tiles [data-since]")) e.textContent = shortAgo(now - Number(e.dataset.since));
+    for (const e of document.querySelectorAll("#tiles [data-since]")) {
+      if (!(e instanceof HTMLElement)) continue;
+      e.textContent = shortAgo(now - Number(e.dataset.since));
+    }
     for (const e of document.querySelectorAll("#tiles [data-last-at]")) {
+      if (!(e instanceof HTMLElement)) continue;
       e.textContent = `last: ${e.dataset.lastName}, ${shortAgo(now - Number(e.dataset.lastAt))} ago`;
     }
   }

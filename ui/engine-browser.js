@@ -41,6 +41,11 @@ function createBrowserEngine() {
   const AUDIBLE_RMS = 0.003;
 
   const listeners = [];
+  /**
+   * Hands an event to the UI: the same shapes as the desktop engine's
+   * (types/events.d.ts, generated from the Rust types).
+   * @param {import("./types/events").UiEvent} ev
+   */
   const emit = (ev) => { for (const f of listeners) { try { f(ev); } catch (e) { console.error(e); } } };
 
   let params = null;        // {server, name, password}
@@ -200,7 +205,8 @@ function createBrowserEngine() {
     try {
       sock = new WebSocket(params.server);
     } catch (e) {
-      emit({ type: "error", code: "bad_server_url", message: String(e.message || e) });
+      // A local failure, not a protocol error code.
+      emit({ type: "warning", message: `bad server URL: ${e.message || e}` });
       return;
     }
     ws = sock;
@@ -220,7 +226,7 @@ function createBrowserEngine() {
 
   function negotiate(step) {
     negotiation = negotiation.then(step).catch((e) => {
-      emit({ type: "error", code: "webrtc", message: String(e.message || e) });
+      emit({ type: "warning", message: `WebRTC: ${e.message || e}` });
     });
   }
 
@@ -343,7 +349,7 @@ function createBrowserEngine() {
       case "joined":
         mids.set(msg.mid, msg.channel);
         applyMix(msg.mid);
-        emit({ type: "joined", channel: msg.channel, members: msg.members });
+        emit(msg);
         break;
       case "left":
         for (const [mid, ch] of mids) if (ch === msg.channel) mids.delete(mid);
@@ -437,6 +443,9 @@ function createBrowserEngine() {
       let total = kept.reduce((t, k) => t + k.durationMs, 0);
       while (kept.length > RECALL_KEEP || (total > RECALL_MAX_MS && kept.length > 1)) total -= kept.shift().durationMs;
       recall.set(channel, kept);
+      // The browser measures no per-transmission packet figures (the
+      // report's packets, lost, concealed, jitter): only these.
+      // @ts-expect-error TransmissionReport's packet statistics are missing
       emit({ type: "received", report: { channel, talker, start_unix_ms: Math.round(rec.start), duration_ms: durationMs, recall_id: id } });
     };
     recorder.start();

@@ -6,6 +6,7 @@
 function createTauriEngine(tauri) {
   const invoke = (cmd, args) => tauri.core.invoke(cmd, args);
   const listeners = [];
+  /** @param {import("./types/events").UiEvent} ev */
   const emit = (ev) => listeners.forEach((f) => f(ev));
   // Audio controls as the backend has them (app_set_audio takes them all).
   const audio = { input_gain: 1, output_volume: 1, mic_test: false, meter: false, noise_suppression: true, auto_gain: true };

@@ -26,10 +26,10 @@ use anyhow::{Context, bail};
 use crate::wait_for;
 use clap::Args as ClapArgs;
 use squawk_engine::{
-    Engine, EngineConfig, EngineEvent, JitterConfig,
+    Engine, EngineConfig, EngineEvent, JitterConfig, LocalEvent,
     audio::{InputSpec, OutputSpec, SAMPLE_RATE},
 };
-use squawk_protocol::ChannelName;
+use squawk_protocol::{ChannelName, ServerMessage};
 use squawk_server::SfuStats;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -270,13 +270,14 @@ async fn client_with(
     }
     let (engine, mut events) = Engine::start(config).await?;
     wait_for(&mut events, Duration::from_secs(20), |e| {
-        matches!(e, EngineEvent::MediaConnected).then_some(())
+        matches!(e, EngineEvent::Local(LocalEvent::Media { connected: true })).then_some(())
     })
     .await?;
     engine.join(channel.clone());
     let want = channel.clone();
     wait_for(&mut events, Duration::from_secs(20), |e| {
-        matches!(e, EngineEvent::Joined { channel, .. } if *channel == want).then_some(())
+        matches!(e, EngineEvent::Server(ServerMessage::Joined { channel, .. }) if *channel == want)
+            .then_some(())
     })
     .await?;
     Ok((engine, events))
@@ -285,7 +286,7 @@ async fn client_with(
 /// Waits for Floor Granted on the talker's events.
 async fn granted(events: &mut Events) -> anyhow::Result<()> {
     wait_for(events, Duration::from_secs(10), |e| {
-        matches!(e, EngineEvent::FloorGranted { .. }).then_some(())
+        matches!(e, EngineEvent::Server(ServerMessage::FloorGranted { .. })).then_some(())
     })
     .await
 }
@@ -294,11 +295,11 @@ async fn granted(events: &mut Events) -> anyhow::Result<()> {
 /// listener reported the received one, so the next press starts afresh.
 async fn ended(talker: &mut Events, listener: &mut Events) -> anyhow::Result<()> {
     wait_for(talker, Duration::from_secs(10), |e| {
-        matches!(e, EngineEvent::TalkEnded { .. }).then_some(())
+        matches!(e, EngineEvent::Local(LocalEvent::TalkEnded { .. })).then_some(())
     })
     .await?;
     wait_for(listener, Duration::from_secs(10), |e| {
-        matches!(e, EngineEvent::Received(_)).then_some(())
+        matches!(e, EngineEvent::Local(LocalEvent::Received { .. })).then_some(())
     })
     .await
 }
@@ -492,7 +493,7 @@ async fn access(server: &ServerProc, presses: usize) -> anyhow::Result<Access> {
         granted(&mut aev).await?;
         out.granted.push(t0.elapsed().as_secs_f64() * 1000.0);
         let at = wait_for(&mut bev, Duration::from_secs(10), |e| match e {
-            EngineEvent::ReceiveStarted { at, .. } => Some(*at),
+            EngineEvent::Local(LocalEvent::ReceiveStarted { at, .. }) => Some(*at),
             _ => None,
         })
         .await?;

@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use squawk_engine::{
-    Engine, EngineConfig, EngineEvent, FloorOptions,
+    Engine, EngineConfig, EngineEvent, FloorOptions, LocalEvent,
     audio::{InputSpec, OutputSpec, mixer::ChannelMix, wav::read_mono_48k},
 };
 use squawk_protocol::{ChannelName, Priority, ServerMessage};
@@ -244,10 +244,10 @@ async fn wait_events<T>(
     mut f: impl FnMut(&EngineEvent) -> Option<T>,
 ) -> anyhow::Result<T> {
     while let Some(ev) = events.recv().await {
-        if let EngineEvent::Closed { reason } = &ev {
+        if let EngineEvent::Local(LocalEvent::Closed { reason }) = &ev {
             bail!("engine closed: {reason}");
         }
-        if let EngineEvent::ServerError { code, message } = &ev {
+        if let EngineEvent::Server(ServerMessage::Error { code, message }) = &ev {
             say(json!({"event": "server_error", "code": code, "message": message}));
         }
         if let Some(v) = f(&ev) {
@@ -308,12 +308,12 @@ async fn connect_once(config: EngineConfig, channels: &[ChannelName]) -> anyhow:
         CONNECT_DEADLINE,
         wait_events(&mut events, |e| {
             match e {
-                EngineEvent::IcePath(path) => ice = Some(path.clone()),
-                EngineEvent::Joined {
+                EngineEvent::Local(LocalEvent::Ice(path)) => ice = Some(path.clone()),
+                EngineEvent::Server(ServerMessage::Joined {
                     channel,
                     members,
                     mid,
-                } if channels.contains(channel) => {
+                }) if channels.contains(channel) => {
                     let names = members.iter().map(|m| m.name.clone()).collect();
                     joined.insert(channel.clone(), (names, mid.clone()));
                 }
@@ -438,13 +438,29 @@ async fn connect(
     Ok((engine, events, mids))
 }
 
+/// Whether `msg` is one of the notices the bot prints as they come.
+fn is_notice(msg: &ServerMessage) -> bool {
+    matches!(
+        msg,
+        ServerMessage::Emergency { .. }
+            | ServerMessage::EmergencyAck { .. }
+            | ServerMessage::EmergencyCancel { .. }
+            | ServerMessage::Patched { .. }
+            | ServerMessage::Unpatched { .. }
+            | ServerMessage::Muted { .. }
+    )
+}
+
 /// The JSON line for a server notice (`emergency`, `emergency_ack`,
 /// `emergency_cancel`, `muted`): the protocol's JSON with its `type` as
 /// the line's `event`.
 fn notice_json(ev: &EngineEvent) -> Option<serde_json::Value> {
-    let EngineEvent::Notice(msg) = ev else {
+    let EngineEvent::Server(msg) = ev else {
         return None;
     };
+    if !is_notice(msg) {
+        return None;
+    }
     let mut v = serde_json::to_value(msg).ok()?;
     let obj = v.as_object_mut()?;
     let kind = obj.remove("type")?;
@@ -507,13 +523,19 @@ async fn await_answers(
     let within = Duration::from_secs(if queue { 60 } else { 10 });
     while out.granted.is_empty() && out.denied.len() < channels.len() {
         let answer = wait_for(events, within, |e| match e {
-            EngineEvent::FloorGranted { channel, .. } if channels.contains(channel) => {
+            EngineEvent::Server(ServerMessage::FloorGranted { channel, .. })
+                if channels.contains(channel) =>
+            {
                 Some((channel.clone(), true))
             }
-            EngineEvent::Busy { channel, .. } if channels.contains(channel) => {
+            EngineEvent::Server(ServerMessage::FloorDeny { channel, .. })
+                if channels.contains(channel) =>
+            {
                 Some((channel.clone(), false))
             }
-            EngineEvent::FloorQueued { channel, position } if channels.contains(channel) => {
+            EngineEvent::Server(ServerMessage::FloorQueued { channel, position })
+                if channels.contains(channel) =>
+            {
                 say(json!({"event": "floor_queued", "channel": channel, "position": position}));
                 None
             }
@@ -564,18 +586,18 @@ async fn talk_until(
         tokio::select! {
             () = &mut talking => break,
             ev = events.recv() => match ev {
-                Some(EngineEvent::Revoked { channel, reason, by }) => {
+                Some(EngineEvent::Server(ServerMessage::FloorRevoke { channel, reason, by })) => {
                     say(json!({"event": "floor_revoke", "channel": channel, "n": n,
                         "reason": reason, "by": by}));
                     outcome.granted.retain(|c| *c != channel);
                 }
-                Some(EngineEvent::FloorGranted { channel, .. }) if channels.contains(&channel) => {
+                Some(EngineEvent::Server(ServerMessage::FloorGranted { channel, .. })) if channels.contains(&channel) => {
                     outcome.record((channel, true), n, pressed);
                 }
-                Some(EngineEvent::Busy { channel, .. }) if channels.contains(&channel) => {
+                Some(EngineEvent::Server(ServerMessage::FloorDeny { channel, .. })) if channels.contains(&channel) => {
                     outcome.record((channel, false), n, pressed);
                 }
-                Some(EngineEvent::Closed { reason }) => bail!("engine closed: {reason}"),
+                Some(EngineEvent::Local(LocalEvent::Closed { reason })) => bail!("engine closed: {reason}"),
                 Some(e) => {
                     if let Some(line) = notice_json(&e) {
                         say(line);
@@ -608,7 +630,7 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
         let ch = channel.clone();
         let me = engine.client_id();
         let raised = wait_for(&mut events, Duration::from_secs(10), |e| match e {
-            EngineEvent::Notice(ServerMessage::Emergency {
+            EngineEvent::Server(ServerMessage::Emergency {
                 channel,
                 originator,
                 ..
@@ -663,7 +685,9 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
         let mut ending = outcome.granted.clone();
         while !ending.is_empty() {
             let ended = wait_for(&mut events, Duration::from_secs(10), |e| match e {
-                EngineEvent::TalkEnded { channel } if ending.contains(channel) => {
+                EngineEvent::Local(LocalEvent::TalkEnded { channel })
+                    if ending.contains(channel) =>
+                {
                     Some(channel.clone())
                 }
                 _ => None,
@@ -688,12 +712,12 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
         let ch = channel.clone();
         let me = engine.client_id();
         let over = wait_for(&mut events, Duration::from_secs(10), |e| match e {
-            EngineEvent::Notice(ServerMessage::EmergencyCancel {
+            EngineEvent::Server(ServerMessage::EmergencyCancel {
                 channel,
                 originator,
                 ..
             }) if *channel == ch && *originator == me => notice_json(e),
-            EngineEvent::Notice(_) => {
+            EngineEvent::Server(m) if is_notice(m) => {
                 say(notice_json(e).unwrap_or_default());
                 None
             }
@@ -801,7 +825,7 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
         engine.mute(c.clone(), true);
         let want = c.clone();
         wait_for(&mut events, Duration::from_secs(10), |e| match e {
-            EngineEvent::Notice(ServerMessage::Muted { channel, muted })
+            EngineEvent::Server(ServerMessage::Muted { channel, muted })
                 if *channel == want && *muted =>
             {
                 Some(())
@@ -890,7 +914,7 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
                 }
             }
             ev = events.recv() => match ev {
-                Some(EngineEvent::Received(report)) => {
+                Some(EngineEvent::Local(LocalEvent::Received { report })) => {
                     let line = serde_json::to_string(&report)?;
                     say(json!({"event": "received", "report": report}));
                     if replay_first && !replayed && let Some(id) = report.recall_id {
@@ -902,7 +926,7 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
                         f.write_all(b"\n").await?;
                     }
                 }
-                Some(EngineEvent::FloorTaken { channel, talker_name, .. }) => {
+                Some(EngineEvent::Server(ServerMessage::FloorTaken { channel, talker_name, .. })) => {
                     // Where in the recording the talker changed (for
                     // scoring each talker's segment on its own).
                     let into = engine.recording_started().map(|r| {
@@ -911,40 +935,40 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
                     say(json!({"event": "floor_taken", "channel": channel, "talker": talker_name,
                         "ms_into_recording": into}));
                 }
-                Some(EngineEvent::ReceiveStarted { channel, at }) => {
+                Some(EngineEvent::Local(LocalEvent::ReceiveStarted { channel, at })) => {
                     let after = at.saturating_duration_since(joined_at).as_secs_f64() * 1e3;
                     say(json!({"event": "receive_started", "channel": channel,
                         "ms_after_joined": (after * 10.0).round() / 10.0}));
                 }
-                Some(EngineEvent::FloorIdle { channel }) => say(json!({"event": "floor_idle", "channel": channel})),
-                Some(EngineEvent::MemberJoined { channel, members }) => {
+                Some(EngineEvent::Server(ServerMessage::FloorIdle { channel })) => say(json!({"event": "floor_idle", "channel": channel})),
+                Some(EngineEvent::Server(ServerMessage::MemberJoined { channel, members })) => {
                     let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
                     say(json!({"event": "member_joined", "channel": channel, "members": names}));
                 }
-                Some(EngineEvent::MemberLeft { channel, ids }) => {
+                Some(EngineEvent::Server(ServerMessage::MemberLeft { channel, ids })) => {
                     say(json!({"event": "member_left", "channel": channel, "ids": ids}));
                 }
-                Some(EngineEvent::Revoked { .. }) => {}
-                Some(EngineEvent::ReplayStarted { id, channel, at }) => {
+                Some(EngineEvent::Server(ServerMessage::FloorRevoke { .. })) => {}
+                Some(EngineEvent::Local(LocalEvent::ReplayStarted { id, channel, at })) => {
                     let into = engine
                         .recording_started()
                         .map(|r| at.saturating_duration_since(r).as_secs_f64() * 1e3);
                     say(json!({"event": "replay_started", "id": id, "channel": channel,
                         "ms_into_recording": into}));
                 }
-                Some(EngineEvent::ReplayEnded { id }) => say(json!({"event": "replay_ended", "id": id})),
-                Some(ref e @ EngineEvent::Notice(ServerMessage::Emergency { ref channel, ref originator, ref acked_by, .. })) => {
+                Some(EngineEvent::Local(LocalEvent::ReplayEnded { id })) => say(json!({"event": "replay_ended", "id": id})),
+                Some(ref e @ EngineEvent::Server(ServerMessage::Emergency { ref channel, ref originator, ref acked_by, .. })) => {
                     say(notice_json(e).unwrap_or_default());
                     if ack_emergencies && acked_by.is_none() && originator.id != me {
                         engine.ack_emergency(channel.clone(), originator.id);
                     }
                 }
-                Some(ref e @ EngineEvent::Notice(_)) => say(notice_json(e).unwrap_or_default()),
+                Some(ref e @ EngineEvent::Server(ref m)) if is_notice(m) => say(notice_json(e).unwrap_or_default()),
                 // (`muted` is printed above for an immediate mute.)
-                Some(EngineEvent::ServerError { code, message }) => {
+                Some(EngineEvent::Server(ServerMessage::Error { code, message })) => {
                     say(json!({"event": "server_error", "code": code, "message": message}));
                 }
-                Some(EngineEvent::Closed { reason }) => bail!("engine closed: {reason}"),
+                Some(EngineEvent::Local(LocalEvent::Closed { reason })) => bail!("engine closed: {reason}"),
                 Some(_) => {}
                 None => break,
             },
@@ -977,8 +1001,8 @@ async fn patch(args: &Args, channels: &[ChannelName], seconds: f64) -> anyhow::R
         connect(args, InputSpec::None, OutputSpec::None, channels).await?;
     engine.patch(channels.to_vec());
     let patched = wait_for(&mut events, Duration::from_secs(10), |e| match e {
-        EngineEvent::Notice(ServerMessage::Patched { .. }) => notice_json(e),
-        EngineEvent::ServerError { code, message } => {
+        EngineEvent::Server(ServerMessage::Patched { .. }) => notice_json(e),
+        EngineEvent::Server(ServerMessage::Error { code, message }) => {
             Some(json!({"event": "patch_refused", "code": code, "message": message}))
         }
         _ => None,
@@ -999,8 +1023,8 @@ async fn patch(args: &Args, channels: &[ChannelName], seconds: f64) -> anyhow::R
     loop {
         engine.unpatch(channels[0].clone());
         let answer = wait_for(&mut events, Duration::from_secs(10), |e| match e {
-            EngineEvent::Notice(ServerMessage::Unpatched { .. }) => notice_json(e),
-            EngineEvent::ServerError { code, .. } => Some(json!({"busy": code})),
+            EngineEvent::Server(ServerMessage::Unpatched { .. }) => notice_json(e),
+            EngineEvent::Server(ServerMessage::Error { code, .. }) => Some(json!({"busy": code})),
             _ => None,
         })
         .await?;

@@ -18,8 +18,8 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use squawk_media::{JitterConfig, RedPayload, RedReceiver};
 use squawk_protocol::{
-    ChannelInfo, ChannelName, ClientId, ClientMessage, DenyReason, ErrorCode, Member,
-    PROTOCOL_VERSION, Priority, RevokeReason, ServerMessage,
+    ChannelName, ClientId, ClientMessage, ErrorCode, Member, PROTOCOL_VERSION, Priority,
+    ServerMessage,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
@@ -120,7 +120,7 @@ impl EngineConfig {
 }
 
 /// Statistics of one received transmission (one talk-spurt of one talker).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, ts_rs::TS)]
 pub struct TransmissionReport {
     /// Channel.
     pub channel: ChannelName,
@@ -146,150 +146,95 @@ pub struct TransmissionReport {
     pub recall_id: Option<u64>,
 }
 
-/// What the engine reports.
-#[derive(Debug, Clone)]
+/// What the engine reports: a signaling message as the protocol defines it
+/// (once the engine has acted on it), or the engine's own news. Serialized,
+/// it is the protocol's JSON for the first, a [`LocalEvent`]'s for the
+/// second: one object tagged by `type`, the shape the UIs switch on
+/// (`ui/types/`, generated from these types).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, ts_rs::TS)]
+#[serde(untagged)]
 pub enum EngineEvent {
-    /// The server accepted us.
-    Welcome {
-        /// Our connection id.
-        client_id: ClientId,
-        /// Max talk time, ms.
-        max_talk_ms: u64,
+    /// A server message, or one the engine stands in for: `welcome` (its
+    /// `ice_servers` kept by the engine, so none are listed), `joined`,
+    /// `left`, `member_joined`, `member_left`, `floor_granted`,
+    /// `floor_deny` (also when our own request times out or is refused
+    /// before sending), `floor_queued`, `floor_revoke` (also when our
+    /// Max talk time runs out), `floor_taken`, `floor_idle` (also for each
+    /// taken floor when the connection is lost), `channels`, `error`, the
+    /// emergency, patch and mute notices. Never `offer` or `answer`: the
+    /// engine answers those itself.
+    Server(ServerMessage),
+    /// Something only this engine knows.
+    Local(LocalEvent),
+}
+
+/// The engine's own news, tagged by `type` like the protocol's messages
+/// (and never with one of their tags).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, ts_rs::TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LocalEvent {
+    /// The media path (ICE + DTLS) came up (`connected: true`) or failed
+    /// (`false`).
+    Media {
+        /// Whether media flows.
+        connected: bool,
     },
-    /// The media path (ICE + DTLS) is up.
-    MediaConnected,
-    /// The candidate pair the media path took, reported just after each
-    /// [`EngineEvent::MediaConnected`].
-    IcePath(crate::rtc::IcePath),
-    /// The media path went down.
-    MediaDisconnected,
-    /// Joined a channel.
-    Joined {
-        /// Channel.
-        channel: ChannelName,
-        /// Members.
-        members: Vec<Member>,
-        /// The SDP mid of the channel's downlink track (the key of
-        /// [`EngineCounters::received_by_mid`]).
-        mid: String,
-    },
-    /// Left a channel.
-    Left {
-        /// Channel.
-        channel: ChannelName,
-    },
-    /// Members joined a channel we are in (after our `Joined`).
-    MemberJoined {
-        /// Channel.
-        channel: ChannelName,
-        /// The new members.
-        members: Vec<Member>,
-    },
-    /// Members left a channel we are in.
-    MemberLeft {
-        /// Channel.
-        channel: ChannelName,
-        /// Their connection ids.
-        ids: Vec<ClientId>,
-    },
-    /// Floor Granted: we are talking.
-    FloorGranted {
-        /// Channel.
-        channel: ChannelName,
-        /// Max talk time, ms.
-        max_duration_ms: u64,
-    },
-    /// Floor Deny: busy.
-    Busy {
-        /// Channel.
-        channel: ChannelName,
-        /// Why.
-        reason: DenyReason,
-    },
-    /// Floor Queue Position Info: our request waits at `position`
-    /// (1 = next); only after [`Engine::press_with`] with `queue`.
-    FloorQueued {
-        /// Channel.
-        channel: ChannelName,
-        /// Place in the queue.
-        position: usize,
-    },
-    /// Floor Revoke.
-    Revoked {
-        /// Channel.
-        channel: ChannelName,
-        /// Why.
-        reason: RevokeReason,
-        /// Who pre-empted us (`reason` is `Preempted`).
-        by: Option<Member>,
-    },
-    /// A server message the engine keeps no state for, passed on as it
-    /// came: `emergency` (raised, or active when we joined; it sounds until
-    /// `emergency_ack`), `emergency_ack`, `emergency_cancel`, `patched`,
-    /// `unpatched` and `muted` (see `docs/protocol.md`).
-    Notice(ServerMessage),
-    /// Our transmission ended (Floor Release sent, revoked, or the
-    /// connection lost).
+    /// The ICE candidate pair in use, once media is up.
+    Ice(crate::rtc::IcePath),
+    /// Our transmission on `channel` ended (released, revoked or lost).
     TalkEnded {
-        /// Channel.
+        /// The channel.
         channel: ChannelName,
     },
-    /// Floor Taken: someone talks.
-    FloorTaken {
-        /// Channel.
-        channel: ChannelName,
-        /// Talker id.
-        talker: ClientId,
-        /// Talker name.
-        talker_name: String,
-    },
-    /// Floor Idle.
-    FloorIdle {
-        /// Channel.
-        channel: ChannelName,
-    },
-    /// A received transmission started playing.
+    /// The first audio of someone's transmission on `channel` reached the
+    /// mixer.
     ReceiveStarted {
-        /// Channel.
+        /// The channel.
         channel: ChannelName,
-        /// When its first frame was played.
+        /// When it started playing (not serialized).
+        #[serde(skip)]
         at: Instant,
     },
-    /// A received transmission finished playing.
-    Received(TransmissionReport),
+    /// A received transmission ended: its statistics.
+    Received {
+        /// The transmission's figures.
+        report: TransmissionReport,
+    },
     /// A replay ([`Engine::replay`]) started playing.
     ReplayStarted {
-        /// The transmission ([`TransmissionReport::recall_id`]).
+        /// The recording's id.
         id: u64,
         /// Its channel.
         channel: ChannelName,
-        /// When its first frame was played.
+        /// When it started playing (not serialized).
+        #[serde(skip)]
         at: Instant,
     },
-    /// A replay finished, or was stopped or replaced.
+    /// A replay ended.
     ReplayEnded {
-        /// The transmission.
+        /// The recording's id.
         id: u64,
     },
-    /// The server's channel list, sorted by name (after [`Engine::list_channels`]).
-    Channels(Vec<ChannelInfo>),
-    /// The microphone's level after input gain, every
-    /// [`controls::METER_PERIOD_MS`] while [`AudioControls::meter`] is on.
-    InputLevel(Level),
-    /// The server reported an error.
-    ServerError {
-        /// Code.
-        code: ErrorCode,
-        /// Detail.
-        message: String,
-    },
-    /// The engine stopped (connection lost or closed). A lost connection
-    /// first ends our transmission ([`EngineEvent::TalkEnded`] per granted
-    /// channel) and clears every taken floor ([`EngineEvent::FloorIdle`]).
+    /// The microphone level over the last meter period (only while
+    /// metering is on, [`crate::audio::controls::AudioControls`]).
+    Level(Level),
+    /// The engine stopped: the connection is gone.
     Closed {
-        /// Why.
+        /// Why, for people.
         reason: String,
     },
+}
+
+impl From<ServerMessage> for EngineEvent {
+    fn from(m: ServerMessage) -> Self {
+        Self::Server(m)
+    }
+}
+
+impl From<LocalEvent> for EngineEvent {
+    fn from(e: LocalEvent) -> Self {
+        Self::Local(e)
+    }
 }
 
 /// Why the engine could not start.
@@ -371,7 +316,7 @@ pub struct EngineCounters {
     /// RTP packets sent on the uplink.
     pub rtp_sent: AtomicU64,
     /// RTP packets received per downlink track, by SDP mid (see
-    /// [`EngineEvent::Joined`] for a channel's mid).
+    /// [`ServerMessage::Joined`] for a channel's mid).
     pub received_by_mid: std::sync::Mutex<HashMap<String, u64>>,
     /// Downlink packets lost on the way from the server and recovered from
     /// the redundant blocks of a later RED packet (RFC 2198).
@@ -400,7 +345,7 @@ type Ws =
 impl Engine {
     /// Connects, says hello, starts the audio ends and negotiates media.
     /// Returns once the server said welcome; media comes up in the
-    /// background ([`EngineEvent::MediaConnected`]).
+    /// background ([`LocalEvent::Media`]).
     ///
     /// # Errors
     /// [`EngineError`] if the server cannot be reached or refuses, or an
@@ -442,15 +387,25 @@ impl Engine {
         ws.send(Message::Text(hello.to_json().into()))
             .await
             .map_err(|e| EngineError::Handshake(e.to_string()))?;
-        let (client_id, max_talk_ms, ice_servers) = loop {
+        let (welcome, client_id, ice_servers) = loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => match ServerMessage::from_json(&t) {
                     Ok(ServerMessage::Welcome {
+                        version,
                         client_id,
                         max_talk_ms,
                         ice_servers,
-                        ..
-                    }) => break (client_id, max_talk_ms, ice_servers),
+                    }) => {
+                        // The engine keeps the ICE servers (TURN credentials
+                        // among them); what it reports lists none.
+                        let welcome = ServerMessage::Welcome {
+                            version,
+                            client_id,
+                            max_talk_ms,
+                            ice_servers: Vec::new(),
+                        };
+                        break (welcome, client_id, ice_servers);
+                    }
                     Ok(ServerMessage::Error { code, message }) => {
                         return Err(EngineError::Refused { code, message });
                     }
@@ -469,10 +424,7 @@ impl Engine {
             }
         };
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let _ = events_tx.send(EngineEvent::Welcome {
-            client_id,
-            max_talk_ms,
-        });
+        let _ = events_tx.send(EngineEvent::Server(welcome));
 
         // Audio ends.
         let (frames_tx, frames_rx) = mpsc::channel::<CapturedFrame>(64);
@@ -616,7 +568,7 @@ impl Engine {
         &self.counters
     }
 
-    /// Joins a channel ([`EngineEvent::Joined`] follows).
+    /// Joins a channel ([`ServerMessage::Joined`] follows).
     pub fn join(&self, channel: ChannelName) {
         let _ = self.cmds.send(Command::Join(channel));
     }
@@ -626,7 +578,7 @@ impl Engine {
         let _ = self.cmds.send(Command::Leave(channel));
     }
 
-    /// Asks for the server's channel list ([`EngineEvent::Channels`] follows).
+    /// Asks for the server's channel list ([`ServerMessage::Channels`] follows).
     pub fn list_channels(&self) {
         let _ = self.cmds.send(Command::ListChannels);
     }
@@ -638,7 +590,7 @@ impl Engine {
 
     /// Talk key down with a floor priority and, with `queue`, asking to
     /// wait in the floor queue when the floor is taken
-    /// ([`EngineEvent::FloorQueued`]) instead of a Floor Deny `busy`. While
+    /// ([`ServerMessage::FloorQueued`]) instead of a Floor Deny `busy`. While
     /// queued nothing is sent or kept; [`Engine::release`] cancels.
     pub fn press_with(&self, channel: ChannelName, options: FloorOptions) {
         self.press_all(vec![channel], options);
@@ -647,15 +599,15 @@ impl Engine {
     /// Talk key down for several channels at once (all-call): a Floor
     /// Request in each; the transmission starts at the first Floor Granted
     /// and reaches every channel granted. Each channel's answer comes as
-    /// its own event ([`EngineEvent::FloorGranted`], [`EngineEvent::Busy`],
-    /// [`EngineEvent::FloorQueued`]); [`Engine::release`] ends them all.
+    /// its own event ([`ServerMessage::FloorGranted`], [`ServerMessage::FloorDeny`],
+    /// [`ServerMessage::FloorQueued`]); [`Engine::release`] ends them all.
     pub fn press_all(&self, channels: Vec<ChannelName>, options: FloorOptions) {
         let _ = self.cmds.send(Command::Press { channels, options });
     }
 
     /// Raises an emergency in `channel` (every member is alerted; our Floor
     /// Requests there get emergency priority for the server's emergency
-    /// time). `emergency` follows as an [`EngineEvent::Notice`].
+    /// time). `emergency` follows as an [`EngineEvent::Server`].
     pub fn emergency(&self, channel: ChannelName) {
         let _ = self
             .cmds
@@ -683,7 +635,7 @@ impl Engine {
 
     /// Patches `channels` (we must be in each): one floor for all of them,
     /// each talker heard in every one. `patched` follows as an
-    /// [`EngineEvent::Notice`], or a [`EngineEvent::ServerError`].
+    /// [`EngineEvent::Server`], or a [`ServerMessage::Error`].
     pub fn patch(&self, channels: Vec<ChannelName>) {
         let _ = self
             .cmds
@@ -691,7 +643,7 @@ impl Engine {
     }
 
     /// Splits the patch `channel` is in (refused with `floor_busy` while
-    /// someone talks in it). `unpatched` follows as an [`EngineEvent::Notice`].
+    /// someone talks in it). `unpatched` follows as an [`EngineEvent::Server`].
     pub fn unpatch(&self, channel: ChannelName) {
         let _ = self
             .cmds
@@ -700,7 +652,7 @@ impl Engine {
 
     /// Pauses (`muted`) or resumes our downlink of `channel` at the server:
     /// while muted the SFU sends nothing of it. `muted` follows as an
-    /// [`EngineEvent::Notice`].
+    /// [`EngineEvent::Server`].
     pub fn mute(&self, channel: ChannelName, muted: bool) {
         let _ = self
             .cmds
@@ -718,7 +670,7 @@ impl Engine {
     /// Replays received transmission `id` ([`TransmissionReport::recall_id`];
     /// instant recall): decoded again and played centred over the live audio,
     /// which goes on. Replaces a replay in progress; an id no longer kept is
-    /// ignored. [`EngineEvent::ReplayStarted`] and [`EngineEvent::ReplayEnded`]
+    /// ignored. [`LocalEvent::ReplayStarted`] and [`LocalEvent::ReplayEnded`]
     /// follow. The last 10 transmissions per channel (at most 5 minutes) are
     /// kept.
     pub fn replay(&self, id: u64) {
@@ -841,8 +793,8 @@ struct Runner {
 }
 
 impl Runner {
-    fn emit(&self, e: EngineEvent) {
-        let _ = self.events.send(e);
+    fn emit(&self, e: impl Into<EngineEvent>) {
+        let _ = self.events.send(e.into());
     }
 
     async fn send(&mut self, msg: ClientMessage) -> bool {
@@ -902,9 +854,9 @@ impl Runner {
         let mut taken: Vec<ChannelName> = self.taken.drain().collect();
         taken.sort();
         for channel in taken {
-            self.emit(EngineEvent::FloorIdle { channel });
+            self.emit(ServerMessage::FloorIdle { channel });
         }
-        self.emit(EngineEvent::Closed { reason });
+        self.emit(LocalEvent::Closed { reason });
         self.shutdown().await;
     }
 
@@ -1014,10 +966,10 @@ impl Runner {
                         channel: Some(channel.clone()),
                     });
                 }
-                self.emit(EngineEvent::Joined {
+                self.emit(ServerMessage::Joined {
                     channel,
-                    members,
                     mid,
+                    members,
                 });
             }
             ServerMessage::Left { channel } => {
@@ -1034,19 +986,19 @@ impl Runner {
                     }
                 }
                 self.taken.remove(&channel);
-                self.emit(EngineEvent::Left { channel });
+                self.emit(ServerMessage::Left { channel });
             }
             ServerMessage::MemberJoined { channel, members } => {
-                self.emit(EngineEvent::MemberJoined { channel, members })
+                self.emit(ServerMessage::MemberJoined { channel, members })
             }
             ServerMessage::MemberLeft { channel, ids } => {
-                self.emit(EngineEvent::MemberLeft { channel, ids })
+                self.emit(ServerMessage::MemberLeft { channel, ids })
             }
             ServerMessage::FloorGranted {
                 channel,
                 max_duration_ms,
             } => {
-                self.emit(EngineEvent::FloorGranted {
+                self.emit(ServerMessage::FloorGranted {
                     channel: channel.clone(),
                     max_duration_ms,
                 });
@@ -1069,38 +1021,36 @@ impl Runner {
             | ServerMessage::EmergencyCancel { .. }
             | ServerMessage::Patched { .. }
             | ServerMessage::Unpatched { .. }
-            | ServerMessage::Muted { .. }) => self.emit(EngineEvent::Notice(notice)),
-            ServerMessage::FloorTaken {
-                channel,
-                talker,
-                talker_name,
-                ..
-            } => {
-                self.talkers.insert(channel.clone(), talker_name.clone());
-                self.taken.insert(channel.clone());
-                if let Some(m) = &self.mixer {
-                    let _ = m.send(MixerIn::Talker {
-                        channel: channel.clone(),
-                        name: talker_name.clone(),
-                    });
-                }
-                self.emit(EngineEvent::FloorTaken {
+            | ServerMessage::Muted { .. }) => self.emit(notice),
+            taken @ ServerMessage::FloorTaken { .. } => {
+                if let ServerMessage::FloorTaken {
                     channel,
-                    talker,
                     talker_name,
-                });
+                    ..
+                } = &taken
+                {
+                    self.talkers.insert(channel.clone(), talker_name.clone());
+                    self.taken.insert(channel.clone());
+                    if let Some(m) = &self.mixer {
+                        let _ = m.send(MixerIn::Talker {
+                            channel: channel.clone(),
+                            name: talker_name.clone(),
+                        });
+                    }
+                }
+                self.emit(taken);
             }
             ServerMessage::FloorIdle { channel } => {
                 self.taken.remove(&channel);
                 self.ptt_input(now, PttInput::FloorIdle(channel.clone()))
                     .await;
-                self.emit(EngineEvent::FloorIdle { channel });
+                self.emit(ServerMessage::FloorIdle { channel });
             }
             ServerMessage::Error { code, message } => {
                 warn!(?code, %message, "server error");
-                self.emit(EngineEvent::ServerError { code, message });
+                self.emit(ServerMessage::Error { code, message });
             }
-            ServerMessage::Channels { channels } => self.emit(EngineEvent::Channels(channels)),
+            channels @ ServerMessage::Channels { .. } => self.emit(channels),
             ServerMessage::FloorQueued { channel, position } => {
                 self.ptt_input(now, PttInput::Queued(channel, position))
                     .await
@@ -1147,7 +1097,7 @@ impl Runner {
         if self.controls.meter
             && let Some(level) = self.meter.push(&frame.pcm)
         {
-            self.emit(EngineEvent::InputLevel(level));
+            self.emit(LocalEvent::Level(level));
         }
         if self.controls.mic_test
             && let Some(m) = &self.mixer
@@ -1222,16 +1172,16 @@ impl Runner {
                     }
                 }
                 PttAction::TalkStarted(_) => {}
-                PttAction::TalkEnded(channel) => self.emit(EngineEvent::TalkEnded { channel }),
+                PttAction::TalkEnded(channel) => self.emit(LocalEvent::TalkEnded { channel }),
                 PttAction::Busy(channel, reason) => {
-                    self.emit(EngineEvent::Busy { channel, reason })
+                    self.emit(ServerMessage::FloorDeny { channel, reason })
                 }
                 PttAction::Queued(channel, position) => {
-                    self.emit(EngineEvent::FloorQueued { channel, position })
+                    self.emit(ServerMessage::FloorQueued { channel, position })
                 }
                 PttAction::Revoked(channel, reason) => {
                     let by = self.revoked_by.take();
-                    self.emit(EngineEvent::Revoked {
+                    self.emit(ServerMessage::FloorRevoke {
                         channel,
                         reason,
                         by,
@@ -1244,17 +1194,17 @@ impl Runner {
     fn media_event(&mut self, ev: MediaEvent) {
         match ev {
             MediaEvent::State(RTCPeerConnectionState::Connected) => {
-                self.emit(EngineEvent::MediaConnected);
+                self.emit(LocalEvent::Media { connected: true });
                 let (pc, events) = (self.media.pc.clone(), self.events.clone());
                 tokio::spawn(async move {
                     let path = crate::rtc::ice_path(pc.as_ref()).await;
-                    let _ = events.send(EngineEvent::IcePath(path));
+                    let _ = events.send(LocalEvent::Ice(path).into());
                 });
             }
             MediaEvent::State(
                 RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed,
             ) => {
-                self.emit(EngineEvent::MediaDisconnected);
+                self.emit(LocalEvent::Media { connected: false });
             }
             MediaEvent::State(_) => {}
             MediaEvent::Track(track) => {
@@ -1270,12 +1220,12 @@ impl Runner {
     fn mixer_event(&mut self, ev: MixerEvent) {
         match ev {
             MixerEvent::StreamStarted { channel, at } => {
-                self.emit(EngineEvent::ReceiveStarted { channel, at })
+                self.emit(LocalEvent::ReceiveStarted { channel, at })
             }
             MixerEvent::ReplayStarted { id, channel, at } => {
-                self.emit(EngineEvent::ReplayStarted { id, channel, at })
+                self.emit(LocalEvent::ReplayStarted { id, channel, at })
             }
-            MixerEvent::ReplayEnded { id } => self.emit(EngineEvent::ReplayEnded { id }),
+            MixerEvent::ReplayEnded { id } => self.emit(LocalEvent::ReplayEnded { id }),
             MixerEvent::StreamEnded {
                 channel,
                 stats,
@@ -1301,7 +1251,7 @@ impl Runner {
                     jitter_buffer_ms: stats.target_delay_ms,
                     recall_id,
                 };
-                self.emit(EngineEvent::Received(report));
+                self.emit(LocalEvent::Received { report });
             }
         }
     }

@@ -4,10 +4,14 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use squawk_engine::{Engine, EngineConfig, EngineEvent};
+//! use squawk_protocol::ServerMessage;
 //! let (engine, mut events) = Engine::start(EngineConfig::new("ws://127.0.0.1:7300/ws", "Ann")).await?;
 //! engine.join("ops".parse()?);
 //! while let Some(ev) = events.recv().await {
-//!     if let EngineEvent::Joined { channel, .. } = ev { println!("in {channel}"); break; }
+//!     if let EngineEvent::Server(ServerMessage::Joined { channel, .. }) = ev {
+//!         println!("in {channel}");
+//!         break;
+//!     }
 //! }
 //! engine.close().await;
 //! # Ok(()) }
@@ -27,7 +31,7 @@ pub mod tls;
 
 pub use engine::{
     DEFAULT_RED_LEVELS, Engine, EngineConfig, EngineCounters, EngineError, EngineEvent,
-    FloorOptions, TransmissionReport,
+    FloorOptions, LocalEvent, TransmissionReport,
 };
 pub use rtc::IcePath;
 pub use squawk_media::JitterConfig;

@@ -180,7 +180,7 @@ pub enum MediaError {
 
 /// The ICE candidate pair the media path uses (W3C webrtc-stats
 /// `RTCIceCandidatePairStats`, the transport's selected pair).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 pub struct IcePath {
     /// Our candidate's type: `host`, `srflx`, `prflx` or `relay` (RFC 8445
     /// §5.1.1), `unknown` if the stats did not say.

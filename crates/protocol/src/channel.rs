@@ -10,8 +10,9 @@ pub const MAX_CHANNEL_BYTES: usize = 64;
 ///
 /// Deserialising an invalid name fails, so a message that names a bad channel
 /// is rejected as a whole with [`crate::ErrorCode::InvalidChannel`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
 #[serde(try_from = "String", into = "String")]
+#[ts(type = "string")]
 pub struct ChannelName(String);
 
 /// Why a string is not a valid [`ChannelName`].

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 /// match on them; the accompanying message is for humans and may change.
 ///
 /// Serialised in `snake_case` (`"unsupported_version"`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {

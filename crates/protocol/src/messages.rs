@@ -1,4 +1,5 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use ts_rs::TS;
 
 use crate::{ChannelName, ErrorCode, ParseError};
 
@@ -13,7 +14,7 @@ pub type ClientId = u64;
 /// strictly higher priority revokes the talker. The named levels are
 /// [`Priority::NORMAL`] < [`Priority::HIGH`] < [`Priority::EMERGENCY`].
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS,
 )]
 #[serde(transparent)]
 pub struct Priority(pub u8);
@@ -28,7 +29,7 @@ impl Priority {
 }
 
 /// A member of a channel, as shown in presence lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Member {
     /// The member's connection id.
     pub id: ClientId,
@@ -39,7 +40,7 @@ pub struct Member {
 /// One STUN or TURN server for a client's ICE agent (a [`ServerMessage::Welcome`]
 /// field), shaped as WebRTC's `RTCIceServer` so that a browser can use it
 /// as it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct IceServer {
     /// `stun:HOST[:PORT]`, `turn:HOST[:PORT][?transport=udp|tcp]` or
     /// `turns:…` URLs (RFC 7064, RFC 7065) that share the credentials.
@@ -55,7 +56,7 @@ pub struct IceServer {
 }
 
 /// One channel in a [`ServerMessage::Channels`] list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ChannelInfo {
     /// The channel's name.
     pub name: ChannelName,
@@ -67,7 +68,7 @@ pub struct ChannelInfo {
 }
 
 /// Why a Floor Request was refused (Floor Deny, TS 24.380 §8.2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DenyReason {
@@ -84,7 +85,7 @@ pub enum DenyReason {
 }
 
 /// Why the floor was taken back from its holder (Floor Revoke, TS 24.380 §8.2.9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RevokeReason {
@@ -97,7 +98,7 @@ pub enum RevokeReason {
 /// Messages from a client to the server.
 ///
 /// The first message on a connection must be [`ClientMessage::Hello`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Identify: protocol version and display name (1 to 64 characters).
@@ -222,7 +223,7 @@ pub enum ClientMessage {
 }
 
 /// Messages from the server to a client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// Reply to a valid `hello`.

@@ -25,7 +25,7 @@ pub struct AudioControls {
     /// Mic test: captured audio (after gain) is played back locally, as
     /// the user will be heard, without being sent. Default off.
     pub mic_test: bool,
-    /// Whether [`crate::EngineEvent::InputLevel`] is reported (every
+    /// Whether [`crate::LocalEvent::Level`] is reported (every
     /// [`METER_PERIOD_MS`]). Off by default: nobody is looking.
     pub meter: bool,
     /// Noise suppression (RNNoise) on the captured audio, after the input
@@ -73,7 +73,7 @@ pub fn apply_gain(pcm: &mut [f32], gain: f32) {
 }
 
 /// Input level over one meter period.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ts_rs::TS)]
 pub struct Level {
     /// Highest absolute sample, 0.0 (silence) to 1.0 (full scale).
     pub peak: f32,
