@@ -169,3 +169,151 @@ fn app_monitoring() {
         std::thread::sleep(Duration::from_secs(2));
     }
 }
+
+/// Idle memory and CPU of a whole process tree: `settle` first (a window's
+/// first paint), then RSS and PSS sums and 20 s of CPU (% of one core).
+fn idle_figures(root: u32, settle: Duration) -> (u64, u64, f64, usize) {
+    std::thread::sleep(settle);
+    let pids = tree(root);
+    let (rss, pss) = memory_kib(&pids);
+    let (cpu, _) = cpu_percent(&pids, Duration::from_secs(20));
+    (rss, pss, cpu, pids.len())
+}
+
+/// The app's own cost, in one run and the same session (one Xvfb, one
+/// PulseAudio daemon with null sinks): the app idle and connected; an
+/// empty Tauri 2 window (`examples/empty_window.rs`, same tauri build and
+/// window size), the floor any Tauri app starts from; and the Mumble 1.3.4
+/// client (Debian `mumble`), idle with its audio engine running (its
+/// capture and playback streams open in PulseAudio), set to push-to-talk,
+/// not connected (its first-run certificate wizard is cancelled; it
+/// needs a server certificate's approval to connect). Prints the three and
+/// the app's share above the empty window.
+#[test]
+#[ignore = "benchmark: run scripts/bench-app.sh"]
+fn app_beside_an_empty_window_and_mumble() {
+    let out = out_dir("app_baselines");
+    let x = Xvfb::start();
+    let pulse = Pulse::start(&out);
+    let server = TestServer::start();
+    let settle = Duration::from_secs(5);
+
+    let mut app = spawn_app(&x, &pulse, &server, &out, "bench", &[]);
+    app_ready(&mut app);
+    let squawk = idle_figures(app.pid(), settle);
+    drop(app);
+
+    let empty = bin_dir().join("examples/empty_window");
+    assert!(
+        empty.exists(),
+        "{} not built: scripts/bench-app.sh builds it",
+        empty.display()
+    );
+    let mut cmd = std::process::Command::new(&empty);
+    cmd.env("XDG_CONFIG_HOME", out.join("empty-config"))
+        .env("XDG_DATA_HOME", out.join("empty-data"))
+        .env("NO_AT_BRIDGE", "1");
+    x.env(&mut cmd);
+    pulse.env(&mut cmd);
+    let window = Proc::spawn("empty_window", &mut cmd);
+    x.xdotool(&[
+        "search",
+        "--sync",
+        "--onlyvisible",
+        "--name",
+        "^Empty window$",
+    ]);
+    let baseline = idle_figures(window.pid(), settle);
+    drop(window);
+
+    // Mumble: its settings say the wizards ran ("lastupdate") and that it
+    // talks on push-to-talk (audio/transmit 2), like Squawk.
+    let home = out.join("mumble-home");
+    std::fs::create_dir_all(home.join(".config/Mumble")).unwrap();
+    std::fs::write(
+        home.join(".config/Mumble/Mumble.conf"),
+        "[General]\nlastupdate=2\n\n[audio]\ntransmit=2\n\n[ui]\nfirsttime=false\n",
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new("mumble");
+    cmd.env("HOME", &home).env("NO_AT_BRIDGE", "1");
+    x.env(&mut cmd);
+    pulse.env(&mut cmd);
+    let mumble = Proc::spawn("mumble", &mut cmd);
+    let wizard = x.xdotool(&[
+        "search",
+        "--sync",
+        "--onlyvisible",
+        "--name",
+        "^Certificate Management$",
+    ]);
+    // No window manager gives it focus: click its Cancel button (bottom
+    // right of the wizard) and check that it went.
+    if let Some(w) = wizard.lines().next() {
+        let geometry = x.xdotool(&["getwindowgeometry", "--shell", w]);
+        let field = |k: &str| -> i64 {
+            geometry
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let (cx, cy) = (field("WIDTH") - 60, field("HEIGHT") - 25);
+        x.xdotool(&[
+            "mousemove",
+            "--window",
+            w,
+            &cx.to_string(),
+            &cy.to_string(),
+            "click",
+            "1",
+        ]);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let visible = |name: &str| {
+        std::process::Command::new("xdotool")
+            .env("DISPLAY", &x.display)
+            .args(["search", "--onlyvisible", "--name", name])
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty())
+    };
+    let wizard_open = visible("^Certificate Management$");
+    let mut pactl = std::process::Command::new("pactl");
+    pulse.env(&mut pactl);
+    let streams = pactl
+        .args(["list", "short", "source-outputs"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+        .unwrap_or(0);
+    let mumble_figures = idle_figures(mumble.pid(), settle);
+    drop(mumble);
+
+    let row = |name: &str, (rss, pss, cpu, n): (u64, u64, f64, usize)| {
+        println!(
+            "  {name:<34} {n:>2} processes   RSS {:>6.1} MiB   PSS {:>6.1} MiB   CPU {cpu:>5.2} % of a core",
+            rss as f64 / 1024.0,
+            pss as f64 / 1024.0
+        );
+    };
+    println!(
+        "\nidle, in one session (binaries from {}):",
+        bin_dir().display()
+    );
+    row("Squawk app, connected", squawk);
+    row("empty Tauri 2 window", baseline);
+    row("Mumble 1.3.4, push-to-talk", mumble_figures);
+    println!(
+        "  Squawk above the empty window:     RSS {:>+6.1} MiB   PSS {:>+6.1} MiB   CPU {:>+5.2} points",
+        (squawk.0 as f64 - baseline.0 as f64) / 1024.0,
+        (squawk.1 as f64 - baseline.1 as f64) / 1024.0,
+        squawk.2 - baseline.2
+    );
+    println!(
+        "  Mumble: {streams} capture stream(s) open in PulseAudio; certificate wizard {}",
+        if wizard_open {
+            "still open (measured with it)"
+        } else {
+            "cancelled"
+        }
+    );
+}
