@@ -268,7 +268,8 @@ impl Pulse {
     }
 
     /// Starts recording the speaker sink `spk` (what the user would hear)
-    /// into `path`, 48 kHz mono 16-bit, until [`SpeakerRecording::stop`].
+    /// into `path`, 48 kHz mono 16-bit, until [`SpeakerRecording::stop`];
+    /// returns once parecord's stream exists in the daemon (10 s at most).
     pub fn record_speaker(&self, path: &Path) -> SpeakerRecording {
         let mut rec = Command::new("parecord");
         self.env(&mut rec);
@@ -280,7 +281,30 @@ impl Pulse {
             "--file-format=wav",
         ])
         .arg(path);
-        SpeakerRecording(Proc::spawn("parecord", &mut rec))
+        let proc = Proc::spawn("parecord", &mut rec);
+        // Recording once its stream exists in the daemon, not when the
+        // process starts: on a busy machine parecord took over 0.5 s to
+        // connect, and a talker started meanwhile lost its first words.
+        let wanted = format!("application.process.id = \"{}\"", proc.pid());
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut list = Command::new("pactl");
+            self.env(&mut list);
+            let listed = list
+                .args(["list", "source-outputs"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains(&wanted))
+                .unwrap_or(false);
+            if listed {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "parecord's stream did not appear within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SpeakerRecording(proc)
     }
 
     /// Plays `wav` into the virtual microphone; returns when it has played.
