@@ -437,7 +437,7 @@ channel: ChannelName, } | { "type": "received",
  */
 report: TransmissionReport, } | { "type": "replay_started", 
 /**
- * The recording's id.
+ * The transmission ([`TransmissionReport::recall_id`]).
  */
 id: number, 
 /**
@@ -445,7 +445,7 @@ id: number,
  */
 channel: ChannelName, } | { "type": "replay_ended", 
 /**
- * The recording's id.
+ * The transmission.
  */
 id: number, } | { "type": "level" } & Level | { "type": "closed", 
 /**

@@ -173,52 +173,55 @@ pub enum EngineEvent {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LocalEvent {
-    /// The media path (ICE + DTLS) came up (`connected: true`) or failed
-    /// (`false`).
+    /// The media path (ICE + DTLS) came up (`connected: true`) or went
+    /// down (`false`).
     Media {
         /// Whether media flows.
         connected: bool,
     },
-    /// The ICE candidate pair in use, once media is up.
+    /// The candidate pair the media path took, reported just after each
+    /// `media` with `connected: true`.
     Ice(crate::rtc::IcePath),
-    /// Our transmission on `channel` ended (released, revoked or lost).
+    /// Our transmission on `channel` ended (Floor Release sent, revoked,
+    /// or the connection lost).
     TalkEnded {
         /// The channel.
         channel: ChannelName,
     },
-    /// The first audio of someone's transmission on `channel` reached the
-    /// mixer.
+    /// A received transmission on `channel` started playing.
     ReceiveStarted {
         /// The channel.
         channel: ChannelName,
-        /// When it started playing (not serialized).
+        /// When its first frame was played (not serialized).
         #[serde(skip)]
         at: Instant,
     },
-    /// A received transmission ended: its statistics.
+    /// A received transmission finished playing: its statistics.
     Received {
         /// The transmission's figures.
         report: TransmissionReport,
     },
     /// A replay ([`Engine::replay`]) started playing.
     ReplayStarted {
-        /// The recording's id.
+        /// The transmission ([`TransmissionReport::recall_id`]).
         id: u64,
         /// Its channel.
         channel: ChannelName,
-        /// When it started playing (not serialized).
+        /// When its first frame was played (not serialized).
         #[serde(skip)]
         at: Instant,
     },
-    /// A replay ended.
+    /// A replay finished, or was stopped or replaced.
     ReplayEnded {
-        /// The recording's id.
+        /// The transmission.
         id: u64,
     },
-    /// The microphone level over the last meter period (only while
-    /// metering is on, [`crate::audio::controls::AudioControls`]).
+    /// The microphone's level after input gain, every
+    /// [`controls::METER_PERIOD_MS`] while [`AudioControls::meter`] is on.
     Level(Level),
-    /// The engine stopped: the connection is gone.
+    /// The engine stopped (connection lost or closed). A lost connection
+    /// first ends our transmission ([`LocalEvent::TalkEnded`] per granted
+    /// channel) and clears every taken floor (`floor_idle`).
     Closed {
         /// Why, for people.
         reason: String,
@@ -954,46 +957,6 @@ impl Runner {
                 Ok(answer) => return self.send(ClientMessage::Answer { sdp: answer }).await,
                 Err(e) => warn!("server offer: {e}"),
             },
-            ServerMessage::Joined {
-                channel,
-                mid,
-                members,
-            } => {
-                self.mids.insert(mid.clone(), channel.clone());
-                if let Some(m) = &self.mixer {
-                    let _ = m.send(MixerIn::Map {
-                        mid: mid.clone(),
-                        channel: Some(channel.clone()),
-                    });
-                }
-                self.emit(ServerMessage::Joined {
-                    channel,
-                    mid,
-                    members,
-                });
-            }
-            ServerMessage::Left { channel } => {
-                let mids: Vec<String> = self
-                    .mids
-                    .iter()
-                    .filter(|(_, c)| **c == channel)
-                    .map(|(m, _)| m.clone())
-                    .collect();
-                for mid in mids {
-                    self.mids.remove(&mid);
-                    if let Some(m) = &self.mixer {
-                        let _ = m.send(MixerIn::Map { mid, channel: None });
-                    }
-                }
-                self.taken.remove(&channel);
-                self.emit(ServerMessage::Left { channel });
-            }
-            ServerMessage::MemberJoined { channel, members } => {
-                self.emit(ServerMessage::MemberJoined { channel, members })
-            }
-            ServerMessage::MemberLeft { channel, ids } => {
-                self.emit(ServerMessage::MemberLeft { channel, ids })
-            }
             ServerMessage::FloorGranted {
                 channel,
                 max_duration_ms,
@@ -1016,48 +979,73 @@ impl Runner {
                 self.ptt_input(now, PttInput::Revoked(channel, reason))
                     .await;
             }
-            notice @ (ServerMessage::Emergency { .. }
-            | ServerMessage::EmergencyAck { .. }
-            | ServerMessage::EmergencyCancel { .. }
-            | ServerMessage::Patched { .. }
-            | ServerMessage::Unpatched { .. }
-            | ServerMessage::Muted { .. }) => self.emit(notice),
-            taken @ ServerMessage::FloorTaken { .. } => {
-                if let ServerMessage::FloorTaken {
-                    channel,
-                    talker_name,
-                    ..
-                } = &taken
-                {
-                    self.talkers.insert(channel.clone(), talker_name.clone());
-                    self.taken.insert(channel.clone());
-                    if let Some(m) = &self.mixer {
-                        let _ = m.send(MixerIn::Talker {
-                            channel: channel.clone(),
-                            name: talker_name.clone(),
-                        });
-                    }
-                }
-                self.emit(taken);
-            }
             ServerMessage::FloorIdle { channel } => {
                 self.taken.remove(&channel);
                 self.ptt_input(now, PttInput::FloorIdle(channel.clone()))
                     .await;
                 self.emit(ServerMessage::FloorIdle { channel });
             }
-            ServerMessage::Error { code, message } => {
-                warn!(?code, %message, "server error");
-                self.emit(ServerMessage::Error { code, message });
-            }
-            channels @ ServerMessage::Channels { .. } => self.emit(channels),
             ServerMessage::FloorQueued { channel, position } => {
                 self.ptt_input(now, PttInput::Queued(channel, position))
                     .await
             }
             ServerMessage::Welcome { .. } => {}
+            // Passed on as it came, once the engine kept what it needs.
+            other => {
+                self.observe(&other);
+                self.emit(other);
+            }
         }
         true
+    }
+
+    /// What the engine keeps from a server message it passes on unchanged:
+    /// a channel's downlink mid (`joined`, `left`), its talker (`floor_taken`)
+    /// and the server's errors, logged. Notices, presence and the channel
+    /// list need nothing.
+    fn observe(&mut self, msg: &ServerMessage) {
+        match msg {
+            ServerMessage::Joined { channel, mid, .. } => {
+                self.mids.insert(mid.clone(), channel.clone());
+                if let Some(m) = &self.mixer {
+                    let _ = m.send(MixerIn::Map {
+                        mid: mid.clone(),
+                        channel: Some(channel.clone()),
+                    });
+                }
+            }
+            ServerMessage::Left { channel } => {
+                let mids: Vec<String> = self
+                    .mids
+                    .iter()
+                    .filter(|(_, c)| *c == channel)
+                    .map(|(m, _)| m.clone())
+                    .collect();
+                for mid in mids {
+                    self.mids.remove(&mid);
+                    if let Some(m) = &self.mixer {
+                        let _ = m.send(MixerIn::Map { mid, channel: None });
+                    }
+                }
+                self.taken.remove(channel);
+            }
+            ServerMessage::FloorTaken {
+                channel,
+                talker_name,
+                ..
+            } => {
+                self.talkers.insert(channel.clone(), talker_name.clone());
+                self.taken.insert(channel.clone());
+                if let Some(m) = &self.mixer {
+                    let _ = m.send(MixerIn::Talker {
+                        channel: channel.clone(),
+                        name: talker_name.clone(),
+                    });
+                }
+            }
+            ServerMessage::Error { code, message } => warn!(?code, %message, "server error"),
+            _ => {}
+        }
     }
 
     fn set_controls(&mut self, controls: AudioControls) {
