@@ -36,10 +36,10 @@ use squawk_engine::{
     tls::{TlsError, Trust},
 };
 use squawk_protocol::{ChannelName, Priority, ServerMessage};
-
-use crate::events::{AppEvent, ConnectionState, TalkKeyStatus, UiEvent};
 use tauri::{Emitter, Manager, State};
 use tokio::sync::{Mutex, mpsc};
+
+use crate::events::{AppEvent, ConnectionState, TalkKeyStatus, UiEvent};
 
 /// Command-line options (for fixed consoles and automation).
 #[derive(Debug, Clone, Parser, serde::Serialize)]
@@ -263,13 +263,6 @@ fn show_window<R: tauri::Runtime>(app: &tauri::AppHandle<R>) {
         let _ = w.unminimize();
         let _ = w.set_focus();
     }
-}
-
-/// An engine event in the UI's JSON shape: the protocol's message, or the
-/// engine's own event, tagged by `type` either way (see [`EngineEvent`];
-/// `ui/types/` holds the same shapes for the JavaScript side).
-pub fn event_json(ev: &EngineEvent) -> serde_json::Value {
-    serde_json::to_value(ev).unwrap_or_default()
 }
 
 /// The UI's text for a failed connect; a refused saved password says so.
@@ -1675,10 +1668,15 @@ pub fn run() {
 mod tests {
     use super::*;
 
+    /// An event as the window gets it (`emit_ui`).
+    fn event_json(ev: EngineEvent) -> serde_json::Value {
+        serde_json::to_value(UiEvent::from(ev)).unwrap()
+    }
+
     #[test]
     fn events_have_the_ui_shape() {
         let ch: ChannelName = "ops".parse().unwrap();
-        let v = event_json(&EngineEvent::Server(ServerMessage::FloorTaken {
+        let v = event_json(EngineEvent::Server(ServerMessage::FloorTaken {
             channel: ch.clone(),
             talker: 3,
             talker_name: "Bo".into(),
@@ -1690,18 +1688,18 @@ mod tests {
             json!({"type": "floor_taken", "channel": "ops", "talker": 3, "talker_name": "Bo",
                 "priority": 0, "held_ms": 0})
         );
-        let v = event_json(&EngineEvent::Server(ServerMessage::FloorDeny {
+        let v = event_json(EngineEvent::Server(ServerMessage::FloorDeny {
             channel: ch,
             reason: squawk_protocol::DenyReason::Busy,
         }));
         assert_eq!(v["reason"], "busy");
         // The engine's own events carry their tag too, and no `Instant`.
-        let v = event_json(&EngineEvent::Local(LocalEvent::ReceiveStarted {
+        let v = event_json(EngineEvent::Local(LocalEvent::ReceiveStarted {
             channel: "ops".parse().unwrap(),
             at: std::time::Instant::now(),
         }));
         assert_eq!(v, json!({"type": "receive_started", "channel": "ops"}));
-        let v = event_json(&EngineEvent::Local(LocalEvent::Media { connected: false }));
+        let v = event_json(EngineEvent::Local(LocalEvent::Media { connected: false }));
         assert_eq!(v, json!({"type": "media", "connected": false}));
     }
 
