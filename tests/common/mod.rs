@@ -269,7 +269,8 @@ impl Pulse {
 
     /// Starts recording the speaker sink `spk` (what the user would hear)
     /// into `path`, 48 kHz mono 16-bit, until [`SpeakerRecording::stop`];
-    /// returns once parecord's stream exists in the daemon (10 s at most).
+    /// returns once the file holds 200 ms of audio (10 s at most), so
+    /// whatever plays after the return lies inside the recording.
     pub fn record_speaker(&self, path: &Path) -> SpeakerRecording {
         let mut rec = Command::new("parecord");
         self.env(&mut rec);
@@ -279,28 +280,21 @@ impl Pulse {
             "--channels=1",
             "--format=s16le",
             "--file-format=wav",
+            // Small fragments, so the file grows as the audio arrives.
+            "--latency-msec=20",
         ])
         .arg(path);
         let proc = Proc::spawn("parecord", &mut rec);
-        // Recording once its stream exists in the daemon, not when the
-        // process starts: on a busy machine parecord took over 0.5 s to
-        // connect, and a talker started meanwhile lost its first words.
-        let wanted = format!("application.process.id = \"{}\"", proc.pid());
+        // Recording once audio has reached the file, not when the process
+        // starts nor when its stream exists in the daemon: in CI a talker
+        // started after the stream was listed still lost its first 50 ms.
+        const WAV_HEADER: u64 = 44;
+        const LEAD: u64 = 48_000 * 2 / 5; // 200 ms of s16 mono at 48 kHz
         let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut list = Command::new("pactl");
-            self.env(&mut list);
-            let listed = list
-                .args(["list", "source-outputs"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).contains(&wanted))
-                .unwrap_or(false);
-            if listed {
-                break;
-            }
+        while std::fs::metadata(path).map_or(0, |m| m.len()) < WAV_HEADER + LEAD {
             assert!(
                 Instant::now() < end,
-                "parecord's stream did not appear within 10 s"
+                "parecord wrote less than 200 ms of audio within 10 s"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
