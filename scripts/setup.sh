@@ -10,9 +10,9 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 PKGS=(
-  # build: Tauri (WebKitGTK), cpal (ALSA), global-hotkey (xdo), C deps (libopus, aws-lc)
+  # build: Tauri (WebKitGTK), cpal (ALSA), libpulse (devices), global-hotkey (xdo), C deps (libopus, aws-lc)
   pkg-config cmake libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev
-  libsoup-3.0-dev libasound2-dev libxdo-dev libssl-dev
+  libsoup-3.0-dev libasound2-dev libpulse-dev libxdo-dev libssl-dev
   # audio without a sound card: PulseAudio with null sinks, ALSA routed through it
   pulseaudio pulseaudio-utils libasound2-plugins
   # desktop tests and screenshots

@@ -2,9 +2,11 @@
 //! sound card exists here). Talker A captures through cpal from the source
 //! `mic.monitor`, fed with speech by `paplay`; listener B plays through cpal
 //! into the sink `spk`, whose monitor `parecord` records. The recording is
-//! checked like the file-based end-to-end test. The second test plays
-//! speech in noise into the microphone, with the talker's noise suppression
-//! off and then on.
+//! checked like the file-based end-to-end test. The second test gives the
+//! daemon a second microphone and speaker, has the bots use them by name,
+//! and unplugs and replugs the microphone in use. The third plays speech in
+//! noise into the microphone, with the talker's noise suppression off and
+//! then on.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
@@ -61,6 +63,148 @@ fn speech_through_real_pulseaudio_devices() {
     eprintln!("device path: {report}");
     assert_speech(&report, "B through PulseAudio");
     drop(pulse.daemon);
+}
+
+#[test]
+fn the_chosen_devices_are_used_and_an_unplugged_microphone_falls_back_and_returns() {
+    let out = out_dir("device_e2e_choice");
+    let pulse = Pulse::start(&out);
+    // A headset plugged in beside the default pair: its microphone
+    // (`headset.monitor`, fed by paplay) and its speaker.
+    let mut headset_mic = pulse.load_null_sink("headset");
+    pulse.load_null_sink("headphones");
+    let server = TestServer::start();
+    let source = speech("F1_harvard_phrases.wav");
+
+    let bot = |name: &str, args: &[&str]| {
+        let mut cmd = Command::new(bin("squawk-bot"));
+        cmd.args(["--server", &server.ws_url(), "--name", name])
+            .args(args);
+        pulse.env(&mut cmd);
+        cmd
+    };
+    // The devices are listed by name and description.
+    let listed = bot("lister", &["devices"]).output().expect("devices");
+    assert!(listed.status.success(), "{listed:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("devices json");
+    let names = |end: &str| -> Vec<String> {
+        listed[end]
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|d| d["name"].as_str().expect("name").to_string())
+            .collect()
+    };
+    assert!(
+        names("inputs").contains(&"headset.monitor".into()),
+        "{listed}"
+    );
+    assert!(names("outputs").contains(&"headphones".into()), "{listed}");
+
+    let mut b = Proc::spawn(
+        "B",
+        &mut bot(
+            "B",
+            &[
+                "listen",
+                "--channel",
+                "X",
+                "--speaker",
+                "--output-device",
+                "headphones",
+                "--seconds",
+                "40",
+            ],
+        ),
+    );
+    b.expect_event(Duration::from_secs(20), "ready");
+    let on_headphones = out.join("headphones.wav");
+    let on_default = out.join("spk.wav");
+    let rec_headphones = pulse.record_sink("headphones", &on_headphones);
+    let rec_default = pulse.record_speaker(&on_default);
+
+    // Two presses 12 s apart: the microphone is unplugged and plugged back
+    // in between.
+    let mut a = Proc::spawn(
+        "A",
+        &mut bot(
+            "A",
+            &[
+                "talk",
+                "--channel",
+                "X",
+                "--mic",
+                "--input-device",
+                "headset.monitor",
+                "--mic-seconds",
+                "7.5",
+                "--repeat",
+                "2",
+                "--gap-ms",
+                "12000",
+            ],
+        ),
+    );
+    a.expect_event(Duration::from_secs(20), "ready");
+    assert_eq!(pulse.source_of(a.pid()).as_deref(), Some("headset.monitor"));
+    a.expect_event(Duration::from_secs(10), "floor_granted");
+    pulse.play_into("headset", &source);
+    a.expect_event(Duration::from_secs(20), "talk_ended");
+    b.expect_event(Duration::from_secs(20), "received");
+    rec_headphones.stop();
+    rec_default.stop();
+    let report = compare(&source, &on_headphones);
+    eprintln!("headset → headphones: {report}");
+    assert_speech(
+        &report,
+        "B on the chosen speaker, from A's chosen microphone",
+    );
+    let silence = silence(&on_default);
+    assert!(
+        silence["peak"].as_f64().expect("peak") < 0.01,
+        "the default speaker stayed silent: {silence}"
+    );
+
+    // Unplugged: A says so within a check period and captures from the
+    // default microphone.
+    pulse.unload(headset_mic);
+    let fell = a.expect_event(Duration::from_secs(5), "device");
+    assert_eq!(
+        (
+            fell["end"].as_str(),
+            fell["change"].as_str(),
+            fell["wanted"].as_str()
+        ),
+        (Some("input"), Some("fell_back"), Some("headset.monitor")),
+        "{fell}"
+    );
+    wait_until(Duration::from_secs(5), || {
+        pulse.source_of(a.pid()).as_deref() == Some("mic.monitor")
+    });
+    // Plugged back in: noticed, and used again.
+    headset_mic = pulse.load_null_sink("headset");
+    let back = a.expect_event(Duration::from_secs(5), "device");
+    assert_eq!(
+        (back["change"].as_str(), back["device"].as_str()),
+        (Some("restored"), Some("headset.monitor")),
+        "{back}"
+    );
+    wait_until(Duration::from_secs(5), || {
+        pulse.source_of(a.pid()).as_deref() == Some("headset.monitor")
+    });
+    assert_eq!(a.wait(Duration::from_secs(40)).0, 0);
+    pulse.unload(headset_mic);
+    drop(b);
+    drop(pulse.daemon);
+}
+
+/// Polls `ok` every 50 ms until it holds; panics after `timeout`.
+fn wait_until(timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + timeout;
+    while !ok() {
+        assert!(std::time::Instant::now() < end, "not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Writes `clean` mixed with pink noise (equal energy per octave: a fan,

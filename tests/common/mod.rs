@@ -272,10 +272,15 @@ impl Pulse {
     /// returns once the file holds 200 ms of audio (10 s at most), so
     /// whatever plays after the return lies inside the recording.
     pub fn record_speaker(&self, path: &Path) -> SpeakerRecording {
+        self.record_sink("spk", path)
+    }
+
+    /// [`Pulse::record_speaker`] for the sink `sink`.
+    pub fn record_sink(&self, sink: &str, path: &Path) -> SpeakerRecording {
         let mut rec = Command::new("parecord");
         self.env(&mut rec);
         rec.args([
-            "--device=spk.monitor",
+            &format!("--device={sink}.monitor"),
             "--rate=48000",
             "--channels=1",
             "--format=s16le",
@@ -303,10 +308,73 @@ impl Pulse {
 
     /// Plays `wav` into the virtual microphone; returns when it has played.
     pub fn play_into_mic(&self, wav: &Path) {
+        self.play_into("mic", wav);
+    }
+
+    /// Plays `wav` into the sink `sink` (heard on its monitor); returns
+    /// when it has played.
+    pub fn play_into(&self, sink: &str, wav: &Path) {
         let mut play = Command::new("paplay");
         self.env(&mut play);
-        let ok = play.arg("--device=mic").arg(wav).status().expect("paplay");
+        let ok = play
+            .arg(format!("--device={sink}"))
+            .arg(wav)
+            .status()
+            .expect("paplay");
         assert!(ok.success(), "paplay failed");
+    }
+
+    /// Adds a null sink `name` (48 kHz mono; its monitor is a source
+    /// `NAME.monitor`), as plugging in a device would; returns its module's
+    /// index, for [`Pulse::unload`].
+    pub fn load_null_sink(&self, name: &str) -> u32 {
+        let mut cmd = Command::new("pactl");
+        self.env(&mut cmd);
+        let out = cmd
+            .args([
+                "load-module",
+                "module-null-sink",
+                &format!("sink_name={name}"),
+                "rate=48000",
+                "channels=1",
+            ])
+            .output()
+            .expect("pactl");
+        assert!(out.status.success(), "pactl load-module {name}: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("module index")
+    }
+
+    /// Removes module `index` (a null sink: as unplugging a device would).
+    pub fn unload(&self, index: u32) {
+        assert!(self.pactl(&["unload-module", &index.to_string()]));
+    }
+
+    /// The source the record stream of process `pid` is connected to,
+    /// by name; `None` if it has none.
+    pub fn source_of(&self, pid: u32) -> Option<String> {
+        let mut cmd = Command::new("pactl");
+        self.env(&mut cmd);
+        let out = cmd.args(["list", "source-outputs"]).output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let wanted = format!("application.process.id = \"{pid}\"");
+        let block = text
+            .split("Source Output #")
+            .find(|b| b.contains(&wanted))?;
+        let index = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Source: "))?
+            .trim()
+            .to_string();
+        let mut cmd = Command::new("pactl");
+        self.env(&mut cmd);
+        let out = cmd.args(["list", "short", "sources"]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let mut cols = l.split('\t');
+            (cols.next()? == index).then(|| cols.next().map(str::to_string))?
+        })
     }
 
     pub fn pactl(&self, args: &[&str]) -> bool {

@@ -447,7 +447,27 @@ channel: ChannelName, } | { "type": "replay_ended",
 /**
  * The transmission.
  */
-id: number, } | { "type": "level" } & Level | { "type": "closed", 
+id: number, } | { "type": "level" } & Level | { "type": "device", 
+/**
+ * Which end.
+ */
+end: DeviceEnd, } & ({ "change": "fell_back", 
+/**
+ * The device asked for, as given.
+ */
+wanted: string, 
+/**
+ * Why, for people.
+ */
+reason: string, } | { "change": "restored", 
+/**
+ * The device, as given.
+ */
+device: string, } | { "change": "unavailable", 
+/**
+ * Why, for people.
+ */
+reason: string, }) | { "type": "closed", 
 /**
  * Why, for people.
  */

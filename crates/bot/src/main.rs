@@ -104,10 +104,15 @@ enum Cmd {
         /// Speech to say (any WAV; converted to 48 kHz mono).
         #[arg(long, required_unless_present = "mic", conflicts_with = "mic")]
         wav: Option<PathBuf>,
-        /// Talk from the default microphone (cpal) instead of a file, for
-        /// `--mic-seconds` per press.
+        /// Talk from the microphone instead of a file, for `--mic-seconds`
+        /// per press.
         #[arg(long)]
         mic: bool,
+        /// With --mic: the input device, by PulseAudio name or description
+        /// (`squawk-bot devices` lists them); the default if not given, and
+        /// while it is missing (printing `device` events).
+        #[arg(long, requires = "mic", value_name = "NAME")]
+        input_device: Option<String>,
         /// With --mic: seconds per press.
         #[arg(long, default_value_t = 5.0)]
         mic_seconds: f64,
@@ -147,9 +152,13 @@ enum Cmd {
         /// Output WAV (48 kHz mono 16-bit).
         #[arg(long, required_unless_present = "speaker", conflicts_with = "speaker")]
         record: Option<PathBuf>,
-        /// Play to the default speaker (cpal) instead of recording a file.
+        /// Play to the speaker instead of recording a file.
         #[arg(long)]
         speaker: bool,
+        /// With --speaker: the output device, by PulseAudio name or
+        /// description; the default if not given, and while it is missing.
+        #[arg(long, requires = "speaker", value_name = "NAME")]
+        output_device: Option<String>,
         /// Seconds to record.
         #[arg(long)]
         seconds: f64,
@@ -203,6 +212,9 @@ enum Cmd {
         #[arg(long)]
         wav: PathBuf,
     },
+    /// List the audio devices (PulseAudio sources and sinks): one JSON
+    /// object, `{"inputs": [{name, description}], "outputs": [...]}`.
+    Devices,
     /// Benchmarks; writes figures to stdout and optionally a Markdown file.
     Bench(bench::BenchArgs),
     /// The desktop capture's noise suppression and gain control, timed per
@@ -250,11 +262,38 @@ async fn wait_events<T>(
         if let EngineEvent::Server(ServerMessage::Error { code, message }) = &ev {
             say(json!({"event": "server_error", "code": code, "message": message}));
         }
+        say_device(&ev);
         if let Some(v) = f(&ev) {
             return Ok(v);
         }
     }
     bail!("engine stopped")
+}
+
+/// Says a device notice ([`LocalEvent::Device`]) as a `device` line.
+fn say_device(ev: &EngineEvent) {
+    if let EngineEvent::Local(LocalEvent::Device { .. }) = ev
+        && let Some(line) = notice_json(ev)
+    {
+        say(line);
+    }
+}
+
+/// Waits `pause`, saying the device notices that arrive meanwhile.
+async fn pause_saying_devices(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
+    pause: Duration,
+) -> anyhow::Result<()> {
+    let drained = tokio::time::timeout(pause, async {
+        while let Some(ev) = events.recv().await {
+            say_device(&ev);
+        }
+    })
+    .await;
+    match drained {
+        Err(_elapsed) => Ok(()),
+        Ok(()) => bail!("engine stopped"),
+    }
 }
 
 /// A connected engine, its events and each joined channel's downlink mid.
@@ -455,13 +494,13 @@ fn is_notice(msg: &ServerMessage) -> bool {
 /// `emergency_cancel`, `muted`): the protocol's JSON with its `type` as
 /// the line's `event`.
 fn notice_json(ev: &EngineEvent) -> Option<serde_json::Value> {
-    let EngineEvent::Server(msg) = ev else {
-        return None;
+    let mut v = match ev {
+        EngineEvent::Server(msg) if is_notice(msg) => serde_json::to_value(msg).ok()?,
+        EngineEvent::Local(device @ LocalEvent::Device { .. }) => {
+            serde_json::to_value(device).ok()?
+        }
+        _ => return None,
     };
-    if !is_notice(msg) {
-        return None;
-    }
-    let mut v = serde_json::to_value(msg).ok()?;
     let obj = v.as_object_mut()?;
     let kind = obj.remove("type")?;
     obj.insert("event".into(), kind);
@@ -471,6 +510,7 @@ fn notice_json(ev: &EngineEvent) -> Option<serde_json::Value> {
 struct TalkOpts<'a> {
     channels: &'a [ChannelName],
     wav: Option<&'a PathBuf>,
+    input_device: Option<&'a String>,
     mic_seconds: f64,
     at_unix_ms: Option<u64>,
     repeat: u32,
@@ -621,7 +661,7 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
     let input = if pcm.is_some() {
         InputSpec::Wav
     } else {
-        InputSpec::Device(None)
+        InputSpec::Device(o.input_device.cloned())
     };
     let (engine, mut events, _) = connect(args, input, OutputSpec::None, channels).await?;
     tokio::time::sleep(Duration::from_millis(o.delay_ms)).await;
@@ -704,7 +744,7 @@ async fn talk(args: &Args, o: TalkOpts<'_>) -> anyhow::Result<()> {
             granted_all = false;
         }
         if i + 1 < o.repeat {
-            tokio::time::sleep(Duration::from_millis(o.gap_ms)).await;
+            pause_saying_devices(&mut events, Duration::from_millis(o.gap_ms)).await?;
         }
     }
     if o.emergency {
@@ -773,6 +813,7 @@ type Watch = (std::time::Instant, Vec<(ChannelName, String, u64)>);
 struct ListenOpts<'a> {
     channels: &'a [ChannelName],
     record: Option<&'a PathBuf>,
+    output_device: Option<&'a String>,
     seconds: f64,
     stats: Option<&'a PathBuf>,
     mute: &'a [ChannelName],
@@ -787,6 +828,7 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
     let ListenOpts {
         channels,
         record,
+        output_device,
         seconds,
         stats,
         mute,
@@ -809,7 +851,7 @@ async fn listen(args: &Args, o: ListenOpts<'_>) -> anyhow::Result<()> {
             seconds: Some(seconds),
             stereo: !pan.is_empty(),
         },
-        None => OutputSpec::Device(None),
+        None => OutputSpec::Device(output_device.cloned()),
     };
     let (engine, mut events, mids) = connect(args, InputSpec::None, out, channels).await?;
     // `connect` returns as the last `joined` arrives.
@@ -1085,6 +1127,7 @@ fn run() -> anyhow::Result<()> {
                 channels,
                 wav,
                 mic: _,
+                input_device,
                 mic_seconds,
                 at_unix_ms,
                 repeat,
@@ -1097,6 +1140,7 @@ fn run() -> anyhow::Result<()> {
                 let o = TalkOpts {
                     channels,
                     wav: wav.as_ref(),
+                    input_device: input_device.as_ref(),
                     mic_seconds: *mic_seconds,
                     at_unix_ms: *at_unix_ms,
                     repeat: *repeat,
@@ -1112,6 +1156,7 @@ fn run() -> anyhow::Result<()> {
                 channels,
                 record,
                 speaker: _,
+                output_device,
                 seconds,
                 stats,
                 mute,
@@ -1128,6 +1173,7 @@ fn run() -> anyhow::Result<()> {
                     mute_after_ms: *mute_after_ms,
                     channels,
                     record: record.as_ref(),
+                    output_device: output_device.as_ref(),
                     seconds: *seconds,
                     stats: stats.as_ref(),
                     mute,
@@ -1137,6 +1183,11 @@ fn run() -> anyhow::Result<()> {
             }
             Cmd::Rogue { channel, wav } => rogue(&args, channel, wav).await,
             Cmd::Patch { channels, seconds } => patch(&args, channels, *seconds).await,
+            Cmd::Devices => {
+                let d = squawk_engine::audio::pulse::list().map_err(anyhow::Error::msg)?;
+                say(json!({"inputs": d.inputs, "outputs": d.outputs}));
+                Ok(())
+            }
             Cmd::Bench(b) => bench::run(&args.server, b).await,
             Cmd::BenchProcessing(p) => processing::run(p),
             Cmd::Load(l) => load::run(l).await,

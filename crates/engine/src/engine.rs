@@ -219,6 +219,16 @@ pub enum LocalEvent {
     /// The microphone's level after input gain, every
     /// [`controls::METER_PERIOD_MS`] while [`AudioControls::meter`] is on.
     Level(Level),
+    /// What happened to the microphone's or the speaker's device: fell
+    /// back to the default, restored, or none available
+    /// ([`crate::audio::select`]).
+    Device {
+        /// Which end.
+        end: DeviceEnd,
+        /// What happened.
+        #[serde(flatten)]
+        change: crate::audio::select::DeviceChange,
+    },
     /// The engine stopped (connection lost or closed). A lost connection
     /// first ends our transmission ([`LocalEvent::TalkEnded`] per granted
     /// channel) and clears every taken floor (`floor_idle`).
@@ -226,6 +236,24 @@ pub enum LocalEvent {
         /// Why, for people.
         reason: String,
     },
+}
+
+/// An audio device's end of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceEnd {
+    /// The microphone (a capture device).
+    Input,
+    /// The speaker (a playout device).
+    Output,
+}
+
+/// A [`device::Notify`] that reports on `events` as [`LocalEvent::Device`].
+fn device_notices(end: DeviceEnd, events: &mpsc::UnboundedSender<EngineEvent>) -> device::Notify {
+    let events = events.clone();
+    Box::new(move |change| {
+        let _ = events.send(LocalEvent::Device { end, change }.into());
+    })
 }
 
 impl From<ServerMessage> for EngineEvent {
@@ -337,6 +365,8 @@ pub struct EngineCounters {
 pub struct Engine {
     cmds: mpsc::UnboundedSender<Command>,
     wav: Option<WavSource>,
+    /// Switch the microphone's and the speaker's devices (PulseAudio only).
+    choosers: [Option<device::DeviceChooser>; 2],
     counters: Arc<EngineCounters>,
     client_id: ClientId,
     recording_started: Option<Instant>,
@@ -432,11 +462,18 @@ impl Engine {
         // Audio ends.
         let (frames_tx, frames_rx) = mpsc::channel::<CapturedFrame>(64);
         let mut devices: Vec<DeviceHandle> = Vec::new();
+        let mut choosers = [None, None];
         let wav = match &config.input {
             InputSpec::None => None,
             InputSpec::Wav => Some(WavSource::start(frames_tx.clone())),
             InputSpec::Device(name) => {
-                devices.push(device::start_capture(name.clone(), frames_tx.clone())?);
+                let capture = device::start_capture(
+                    name.clone(),
+                    frames_tx.clone(),
+                    device_notices(DeviceEnd::Input, &events_tx),
+                )?;
+                choosers[0] = capture.chooser();
+                devices.push(capture);
                 None
             }
         };
@@ -449,10 +486,13 @@ impl Engine {
             OutputSpec::None => None,
             OutputSpec::Device(name) => {
                 let (tx, rx) = std::sync::mpsc::channel();
-                devices.push(device::start_playout(
+                let playout = device::start_playout(
                     name.clone(),
                     Mixer::with_layout(rx, mixer_events_tx, config.jitter, Layout::Stereo),
-                )?);
+                    device_notices(DeviceEnd::Output, &events_tx),
+                )?;
+                choosers[1] = playout.chooser();
+                devices.push(playout);
                 Some(tx)
             }
             OutputSpec::Wav {
@@ -548,12 +588,26 @@ impl Engine {
             Self {
                 cmds,
                 wav,
+                choosers,
                 counters,
                 client_id,
                 recording_started,
             },
             events_rx,
         ))
+    }
+
+    /// Moves the microphone (`end` input) or the speaker (output) to the
+    /// device `name` (`None`: the system's default) while the engine runs,
+    /// as [`device::start_capture`] chooses one; notices follow as
+    /// [`LocalEvent::Device`]. Returns false if that end cannot switch (not
+    /// a device, or cpal without a PulseAudio server).
+    pub fn set_device(&self, end: DeviceEnd, name: Option<String>) -> bool {
+        let i = match end {
+            DeviceEnd::Input => 0,
+            DeviceEnd::Output => 1,
+        };
+        self.choosers[i].as_ref().map(|c| c.choose(name)).is_some()
     }
 
     /// Our connection id.

@@ -1,6 +1,16 @@
-//! Real audio devices through cpal.
+//! Real audio devices: through a PulseAudio server when one answers
+//! ([`super::pulse`], with device choice and fallback by
+//! [`super::select::Selector`]), else through cpal (the default devices, or
+//! a name substring, without fallback).
 //!
-//! Each device lives on its own thread (cpal streams are not `Send` on every
+//! PulseAudio: each stream has its own thread blocking on it (10 ms
+//! reads of 48 kHz mono for capture, 20 ms frames from the [`Mixer`] written
+//! into a 40 ms queue for playout, so the device clock paces playout); the
+//! thread also follows the [`Selector`] (lists the devices every 2 s,
+//! reopens on the default or the chosen device) and reports each
+//! [`DeviceChange`].
+//!
+//! cpal: each device lives on its own thread (cpal streams are not `Send` on every
 //! platform). The cpal callbacks only move samples between the device and a
 //! pre-allocated lock-free ring buffer and wake their thread
 //! (`Thread::unpark`): no locks, no allocation, no blocking. The threads
@@ -32,8 +42,13 @@ use tokio::sync::mpsc;
 use super::{
     CapturedFrame, FRAME_SAMPLES, SAMPLE_RATE,
     mixer::{Layout, Mixer},
+    pulse,
     resample::StreamResampler,
+    select::{DeviceChange, Selector, Step},
 };
+
+/// Where a device thread reports what happened to its device.
+pub type Notify = Box<dyn FnMut(DeviceChange) + Send>;
 
 /// Why a device could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +135,26 @@ fn pick_config(
 pub struct DeviceHandle {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    choose: Option<DeviceChooser>,
+}
+
+impl DeviceHandle {
+    /// Switches the device while it runs; `None` on cpal, which cannot.
+    pub fn chooser(&self) -> Option<DeviceChooser> {
+        self.choose.clone()
+    }
+}
+
+/// Tells a running device thread to use another device (`None`: the
+/// default), as [`start_capture`] and [`start_playout`] choose one.
+#[derive(Debug, Clone)]
+pub struct DeviceChooser(std::sync::mpsc::Sender<Option<String>>);
+
+impl DeviceChooser {
+    /// Switches to `name` within one stream read or write (10 to 20 ms).
+    pub fn choose(&self, name: Option<String>) {
+        let _ = self.0.send(name);
+    }
 }
 
 impl Drop for DeviceHandle {
@@ -174,12 +209,214 @@ impl FrameWake {
     }
 }
 
-/// Opens a capture device and sends 20 ms frames to `frames`.
+/// Opens the capture device `name` (`None`: the default) and sends 20 ms
+/// frames to `frames`; changes of device go to `notify`.
+///
+/// With a PulseAudio server, `name` is a source's name or description
+/// ([`super::select::DeviceInfo::is`]); a missing or failing one falls back
+/// to the default and comes back when it can ([`Selector`]). Without one,
+/// cpal opens the first device whose name contains `name`.
 ///
 /// # Errors
-/// [`DeviceError`] if the device cannot be found or opened; the error is
-/// reported before this returns.
+/// [`DeviceError`] if cpal cannot find or open the device; the error is
+/// reported before this returns. With PulseAudio, this returns once the
+/// first stream opened or a notice said why none could.
 pub fn start_capture(
+    name: Option<String>,
+    frames: mpsc::Sender<CapturedFrame>,
+    notify: Notify,
+) -> Result<DeviceHandle, DeviceError> {
+    if pulse::list().is_ok() {
+        return spawn_pulse("capture", name, notify, move |stop, follow| {
+            pulse_capture(frames, &stop, follow);
+        });
+    }
+    cpal_capture(name, frames)
+}
+
+/// Opens the playout device `name` (`None`: the default) pulling from
+/// `mixer`; changes of device go to `notify`. A stereo mixer's left and
+/// right go to the device's first two channels.
+///
+/// Devices are chosen as by [`start_capture`], among sinks.
+///
+/// # Errors
+/// [`DeviceError`] if cpal cannot find or open the device.
+pub fn start_playout(
+    name: Option<String>,
+    mixer: Mixer,
+    notify: Notify,
+) -> Result<DeviceHandle, DeviceError> {
+    if pulse::list().is_ok() {
+        return spawn_pulse("playout", name, notify, move |stop, follow| {
+            pulse_playout(mixer, &stop, follow);
+        });
+    }
+    cpal_playout(name, mixer)
+}
+
+/// Runs `body` on a thread named `name`, with the [`Follow`] of the device
+/// `wanted`; returns once the thread is ready (its first attempt to open a
+/// stream made).
+fn spawn_pulse<S: 'static>(
+    name: &str,
+    wanted: Option<String>,
+    notify: Notify,
+    body: impl FnOnce(Arc<AtomicBool>, Follow<S>) + Send + 'static,
+) -> Result<DeviceHandle, DeviceError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let (choose_tx, choose_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let follow = Follow {
+                selector: Selector::new(wanted, Instant::now()),
+                stream: None,
+                notify,
+                choices: choose_rx,
+                ready: Some(Box::new(move || {
+                    let _ = ready_tx.send(());
+                })),
+            };
+            body(stop2, follow);
+        })
+        .map_err(cpal_err)?;
+    // A thread that ended before its first open also drops the sender.
+    let _ = ready_rx.recv();
+    Ok(DeviceHandle {
+        stop,
+        thread: Some(thread),
+        choose: Some(DeviceChooser(choose_tx)),
+    })
+}
+
+/// One device thread's view of its [`Selector`]: does what it says with
+/// `open` and `list`, reports its notices, and says when the thread is
+/// ready (its first open tried).
+struct Follow<S> {
+    selector: Selector,
+    stream: Option<S>,
+    notify: Notify,
+    /// The user's choices of device ([`DeviceChooser`]).
+    choices: std::sync::mpsc::Receiver<Option<String>>,
+    ready: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl<S> Follow<S> {
+    fn report(&mut self, change: Option<DeviceChange>) {
+        if let Some(change) = change {
+            tracing::info!("audio device: {change:?}");
+            (self.notify)(change);
+        }
+    }
+
+    /// Runs the selector's steps until a stream runs; `None` after waiting
+    /// (at most one 20 ms frame) while there is none.
+    fn stream(
+        &mut self,
+        list: fn(&pulse::Devices) -> &[super::select::DeviceInfo],
+        open: impl Fn(Option<&str>) -> Result<S, String>,
+    ) -> Option<&S> {
+        while let Ok(wanted) = self.choices.try_recv() {
+            self.selector.choose(wanted, Instant::now());
+        }
+        loop {
+            let now = Instant::now();
+            match self.selector.next(now) {
+                Step::Run => return self.stream.as_ref(),
+                Step::List => {
+                    let devices = pulse::list();
+                    let devices = devices.as_ref().map(list).map_err(Clone::clone);
+                    let change = self.selector.listed(devices, now);
+                    self.report(change);
+                }
+                Step::Open(device) => {
+                    self.stream = None;
+                    let result = open(device.as_deref()).map(|s| self.stream = Some(s));
+                    let change = self.selector.opened(result, now);
+                    self.report(change);
+                    if let Some(ready) = self.ready.take() {
+                        ready();
+                    }
+                }
+                Step::Wait(until) => {
+                    if let Some(ready) = self.ready.take() {
+                        ready();
+                    }
+                    self.stream = None;
+                    std::thread::sleep(
+                        until
+                            .saturating_duration_since(now)
+                            .min(Duration::from_millis(u64::from(super::FRAME_MS))),
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The running stream failed.
+    fn lost(&mut self, reason: String) {
+        self.stream = None;
+        let change = self.selector.lost(reason, Instant::now());
+        self.report(change);
+    }
+}
+
+fn pulse_capture(
+    frames: mpsc::Sender<CapturedFrame>,
+    stop: &AtomicBool,
+    mut follow: Follow<pulse::Stream>,
+) {
+    let mut fragment = vec![0.0f32; (SAMPLE_RATE / 1000 * pulse::CAPTURE_FRAGMENT_MS) as usize];
+    let mut frame: Vec<f32> = Vec::with_capacity(FRAME_SAMPLES);
+    while !stop.load(Ordering::Relaxed) {
+        let Some(stream) = follow.stream(|d| &d.inputs, pulse::Stream::record) else {
+            frame.clear();
+            continue;
+        };
+        if let Err(e) = stream.read(&mut fragment) {
+            follow.lost(e);
+            frame.clear();
+            continue;
+        }
+        frame.extend_from_slice(&fragment);
+        if frame.len() >= FRAME_SAMPLES {
+            // The newest sample was captured about now.
+            let now = Instant::now();
+            let age = Duration::from_millis(u64::from(super::FRAME_MS));
+            let pcm: Box<[f32]> = frame[..FRAME_SAMPLES].into();
+            frame.drain(..FRAME_SAMPLES);
+            let _ = frames.try_send(CapturedFrame {
+                at: now.checked_sub(age).unwrap_or(now),
+                pcm,
+            });
+        }
+    }
+}
+
+fn pulse_playout(mut mixer: Mixer, stop: &AtomicBool, mut follow: Follow<pulse::Stream>) {
+    let channels = mixer.layout().channels();
+    let mut frame = vec![0.0f32; FRAME_SAMPLES * channels];
+    let stereo = channels == 2;
+    let open = move |device: Option<&str>| pulse::Stream::playback(device, stereo);
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        mixer.mix(now, &mut frame);
+        let Some(stream) = follow.stream(|d| &d.outputs, open) else {
+            // No device: the frame is dropped, the mixer keeps time.
+            continue;
+        };
+        if let Err(e) = stream.write(&frame) {
+            follow.lost(e);
+        }
+    }
+}
+
+/// [`start_capture`] through cpal.
+fn cpal_capture(
     name: Option<String>,
     frames: mpsc::Sender<CapturedFrame>,
 ) -> Result<DeviceHandle, DeviceError> {
@@ -280,6 +517,7 @@ pub fn start_capture(
         Ok(Ok(())) => Ok(DeviceHandle {
             stop,
             thread: Some(thread),
+            choose: None,
         }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(DeviceError::Cpal("capture thread died".into())),
@@ -310,13 +548,10 @@ fn spread<T: Copy>(frame: &mut [T], l: f32, r: f32, conv: impl Fn(f32) -> T) {
     }
 }
 
-/// Opens a playout device pulling from `mixer`. A stereo mixer's left and
-/// right go to the device's first two channels (further channels get their
-/// average); a mono device gets the average, a mono mixer every channel.
-///
-/// # Errors
-/// [`DeviceError`] if the device cannot be found or opened.
-pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHandle, DeviceError> {
+/// [`start_playout`] through cpal. A stereo mixer's left and right go to
+/// the device's first two channels (further channels get their average); a
+/// mono device gets the average, a mono mixer every channel.
+fn cpal_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHandle, DeviceError> {
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), DeviceError>>();
@@ -423,6 +658,7 @@ pub fn start_playout(name: Option<String>, mut mixer: Mixer) -> Result<DeviceHan
         Ok(Ok(())) => Ok(DeviceHandle {
             stop,
             thread: Some(thread),
+            choose: None,
         }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(DeviceError::Cpal("playout thread died".into())),

@@ -6,6 +6,9 @@
 //! playout:  RTP ▶ per-channel jitter buffer ▶ Opus decode/FEC/PLC ▶ mix ▶ sink
 //! ```
 //!
+//! Devices: a PulseAudio server's when one answers (chosen by name, with
+//! fallback to the default: [`select`]), else cpal's.
+//!
 //! Real-time rule: cpal callbacks only copy between the device buffer and a
 //! pre-allocated lock-free ring ([`ringbuf`]); they never lock, allocate or
 //! block. Resampling, framing, decoding and mixing run on worker threads.
@@ -14,7 +17,9 @@ pub mod controls;
 pub mod device;
 pub mod mixer;
 pub mod process;
+pub mod pulse;
 pub mod resample;
+pub mod select;
 pub mod wav;
 
 use std::time::Instant;
@@ -41,7 +46,7 @@ pub enum InputSpec {
     /// No microphone: the engine can listen only.
     #[default]
     None,
-    /// A cpal input device: `None` for the default, or a name substring.
+    /// A device: `None` for the default, or a name ([`device::start_capture`]).
     Device(Option<String>),
     /// Clips played on demand through [`wav::WavSource`], silence between.
     Wav,
@@ -53,7 +58,7 @@ pub enum OutputSpec {
     /// Nowhere: packets are counted, not decoded (load generators).
     #[default]
     None,
-    /// A cpal output device: `None` for the default, or a name substring.
+    /// A device: `None` for the default, or a name ([`device::start_playout`]).
     Device(Option<String>),
     /// A 48 kHz 16-bit WAV file written in real time, silence included,
     /// for `seconds` (or until the engine stops); mono, or stereo with each
