@@ -166,6 +166,9 @@ pub fn typescript() -> String {
         IcePath::decl(&cfg),
         Level::decl(&cfg),
         TransmissionReport::decl(&cfg),
+        squawk_engine::DeviceEnd::decl(&cfg),
+        squawk_engine::audio::select::DeviceInfo::decl(&cfg),
+        squawk_engine::audio::select::DeviceChange::decl(&cfg),
         LocalEvent::decl(&cfg),
         EngineEvent::decl(&cfg),
         KeyMode::decl(&cfg),
@@ -174,6 +177,7 @@ pub fn typescript() -> String {
         ConnectionState::decl(&cfg),
         AppEvent::decl(&cfg),
         UiEvent::decl(&cfg),
+        crate::devices::AudioDevices::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by `SQUAWK_BLESS=1 cargo test --test ui_types`\n\

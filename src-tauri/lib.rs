@@ -9,6 +9,7 @@
 //! implements, so the browser client runs the same UI.
 
 pub mod account;
+pub mod devices;
 pub mod events;
 pub mod pedal;
 #[cfg(target_os = "linux")]
@@ -66,6 +67,14 @@ pub struct Cli {
     /// before Floor Release (0 to 2000; default 250, or the saved setting).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(0..=2000))]
     pub release_tail_ms: Option<u32>,
+    /// Microphone for this run, by PulseAudio name or description (as the
+    /// Audio panel lists them); the saved choice, or the system's default,
+    /// otherwise.
+    #[arg(long, value_name = "NAME")]
+    pub input_device: Option<String>,
+    /// Speaker for this run, likewise.
+    #[arg(long, value_name = "NAME")]
+    pub output_device: Option<String>,
     /// Trust the CA certificates in this PEM file for `wss://` servers,
     /// beside the system's (a private CA, or a self-signed server's
     /// certificate given by its operator).
@@ -103,6 +112,8 @@ struct AppState {
     joined: SyncMutex<BTreeSet<ChannelName>>,
     /// Gain, volume, mic test and meter, kept across reconnects.
     audio: SyncMutex<AudioControls>,
+    /// The microphone and speaker chosen.
+    devices: SyncMutex<devices::ChosenDevices>,
     /// Release tail, ms; `None` for the engine's default (250 ms).
     release_tail_ms: SyncMutex<Option<u32>>,
     /// The tray icon's model, fed by [`emit_ui`].
@@ -133,8 +144,9 @@ impl AppState {
     /// the user's audio controls and release tail.
     fn engine_config(&self, server: &str, name: &str) -> EngineConfig {
         let mut config = EngineConfig::new(server, name);
-        config.input = InputSpec::Device(None);
-        config.output = OutputSpec::Device(None);
+        let chosen = self.devices.lock().map(|d| d.clone()).unwrap_or_default();
+        config.input = InputSpec::Device(chosen.input);
+        config.output = OutputSpec::Device(chosen.output);
         self.refresh(&mut config);
         config
     }
@@ -1552,6 +1564,8 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, cli: Cli) -> tau
             app_talk_key_status,
             app_set_talk_key,
             app_set_audio,
+            devices::app_audio_devices,
+            devices::app_set_audio_device,
             app_list_pedals,
             app_learn_pedal,
             app_clear_pedal
@@ -1588,6 +1602,10 @@ pub fn run() {
     };
     tauri::async_runtime::set(runtime.handle().clone());
     let (cli_key, cli_latch, cli_tail) = (cli.talk_key.clone(), cli.latch, cli.release_tail_ms);
+    let cli_devices = devices::ChosenDevices {
+        input: cli.input_device.clone(),
+        output: cli.output_device.clone(),
+    };
     let result = builder::<tauri::Wry>(cli)
         // First, so that a second start hands over before anything else runs:
         // it shows the running app's window and exits.
@@ -1630,6 +1648,12 @@ pub fn run() {
                         ..AudioControls::default()
                     }
                     .clamped();
+                }
+                if let Ok(mut d) = state.devices.lock() {
+                    *d = devices::ChosenDevices {
+                        input: cli_devices.input.clone().or(saved.input_device.clone()),
+                        output: cli_devices.output.clone().or(saved.output_device.clone()),
+                    };
                 }
                 if let Ok(mut s) = state.settings.lock() {
                     *s = saved;

@@ -36,6 +36,11 @@ pub struct Settings {
     pub input_gain: Option<f32>,
     /// Output volume, linear (default 1.0 when absent).
     pub output_volume: Option<f32>,
+    /// Microphone, by PulseAudio name or description (the system's default
+    /// when absent).
+    pub input_device: Option<String>,
+    /// Speaker, likewise.
+    pub output_device: Option<String>,
     /// Noise suppression on the capture (default on when absent).
     pub noise_suppression: Option<bool>,
     /// Automatic gain control on the capture (default on when absent).
@@ -135,6 +140,7 @@ mod tests {
             latch: true,
             release_tail_ms: Some(400),
             input_gain: Some(1.5),
+            input_device: Some("alsa_input.usb-headset".into()),
             noise_suppression: Some(false),
             ..Settings::default()
         };

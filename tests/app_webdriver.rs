@@ -9,6 +9,11 @@
 //!   test plays the microphone back on the speaker.
 //! - The talk key is set by pressing it in the window, then works as a
 //!   global key; the release tail is set and saved.
+//! - Audio devices: started with a second microphone and speaker chosen,
+//!   the mic test goes from that microphone to that speaker; the Audio
+//!   panel lists them; unplugging the microphone falls back to the default
+//!   with a notice, plugging it in again is noticed; choosing the default
+//!   in the panel moves the capture and is saved.
 //! - On Wayland (the kit's stand-in GlobalShortcuts portal), the Talk key
 //!   panel shows the key the desktop bound, and switching latch on keeps
 //!   the portal session instead of asking the desktop again.
@@ -107,6 +112,163 @@ fn on_wayland_the_talk_key_panel_shows_the_desktops_key_and_latch_keeps_the_sess
     app.quit();
 }
 
+/// The app as "Desk" on channel `desk` of `server`, with `more` arguments;
+/// returns once it has joined.
+fn desk_app(
+    x: &Xvfb,
+    pulse: &Pulse,
+    out: &std::path::Path,
+    server: &TestServer,
+    more: &[&str],
+) -> Browser {
+    let ws = server.ws_url();
+    let mut args = vec!["--server", &ws, "--name", "Desk", "--channel", "desk"];
+    args.extend_from_slice(more);
+    let mut app = Browser::tauri_app(x, pulse, out, &args);
+    app.wait_ready("app", "desk");
+    app
+}
+
+/// Returns once the microphone is quiet again (the meter below 0.01) and
+/// the mic test's loopback has played out: it lags the microphone by at
+/// most the mixer's queue (100 ms) plus the device buffer (40 ms), so a
+/// recording stopped now holds 500 ms more.
+fn until_the_mic_test_is_heard_out(app: &mut Browser) {
+    app.wait(
+        "app",
+        "document.getElementById('level').value < 0.01",
+        Duration::from_secs(5),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+}
+
+/// Opens the panel (`<details>`) `id` and scrolls to it.
+fn open_panel(app: &mut Browser, id: &str) {
+    app.eval(
+        "app",
+        &format!("(() => {{ const d = document.getElementById('{id}'); d.open = true; d.scrollIntoView(); return true; }})()"),
+    );
+}
+
+#[test]
+fn the_app_uses_the_chosen_devices_and_says_when_the_microphone_is_unplugged() {
+    let out = out_dir("app_webdriver_devices");
+    let x = Xvfb::start();
+    let pulse = Pulse::start(&out);
+    let headset = pulse.load_null_sink("headset");
+    pulse.load_null_sink("headphones");
+    let server = TestServer::start();
+    let source = speech("M1_harvard_phrases.wav");
+    let mut app = desk_app(
+        &x,
+        &pulse,
+        &out,
+        &server,
+        &[
+            "--input-device",
+            "headset.monitor",
+            "--output-device",
+            "headphones",
+        ],
+    );
+    let capture = "application.name = \"Squawk\"";
+    assert_eq!(
+        pulse.source_with(capture).as_deref(),
+        Some("headset.monitor")
+    );
+
+    // The mic test: the headset's microphone on the headphones, nothing on
+    // the default speaker.
+    open_panel(&mut app, "audio");
+    let listed = app.wait(
+        "app",
+        "[...document.querySelectorAll('#input-device option')].some(o => o.value === 'headset.monitor') && document.getElementById('input-device').value",
+        Duration::from_secs(5),
+    );
+    assert_eq!(listed, "headset.monitor");
+    assert_eq!(
+        app.eval("app", "document.getElementById('output-device').value"),
+        "headphones"
+    );
+    app.eval("app", "document.getElementById('mic-test').click()");
+    let on_headphones = out.join("headphones-mic-test.wav");
+    let on_default = out.join("spk-mic-test.wav");
+    let rec = pulse.record_sink("headphones", &on_headphones);
+    let rec_default = pulse.record_speaker(&on_default);
+    pulse.play_into("headset", &source);
+    until_the_mic_test_is_heard_out(&mut app);
+    rec.stop();
+    rec_default.stop();
+    app.eval("app", "document.getElementById('mic-test').click()");
+    let report = compare(&source, &on_headphones);
+    eprintln!("mic test, headset → headphones: {report}");
+    assert_speech(&report, "the mic test on the chosen devices");
+    let quiet = silence(&on_default);
+    assert!(
+        quiet["peak"].as_f64().unwrap() < 0.01,
+        "the default speaker stayed silent: {quiet}"
+    );
+
+    // Unplugged: the panel says so and the capture moves to the default.
+    pulse.unload(headset);
+    let notice = app.wait(
+        "app",
+        "document.getElementById('device-status').textContent.includes('system default') && document.getElementById('device-status').textContent",
+        Duration::from_secs(5),
+    );
+    assert!(
+        notice
+            .as_str()
+            .unwrap()
+            .contains("Microphone “headset.monitor”"),
+        "{notice}"
+    );
+    x.screenshot(&out.join("app-device-unplugged.png"));
+    let unplugged = app.wait(
+        "app",
+        "document.querySelector('#input-device option[value=\"headset.monitor\"]')?.textContent.includes('not connected')",
+        Duration::from_secs(5),
+    );
+    assert_eq!(unplugged, true);
+    // Plugged back in: noticed, and captured from again.
+    pulse.load_null_sink("headset");
+    app.wait(
+        "app",
+        "document.getElementById('device-status').textContent.includes('connected again')",
+        Duration::from_secs(5),
+    );
+    wait_until(Duration::from_secs(5), || {
+        pulse.source_with(capture).as_deref() == Some("headset.monitor")
+    });
+
+    // Chosen in the panel: the system default microphone (the capture
+    // moves) and the speaker `spk` by name (saved).
+    let choose = |app: &mut Browser, id: &str, value: &str| {
+        app.eval(
+            "app",
+            &format!("(() => {{ const s = document.getElementById('{id}'); s.value = '{value}'; s.dispatchEvent(new Event('change')); return s.value; }})()"),
+        )
+    };
+    assert_eq!(choose(&mut app, "input-device", ""), "");
+    wait_until(Duration::from_secs(5), || {
+        pulse.source_with(capture).as_deref() == Some("mic.monitor")
+    });
+    assert_eq!(choose(&mut app, "output-device", "spk"), "spk");
+    let settings = out
+        .join("config")
+        .join("org.squawk.desktop")
+        .join("settings.json");
+    let saved = || -> serde_json::Value {
+        std::fs::read_to_string(&settings)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    };
+    wait_until(Duration::from_secs(5), || saved()["output_device"] == "spk");
+    assert_eq!(saved()["input_device"], serde_json::Value::Null);
+    app.quit();
+}
+
 #[test]
 fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
     let out = out_dir("app_webdriver");
@@ -114,22 +276,7 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
     let pulse = Pulse::start(&out);
     let server = TestServer::start();
     let source = speech("M1_harvard_phrases.wav");
-    let ws = server.ws_url();
-    let mut app = Browser::tauri_app(
-        &x,
-        &pulse,
-        &out,
-        &[
-            "--server",
-            &ws,
-            "--name",
-            "Desk",
-            "--channel",
-            "desk",
-            "--print-events",
-        ],
-    );
-    app.wait_ready("app", "desk");
+    let mut app = desk_app(&x, &pulse, &out, &server, &["--print-events"]);
 
     // A bot talks: the window shows who, on which channel, and plays it.
     let heard = out.join("speaker-bot.wav");
@@ -193,10 +340,7 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
     );
 
     // Audio panel: the meter follows the microphone, the mic test plays it.
-    app.eval(
-        "app",
-        "(() => { const d = document.getElementById('audio'); d.open = true; d.scrollIntoView(); return true; })()",
-    );
+    open_panel(&mut app, "audio");
     app.eval("app", "document.getElementById('mic-test').click()");
     let looped = out.join("speaker-mic-test.wav");
     let rec = pulse.record_speaker(&looped);
@@ -220,14 +364,7 @@ fn the_window_shows_and_plays_a_talker_and_sets_up_talk_key_and_audio() {
     assert!(level.as_f64().unwrap() <= 1.0, "{level}");
     x.screenshot(&out.join("app-mic-test.png"));
     assert!(player.join().unwrap().success());
-    // The microphone is quiet again; the loopback lags it by at most the
-    // mixer's queue (100 ms) plus the device buffer (40 ms): record 500 ms more.
-    app.wait(
-        "app",
-        "document.getElementById('level').value < 0.01",
-        Duration::from_secs(5),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    until_the_mic_test_is_heard_out(&mut app);
     rec.stop();
     app.eval("app", "document.getElementById('mic-test').click()");
     let report = compare(&source, &looped);

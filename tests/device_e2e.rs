@@ -198,15 +198,6 @@ fn the_chosen_devices_are_used_and_an_unplugged_microphone_falls_back_and_return
     drop(pulse.daemon);
 }
 
-/// Polls `ok` every 50 ms until it holds; panics after `timeout`.
-fn wait_until(timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let end = std::time::Instant::now() + timeout;
-    while !ok() {
-        assert!(std::time::Instant::now() < end, "not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Writes `clean` mixed with pink noise (equal energy per octave: a fan,
 /// traffic, a car's cabin) at `snr_db` below the speech's active level
 /// (the RMS of its 20 ms frames within 30 dB of the loudest, a rough

@@ -669,9 +669,65 @@ function setupAudio() {
     $("noise-suppression").addEventListener("change", processing);
     $("auto-gain").addEventListener("change", processing);
   }
+  if (engine.listDevices) setupDevices();
   if (engine.meter) $("audio").addEventListener("toggle", () => engine.meter($("audio").open));
   engine.onEvent((ev) => { if (ev.type === "connection" && ev.state === "connected") apply(); });
   setInterval(() => { if ($("audio").open) $("level").value = engine.inputLevel(); }, 100);
+}
+
+// ---------- audio devices (desktop) ----------
+
+const END_NAMES = { input: "Microphone", output: "Speaker" };
+
+/** Fills the microphone and speaker lists from the backend. */
+async function refreshDevices() {
+  /** @type {import("./types/events").AudioDevices} */
+  const d = await engine.listDevices();
+  const fill = (/** @type {HTMLSelectElement} */ select, list, chosen) => {
+    select.replaceChildren(new Option("System default", ""));
+    // Devices that share a description (two of a kind) also show their name.
+    const shared = (dev) => list.filter((o) => o.description === dev.description).length > 1;
+    for (const dev of list) {
+      const label = !dev.description ? dev.name : shared(dev) ? `${dev.description} (${dev.name})` : dev.description;
+      select.append(new Option(label, dev.name));
+    }
+    // A chosen device that is not plugged in stays shown, marked so.
+    if (chosen && !list.some((dev) => dev.name === chosen || dev.description === chosen)) {
+      select.append(new Option(`${chosen} (not connected)`, chosen));
+    }
+    const match = list.find((dev) => dev.description === chosen);
+    select.value = match ? match.name : chosen || "";
+  };
+  fill(/** @type {HTMLSelectElement} */ ($("input-device")), d.inputs, d.input);
+  fill(/** @type {HTMLSelectElement} */ ($("output-device")), d.outputs, d.output);
+  if (d.problem) $("device-status").textContent = `Default devices only: ${d.problem}`;
+}
+
+/** What a `device` event means, for people. */
+function deviceNotice(/** @type {Extract<import("./types/events").UiEvent, { type: "device" }>} */ ev) {
+  const what = END_NAMES[ev.end];
+  switch (ev.change) {
+    case "fell_back": return `${what} “${ev.wanted}” cannot be used (${ev.reason}): using the system default.`;
+    case "restored": return `${what} “${ev.device}” is connected again and in use.`;
+    case "unavailable": return `No ${what.toLowerCase()} can be opened: ${ev.reason}. Trying again.`;
+  }
+}
+
+function setupDevices() {
+  $("device-rows").hidden = false;
+  for (const end of ["input", "output"]) {
+    const select = /** @type {HTMLSelectElement} */ ($(`${end}-device`));
+    select.addEventListener("change", () => {
+      $("device-status").textContent = "";
+      engine.setDevice(end, select.value || null).catch((e) => showError(String(e)));
+    });
+  }
+  $("audio").addEventListener("toggle", () => { if ($("audio").open) refreshDevices(); });
+  engine.onEvent((ev) => {
+    if (ev.type !== "device") return;
+    $("device-status").textContent = deviceNotice(ev);
+    refreshDevices();
+  });
 }
 
 // ---------- USB pedal (desktop) ----------

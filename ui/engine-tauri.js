@@ -61,6 +61,10 @@ function createTauriEngine(tauri) {
      * Resolves to the key's status; rejects with the reason for a bad key.
      */
     setTalkKey: ({ key, latch, tailMs }) => invoke("app_set_talk_key", { key, latch, tailMs }),
+    /** Microphones and speakers to choose from, and the choice (AudioDevices). */
+    listDevices: () => invoke("app_audio_devices"),
+    /** Chooses the microphone (`end` "input") or speaker ("output") by name; null: the default. Saved. */
+    setDevice: (end, name) => invoke("app_set_audio_device", { end, name }),
     /** HID devices for a pedal: [{path, name, vendor, product}]. */
     listPedals: () => invoke("app_list_pedals"),
     /** Learns the pedal at `path` (press and release it within 20 s); resolves to {device, map}. */

@@ -355,14 +355,19 @@ impl Pulse {
     /// The source the record stream of process `pid` is connected to,
     /// by name; `None` if it has none.
     pub fn source_of(&self, pid: u32) -> Option<String> {
+        self.source_with(&format!("application.process.id = \"{pid}\""))
+    }
+
+    /// The source of the record stream whose properties (as `pactl list
+    /// source-outputs` prints them) include the line `property`.
+    pub fn source_with(&self, property: &str) -> Option<String> {
         let mut cmd = Command::new("pactl");
         self.env(&mut cmd);
         let out = cmd.args(["list", "source-outputs"]).output().ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let wanted = format!("application.process.id = \"{pid}\"");
         let block = text
             .split("Source Output #")
-            .find(|b| b.contains(&wanted))?;
+            .find(|b| b.contains(property))?;
         let index = block
             .lines()
             .find_map(|l| l.trim().strip_prefix("Source: "))?
@@ -1128,6 +1133,15 @@ pub fn assert_speech(report: &Value, who: &str) {
         first > -6.0,
         "{who}: first 50 ms of speech missing ({first:.1} dB vs source): {report}"
     );
+}
+
+/// Polls `ok` every 50 ms until it holds; panics after `timeout`.
+pub fn wait_until(timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < end, "not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Writes `secs` of a 440 Hz tone at -10 dBFS, 48 kHz mono 16-bit PCM.

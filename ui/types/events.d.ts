@@ -419,6 +419,37 @@ jitter_buffer_ms: number,
  */
 recall_id: number | null, };
 
+export type DeviceEnd = "input" | "output";
+
+export type DeviceInfo = { 
+/**
+ * The system's name for it (PulseAudio's source or sink name), which
+ * opens it.
+ */
+name: string, 
+/**
+ * What people call it ("Built-in Audio Analog Stereo").
+ */
+description: string, };
+
+export type DeviceChange = { "change": "fell_back", 
+/**
+ * The device asked for, as given.
+ */
+wanted: string, 
+/**
+ * Why, for people.
+ */
+reason: string, } | { "change": "restored", 
+/**
+ * The device, as given.
+ */
+device: string, } | { "change": "unavailable", 
+/**
+ * Why, for people.
+ */
+reason: string, };
+
 export type LocalEvent = { "type": "media", 
 /**
  * Whether media flows.
@@ -554,3 +585,27 @@ pinned: string, } | { "type": "talk_key",
 down: boolean, } | { "type": "talk_key_status" } & TalkKeyStatus;
 
 export type UiEvent = EngineEvent | AppEvent;
+
+export type AudioDevices = { 
+/**
+ * Microphones (PulseAudio sources, the monitors of outputs among
+ * them).
+ */
+inputs: Array<DeviceInfo>, 
+/**
+ * Speakers (PulseAudio sinks).
+ */
+outputs: Array<DeviceInfo>, 
+/**
+ * The microphone chosen; `None`: the system's default.
+ */
+input: string | null, 
+/**
+ * The speaker chosen; `None`: the system's default.
+ */
+output: string | null, 
+/**
+ * Why there is nothing to choose from (no PulseAudio server: the
+ * default devices are used), for people.
+ */
+problem: string | null, };

@@ -239,7 +239,7 @@ pub enum LocalEvent {
 }
 
 /// An audio device's end of the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceEnd {
     /// The microphone (a capture device).

@@ -30,7 +30,7 @@ mod rtc;
 pub mod tls;
 
 pub use engine::{
-    DEFAULT_RED_LEVELS, Engine, EngineConfig, EngineCounters, EngineError, EngineEvent,
+    DEFAULT_RED_LEVELS, DeviceEnd, Engine, EngineConfig, EngineCounters, EngineError, EngineEvent,
     FloorOptions, LocalEvent, TransmissionReport,
 };
 pub use rtc::IcePath;
