@@ -672,7 +672,12 @@ function setupAudio() {
   if (engine.listDevices) setupDevices();
   if (engine.meter) $("audio").addEventListener("toggle", () => engine.meter($("audio").open));
   engine.onEvent((ev) => { if (ev.type === "connection" && ev.state === "connected") apply(); });
-  setInterval(() => { if ($("audio").open) $("level").value = engine.inputLevel(); }, 100);
+  // The meter moves only while the panel is open: no timer runs otherwise.
+  let levelTimer = null;
+  $("audio").addEventListener("toggle", () => {
+    clearInterval(levelTimer);
+    levelTimer = $("audio").open ? setInterval(() => { $("level").value = engine.inputLevel(); }, 100) : null;
+  });
 }
 
 // ---------- audio devices (desktop) ----------

@@ -31,7 +31,7 @@ use webrtc::{
 
 use crate::{
     audio::{
-        CapturedFrame, FRAME_SAMPLES, InputSpec, OutputSpec, SAMPLE_RATE,
+        CapturedFrame, FRAME_MS, FRAME_SAMPLES, InputSpec, OutputSpec, SAMPLE_RATE,
         controls::{self, AudioControls, Level, LevelMeter},
         device::{self, DeviceHandle},
         mixer::{self, ChannelMix, Layout, Mixer, MixerEvent, MixerIn, RtpIn},
@@ -246,6 +246,23 @@ pub enum DeviceEnd {
     Input,
     /// The speaker (a playout device).
     Output,
+}
+
+/// The capture-clock index of a frame captured from `at`: 0 for the first
+/// (`first` is set), then the 20 ms periods since it, rounded, and always
+/// past the previous index (`last`), so that frames kept apart by a closed
+/// capture gate are numbered by the time between them and none repeats.
+fn capture_index(first: &mut Option<Instant>, last: &mut Option<u32>, at: Instant) -> u32 {
+    let start = *first.get_or_insert(at);
+    let periods = (at.saturating_duration_since(start).as_micros() + u128::from(FRAME_MS) * 500)
+        / (u128::from(FRAME_MS) * 1000);
+    let by_time = u32::try_from(periods % (1u128 << 32)).unwrap_or(0);
+    let n = match *last {
+        Some(prev) if by_time.wrapping_sub(prev) as i32 <= 0 => prev.wrapping_add(1),
+        _ => by_time,
+    };
+    *last = Some(n);
+    n
 }
 
 /// A [`device::Notify`] that reports on `events` as [`LocalEvent::Device`].
@@ -463,13 +480,15 @@ impl Engine {
         let (frames_tx, frames_rx) = mpsc::channel::<CapturedFrame>(64);
         let mut devices: Vec<DeviceHandle> = Vec::new();
         let mut choosers = [None, None];
+        // Open while someone uses captured frames ([`Runner::update_gate`]).
+        let capture_gate = Arc::new(AtomicBool::new(false));
         let wav = match &config.input {
             InputSpec::None => None,
             InputSpec::Wav => Some(WavSource::start(frames_tx.clone())),
             InputSpec::Device(name) => {
                 let capture = device::start_capture(
                     name.clone(),
-                    frames_tx.clone(),
+                    device::GatedFrames::new(frames_tx.clone(), capture_gate.clone()),
                     device_notices(DeviceEnd::Input, &events_tx),
                 )?;
                 choosers[0] = capture.chooser();
@@ -573,7 +592,9 @@ impl Engine {
             counters: counters.clone(),
             seq: rand::random(),
             ts_base: rand::random(),
-            frames_captured: 0,
+            capture_gate,
+            first_frame_at: None,
+            last_frame_n: None,
             pending_marker: false,
             floor_options: FloorOptions::default(),
             revoked_by: None,
@@ -831,7 +852,15 @@ struct Runner {
     seq: u16,
     ts_base: u32,
     /// Frames captured since start (the RTP timestamp clock).
-    frames_captured: u32,
+    /// Open while captured frames are used (a transmission, the meter,
+    /// the mic test, rogue sending): the capture thread sends none
+    /// otherwise.
+    capture_gate: Arc<AtomicBool>,
+    /// When the first captured frame started: frame `n` of the capture
+    /// clock started `n` × 20 ms later.
+    first_frame_at: Option<Instant>,
+    /// The capture-clock index of the last frame received.
+    last_frame_n: Option<u32>,
     pending_marker: bool,
     /// What the last press asked for (sent with its Floor Request).
     floor_options: FloorOptions,
@@ -972,6 +1001,7 @@ impl Runner {
             }
             Command::SendWithoutFloor(on) => {
                 self.rogue = on;
+                self.update_gate();
                 true
             }
             Command::Audio(controls) => {
@@ -1110,17 +1140,18 @@ impl Runner {
             self.meter = LevelMeter::default();
         }
         self.controls = controls;
+        self.update_gate();
     }
 
     async fn frame(&mut self, mut frame: CapturedFrame) {
-        // RTP time advances by one frame per captured frame (RFC 3550 §5.1),
-        // whether or not it is sent: capture runs continuously, so gaps
-        // between transmissions show as timestamp jumps, and scheduling
-        // jitter of the capture thread cannot repeat or skip a timestamp.
+        // RTP time follows the capture clock (RFC 3550 §5.1), whether or
+        // not frames are sent or even delivered (an idle engine gets none):
+        // gaps between transmissions show as timestamp jumps, and
+        // scheduling jitter of the capture thread cannot repeat a timestamp.
+        let n = capture_index(&mut self.first_frame_at, &mut self.last_frame_n, frame.at);
         let timestamp = self
             .ts_base
-            .wrapping_add(self.frames_captured.wrapping_mul(FRAME_SAMPLES as u32));
-        self.frames_captured = self.frames_captured.wrapping_add(1);
+            .wrapping_add(n.wrapping_mul(FRAME_SAMPLES as u32));
         controls::apply_gain(&mut frame.pcm, self.controls.input_gain);
         if let Some(p) = &mut self.processor {
             // Only frames someone uses are processed: an idle app spends
@@ -1178,8 +1209,16 @@ impl Runner {
         .await;
     }
 
+    /// Opens the capture gate while frames are used, closes it otherwise.
+    fn update_gate(&self) {
+        let used =
+            self.controls.meter || self.controls.mic_test || self.ptt.wants_audio() || self.rogue;
+        self.capture_gate.store(used, Ordering::Relaxed);
+    }
+
     async fn ptt_input(&mut self, now: Instant, input: PttInput<Encoded>) {
         self.ptt.handle(now, input);
+        self.update_gate();
         while let Some(action) = self.ptt.poll_action() {
             match action {
                 PttAction::RequestFloor(channel) => {
@@ -1377,3 +1416,26 @@ async fn read_track(
 
 /// Samples per second, re-exported for callers sizing buffers.
 pub const ENGINE_SAMPLE_RATE: u32 = SAMPLE_RATE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_capture_index_follows_the_capture_clock_and_never_repeats() {
+        let t0 = Instant::now();
+        let (mut first, mut last) = (None, None);
+        let mut index =
+            |ms: u64| capture_index(&mut first, &mut last, t0 + Duration::from_millis(ms));
+        // Frames 20 ms apart, with scheduling jitter of a few ms.
+        assert_eq!(index(0), 0);
+        assert_eq!(index(21), 1);
+        assert_eq!(index(38), 2);
+        // A closed gate kept 10 s of frames away: the index jumps by them.
+        assert_eq!(index(10_000), 500);
+        // Two frames dated alike (jitter) still get distinct indexes.
+        assert_eq!(index(10_001), 501);
+        assert_eq!(index(10_040), 502);
+    }
+}

@@ -521,6 +521,15 @@ impl JitterBuffer {
         }
     }
 
+    /// Whether no stream is under way (none started, or the last one
+    /// ended): [`JitterBuffer::pop`] returns [`Playout::Idle`] until a
+    /// packet arrives, so a playout clock may stop calling it meanwhile.
+    /// A stream still prebuffering is under way.
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, StreamState::Idle { .. })
+    }
+
     /// Cumulative statistics since [`JitterBuffer::new`] and the current
     /// jitter and delay values.
     #[must_use]

@@ -3,9 +3,10 @@
 //! [`super::select::Selector`]), else through cpal (the default devices, or
 //! a name substring, without fallback).
 //!
-//! PulseAudio: each stream has its own thread blocking on it (10 ms
+//! PulseAudio: each stream has its own thread blocking on it (20 ms
 //! reads of 48 kHz mono for capture, 20 ms frames from the [`Mixer`] written
-//! into a 40 ms queue for playout, so the device clock paces playout); the
+//! into a 40 ms queue for playout, so the device clock paces playout; while
+//! the mixer has nothing to play the thread sleeps until it does); the
 //! thread also follows the [`Selector`] (lists the devices every 2 s,
 //! reopens on the default or the chosen device) and reports each
 //! [`DeviceChange`].
@@ -223,7 +224,7 @@ impl FrameWake {
 /// first stream opened or a notice said why none could.
 pub fn start_capture(
     name: Option<String>,
-    frames: mpsc::Sender<CapturedFrame>,
+    frames: GatedFrames,
     notify: Notify,
 ) -> Result<DeviceHandle, DeviceError> {
     if pulse::list().is_ok() {
@@ -232,6 +233,54 @@ pub fn start_capture(
         });
     }
     cpal_capture(name, frames)
+}
+
+/// A capture thread's way to the engine: frames pass while the gate is
+/// open (someone uses them: a transmission, the meter, the mic test);
+/// while it is closed only the newest is kept, in place, and it goes first
+/// when the gate opens. An idle app then wakes its engine for no frame at
+/// all, yet a press still gets the frame that was being captured.
+pub struct GatedFrames {
+    tx: mpsc::Sender<CapturedFrame>,
+    gate: Arc<AtomicBool>,
+    kept: Option<CapturedFrame>,
+}
+
+impl GatedFrames {
+    /// Frames to `tx` while `gate` is true.
+    pub fn new(tx: mpsc::Sender<CapturedFrame>, gate: Arc<AtomicBool>) -> Self {
+        Self {
+            tx,
+            gate,
+            kept: None,
+        }
+    }
+
+    /// One 20 ms frame, captured from `at`.
+    fn send(&mut self, at: Instant, pcm: &[f32]) {
+        if self.gate.load(Ordering::Relaxed) {
+            if let Some(kept) = self.kept.take() {
+                let _ = self.tx.try_send(kept);
+            }
+            let _ = self.tx.try_send(CapturedFrame {
+                at,
+                pcm: pcm.into(),
+            });
+            return;
+        }
+        match &mut self.kept {
+            Some(k) if k.pcm.len() == pcm.len() => {
+                k.at = at;
+                k.pcm.copy_from_slice(pcm);
+            }
+            _ => {
+                self.kept = Some(CapturedFrame {
+                    at,
+                    pcm: pcm.into(),
+                })
+            }
+        }
+    }
 }
 
 /// Opens the playout device `name` (`None`: the default) pulling from
@@ -365,11 +414,7 @@ impl<S> Follow<S> {
     }
 }
 
-fn pulse_capture(
-    frames: mpsc::Sender<CapturedFrame>,
-    stop: &AtomicBool,
-    mut follow: Follow<pulse::Stream>,
-) {
+fn pulse_capture(mut frames: GatedFrames, stop: &AtomicBool, mut follow: Follow<pulse::Stream>) {
     let mut fragment = vec![0.0f32; (SAMPLE_RATE / 1000 * pulse::CAPTURE_FRAGMENT_MS) as usize];
     let mut frame: Vec<f32> = Vec::with_capacity(FRAME_SAMPLES);
     while !stop.load(Ordering::Relaxed) {
@@ -387,12 +432,8 @@ fn pulse_capture(
             // The newest sample was captured about now.
             let now = Instant::now();
             let age = Duration::from_millis(u64::from(super::FRAME_MS));
-            let pcm: Box<[f32]> = frame[..FRAME_SAMPLES].into();
+            frames.send(now.checked_sub(age).unwrap_or(now), &frame[..FRAME_SAMPLES]);
             frame.drain(..FRAME_SAMPLES);
-            let _ = frames.try_send(CapturedFrame {
-                at: now.checked_sub(age).unwrap_or(now),
-                pcm,
-            });
         }
     }
 }
@@ -403,8 +444,14 @@ fn pulse_playout(mut mixer: Mixer, stop: &AtomicBool, mut follow: Follow<pulse::
     let stereo = channels == 2;
     let open = move |device: Option<&str>| pulse::Stream::playback(device, stereo);
     while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        mixer.mix(now, &mut frame);
+        if mixer.is_idle() && !mixer.wait_for_input(IDLE_WAKE) {
+            // Nothing to hear: no silence is mixed or written (the server
+            // plays silence once the queue runs dry), but the device is
+            // still looked after.
+            let _ = follow.stream(|d| &d.outputs, open);
+            continue;
+        }
+        mixer.mix(Instant::now(), &mut frame);
         let Some(stream) = follow.stream(|d| &d.outputs, open) else {
             // No device: the frame is dropped, the mixer keeps time.
             continue;
@@ -418,7 +465,7 @@ fn pulse_playout(mut mixer: Mixer, stop: &AtomicBool, mut follow: Follow<pulse::
 /// [`start_capture`] through cpal.
 fn cpal_capture(
     name: Option<String>,
-    frames: mpsc::Sender<CapturedFrame>,
+    mut frames: GatedFrames,
 ) -> Result<DeviceHandle, DeviceError> {
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
@@ -502,11 +549,10 @@ fn cpal_capture(
                         ((at48.len() - i * FRAME_SAMPLES) as u64 * 1_000_000)
                             / u64::from(SAMPLE_RATE),
                     );
-                    let pcm: Box<[f32]> = at48[i * FRAME_SAMPLES..(i + 1) * FRAME_SAMPLES].into();
-                    let _ = frames.try_send(CapturedFrame {
-                        at: now.checked_sub(age).unwrap_or(now),
-                        pcm,
-                    });
+                    frames.send(
+                        now.checked_sub(age).unwrap_or(now),
+                        &at48[i * FRAME_SAMPLES..(i + 1) * FRAME_SAMPLES],
+                    );
                 }
                 at48.drain(..ready * FRAME_SAMPLES);
             }
@@ -681,6 +727,29 @@ mod tests {
         let mut w = FrameWake::new(44_100);
         assert!(w.arrived(2_000));
         assert_eq!(w.pending, 2_000 % 882);
+    }
+
+    #[test]
+    fn a_closed_gate_keeps_only_the_newest_frame_and_sends_it_first_on_opening() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let gate = Arc::new(AtomicBool::new(false));
+        let mut frames = GatedFrames::new(tx, gate.clone());
+        let t0 = Instant::now();
+        let at = |n: u64| t0 + Duration::from_millis(20 * n);
+        for n in 0..5 {
+            frames.send(at(n), &[n as f32; FRAME_SAMPLES]);
+        }
+        assert!(rx.try_recv().is_err(), "nothing passes a closed gate");
+        gate.store(true, Ordering::Relaxed);
+        frames.send(at(5), &[5.0; FRAME_SAMPLES]);
+        frames.send(at(6), &[6.0; FRAME_SAMPLES]);
+        let got: Vec<(Instant, f32)> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|f| (f.at, f.pcm[0]))
+            .collect();
+        assert_eq!(got, [(at(4), 4.0), (at(5), 5.0), (at(6), 6.0)]);
+        gate.store(false, Ordering::Relaxed);
+        frames.send(at(7), &[7.0; FRAME_SAMPLES]);
+        assert!(rx.try_recv().is_err(), "closed again");
     }
 
     #[test]

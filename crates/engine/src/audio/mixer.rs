@@ -268,6 +268,9 @@ pub struct Mixer {
     replay: Option<Replay>,
     /// Scratch for the replay's decoded frame.
     replay_frame: Vec<f32>,
+    /// An input taken by [`Mixer::wait_for_input`], handled first by the
+    /// next [`Mixer::mix`].
+    pending: Option<MixerIn>,
 }
 
 impl Mixer {
@@ -301,6 +304,7 @@ impl Mixer {
             next_recall: 1,
             replay: None,
             replay_frame: vec![0.0; FRAME_SAMPLES],
+            pending: None,
         }
     }
 
@@ -315,49 +319,81 @@ impl Mixer {
     /// # Panics
     /// If `out` is shorter than that.
     pub fn mix(&mut self, now: Instant, out: &mut [f32]) {
+        if let Some(msg) = self.pending.take() {
+            self.handle(now, msg);
+        }
         while let Ok(msg) = self.rx.try_recv() {
-            match msg {
-                MixerIn::ChannelMix { channel, mix } => {
-                    self.mixes.insert(channel, mix.clamped());
+            self.handle(now, msg);
+        }
+        self.mix_inputs(now, out);
+    }
+
+    /// Whether nothing would be heard until the next input arrives: no
+    /// stream under way in any jitter buffer, no local audio (mic test),
+    /// no replay. A playout clock may then stop mixing (the device plays
+    /// silence) and [`Mixer::wait_for_input`].
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_none()
+            && self.local.is_empty()
+            && self.replay.is_none()
+            && self.slots.values().all(|s| s.jitter.is_idle())
+    }
+
+    /// Blocks until an input arrives (kept for the next [`Mixer::mix`]) or
+    /// `timeout` passes; true if one arrived.
+    pub fn wait_for_input(&mut self, timeout: Duration) -> bool {
+        if self.pending.is_some() {
+            return true;
+        }
+        self.pending = self.rx.recv_timeout(timeout).ok();
+        self.pending.is_some()
+    }
+
+    fn handle(&mut self, now: Instant, msg: MixerIn) {
+        match msg {
+            MixerIn::ChannelMix { channel, mix } => {
+                self.mixes.insert(channel, mix.clamped());
+            }
+            MixerIn::Replay { id } => self.start_replay(now, id),
+            MixerIn::Talker { channel, name } => self.talker(now, &channel, name),
+            MixerIn::StopReplay => self.stop_replay(),
+            MixerIn::Map { mid, channel } => {
+                // A track reassigned to another channel starts afresh.
+                let fresh = |config| Slot {
+                    channel: None,
+                    started: None,
+                    last_audio: None,
+                    jitter: JitterBuffer::new(config),
+                    decoder: Decoder::new().expect("libopus allocates a decoder"),
+                    recording: Vec::new(),
+                    seg_base: JitterStats::default(),
+                    talker: None,
+                };
+                let slot = self.slots.entry(mid).or_insert_with(|| fresh(self.config));
+                if slot.channel != channel {
+                    *slot = fresh(self.config);
+                    slot.channel = channel;
                 }
-                MixerIn::Replay { id } => self.start_replay(now, id),
-                MixerIn::Talker { channel, name } => self.talker(now, &channel, name),
-                MixerIn::StopReplay => self.stop_replay(),
-                MixerIn::Map { mid, channel } => {
-                    // A track reassigned to another channel starts afresh.
-                    let fresh = |config| Slot {
-                        channel: None,
-                        started: None,
-                        last_audio: None,
-                        jitter: JitterBuffer::new(config),
-                        decoder: Decoder::new().expect("libopus allocates a decoder"),
-                        recording: Vec::new(),
-                        seg_base: JitterStats::default(),
-                        talker: None,
-                    };
-                    let slot = self.slots.entry(mid).or_insert_with(|| fresh(self.config));
-                    if slot.channel != channel {
-                        *slot = fresh(self.config);
-                        slot.channel = channel;
-                    }
+            }
+            MixerIn::Volume(v) => self.volume = v.clamp(0.0, 1.0),
+            MixerIn::Local(pcm) => {
+                if self.local.len() >= MAX_LOCAL_FRAMES {
+                    self.local.pop_front();
                 }
-                MixerIn::Volume(v) => self.volume = v.clamp(0.0, 1.0),
-                MixerIn::Local(pcm) => {
-                    if self.local.len() >= MAX_LOCAL_FRAMES {
-                        self.local.pop_front();
-                    }
-                    self.local.push_back(pcm);
-                }
-                MixerIn::Packet(p) => {
-                    if let Some(slot) = self.slots.get_mut(&p.mid)
-                        && slot.channel.is_some()
-                    {
-                        slot.jitter
-                            .push(p.arrival, p.seq, p.timestamp, p.marker, &p.payload);
-                    }
+                self.local.push_back(pcm);
+            }
+            MixerIn::Packet(p) => {
+                if let Some(slot) = self.slots.get_mut(&p.mid)
+                    && slot.channel.is_some()
+                {
+                    slot.jitter
+                        .push(p.arrival, p.seq, p.timestamp, p.marker, &p.payload);
                 }
             }
         }
+    }
+
+    fn mix_inputs(&mut self, now: Instant, out: &mut [f32]) {
         let out = &mut out[..FRAME_SAMPLES * self.layout.channels()];
         out.fill(0.0);
         for slot in self.slots.values_mut() {
@@ -798,6 +834,54 @@ mod tests {
         tx.send(MixerIn::Replay { id: 999 }).unwrap();
         m.mix(now, &mut out);
         assert!(ev.try_recv().is_err(), "an unknown id is ignored");
+    }
+
+    #[test]
+    fn the_mixer_is_idle_until_input_arrives_and_again_once_the_stream_ends() {
+        let (mut m, tx) = mixer();
+        let mut out = vec![0.0; FRAME_SAMPLES];
+        assert!(m.is_idle(), "nothing to play at the start");
+        let t0 = Instant::now();
+        assert!(!m.wait_for_input(Duration::from_millis(1)), "no input yet");
+        tx.send(MixerIn::Map {
+            mid: "0".into(),
+            channel: Some(ch("a")),
+        })
+        .unwrap();
+        // A taken input is kept for the next mix, and counts as work.
+        assert!(m.wait_for_input(Duration::from_secs(5)));
+        assert!(!m.is_idle());
+        m.mix(t0, &mut out);
+        assert!(m.is_idle(), "a mapped track with no stream is idle");
+        let mut enc = crate::codec::Encoder::new(crate::codec::OpusConfig::default()).unwrap();
+        let tone = tone();
+        for i in 0..10u32 {
+            let at = t0 + Duration::from_millis(20 * u64::from(i));
+            tx.send(MixerIn::Packet(RtpIn {
+                mid: "0".into(),
+                seq: i as u16,
+                timestamp: i * FRAME_SAMPLES as u32,
+                marker: i == 0,
+                payload: Bytes::copy_from_slice(enc.encode(&tone).unwrap()),
+                arrival: at,
+            }))
+            .unwrap();
+            m.mix(at, &mut out);
+            assert!(!m.is_idle(), "a stream under way, prebuffering or playing");
+        }
+        // Mixed on until the stream ends (its packets stop); then idle.
+        let mut frames = 10;
+        while !m.is_idle() {
+            m.mix(t0 + Duration::from_millis(20 * frames), &mut out);
+            frames += 1;
+            assert!(frames < 200, "the stream never ended");
+        }
+        assert!(frames > 10, "the buffered frames played first");
+        // The mic test is work too.
+        tx.send(MixerIn::Local(frame(0.1))).unwrap();
+        assert!(m.wait_for_input(Duration::from_secs(5)));
+        m.mix(t0, &mut out);
+        assert!((out[0] - 0.1).abs() < 1e-6, "the kept input was handled");
     }
 
     #[test]

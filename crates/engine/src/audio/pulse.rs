@@ -6,7 +6,7 @@
 //! period, so the server drops what the client has not read in time (3.7 s
 //! delivered in 4 s on this machine; decision (p) in `docs/decisions.md`).
 //! Here a record stream's buffer is the server's maximum and audio comes in
-//! 10 ms fragments; a playback stream keeps [`PLAYBACK_TARGET_MS`] queued.
+//! 20 ms fragments; a playback stream keeps [`PLAYBACK_TARGET_MS`] queued.
 //!
 //! Format: 48 kHz f32 native-endian, mono for capture, stereo for
 //! playout (or mono); the server converts to and from the device's own format and
@@ -27,8 +27,10 @@ use super::{SAMPLE_RATE, select::DeviceInfo};
 /// The application name PulseAudio shows (pavucontrol, `pactl`).
 const CLIENT_NAME: &str = "Squawk";
 
-/// Capture fragment: how often a record stream delivers, ms.
-pub const CAPTURE_FRAGMENT_MS: u32 = 10;
+/// Capture fragment: how often a record stream delivers, ms. One frame:
+/// a frame is sent once its last sample is in, so smaller fragments would
+/// only wake the thread more often.
+pub const CAPTURE_FRAGMENT_MS: u32 = super::FRAME_MS;
 
 /// Audio kept queued in a playback stream's server-side buffer, ms: two
 /// 20 ms frames.
@@ -167,7 +169,8 @@ impl Stream {
             maxlength: u32::MAX,
             tlength: bytes(PLAYBACK_TARGET_MS, channels),
             prebuf: u32::MAX,
-            minreq: bytes(10, channels),
+            // Asked for a frame at a time, not in pieces.
+            minreq: bytes(super::FRAME_MS, channels),
             fragsize: u32::MAX,
         };
         Simple::new(
