@@ -9,7 +9,10 @@ use squawk_engine::{
 };
 use tauri::State;
 
-use crate::AppState;
+use crate::{
+    AppState,
+    events::{UiError, UiErrorCode},
+};
 
 /// The devices chosen, by PulseAudio name or description; `None`: the
 /// system's default.
@@ -50,12 +53,12 @@ pub struct AudioDevices {
 
 /// The devices to choose from, and the choice.
 #[tauri::command]
-pub(crate) async fn app_audio_devices(state: State<'_, AppState>) -> Result<AudioDevices, String> {
+pub(crate) async fn app_audio_devices(state: State<'_, AppState>) -> Result<AudioDevices, UiError> {
     let chosen = state.devices.lock().map(|d| d.clone()).unwrap_or_default();
     // A few ms of IPC to the sound server: off the async threads.
     let listed = tauri::async_runtime::spawn_blocking(pulse::list)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| UiError::new(UiErrorCode::Internal, e.to_string()))?;
     let (devices, problem) = match listed {
         Ok(d) => (d, None),
         Err(e) => (pulse::Devices::default(), Some(e)),
@@ -78,7 +81,7 @@ pub(crate) async fn app_set_audio_device(
     state: State<'_, AppState>,
     end: DeviceEnd,
     name: Option<String>,
-) -> Result<(), String> {
+) -> Result<(), UiError> {
     let name = name.filter(|n| !n.is_empty());
     if let Ok(mut d) = state.devices.lock() {
         *d.get_mut(end) = name.clone();
@@ -87,8 +90,11 @@ pub(crate) async fn app_set_audio_device(
         DeviceEnd::Input => s.input_device = name.clone(),
         DeviceEnd::Output => s.output_device = name.clone(),
     });
-    if let Some(e) = state.engine.lock().await.as_ref() {
-        e.set_device(end, name);
-    }
+    state
+        .connection
+        .apply(move |e| {
+            e.set_device(end, name);
+        })
+        .await;
     Ok(())
 }

@@ -142,6 +142,72 @@ impl TalkKeyStatus {
     }
 }
 
+/// Why a command failed: what the window gets when an `invoke` rejects,
+/// `{code, message}` (`ui/engine-tauri.js` turns it into an `Error` with
+/// `code`). Every command fails with this one type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct UiError {
+    /// What kind of failure, for the window to act on.
+    pub code: UiErrorCode,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// The kinds of [`UiError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum UiErrorCode {
+    /// An argument is not valid (a channel name, a key name, a server
+    /// address, a fingerprint, a tail out of range): fix it.
+    Invalid,
+    /// No engine runs (offline, connecting or reconnecting).
+    NotConnected,
+    /// The credentials were refused (a server password, an account's
+    /// password or saved sign-in): type the password.
+    Refused,
+    /// The server's certificate is not trusted, or not the one pinned (a
+    /// `certificate_prompt` or `certificate_changed` event says which).
+    Certificate,
+    /// The server could not be reached, or refused for another reason.
+    Unreachable,
+    /// A newer connect or a disconnect ended this connect.
+    Cancelled,
+    /// The OS keyring failed.
+    Keyring,
+    /// A device (a pedal) cannot be used.
+    Device,
+    /// Something inside the app failed.
+    Internal,
+}
+
+impl UiError {
+    /// A failure of kind `code`.
+    pub fn new(code: UiErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An argument that is not valid.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(UiErrorCode::Invalid, message)
+    }
+
+    /// No engine runs.
+    pub fn not_connected() -> Self {
+        Self::new(UiErrorCode::NotConnected, "not connected")
+    }
+}
+
+impl std::fmt::Display for UiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for UiError {}
+
 /// The TypeScript declarations of every type the window receives, in
 /// dependency order, for `ui/types/events.d.ts`: 64-bit integers as
 /// `number` (JSON has no other; ids and times stay below 2^53).
@@ -178,6 +244,8 @@ pub fn typescript() -> String {
         AppEvent::decl(&cfg),
         UiEvent::decl(&cfg),
         crate::devices::AudioDevices::decl(&cfg),
+        UiErrorCode::decl(&cfg),
+        UiError::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by `SQUAWK_BLESS=1 cargo test --test ui_types`\n\

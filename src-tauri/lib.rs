@@ -7,10 +7,18 @@
 //! (`engine-event`, JSON objects tagged by `type`). `ui/engine-tauri.js`
 //! wraps them in the engine interface that `ui/engine-browser.js` also
 //! implements, so the browser client runs the same UI.
+//!
+//! The shell is split by domain: `connection` (an actor task that owns the
+//! engine and runs the connection's state machine, `link`: connect, sign
+//! in, reconnect, disconnect; the commands only send to it), `devices`
+//! (microphone and speaker), `talk_key` and `portal` (the global key and
+//! its binding, a pure machine too), `pedal`, `tray` and `settings`.
 
 pub mod account;
+mod connection;
 pub mod devices;
 pub mod events;
+pub mod link;
 pub mod pedal;
 #[cfg(target_os = "linux")]
 pub mod portal;
@@ -21,10 +29,9 @@ pub mod talk_key;
 pub mod tray;
 
 use std::{
-    collections::BTreeSet,
     sync::{
         Mutex as SyncMutex,
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -32,15 +39,13 @@ use std::{
 use clap::Parser;
 use serde_json::json;
 use squawk_engine::{
-    Engine, EngineConfig, EngineError, EngineEvent, FloorOptions, LocalEvent,
+    Engine, EngineConfig, FloorOptions,
     audio::{InputSpec, OutputSpec, controls::AudioControls, mixer::ChannelMix},
-    tls::{TlsError, Trust},
 };
-use squawk_protocol::{ChannelName, Priority, ServerMessage};
+use squawk_protocol::{ChannelName, Priority};
 use tauri::{Emitter, Manager, State};
-use tokio::sync::{Mutex, mpsc};
 
-use crate::events::{AppEvent, ConnectionState, TalkKeyStatus, UiEvent};
+use crate::events::{AppEvent, TalkKeyStatus, UiError, UiErrorCode, UiEvent};
 
 /// Command-line options (for fixed consoles and automation).
 #[derive(Debug, Clone, Parser, serde::Serialize)]
@@ -86,14 +91,23 @@ pub struct Cli {
     pub print_events: bool,
 }
 
+/// A GlobalShortcuts portal session (dropping it closes it).
+#[cfg(target_os = "linux")]
+type PortalSession = portal::PortalKey;
+/// No portal off Linux.
+#[cfg(not(target_os = "linux"))]
+type PortalSession = ();
+
 /// Longest release tail accepted, ms.
 pub const MAX_RELEASE_TAIL_MS: u32 = 2000;
 
-/// The app's state: at most one engine, the channel the talk key talks
-/// into, and the talk key's state machine.
+/// The app's state: the way to the connection actor (which alone holds the
+/// engine), the channel the talk key talks into, the talk key's state
+/// machines, and the settings.
 #[derive(Default)]
 struct AppState {
-    engine: Mutex<Option<Engine>>,
+    /// The connection actor: it owns the engine.
+    connection: connection::Connection,
     target: SyncMutex<Option<ChannelName>>,
     /// The console's selection: the channels the talk key talks into (an
     /// all-call when several) and the Floor Requests' options; `target`
@@ -105,11 +119,6 @@ struct AppState {
     settings: SyncMutex<settings::Settings>,
     /// Where `settings` lives; `None` on the mock runtime (nothing saved).
     settings_dir: SyncMutex<Option<std::path::PathBuf>>,
-    /// Bumped by every connect and disconnect: a reconnect loop of an older
-    /// session sees it change and stops.
-    generation: AtomicU64,
-    /// Channels joined now (from `Joined`/`Left`), rejoined after a reconnect.
-    joined: SyncMutex<BTreeSet<ChannelName>>,
     /// Gain, volume, mic test and meter, kept across reconnects.
     audio: SyncMutex<AudioControls>,
     /// The microphone and speaker chosen.
@@ -120,20 +129,11 @@ struct AppState {
     tray: SyncMutex<tray::TrayModel>,
     /// The OS keyring, opened on first use (off the async threads).
     secrets: std::sync::OnceLock<secrets::Secrets>,
-    /// The account this connection signed in with, if any: a reconnect
-    /// signs in again with the refresh token kept in the keyring.
-    account: SyncMutex<Option<String>>,
     /// Set to stop the running pedal reader (or learner).
     pedal_stop: SyncMutex<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>>,
-    /// The global shortcut registered now, if any.
-    registered_key: SyncMutex<Option<tauri_plugin_global_shortcut::Shortcut>>,
-    /// The talk shortcut's GlobalShortcuts portal session (Wayland), if
-    /// bound; dropping it closes the session.
-    #[cfg(target_os = "linux")]
-    portal_key: SyncMutex<Option<portal::PortalKey>>,
-    /// Bumped by every talk key setup: a portal answer or event of an
-    /// earlier key sees it change and is dropped. Changed under `portal_key`'s lock.
-    key_generation: AtomicU64,
+    /// The global talk key bound now: an X11 grab or a GlobalShortcuts
+    /// portal session (Wayland), and its rebinding.
+    binding: SyncMutex<talk_key::TalkKeyBinding<PortalSession>>,
     /// Bumped when the audio controls change; the settings are written
     /// once they have been still for a moment (sliders send many changes).
     audio_edits: AtomicU32,
@@ -154,6 +154,15 @@ impl AppState {
     /// Brings `config`'s audio controls and release tail up to date (before
     /// a reconnect: the user may have changed them since).
     fn refresh(&self, config: &mut EngineConfig) {
+        // The devices chosen since (a connection without sound stays so).
+        if let Ok(chosen) = self.devices.lock() {
+            if let InputSpec::Device(d) = &mut config.input {
+                d.clone_from(&chosen.input);
+            }
+            if let OutputSpec::Device(d) = &mut config.output {
+                d.clone_from(&chosen.output);
+            }
+        }
         if let Ok(a) = self.audio.lock() {
             config.audio = *a;
         }
@@ -164,7 +173,7 @@ impl AppState {
 }
 
 /// Sends one event to the UI (and to stdout with `--print-events`).
-fn emit_ui<R: tauri::Runtime>(app: &tauri::AppHandle<R>, ev: impl Into<UiEvent>) {
+pub(crate) fn emit_ui<R: tauri::Runtime>(app: &tauri::AppHandle<R>, ev: impl Into<UiEvent>) {
     let ev = ev.into();
     let json = serde_json::to_value(&ev).unwrap_or_default();
     if app.state::<Cli>().print_events {
@@ -277,25 +286,9 @@ fn show_window<R: tauri::Runtime>(app: &tauri::AppHandle<R>) {
     }
 }
 
-/// The UI's text for a failed connect; a refused saved password says so.
-fn refusal(e: &EngineError, from_keyring: bool) -> String {
-    match e {
-        EngineError::Refused {
-            code: squawk_protocol::ErrorCode::Unauthorized,
-            message,
-        } if from_keyring => {
-            format!("the saved password was refused ({message}): type the password")
-        }
-        EngineError::Refused {
-            code: squawk_protocol::ErrorCode::Unauthorized,
-            message,
-        } => format!("server password: {message}"),
-        e => e.to_string(),
-    }
-}
-
-fn parse_channel(c: &str) -> Result<ChannelName, String> {
-    c.parse().map_err(|e| format!("channel {c:?}: {e}"))
+pub(crate) fn parse_channel(c: &str) -> Result<ChannelName, UiError> {
+    c.parse()
+        .map_err(|e| UiError::invalid(format!("channel {c:?}: {e}")))
 }
 
 /// Runs `f` with the keyring on a blocking thread (the Secret Service
@@ -303,7 +296,7 @@ fn parse_channel(c: &str) -> Result<ChannelName, String> {
 ///
 /// # Errors
 /// `f`'s error, or the keyring task's failure (a panic in the store).
-async fn with_keyring<R: tauri::Runtime, T: Send + 'static>(
+pub(crate) async fn with_keyring<R: tauri::Runtime, T: Send + 'static>(
     app: &tauri::AppHandle<R>,
     f: impl FnOnce(&secrets::Secrets) -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
@@ -319,465 +312,30 @@ async fn with_keyring<R: tauri::Runtime, T: Send + 'static>(
         .map_err(|e| format!("keyring task failed: {e}"))?
 }
 
-/// Why signing in failed, and whether trying again later can help.
-struct SignInError {
-    message: String,
-    /// The credentials were refused (a wrong password, a spent refresh
-    /// token, a disabled account): only the user can fix it.
-    refused: bool,
-}
-
-/// Signs `user` in on `server` (`POST /api/v1/login` with `password` when
-/// typed, else `refresh` with the refresh token kept in the keyring) and
-/// keeps the new refresh token in the keyring, in place of the spent one.
-/// A saved sign-in the server refuses is forgotten.
-async fn sign_in<R: tauri::Runtime>(
-    app: &tauri::AppHandle<R>,
-    server: &str,
-    user: &str,
-    password: Option<String>,
-) -> Result<account::Tokens, SignInError> {
-    let key = account::keyring_name(user);
-    let result = match password {
-        Some(p) => squawk_engine::account::login(server, &Trust::default(), user, &p)
-            .await
-            .map_err(|e| SignInError {
-                refused: e.is_unauthorized(),
-                message: format!("sign-in as {user}: {e}"),
-            }),
-        None => {
-            let (s, k) = (server.to_string(), key.clone());
-            let saved = with_keyring(app, move |kr| kr.get(&s, &k))
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::info!("no saved sign-in: {e}");
-                    None
-                });
-            let Some(refresh) = saved else {
-                return Err(SignInError {
-                    message: format!("type the password of {user}"),
-                    refused: true,
-                });
-            };
-            let refreshed =
-                squawk_engine::account::refresh(server, &Trust::default(), &refresh).await;
-            if let Err(e) = &refreshed
-                && e.is_unauthorized()
-            {
-                let (s, k) = (server.to_string(), key.clone());
-                let _ = with_keyring(app, move |kr| kr.forget(&s, &k)).await;
-            }
-            refreshed.map_err(|e| SignInError {
-                refused: e.is_unauthorized(),
-                message: if e.is_unauthorized() {
-                    format!(
-                        "the saved sign-in of {user} is no longer valid ({e}): type the password"
-                    )
-                } else {
-                    format!("sign-in as {user}: {e}")
-                },
-            })
-        }
-    };
-    let tokens = result?;
-    let (s, k, r) = (server.to_string(), key, tokens.refresh_token.clone());
-    if let Err(e) = with_keyring(app, move |kr| kr.set(&s, &k, &r)).await {
-        emit_ui(
-            app,
-            AppEvent::Warning {
-                message: format!("sign-in not saved, the password will be asked again: {e}"),
-            },
-        );
-    }
-    Ok(tokens)
-}
-
-/// Signs out of `user` on `server`: disconnects, revokes the refresh token
-/// kept in the keyring at the server (`POST /api/v1/logout`) and forgets
-/// it, so that the next start asks for the password.
-///
-/// # Errors
-/// The keyring failed; a server that cannot be reached is not an error
-/// (the token is forgotten here anyway, and expires within 30 days).
 #[tauri::command]
-async fn account_sign_out<R: tauri::Runtime>(
-    app: tauri::AppHandle<R>,
-    state: State<'_, AppState>,
-    server: String,
-    user: String,
-) -> Result<(), String> {
-    engine_disconnect(state.clone()).await?;
-    if let Ok(mut a) = state.account.lock() {
-        *a = None;
-    }
-    let key = account::keyring_name(&user);
-    let (s, k) = (server.clone(), key.clone());
-    let saved = with_keyring(&app, move |kr| kr.get(&s, &k)).await?;
-    if let Some(refresh) = saved
-        && let Err(e) = squawk_engine::account::logout(&server, &Trust::default(), &refresh).await
-    {
-        tracing::info!("sign-out not confirmed by the server: {e}");
-    }
-    with_keyring(&app, move |kr| kr.forget(&server, &key)).await?;
-    save_settings(state.inner(), |s| s.user = None);
-    Ok(())
-}
-
-/// Where a server's pinned certificate is kept: its `HOST:PORT`.
-fn pin_key(server: &str) -> String {
-    url_authority(server).unwrap_or_else(|| server.to_string())
-}
-
-fn url_authority(server: &str) -> Option<String> {
-    let rest = server.split_once("://")?.1;
-    Some(rest.split('/').next()?.to_string())
-}
-
-/// Trusts the certificate with SHA-256 `fingerprint` for `server` from now
-/// on (the user checked it after a `certificate_prompt`); the next
-/// [`engine_connect`] to it accepts exactly that certificate.
-///
-/// # Errors
-/// A bad server address or fingerprint.
-#[tauri::command]
-fn trust_certificate(
-    state: State<'_, AppState>,
-    server: String,
-    fingerprint: String,
-) -> Result<(), String> {
-    let server = squawk_engine::tls::server_address(&server)?.signaling;
-    let hash = squawk_engine::tls::parse_fingerprint(&fingerprint)?;
-    let text = squawk_engine::tls::fingerprint_hex(&hash);
-    tracing::info!(server, fingerprint = text, "certificate pinned");
-    save_settings(state.inner(), |s| {
-        s.pinned_certificates.insert(pin_key(&server), text);
-    });
-    Ok(())
-}
-
-/// Forgets the certificate pinned for `server` (after the user was told
-/// it changed and checked the new one with the operator); the next connect
-/// asks again. Returns whether one was pinned.
-///
-/// # Errors
-/// A bad server address.
-#[tauri::command]
-fn forget_certificate(state: State<'_, AppState>, server: String) -> Result<bool, String> {
-    let server = squawk_engine::tls::server_address(&server)?.signaling;
-    let key = pin_key(&server);
-    let had = state
-        .settings
-        .lock()
-        .is_ok_and(|s| s.pinned_certificates.contains_key(&key));
-    if had {
-        tracing::info!(server, "pinned certificate forgotten");
-        save_settings(state.inner(), |s| {
-            s.pinned_certificates.remove(&key);
-        });
-    }
-    Ok(had)
-}
-
-/// Connects to `server` as `name` and joins `channels`.
-///
-/// With `user` (a server with accounts), signs in as that account first
-/// ([`sign_in`]: `password` is the account's, or, when empty, the refresh
-/// token kept in the keyring is used) and returns the account's display
-/// name, which the server shows instead of `name`. Without, `password` is
-/// the server password typed by the user: kept in the OS keyring once the
-/// server accepted it; when empty, the keyring's password for this server
-/// and name (if any) is sent.
-///
-/// # Errors
-/// A bad channel name, an unreachable server, a refused sign-in, or the
-/// server's refusal (e.g. `Unauthorized: wrong password`).
-#[tauri::command]
-async fn engine_connect<R: tauri::Runtime>(
-    app: tauri::AppHandle<R>,
-    state: State<'_, AppState>,
-    server: String,
-    name: String,
-    channels: Vec<String>,
-    password: Option<String>,
-    user: Option<String>,
-) -> Result<Option<String>, String> {
-    let typed = password.filter(|p| !p.is_empty());
-    let user = user.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
-    // The browser link works too (`http://HOST:PORT/c/CHANNEL`): its
-    // channel is joined when no other is given.
-    let address = squawk_engine::tls::server_address(&server)?;
-    let server = address.signaling;
-    let mut channels = channels;
-    if channels.is_empty()
-        && let Some(c) = address.channel
-    {
-        channels.push(c.to_string());
-    }
-    let channel_names = channels.clone();
-    let channels: Vec<ChannelName> = channels
-        .iter()
-        .map(|c| parse_channel(c))
-        .collect::<Result<_, _>>()?;
-    let mut guard = state.engine.lock().await;
-    let generation = state.generation.fetch_add(1, Ordering::SeqCst) + 1;
-    if let Some(old) = guard.take() {
-        old.close().await;
-    }
-    if let Ok(mut j) = state.joined.lock() {
-        j.clear();
-    }
-    let mut config = state.engine_config(&server, &name);
-    config.trust.pin = state
-        .settings
-        .lock()
-        .ok()
-        .and_then(|s| s.pinned_certificates.get(&pin_key(&server)).cloned())
-        .and_then(|f| squawk_engine::tls::parse_fingerprint(&f).ok());
-    config.trust.ca_file = app.try_state::<Cli>().and_then(|c| c.ca.clone());
-    let mut signed_in_as = None;
-    if let Some(u) = &user {
-        let tokens = sign_in(&app, &server, u, typed.clone())
-            .await
-            .map_err(|e| e.message)?;
-        config.token = Some(tokens.access_token);
-        signed_in_as = Some(tokens.user.display_name);
-    }
-    if let Ok(mut a) = state.account.lock() {
-        *a = user.clone();
-    }
-    let saved = if typed.is_some() || user.is_some() {
-        None
-    } else {
-        let (s, n) = (server.clone(), name.clone());
-        with_keyring(&app, move |k| k.get(&s, &n))
-            .await
-            .unwrap_or_else(|e| {
-                tracing::info!("no saved password: {e}");
-                None
-            })
-    };
-    if user.is_none() {
-        config.password = typed.clone().or(saved.clone());
-    }
-    // Joined before the media offer: the server homes the media with them.
-    config.channels = channels.clone();
-    // No usable audio device: still connect (presence, who talks), and say
-    // plainly that audio is off rather than refusing to connect.
-    let mut audio_warning = None;
-    let (engine, events) = match Engine::start(config.clone()).await {
-        Ok(started) => started,
-        Err(EngineError::Device(e)) => {
-            audio_warning = Some(format!(
-                "audio device unavailable ({e}): connected without sound"
-            ));
-            config.input = InputSpec::None;
-            config.output = OutputSpec::None;
-            Engine::start(config.clone())
-                .await
-                .map_err(|e| refusal(&e, saved.is_some()))?
-        }
-        Err(EngineError::Tls(TlsError::Untrusted { fingerprint, .. })) => {
-            // Trust on first use: the window shows the fingerprint and asks.
-            emit_ui(
-                &app,
-                AppEvent::CertificatePrompt {
-                    server: server.clone(),
-                    fingerprint: fingerprint.clone(),
-                },
-            );
-            return Err(
-                "the server's certificate is not signed by an authority this system trusts".into(),
-            );
-        }
-        Err(e @ EngineError::Tls(TlsError::PinMismatch { .. })) => {
-            // Not offered for trust: the window says what changed and lets
-            // the user forget the old certificate deliberately.
-            if let EngineError::Tls(TlsError::PinMismatch { got, pinned }) = &e {
-                emit_ui(
-                    &app,
-                    AppEvent::CertificateChanged {
-                        server: server.clone(),
-                        fingerprint: got.clone(),
-                        pinned: pinned.clone(),
-                    },
-                );
-            }
-            return Err(refusal(&e, saved.is_some()));
-        }
-        Err(e) => return Err(refusal(&e, saved.is_some())),
-    };
-    if let Some(p) = typed.filter(|_| user.is_none()) {
-        let (s, n) = (server.clone(), name.clone());
-        if let Err(e) = with_keyring(&app, move |k| k.set(&s, &n, &p)).await {
-            emit_ui(
-                &app,
-                AppEvent::Warning {
-                    message: format!("password not saved: {e}"),
-                },
-            );
-        }
-    }
-    if let Some(message) = audio_warning {
-        emit_ui(&app, AppEvent::Warning { message });
-    }
-    remember(
-        state.inner(),
-        &server,
-        &name,
-        &channel_names,
-        user.as_deref(),
-    );
-    if let Some(first) = channels.first()
-        && let Ok(mut t) = state.target.lock()
-        && t.is_none()
-    {
-        *t = Some(first.clone());
-    }
-    *guard = Some(engine);
-    tauri::async_runtime::spawn(session(app, config, events, generation));
-    Ok(signed_in_as)
-}
-
-/// Forwards one connection's engine events to the UI. When the connection
-/// is lost (and no newer connect or disconnect happened), reconnects with
-/// [`reconnect::Backoff`] and rejoins the channels it was in, as the
-/// browser engine does; the UI sees `connection` events meanwhile.
-async fn session<R: tauri::Runtime>(
-    app: tauri::AppHandle<R>,
-    mut config: EngineConfig,
-    mut events: mpsc::UnboundedReceiver<EngineEvent>,
-    generation: u64,
-) {
-    let state = app.state::<AppState>();
-    let current = || state.generation.load(Ordering::SeqCst) == generation;
-    loop {
-        while let Some(ev) = events.recv().await {
-            match &ev {
-                EngineEvent::Server(ServerMessage::Joined { channel, .. }) => {
-                    if let Ok(mut j) = state.joined.lock() {
-                        j.insert(channel.clone());
-                    }
-                }
-                EngineEvent::Server(ServerMessage::Left { channel }) => {
-                    if let Ok(mut j) = state.joined.lock() {
-                        j.remove(channel);
-                    }
-                }
-                EngineEvent::Local(LocalEvent::TalkEnded { .. })
-                | EngineEvent::Server(ServerMessage::FloorDeny { .. })
-                | EngineEvent::Local(LocalEvent::Closed { .. }) => {
-                    if let Ok(mut k) = state.talk_key.lock() {
-                        k.talk_ended();
-                    }
-                }
-                _ => {}
-            }
-            emit_ui(&app, ev);
-        }
-        // The engine ended. Closed by the user, or replaced: nothing to do.
-        if !current() {
-            return;
-        }
-        // The connection was lost: the engine is finished, drop it.
-        if let Some(dead) = state.engine.lock().await.take() {
-            dead.close().await;
-        }
-        let mut backoff = reconnect::Backoff::new();
-        events = loop {
-            let delay = backoff.next(reconnect::clock_jitter());
-            emit_ui(
-                &app,
-                AppEvent::Connection {
-                    state: ConnectionState::Reconnecting,
-                    retry_in_ms: Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
-                    reason: None,
-                },
-            );
-            tokio::time::sleep(delay).await;
-            let mut guard = state.engine.lock().await;
-            if !current() {
-                return;
-            }
-            emit_ui(
-                &app,
-                AppEvent::Connection {
-                    state: ConnectionState::Connecting,
-                    retry_in_ms: None,
-                    reason: None,
-                },
-            );
-            // Signed in: a fresh access token (the last one may have
-            // expired), from the refresh token in the keyring.
-            let account = state.account.lock().ok().and_then(|a| a.clone());
-            if let Some(user) = account {
-                drop(guard);
-                match sign_in(&app, &config.server, &user, None).await {
-                    Ok(tokens) => config.token = Some(tokens.access_token),
-                    Err(e) if e.refused => {
-                        emit_ui(
-                            &app,
-                            EngineEvent::Server(ServerMessage::Error {
-                                code: squawk_protocol::ErrorCode::Unauthorized,
-                                message: e.message.clone(),
-                            }),
-                        );
-                        emit_ui(
-                            &app,
-                            EngineEvent::Local(LocalEvent::Closed { reason: e.message }),
-                        );
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::info!(attempt = backoff.attempts(), "reconnect: {}", e.message);
-                        continue;
-                    }
-                }
-                guard = state.engine.lock().await;
-                if !current() {
-                    return;
-                }
-            }
-            state.refresh(&mut config);
-            config.channels = state
-                .joined
-                .lock()
-                .map(|j| j.iter().cloned().collect())
-                .unwrap_or_default();
-            match Engine::start(config.clone()).await {
-                Ok((engine, events)) => {
-                    *guard = Some(engine);
-                    break events;
-                }
-                Err(e) => tracing::info!(attempt = backoff.attempts(), "reconnect failed: {e}"),
-            }
-        };
-    }
-}
-
-#[tauri::command]
-async fn engine_press(state: State<'_, AppState>, channel: String) -> Result<(), String> {
+async fn engine_press(state: State<'_, AppState>, channel: String) -> Result<(), UiError> {
     let channel = parse_channel(&channel)?;
-    with_engine(&state, |e| e.press(channel)).await
+    state.connection.call(move |e| e.press(channel)).await
 }
 
 #[tauri::command]
-async fn engine_join(state: State<'_, AppState>, channel: String) -> Result<(), String> {
+async fn engine_join(state: State<'_, AppState>, channel: String) -> Result<(), UiError> {
     let channel = parse_channel(&channel)?;
-    with_engine(&state, |e| e.join(channel)).await
+    state.connection.call(move |e| e.join(channel)).await
 }
 
 #[tauri::command]
-async fn engine_leave(state: State<'_, AppState>, channel: String) -> Result<(), String> {
+async fn engine_leave(state: State<'_, AppState>, channel: String) -> Result<(), UiError> {
     let channel = parse_channel(&channel)?;
-    with_engine(&state, |e| e.leave(channel)).await
+    state.connection.call(move |e| e.leave(channel)).await
 }
 
 #[tauri::command]
-async fn engine_list_channels(state: State<'_, AppState>) -> Result<(), String> {
-    with_engine(&state, Engine::list_channels).await
+async fn engine_list_channels(state: State<'_, AppState>) -> Result<(), UiError> {
+    state.connection.call(Engine::list_channels).await
 }
 
-fn parse_channels(cs: &[String]) -> Result<Vec<ChannelName>, String> {
+fn parse_channels(cs: &[String]) -> Result<Vec<ChannelName>, UiError> {
     cs.iter().map(|c| parse_channel(c)).collect()
 }
 
@@ -790,13 +348,16 @@ async fn engine_press_all(
     channels: Vec<String>,
     priority: u8,
     queue: bool,
-) -> Result<(), String> {
+) -> Result<(), UiError> {
     let channels = parse_channels(&channels)?;
     let options = FloorOptions {
         priority: Priority(priority),
         queue,
     };
-    with_engine(&state, |e| e.press_all(channels, options)).await
+    state
+        .connection
+        .call(move |e| e.press_all(channels, options))
+        .await
 }
 
 /// The console's selection for the global talk key (see
@@ -807,7 +368,7 @@ fn app_set_selection(
     channels: Vec<String>,
     priority: u8,
     queue: bool,
-) -> Result<(), String> {
+) -> Result<(), UiError> {
     let channels = parse_channels(&channels)?;
     let options = FloorOptions {
         priority: Priority(priority),
@@ -821,9 +382,9 @@ fn app_set_selection(
 
 /// Raises an emergency in `channel`.
 #[tauri::command]
-async fn engine_emergency(state: State<'_, AppState>, channel: String) -> Result<(), String> {
+async fn engine_emergency(state: State<'_, AppState>, channel: String) -> Result<(), UiError> {
     let channel = parse_channel(&channel)?;
-    with_engine(&state, |e| e.emergency(channel)).await
+    state.connection.call(move |e| e.emergency(channel)).await
 }
 
 /// Acknowledges `originator`'s emergency in `channel`.
@@ -832,9 +393,12 @@ async fn engine_ack_emergency(
     state: State<'_, AppState>,
     channel: String,
     originator: u64,
-) -> Result<(), String> {
+) -> Result<(), UiError> {
     let channel = parse_channel(&channel)?;
-    with_engine(&state, |e| e.ack_emergency(channel, originator)).await
+    state
+        .connection
+        .call(move |e| e.ack_emergency(channel, originator))
+        .await
 }
 
 /// Cancels our emergency in `channel` (or `originator`'s, once it left).
@@ -843,9 +407,12 @@ async fn engine_cancel_emergency(
     state: State<'_, AppState>,
     channel: String,
     originator: Option<u64>,
-) -> Result<(), String> {
+) -> Result<(), UiError> {
     let channel = parse_channel(&channel)?;
-    with_engine(&state, |e| e.cancel_emergency(channel, originator)).await
+    state
+        .connection
+        .call(move |e| e.cancel_emergency(channel, originator))
+        .await
 }
 
 /// Pauses or resumes our downlink of `channel` at the server.
@@ -854,9 +421,9 @@ async fn engine_mute(
     state: State<'_, AppState>,
     channel: String,
     muted: bool,
-) -> Result<(), String> {
+) -> Result<(), UiError> {
     let channel = parse_channel(&channel)?;
-    with_engine(&state, |e| e.mute(channel, muted)).await
+    state.connection.call(move |e| e.mute(channel, muted)).await
 }
 
 /// A channel's gain (0 to 2) and pan (-1 left to 1 right) in our mix.
@@ -866,54 +433,43 @@ async fn engine_set_channel_mix(
     channel: String,
     gain: f32,
     pan: f32,
-) -> Result<(), String> {
+) -> Result<(), UiError> {
     let channel = parse_channel(&channel)?;
-    with_engine(&state, |e| {
-        e.set_channel_mix(channel, ChannelMix { gain, pan })
-    })
-    .await
+    state
+        .connection
+        .call(move |e| e.set_channel_mix(channel, ChannelMix { gain, pan }))
+        .await
 }
 
 /// Replays received transmission `id` (instant recall).
 #[tauri::command]
-async fn engine_replay(state: State<'_, AppState>, id: u64) -> Result<(), String> {
-    with_engine(&state, |e| e.replay(id)).await
+async fn engine_replay(state: State<'_, AppState>, id: u64) -> Result<(), UiError> {
+    state.connection.call(move |e| e.replay(id)).await
 }
 
 /// Stops the replay in progress.
 #[tauri::command]
-async fn engine_stop_replay(state: State<'_, AppState>) -> Result<(), String> {
-    with_engine(&state, Engine::stop_replay).await
+async fn engine_stop_replay(state: State<'_, AppState>) -> Result<(), UiError> {
+    state.connection.call(Engine::stop_replay).await
 }
 
 /// Patches `channels` (two or more).
 #[tauri::command]
-async fn engine_patch(state: State<'_, AppState>, channels: Vec<String>) -> Result<(), String> {
+async fn engine_patch(state: State<'_, AppState>, channels: Vec<String>) -> Result<(), UiError> {
     let channels = parse_channels(&channels)?;
-    with_engine(&state, |e| e.patch(channels)).await
+    state.connection.call(move |e| e.patch(channels)).await
 }
 
 /// Splits the patch `channel` is in.
 #[tauri::command]
-async fn engine_unpatch(state: State<'_, AppState>, channel: String) -> Result<(), String> {
+async fn engine_unpatch(state: State<'_, AppState>, channel: String) -> Result<(), UiError> {
     let channel = parse_channel(&channel)?;
-    with_engine(&state, |e| e.unpatch(channel)).await
-}
-
-/// Runs `f` on the connected engine, or fails with "not connected".
-async fn with_engine(state: &AppState, f: impl FnOnce(&Engine)) -> Result<(), String> {
-    match state.engine.lock().await.as_ref() {
-        Some(e) => {
-            f(e);
-            Ok(())
-        }
-        None => Err("not connected".into()),
-    }
+    state.connection.call(move |e| e.unpatch(channel)).await
 }
 
 /// The channel the talk key talks into (the UI's selected channel).
 #[tauri::command]
-fn app_set_target(state: State<'_, AppState>, channel: String) -> Result<(), String> {
+fn app_set_target(state: State<'_, AppState>, channel: String) -> Result<(), UiError> {
     let channel = parse_channel(&channel)?;
     if let Ok(mut t) = state.target.lock() {
         *t = Some(channel);
@@ -950,30 +506,39 @@ fn talk_key_action<R: tauri::Runtime>(app: &tauri::AppHandle<R>, action: talk_ke
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let state = app.state::<AppState>();
-        let guard = state.engine.lock().await;
-        let down = action == talk_key::KeyAction::Press;
-        match (guard.as_ref(), action, target) {
-            (Some(e), talk_key::KeyAction::Press, Some(chans)) => {
-                emit_ui(&app, AppEvent::TalkKey { down: true });
-                e.press_all(chans, options);
+        let (shown, down) = (app.clone(), action == talk_key::KeyAction::Press);
+        let done = match (action, target) {
+            (talk_key::KeyAction::Press, Some(chans)) => {
+                state
+                    .connection
+                    .call(move |e| {
+                        emit_ui(&shown, AppEvent::TalkKey { down: true });
+                        e.press_all(chans, options);
+                    })
+                    .await
             }
-            (Some(e), talk_key::KeyAction::Release, _) => {
-                emit_ui(&app, AppEvent::TalkKey { down: false });
-                e.release();
+            (talk_key::KeyAction::Press, None) => Err(UiError::not_connected()),
+            (talk_key::KeyAction::Release, _) => {
+                state
+                    .connection
+                    .call(move |e| {
+                        emit_ui(&shown, AppEvent::TalkKey { down: false });
+                        e.release();
+                    })
+                    .await
             }
-            _ if down => {
-                // Nothing to talk into: say so instead of a silent key.
-                if let Ok(mut k) = state.talk_key.lock() {
-                    k.talk_ended();
-                }
-                emit_ui(
-                    &app,
-                    AppEvent::Warning {
-                        message: "talk key: not connected to a channel".into(),
-                    },
-                );
+        };
+        if down && done.is_err() {
+            // Nothing to talk into: say so instead of a silent key.
+            if let Ok(mut k) = state.talk_key.lock() {
+                k.talk_ended();
             }
-            _ => {}
+            emit_ui(
+                &app,
+                AppEvent::Warning {
+                    message: "talk key: not connected to a channel".into(),
+                },
+            );
         }
     });
 }
@@ -1011,7 +576,7 @@ fn setup_talk_key<R: tauri::Runtime>(
     key: Option<&str>,
     latch: bool,
 ) -> TalkKeyStatus {
-    use talk_key::Backend;
+    use talk_key::{Backend, Binding, Todo, Want};
     use tauri_plugin_global_shortcut::{GlobalShortcut, ShortcutState};
     let mode = if latch {
         talk_key::KeyMode::Latch
@@ -1025,109 +590,106 @@ fn setup_talk_key<R: tauri::Runtime>(
     let display = std::env::var("DISPLAY").ok();
     let wayland = std::env::var("WAYLAND_DISPLAY").ok();
     let backend = talk_key::backend(display.as_deref(), wayland.as_deref());
-    let wanted = key.and_then(|k| check_talk_key(k).ok());
-    // An earlier key's portal session ends here (dropped: closed), unless
-    // it asked for the same trigger: then only latch or tail changed, and
-    // the desktop is not asked again.
-    #[cfg(target_os = "linux")]
-    let (generation, kept_portal) = {
-        let want = match (&backend, &wanted) {
-            (Ok(Backend::Portal), Some(s)) => talk_key::xdg_trigger(s).ok(),
-            _ => None,
-        };
-        let mut slot = state.portal_key.lock();
-        let kept = slot.as_ref().ok().and_then(|p| {
-            p.as_ref()
-                .filter(|k| want.as_ref() == Some(&k.preferred))
-                .map(|k| k.trigger.clone())
-        });
-        if kept.is_some() {
-            (state.key_generation.load(Ordering::SeqCst), kept)
-        } else {
-            if let Ok(p) = slot.as_mut() {
-                p.take();
-            }
-            (
-                state.key_generation.fetch_add(1, Ordering::SeqCst) + 1,
-                None,
-            )
-        }
+    // What to bind, or why no key can be.
+    let want: Result<Want, String> = match key {
+        None => Ok(Want::Nothing),
+        Some(k) => check_talk_key(k).and_then(|shortcut| match backend.clone()? {
+            Backend::X11 => Ok(Want::Grab(shortcut)),
+            Backend::Portal => talk_key::xdg_trigger(&shortcut).map(Want::Portal),
+        }),
     };
+    let Ok(mut binding) = state.binding.lock() else {
+        return TalkKeyStatus::new(key, mode, None, Err("talk key state lost".into()));
+    };
+    let (old, todo) = binding.rebind(want.clone().unwrap_or(Want::Nothing));
     // The plugin is missing only on the mock runtime (command tests).
     let plugin = app.try_state::<GlobalShortcut<R>>();
-    let old = state.registered_key.lock().ok().and_then(|r| *r);
-    // Only a changed key is unregistered. `unregister` (unlike the plugin's
-    // `unregister_all`) holds no lock while it waits for the main thread,
-    // so a talk key pressed meanwhile cannot deadlock it.
-    let keep = old.is_some() && old == wanted;
-    if let (Some(p), Some(old)) = (&plugin, old)
-        && !keep
-    {
-        if let Err(e) = p.unregister(old) {
-            tracing::warn!("cannot unregister the old talk key: {e}");
+    match old {
+        // `unregister` (unlike the plugin's `unregister_all`) holds no lock
+        // while it waits for the main thread, so a talk key pressed
+        // meanwhile cannot deadlock it.
+        Binding::Grab(old) => {
+            if let Some(p) = &plugin
+                && let Err(e) = p.unregister(old)
+            {
+                tracing::warn!("cannot unregister the old talk key: {e}");
+            }
         }
-        if let Ok(mut r) = state.registered_key.lock() {
-            *r = None;
-        }
+        // Dropped: the earlier key's portal session closes.
+        Binding::Portal { session, .. } => drop(session),
+        Binding::Nothing => {}
     }
-    let Some(key) = key else {
-        let ev = TalkKeyStatus::new(None, mode, None, Err("no talk key set".into()));
-        set_key_status(app, ev.clone());
-        return ev;
-    };
-    let ev = match backend.clone().and_then(|b| Ok((b, check_talk_key(key)?))) {
-        Err(reason) => TalkKeyStatus::new(Some(key), mode, backend.ok(), Err(reason)),
-        Ok((Backend::X11, shortcut)) => {
+    let status = match (key, want, todo) {
+        (None, _, _) => TalkKeyStatus::new(None, mode, None, Err("no talk key set".into())),
+        (Some(k), Err(reason), _) => TalkKeyStatus::new(Some(k), mode, backend.ok(), Err(reason)),
+        (Some(k), Ok(_), Todo::Keep) => match binding.now() {
+            Binding::Portal {
+                session: Some(_), ..
+            } => portal_key_status(k, mode, &portal_trigger(&mut binding)),
+            Binding::Portal { session: None, .. } => asking(k, mode),
+            _ => TalkKeyStatus::new(Some(k), mode, Some(Backend::X11), Ok(())),
+        },
+        (Some(k), Ok(_), Todo::Grab(shortcut)) => {
             let works = match &plugin {
-                Some(_) if keep => Ok(()),
                 Some(p) => p
                     .on_shortcut(shortcut, |app, _shortcut, event| {
                         on_talk_key(app, event.state() == ShortcutState::Pressed);
                     })
-                    .map(|()| {
-                        if let Ok(mut r) = state.registered_key.lock() {
-                            *r = Some(shortcut);
-                        }
-                    })
-                    .map_err(|e| format!("cannot register {key}: {e}")),
+                    .map(|()| binding.grabbed(shortcut))
+                    .map_err(|e| format!("cannot register {k}: {e}")),
                 None => Err("no global shortcut plugin".into()),
             };
-            TalkKeyStatus::new(Some(key), mode, Some(Backend::X11), works)
+            TalkKeyStatus::new(Some(k), mode, Some(Backend::X11), works)
         }
-        Ok((Backend::Portal, shortcut)) => match talk_key::xdg_trigger(&shortcut) {
-            Err(reason) => TalkKeyStatus::new(Some(key), mode, Some(Backend::Portal), Err(reason)),
-            #[cfg(target_os = "linux")]
-            Ok(_) if kept_portal.is_some() => {
-                portal_key_status(key, mode, kept_portal.as_deref().unwrap_or_default())
-            }
-            #[cfg(target_os = "linux")]
-            Ok(trigger) => {
-                bind_portal_key(app, generation, key, trigger);
-                let mut ev = TalkKeyStatus::new(
-                    Some(key),
-                    mode,
-                    Some(Backend::Portal),
-                    Err("asking the desktop for the key (GlobalShortcuts portal)".into()),
-                );
-                ev.pending = true;
-                ev
-            }
-            #[cfg(not(target_os = "linux"))]
-            Ok(_) => TalkKeyStatus::new(
-                Some(key),
-                mode,
-                Some(Backend::Portal),
-                Err("the GlobalShortcuts portal is Linux only".into()),
-            ),
-        },
+        (
+            Some(k),
+            Ok(_),
+            Todo::AskPortal {
+                trigger,
+                generation,
+            },
+        ) => {
+            drop(binding);
+            bind_portal_key(app, generation, k, trigger);
+            asking(k, mode)
+        }
+        (Some(k), Ok(_), Todo::Nothing) => {
+            TalkKeyStatus::new(Some(k), mode, backend.ok(), Err("no talk key set".into()))
+        }
     };
-    set_key_status(app, ev.clone());
+    set_key_status(app, status.clone());
+    status
+}
+
+/// The status of a portal key while the desktop has not answered yet.
+fn asking(key: &str, mode: talk_key::KeyMode) -> TalkKeyStatus {
+    let mut ev = TalkKeyStatus::new(
+        Some(key),
+        mode,
+        Some(talk_key::Backend::Portal),
+        Err("asking the desktop for the key (GlobalShortcuts portal)".into()),
+    );
+    ev.pending = true;
     ev
+}
+
+/// The desktop's description of the portal session's trigger (empty
+/// without a session).
+fn portal_trigger(binding: &mut talk_key::TalkKeyBinding<PortalSession>) -> String {
+    #[cfg(target_os = "linux")]
+    return binding
+        .session_mut()
+        .map(|s| s.trigger.clone())
+        .unwrap_or_default();
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = binding;
+        String::new()
+    }
 }
 
 /// The status of a talk key the portal bound, with the desktop's
 /// description of its trigger (empty: the desktop assigned no key yet).
-#[cfg(target_os = "linux")]
 fn portal_key_status(key: &str, mode: talk_key::KeyMode, trigger: &str) -> TalkKeyStatus {
     let works = if trigger.is_empty() {
         Err(
@@ -1146,7 +708,7 @@ fn portal_key_status(key: &str, mode: talk_key::KeyMode, trigger: &str) -> TalkK
 /// Binds the talk key through the GlobalShortcuts portal, in the
 /// background: the desktop may first ask the user. Its answer, and later
 /// its trigger changes, become `talk_key_status` events; its key events
-/// drive the talk key, while `generation` is still the current key's.
+/// drive the talk key, while `generation` is still the current binding's.
 #[cfg(target_os = "linux")]
 fn bind_portal_key<R: tauri::Runtime>(
     app: &tauri::AppHandle<R>,
@@ -1163,9 +725,9 @@ fn bind_portal_key<R: tauri::Runtime>(
     };
     let current = move |app: &tauri::AppHandle<R>| {
         app.state::<AppState>()
-            .key_generation
-            .load(Ordering::SeqCst)
-            == generation
+            .binding
+            .lock()
+            .is_ok_and(|b| b.is_current(generation))
     };
     let app = app.clone();
     let key = key.to_string();
@@ -1180,8 +742,8 @@ fn bind_portal_key<R: tauri::Runtime>(
                     portal::PortalEvent::Down => on_talk_key(&app, true),
                     portal::PortalEvent::Up => on_talk_key(&app, false),
                     portal::PortalEvent::Changed(trigger) => {
-                        if let Ok(mut slot) = app.state::<AppState>().portal_key.lock()
-                            && let Some(k) = slot.as_mut()
+                        if let Ok(mut b) = app.state::<AppState>().binding.lock()
+                            && let Some(k) = b.session_mut()
                         {
                             k.trigger = trigger.clone();
                         }
@@ -1197,9 +759,13 @@ fn bind_portal_key<R: tauri::Runtime>(
                         if let Some(action) = lost {
                             talk_key_action(&app, action);
                         }
-                        if let Ok(mut slot) = app.state::<AppState>().portal_key.lock() {
-                            slot.take();
-                        }
+                        let closed = app
+                            .state::<AppState>()
+                            .binding
+                            .lock()
+                            .ok()
+                            .and_then(|mut b| b.closed(generation));
+                        drop(closed);
                         let ev = TalkKeyStatus::new(
                             Some(&key),
                             mode(&app),
@@ -1213,19 +779,21 @@ fn bind_portal_key<R: tauri::Runtime>(
         };
         let result = portal::bind(&trigger, on_event).await;
         let state = app.state::<AppState>();
-        let Ok(mut slot) = state.portal_key.lock() else {
-            return;
-        };
-        // A newer key replaced this one meanwhile: dropping ours closes it.
-        if !current(&app) {
-            return;
-        }
         let ev = match result {
             Ok(bound) => {
-                let ev = portal_key_status(&key, mode(&app), &bound.trigger);
-                *slot = Some(bound);
-                ev
+                let trigger = bound.trigger.clone();
+                let Ok(mut b) = state.binding.lock() else {
+                    return;
+                };
+                // A newer key replaced this one meanwhile: dropping ours
+                // (given back) closes it.
+                if b.answered(generation, bound).is_err() {
+                    return;
+                }
+                drop(b);
+                portal_key_status(&key, mode(&app), &trigger)
             }
+            Err(_) if !current(&app) => return,
             Err(reason) => TalkKeyStatus::new(
                 Some(&key),
                 mode(&app),
@@ -1233,9 +801,32 @@ fn bind_portal_key<R: tauri::Runtime>(
                 Err(reason),
             ),
         };
-        drop(slot);
         set_key_status(&app, ev);
     });
+}
+
+/// No portal off Linux.
+#[cfg(not(target_os = "linux"))]
+fn bind_portal_key<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+    _generation: u64,
+    key: &str,
+    _trigger: String,
+) {
+    let mode = app
+        .state::<AppState>()
+        .talk_key
+        .lock()
+        .map_or(talk_key::KeyMode::Hold, |k| k.mode());
+    set_key_status(
+        app,
+        TalkKeyStatus::new(
+            Some(key),
+            mode,
+            Some(talk_key::Backend::Portal),
+            Err("the GlobalShortcuts portal is Linux only".into()),
+        ),
+    );
 }
 
 /// Sets the talk key (`null` for none), latch mode and release tail (ms,
@@ -1251,22 +842,23 @@ async fn app_set_talk_key<R: tauri::Runtime>(
     key: Option<String>,
     latch: bool,
     tail_ms: u32,
-) -> Result<AppEvent, String> {
+) -> Result<AppEvent, UiError> {
     let key = key.filter(|k| !k.trim().is_empty());
     if let Some(k) = &key {
-        check_talk_key(k)?;
+        check_talk_key(k).map_err(UiError::invalid)?;
     }
     if tail_ms > MAX_RELEASE_TAIL_MS {
-        return Err(format!(
+        return Err(UiError::invalid(format!(
             "release tail {tail_ms} ms: at most {MAX_RELEASE_TAIL_MS} ms"
-        ));
+        )));
     }
     if let Ok(mut t) = state.release_tail_ms.lock() {
         *t = Some(tail_ms);
     }
-    if let Some(e) = state.engine.lock().await.as_ref() {
-        e.set_release_tail(Duration::from_millis(u64::from(tail_ms)));
-    }
+    state
+        .connection
+        .apply(move |e| e.set_release_tail(Duration::from_millis(u64::from(tail_ms))))
+        .await;
     let status = setup_talk_key(&app, key.as_deref(), latch);
     save_settings(state.inner(), |s| {
         s.talk_key = key.clone();
@@ -1340,11 +932,13 @@ async fn app_learn_pedal<R: tauri::Runtime>(
     app: tauri::AppHandle<R>,
     state: State<'_, AppState>,
     path: String,
-) -> Result<settings::PedalSetting, String> {
+) -> Result<settings::PedalSetting, UiError> {
     let device = app_list_pedals()
         .into_iter()
         .find(|d| d.path == std::path::Path::new(&path))
-        .ok_or_else(|| format!("{path}: not a HID device listed in {HIDRAW_SYS}"))?;
+        .ok_or_else(|| {
+            UiError::invalid(format!("{path}: not a HID device listed in {HIDRAW_SYS}"))
+        })?;
     stop_pedal(&state);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -1361,15 +955,21 @@ async fn app_learn_pedal<R: tauri::Runtime>(
             }
         },
         |_| {},
-    )?;
+    )
+    .map_err(|e| UiError::new(UiErrorCode::Device, e))?;
     let learned = tokio::time::timeout(Duration::from_secs(20), rx).await;
     stop.store(true, Ordering::Relaxed);
     let map = match learned {
         Ok(Ok(map)) => map,
-        _ => return Err(format!("{}: no press and release within 20 s", device.name)),
+        _ => {
+            return Err(UiError::new(
+                UiErrorCode::Device,
+                format!("{}: no press and release within 20 s", device.name),
+            ));
+        }
     };
     let setting = settings::PedalSetting { device, map };
-    start_pedal(&app, &setting)?;
+    start_pedal(&app, &setting).map_err(|e| UiError::new(UiErrorCode::Device, e))?;
     save_settings(state.inner(), |s| s.pedal = Some(setting.clone()));
     Ok(setting)
 }
@@ -1397,7 +997,7 @@ async fn app_set_audio<R: tauri::Runtime>(
     meter: bool,
     noise_suppression: Option<bool>,
     auto_gain: Option<bool>,
-) -> Result<(), String> {
+) -> Result<(), UiError> {
     let current = state.audio.lock().map(|a| *a).unwrap_or_default();
     let controls = AudioControls {
         input_gain,
@@ -1413,9 +1013,7 @@ async fn app_set_audio<R: tauri::Runtime>(
         .lock()
         .map(|mut a| std::mem::replace(&mut *a, controls))
         .unwrap_or_default();
-    if let Some(e) = state.engine.lock().await.as_ref() {
-        e.set_audio(controls);
-    }
+    state.connection.apply(move |e| e.set_audio(controls)).await;
     if (before.noise_suppression, before.auto_gain)
         != (controls.noise_suppression, controls.auto_gain)
     {
@@ -1454,22 +1052,8 @@ fn app_talk_key_status(state: State<'_, AppState>) -> Option<AppEvent> {
 }
 
 #[tauri::command]
-async fn engine_release(state: State<'_, AppState>) -> Result<(), String> {
-    if let Some(e) = state.engine.lock().await.as_ref() {
-        e.release();
-    }
-    Ok(())
-}
-
-#[tauri::command]
-async fn engine_disconnect(state: State<'_, AppState>) -> Result<(), String> {
-    state.generation.fetch_add(1, Ordering::SeqCst);
-    if let Ok(mut j) = state.joined.lock() {
-        j.clear();
-    }
-    if let Some(e) = state.engine.lock().await.take() {
-        e.close().await;
-    }
+async fn engine_release(state: State<'_, AppState>) -> Result<(), UiError> {
+    state.connection.apply(Engine::release).await;
     Ok(())
 }
 
@@ -1498,22 +1082,9 @@ fn app_cli(cli: State<'_, Cli>, state: State<'_, AppState>) -> serde_json::Value
     })
 }
 
-/// Remembers a successful connection in the settings file (the account's
-/// username, not its secrets).
-fn remember(state: &AppState, server: &str, name: &str, channels: &[String], user: Option<&str>) {
-    save_settings(state, |s| {
-        s.remember_server(server);
-        if !name.is_empty() {
-            s.name = Some(name.to_string());
-        }
-        s.channels = channels.to_vec();
-        s.user = user.map(str::to_string);
-    });
-}
-
 /// Changes the settings with `edit` and writes them (nothing is written on
 /// the mock runtime, which has no settings directory).
-fn save_settings(state: &AppState, edit: impl FnOnce(&mut settings::Settings)) {
+pub(crate) fn save_settings(state: &AppState, edit: impl FnOnce(&mut settings::Settings)) {
     let Ok(mut s) = state.settings.lock() else {
         return;
     };
@@ -1538,7 +1109,7 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, cli: Cli) -> tau
         .manage(AppState::default())
         .manage(cli)
         .invoke_handler(tauri::generate_handler![
-            engine_connect,
+            connection::engine_connect,
             engine_join,
             engine_leave,
             engine_list_channels,
@@ -1554,10 +1125,10 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, cli: Cli) -> tau
             engine_replay,
             engine_stop_replay,
             engine_release,
-            engine_disconnect,
-            account_sign_out,
-            trust_certificate,
-            forget_certificate,
+            connection::engine_disconnect,
+            connection::account_sign_out,
+            connection::trust_certificate,
+            connection::forget_certificate,
             app_cli,
             app_set_target,
             app_set_selection,
@@ -1690,6 +1261,9 @@ pub fn run() {
 
 #[cfg(test)]
 mod tests {
+    use squawk_engine::{EngineEvent, LocalEvent};
+    use squawk_protocol::ServerMessage;
+
     use super::*;
 
     /// An event as the window gets it (`emit_ui`).
@@ -1790,20 +1364,30 @@ mod command_tests {
         .map(|b| b.deserialize::<Value>().unwrap())
     }
 
+    /// The error every command gives without an engine.
+    fn not_connected() -> Value {
+        json!({"code": "not_connected", "message": "not connected"})
+    }
+
+    /// A command error's message (`UiError`).
+    fn message(e: &Value) -> &str {
+        e["message"].as_str().unwrap_or_default()
+    }
+
     #[test]
     fn talking_without_a_connection_is_a_clear_error() {
         let (_app, w) = app(&[]);
         assert_eq!(
             invoke(&w, "engine_press", json!({"channel": "ops"})),
-            Err(json!("not connected"))
+            Err(not_connected())
         );
         assert_eq!(
             invoke(&w, "engine_join", json!({"channel": "ops"})),
-            Err(json!("not connected"))
+            Err(not_connected())
         );
         assert_eq!(
             invoke(&w, "engine_list_channels", json!({})),
-            Err(json!("not connected"))
+            Err(not_connected())
         );
         // Releasing or disconnecting when idle is harmless.
         assert_eq!(invoke(&w, "engine_release", json!({})), Ok(Value::Null));
@@ -1838,10 +1422,10 @@ mod command_tests {
             ("engine_stop_replay", json!({})),
         ];
         for (cmd, body) in calls {
-            assert_eq!(invoke(&w, cmd, body), Err(json!("not connected")), "{cmd}");
+            assert_eq!(invoke(&w, cmd, body), Err(not_connected()), "{cmd}");
         }
         let e = invoke(&w, "engine_patch", json!({"channels": ["a", "b c"]})).unwrap_err();
-        assert!(e.as_str().unwrap().contains("b c"), "{e}");
+        assert!(message(&e).contains("b c"), "{e}");
         assert_eq!(
             invoke(
                 &w,
@@ -1864,9 +1448,10 @@ mod command_tests {
     fn bad_channel_names_are_refused_before_the_engine() {
         let (_app, w) = app(&[]);
         let e = invoke(&w, "engine_press", json!({"channel": "no spaces"})).unwrap_err();
-        assert!(e.as_str().unwrap().contains("no spaces"), "{e}");
+        assert!(message(&e).contains("no spaces"), "{e}");
+        assert_eq!(e["code"], "invalid");
         let e = invoke(&w, "app_set_target", json!({"channel": ""})).unwrap_err();
-        assert!(e.as_str().unwrap().starts_with("channel"), "{e}");
+        assert!(message(&e).starts_with("channel"), "{e}");
         assert_eq!(
             invoke(&w, "app_set_target", json!({"channel": "ops"})),
             Ok(Value::Null)
@@ -1917,14 +1502,14 @@ mod command_tests {
             json!({"key": "Hyper+Banana", "latch": false, "tailMs": 250}),
         )
         .unwrap_err();
-        assert!(e.as_str().unwrap().contains("Hyper+Banana"), "{e}");
+        assert!(message(&e).contains("Hyper+Banana"), "{e}");
         let e = invoke(
             &w,
             "app_set_talk_key",
             json!({"key": "F9", "latch": false, "tailMs": 5000}),
         )
         .unwrap_err();
-        assert!(e.as_str().unwrap().contains("5000 ms"), "{e}");
+        assert!(message(&e).contains("5000 ms"), "{e}");
         let cli = invoke(&w, "app_cli", json!({})).unwrap();
         assert_eq!(cli["tail_ms"], 250, "nothing changed");
         // A valid key is accepted; on the mock runtime (no plugin, no
@@ -2033,10 +1618,13 @@ mod command_tests {
         };
 
         let e = connect(json!("nope")).unwrap_err();
-        assert_eq!(e, json!("server password: wrong password"));
+        assert_eq!(
+            e,
+            json!({"code": "refused", "message": "server password: wrong password"})
+        );
         assert_eq!(kept(), None, "a refused password is not kept");
         let e = connect(Value::Null).unwrap_err();
-        assert_eq!(e, json!("server password: this server needs a password"));
+        assert_eq!(message(&e), "server password: this server needs a password");
 
         assert_eq!(connect(json!("correct horse")), Ok(Value::Null));
         assert_eq!(kept().as_deref(), Some("correct horse"));
@@ -2053,12 +1641,140 @@ mod command_tests {
             .unwrap();
         let e = connect(Value::Null).unwrap_err();
         assert!(
-            e.as_str()
-                .unwrap()
-                .starts_with("the saved password was refused"),
+            message(&e).starts_with("the saved password was refused"),
             "{e}"
         );
+        assert_eq!(e["code"], "refused");
         rt.block_on(server.shutdown());
+    }
+
+    /// Starts a server without a password on `http` (port 0: any).
+    fn server_on(rt: &tokio::runtime::Runtime, http: &str) -> squawk_server::Server {
+        rt.block_on(squawk_server::Server::start(squawk_server::ServerConfig {
+            http: http.parse().unwrap(),
+            media: "127.0.0.1:0".parse().unwrap(),
+            workers: 1,
+            ..Default::default()
+        }))
+        .unwrap()
+    }
+
+    /// The window's events, as JSON, from the moment of the call.
+    fn window_events(app: &tauri::App<MockRuntime>) -> std::sync::Arc<SyncMutex<Vec<Value>>> {
+        use tauri::Listener;
+        let seen = std::sync::Arc::new(SyncMutex::new(Vec::new()));
+        let into = seen.clone();
+        app.listen_any("engine-event", move |e| {
+            if let Ok(v) = serde_json::from_str::<Value>(e.payload()) {
+                into.lock().unwrap().push(v);
+            }
+        });
+        seen
+    }
+
+    /// Waits (10 s at most) until `events` has `n` events matching `f`.
+    fn until_seen(
+        events: &SyncMutex<Vec<Value>>,
+        n: usize,
+        what: &str,
+        f: impl Fn(&Value) -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let count = events.lock().unwrap().iter().filter(|v| f(v)).count();
+            if count >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {count} of {n} seen in {:?}",
+                events.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn the_connection_actor_reconnects_a_lost_server_rejoins_and_a_disconnect_ends_it() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let first = server_on(&rt, "127.0.0.1:0");
+        let http = first.http_addr();
+        let url = format!("ws://{http}/ws");
+        let (app, w) = app(&[]);
+        let events = window_events(&app);
+        assert_eq!(
+            invoke(&w, "engine_connect", connect_to(&url)),
+            Ok(Value::Null)
+        );
+        let joined_ops = |v: &Value| v["type"] == "joined" && v["channel"] == "ops";
+        until_seen(&events, 1, "joined", joined_ops);
+        // Joined one more channel, then the server goes away.
+        assert_eq!(
+            invoke(&w, "engine_join", json!({"channel": "fire"})),
+            Ok(Value::Null)
+        );
+        until_seen(&events, 1, "joined fire", |v| {
+            v["type"] == "joined" && v["channel"] == "fire"
+        });
+        rt.block_on(first.shutdown());
+        until_seen(&events, 1, "reconnecting", |v| {
+            v["type"] == "connection" && v["state"] == "reconnecting"
+        });
+        // Meanwhile there is no engine to talk with.
+        assert_eq!(
+            invoke(&w, "engine_press", json!({"channel": "ops"})),
+            Err(not_connected())
+        );
+        // Back on the same address: the connection returns by itself, into
+        // both channels.
+        let second = server_on(&rt, &http.to_string());
+        until_seen(&events, 2, "joined ops again", joined_ops);
+        until_seen(&events, 2, "joined fire again", |v| {
+            v["type"] == "joined" && v["channel"] == "fire"
+        });
+        assert_eq!(
+            invoke(&w, "engine_release", json!({})),
+            Ok(Value::Null),
+            "an engine runs"
+        );
+        // The user disconnects: offline, no engine, and it stays so when
+        // the server goes away (nothing is tried any more).
+        assert_eq!(invoke(&w, "engine_disconnect", json!({})), Ok(Value::Null));
+        until_seen(&events, 1, "offline", |v| {
+            v["type"] == "connection" && v["state"] == "offline"
+        });
+        let reconnects = |events: &SyncMutex<Vec<Value>>| {
+            events
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|v| v["type"] == "connection" && v["state"] == "reconnecting")
+                .count()
+        };
+        let before = reconnects(&events);
+        rt.block_on(second.shutdown());
+        assert_eq!(
+            invoke(&w, "engine_join", json!({"channel": "ops"})),
+            Err(not_connected())
+        );
+        // A later connect works as the first did.
+        let third = server_on(&rt, &http.to_string());
+        assert_eq!(
+            invoke(&w, "engine_connect", connect_to(&url)),
+            Ok(Value::Null)
+        );
+        until_seen(&events, 3, "joined ops a third time", joined_ops);
+        assert_eq!(
+            reconnects(&events),
+            before,
+            "no reconnect after the disconnect"
+        );
+        assert_eq!(invoke(&w, "engine_disconnect", json!({})), Ok(Value::Null));
+        rt.block_on(third.shutdown());
+    }
+
+    fn connect_to(url: &str) -> Value {
+        json!({"server": url, "name": "Ann", "channels": ["ops"], "password": null, "user": null})
     }
 
     #[test]
@@ -2066,7 +1782,7 @@ mod command_tests {
         let (_app, w) = app(&[]);
         assert!(invoke(&w, "app_list_pedals", json!({})).unwrap().is_array());
         let e = invoke(&w, "app_learn_pedal", json!({"path": "/dev/null"})).unwrap_err();
-        assert!(e.as_str().unwrap().contains("not a HID device"), "{e}");
+        assert!(message(&e).contains("not a HID device"), "{e}");
         assert_eq!(invoke(&w, "app_clear_pedal", json!({})), Ok(Value::Null));
         assert_eq!(
             invoke(&w, "app_cli", json!({})).unwrap()["pedal"],

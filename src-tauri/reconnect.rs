@@ -16,7 +16,7 @@ pub const MAX: Duration = Duration::from_secs(1);
 
 /// The backoff schedule of one outage. Pure: the caller supplies the
 /// jitter, a number in `0.0..=1.0`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Backoff {
     attempt: u32,
 }

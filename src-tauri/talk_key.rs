@@ -97,6 +97,166 @@ impl TalkKey {
     }
 }
 
+/// The global talk key a backend should bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    /// No key.
+    Nothing,
+    /// An X11 key grab of this key.
+    Grab(tauri_plugin_global_shortcut::Shortcut),
+    /// A GlobalShortcuts portal session asking for this trigger (XDG
+    /// shortcuts format, [`xdg_trigger`]).
+    Portal(String),
+}
+
+/// The global talk key bound now. `P` is the portal session (dropping it
+/// closes it: `portal::PortalKey`), generic so that this stays pure.
+#[derive(Debug, Default)]
+pub enum Binding<P> {
+    /// None.
+    #[default]
+    Nothing,
+    /// An X11 key grab (global-hotkey).
+    Grab(tauri_plugin_global_shortcut::Shortcut),
+    /// A portal session asked for `preferred`; `session` once the desktop
+    /// answered.
+    Portal {
+        /// The trigger asked for.
+        preferred: String,
+        /// This binding's number: events and answers of an older one are
+        /// dropped.
+        generation: u64,
+        /// The session, once bound.
+        session: Option<P>,
+    },
+}
+
+/// What binding a new key takes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Todo {
+    /// Nothing to bind (no key, or no backend).
+    Nothing,
+    /// The same key is bound already: only the mode or tail changed, and
+    /// the desktop is not asked again.
+    Keep,
+    /// Grab this key; report [`TalkKeyBinding::grabbed`] on success.
+    Grab(tauri_plugin_global_shortcut::Shortcut),
+    /// Ask the portal for `trigger`; report the session with
+    /// [`TalkKeyBinding::answered`] under `generation`.
+    AskPortal {
+        /// The trigger to ask for.
+        trigger: String,
+        /// The binding's number.
+        generation: u64,
+    },
+}
+
+/// The talk key's binding and its rebinding, as a pure state machine: the
+/// shell carries out the [`Todo`] and undoes the [`Binding`] given back
+/// (ungrabs the key, or drops the portal session).
+#[derive(Debug)]
+pub struct TalkKeyBinding<P> {
+    now: Binding<P>,
+    generation: u64,
+}
+
+impl<P> Default for TalkKeyBinding<P> {
+    fn default() -> Self {
+        Self {
+            now: Binding::Nothing,
+            generation: 0,
+        }
+    }
+}
+
+impl<P> TalkKeyBinding<P> {
+    /// What is bound now.
+    pub fn now(&self) -> &Binding<P> {
+        &self.now
+    }
+
+    /// Binds `want` instead of what is bound now. Returns the binding to
+    /// undo ([`Binding::Nothing`] when it is kept) and what to do.
+    pub fn rebind(&mut self, want: Want) -> (Binding<P>, Todo) {
+        let same = match (&self.now, &want) {
+            (Binding::Grab(a), Want::Grab(b)) => a == b,
+            (Binding::Portal { preferred, .. }, Want::Portal(t)) => preferred == t,
+            _ => false,
+        };
+        if same {
+            return (Binding::Nothing, Todo::Keep);
+        }
+        let old = std::mem::take(&mut self.now);
+        let todo = match want {
+            Want::Nothing => Todo::Nothing,
+            Want::Grab(key) => Todo::Grab(key),
+            Want::Portal(trigger) => {
+                self.generation += 1;
+                self.now = Binding::Portal {
+                    preferred: trigger.clone(),
+                    generation: self.generation,
+                    session: None,
+                };
+                Todo::AskPortal {
+                    trigger,
+                    generation: self.generation,
+                }
+            }
+        };
+        (old, todo)
+    }
+
+    /// The grab of [`Todo::Grab`] worked.
+    pub fn grabbed(&mut self, key: tauri_plugin_global_shortcut::Shortcut) {
+        self.now = Binding::Grab(key);
+    }
+
+    /// Whether `generation` is the portal binding now (its events count).
+    pub fn is_current(&self, generation: u64) -> bool {
+        matches!(self.now, Binding::Portal { generation: g, .. } if g == generation)
+    }
+
+    /// The desktop answered the portal request of `generation`: the
+    /// session is kept, or given back when a newer key replaced it (drop it
+    /// to close it).
+    ///
+    /// # Errors
+    /// The session, when `generation` is not the current binding.
+    pub fn answered(&mut self, generation: u64, bound: P) -> Result<(), P> {
+        match &mut self.now {
+            Binding::Portal {
+                generation: g,
+                session,
+                ..
+            } if *g == generation => {
+                *session = Some(bound);
+                Ok(())
+            }
+            _ => Err(bound),
+        }
+    }
+
+    /// The portal session of `generation` ended (the desktop closed it):
+    /// nothing is bound, and it is given back.
+    pub fn closed(&mut self, generation: u64) -> Option<P> {
+        if !self.is_current(generation) {
+            return None;
+        }
+        match std::mem::take(&mut self.now) {
+            Binding::Portal { session, .. } => session,
+            _ => None,
+        }
+    }
+
+    /// The portal session now, if bound (to update its trigger).
+    pub fn session_mut(&mut self) -> Option<&mut P> {
+        match &mut self.now {
+            Binding::Portal { session, .. } => session.as_mut(),
+            _ => None,
+        }
+    }
+}
+
 /// Where the global talk key comes from on this desktop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
@@ -316,5 +476,96 @@ mod tests {
         );
         let e = xdg_trigger(&odd).unwrap_err();
         assert!(e.contains("IntlRo"), "{e}");
+    }
+
+    fn key(name: &str) -> tauri_plugin_global_shortcut::Shortcut {
+        name.parse().unwrap()
+    }
+
+    #[test]
+    fn rebinding_the_same_key_keeps_it_and_another_replaces_it() {
+        let mut b = TalkKeyBinding::<&str>::default();
+        let (old, todo) = b.rebind(Want::Grab(key("F9")));
+        assert!(matches!(old, Binding::Nothing));
+        assert_eq!(todo, Todo::Grab(key("F9")));
+        b.grabbed(key("F9"));
+        // Latch or tail changed, same key: nothing ungrabbed, nothing grabbed.
+        let (old, todo) = b.rebind(Want::Grab(key("F9")));
+        assert!(matches!(old, Binding::Nothing));
+        assert_eq!(todo, Todo::Keep);
+        // Another key: the old one is given back to ungrab.
+        let (old, todo) = b.rebind(Want::Grab(key("F10")));
+        assert!(matches!(old, Binding::Grab(k) if k == key("F9")));
+        assert_eq!(todo, Todo::Grab(key("F10")));
+        // Its grab failed: nothing is bound, and no key is ungrabbed later.
+        let (old, todo) = b.rebind(Want::Nothing);
+        assert!(matches!(old, Binding::Nothing));
+        assert_eq!(todo, Todo::Nothing);
+    }
+
+    #[test]
+    fn a_portal_answer_or_event_of_a_replaced_key_is_dropped() {
+        let mut b = TalkKeyBinding::<&str>::default();
+        let (_, todo) = b.rebind(Want::Portal("F9".into()));
+        assert_eq!(
+            todo,
+            Todo::AskPortal {
+                trigger: "F9".into(),
+                generation: 1
+            }
+        );
+        // The user picks another key before the desktop answered.
+        let (old, todo) = b.rebind(Want::Portal("CTRL+SHIFT+t".into()));
+        assert!(matches!(
+            old,
+            Binding::Portal {
+                generation: 1,
+                session: None,
+                ..
+            }
+        ));
+        assert_eq!(
+            todo,
+            Todo::AskPortal {
+                trigger: "CTRL+SHIFT+t".into(),
+                generation: 2
+            }
+        );
+        assert_eq!(b.answered(1, "old session"), Err("old session"), "closed");
+        assert!(!b.is_current(1));
+        assert_eq!(b.answered(2, "session"), Ok(()));
+        assert_eq!(b.session_mut(), Some(&mut "session"));
+        // Same trigger again (latch changed): the session is kept.
+        let (old, todo) = b.rebind(Want::Portal("CTRL+SHIFT+t".into()));
+        assert!(matches!(old, Binding::Nothing));
+        assert_eq!(todo, Todo::Keep);
+        assert!(b.is_current(2));
+        // An old session's close changes nothing; the current one's unbinds.
+        assert_eq!(b.closed(1), None);
+        assert_eq!(b.closed(2), Some("session"));
+        assert!(matches!(b.now(), Binding::Nothing));
+        // Asking for the same trigger after a close asks the desktop again.
+        let (_, todo) = b.rebind(Want::Portal("CTRL+SHIFT+t".into()));
+        assert!(matches!(todo, Todo::AskPortal { generation: 3, .. }));
+    }
+
+    #[test]
+    fn moving_from_a_grab_to_the_portal_gives_the_grab_back() {
+        let mut b = TalkKeyBinding::<&str>::default();
+        b.rebind(Want::Grab(key("F9")));
+        b.grabbed(key("F9"));
+        let (old, todo) = b.rebind(Want::Portal("F9".into()));
+        assert!(matches!(old, Binding::Grab(k) if k == key("F9")));
+        assert!(matches!(todo, Todo::AskPortal { generation: 1, .. }));
+        b.answered(1, "s").unwrap();
+        let (old, todo) = b.rebind(Want::Nothing);
+        assert!(matches!(
+            old,
+            Binding::Portal {
+                session: Some("s"),
+                ..
+            }
+        ));
+        assert_eq!(todo, Todo::Nothing);
     }
 }

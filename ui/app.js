@@ -551,6 +551,8 @@ async function connect(server, name, channels, password, user) {
       history.replaceState(null, "", `/c/${encodeURIComponent(channels[0])}${location.search}`);
     }
   } catch (e) {
+    // A newer connect (or a disconnect) ended this one: nothing to say.
+    if (e.code === "cancelled") return;
     showError(String(e.message || e));
     // The desktop engine does not retry a first connect that failed.
     if (engine.kind !== "browser") setConn("offline", "offline");
@@ -724,7 +726,7 @@ function setupDevices() {
     const select = /** @type {HTMLSelectElement} */ ($(`${end}-device`));
     select.addEventListener("change", () => {
       $("device-status").textContent = "";
-      engine.setDevice(end, select.value || null).catch((e) => showError(String(e)));
+      engine.setDevice(end, select.value || null).catch((e) => showError(String(e.message || e)));
     });
   }
   $("audio").addEventListener("toggle", () => { if ($("audio").open) refreshDevices(); });
@@ -860,4 +862,4 @@ engine.init().then((p) => {
   if (p.channels.length) $("channel").value = p.channels[0];
   if (p.autoConnect) connect(p.server, p.name || "desktop", p.channels.length ? p.channels : [$("channel").value], "", p.user || "");
   else $("name").focus();
-}).catch((e) => showError(String(e)));
+}).catch((e) => showError(String(e.message || e)));

@@ -91,11 +91,12 @@ function createBrowserEngine() {
   let nextRecall = 1;
   let replaying = null;        // {id, source, analyser}
 
-  // Talk-key state machine: idle | requesting | talking | tail. One press
-  // may name several channels (all-call): `pending` wait for their answer,
-  // `granted` carry the talk; as the desktop engine's PTT machine.
-  const idlePtt = () => ({ state: "idle", pending: new Set(), granted: new Set(), releasePending: false, tail: null, key: "" });
-  let ptt = idlePtt();
+  // The talk key: the pure PTT machine of ui/ptt.js, the desktop engine's
+  // behaviour (one table of cases checks both). One press may name several
+  // channels (all-call); the Floor Requests carry `floorOptions`.
+  const ptt = createPtt({ tailMs: TAIL_MS });
+  let pttTimer = null;
+  let floorOptions = { priority: 0, queue: false };
 
   const now = () => performance.timeOrigin + performance.now();
 
@@ -141,12 +142,7 @@ function createBrowserEngine() {
   }
 
   function teardown() {
-    if (ptt.state !== "idle") {
-      clearTimeout(ptt.tail);
-      const granted = [...ptt.granted];
-      ptt = idlePtt();
-      for (const ch of granted) emit({ type: "talk_ended", channel: ch });
-    }
+    pttInput({ type: "disconnected" });
     for (const [ch] of talkers) emit({ type: "floor_idle", channel: ch });
     talkers.clear();
     for (const ch of [...recording.keys()]) stopRecording(ch);
@@ -367,14 +363,7 @@ function createBrowserEngine() {
       case "muted":
         emit(msg);
         break;
-      case "floor_queued":
-        if (ptt.pending.has(msg.channel)) {
-          // Waiting in the queue: what is said now is not the talk (the
-          // server drops it); send again on the grant.
-          if (!ptt.granted.size) stopSending();
-          emit(msg);
-        }
-        break;
+      case "floor_queued": pttInput({ type: "queued", channel: msg.channel, position: msg.position }, msg); break;
       case "floor_taken":
         if (msg.talker === clientId) break;
         talkers.set(msg.channel, { id: msg.talker, name: msg.talker_name, since: now() });
@@ -383,31 +372,14 @@ function createBrowserEngine() {
         emit(msg);
         break;
       case "floor_idle":
+        pttInput({ type: "floor_idle", channel: msg.channel });
         talkers.delete(msg.channel);
         stopRecording(msg.channel);
         emit(msg);
         break;
-      case "floor_granted": onGranted(msg); break;
-      case "floor_deny":
-        if (ptt.pending.delete(msg.channel) && !ptt.granted.size && !ptt.pending.size) {
-          stopSending();
-          ptt = idlePtt();
-        }
-        emit(msg);
-        break;
-      case "floor_revoke":
-        if (ptt.granted.delete(msg.channel)) {
-          emit(msg);
-          emit({ type: "talk_ended", channel: msg.channel });
-          if (!ptt.granted.size) {
-            // Nowhere left to talk: stop, and cancel the requests still waiting.
-            clearTimeout(ptt.tail);
-            stopSending();
-            for (const ch of ptt.pending) send({ type: "floor_release", channel: ch });
-            ptt = idlePtt();
-          }
-        }
-        break;
+      case "floor_granted": pttInput({ type: "granted", channel: msg.channel }, msg); break;
+      case "floor_deny": pttInput({ type: "denied", channel: msg.channel, reason: msg.reason }, msg); break;
+      case "floor_revoke": pttInput({ type: "revoked", channel: msg.channel, reason: msg.reason }, msg); break;
       case "error":
         emit(msg);
         // Retrying cannot help: stop, and let the user fix it.
@@ -497,31 +469,33 @@ function createBrowserEngine() {
     if (sender) sender.replaceTrack(null).catch(() => {});
   }
 
-  function onGranted(msg) {
-    if (!ptt.pending.delete(msg.channel)) {
-      // Not asked for (any more): give it back at once.
-      if (!ptt.granted.has(msg.channel)) send({ type: "floor_release", channel: msg.channel });
-      return;
+  /**
+   * Feeds the PTT machine and carries out its actions: Floor Request and
+   * Release to the server, the microphone on the uplink or not, and the
+   * UI's events (`msg`, the server message behind the input, for a grant,
+   * deny, queue position or revoke the machine reports).
+   * @param {PttInput} input
+   * @param {any} [msg]
+   */
+  function pttInput(input, msg) {
+    for (const a of ptt.handle(input, now())) {
+      switch (a.type) {
+        case "request_floor":
+          send(floorOptions.queue
+            ? { type: "floor_request", channel: a.channel, priority: floorOptions.priority, queue: true }
+            : { type: "floor_request", channel: a.channel, priority: floorOptions.priority });
+          break;
+        case "release_floor": send({ type: "floor_release", channel: a.channel }); break;
+        case "uplink": if (a.on) startSending(); else stopSending(); break;
+        case "talk_ended": emit({ type: "talk_ended", channel: a.channel }); break;
+        // Reported as the server said it.
+        case "talk_started": case "busy": case "queued": case "revoked": if (msg) emit(msg); break;
+        default: break;
+      }
     }
-    ptt.granted.add(msg.channel);
-    emit(msg);
-    if (ptt.state === "requesting") {
-      // The first grant starts the talk; later ones join it.
-      startSending();
-      ptt.state = "talking";
-      if (ptt.releasePending) beginTail();
-    }
-  }
-
-  function beginTail() {
-    ptt.state = "tail";
-    ptt.tail = setTimeout(() => {
-      stopSending();
-      const { granted, pending } = ptt;
-      for (const ch of [...granted, ...pending]) send({ type: "floor_release", channel: ch });
-      ptt = idlePtt();
-      for (const ch of granted) emit({ type: "talk_ended", channel: ch });
-    }, TAIL_MS);
+    clearTimeout(pttTimer);
+    const at = ptt.timeout();
+    if (at !== null) pttTimer = setTimeout(() => pttInput({ type: "tick" }), Math.max(0, at - now()));
   }
 
   return {
@@ -589,29 +563,15 @@ function createBrowserEngine() {
     pressAll(channels, { priority = 0, queue = false } = {}) {
       if (!sendTrack) throw new Error("no microphone: this page can only listen");
       if (!ws || ws.readyState !== WebSocket.OPEN) throw new Error("not connected");
-      const chans = [...new Set(channels)];
-      const key = chans.slice().sort().join(" ");
-      if (ptt.state === "tail" && ptt.key === key) {
-        clearTimeout(ptt.tail);
-        ptt.state = "talking";
-        ptt.releasePending = false;
-        return;
-      }
-      if (ptt.state !== "idle" || !chans.length) return;
-      ptt = { ...idlePtt(), state: "requesting", pending: new Set(chans), key };
-      // Send from the press, with the Floor Request: the SFU holds the audio
-      // until the grant (then forwards it) or drops it on a deny, so the
-      // first syllable is not lost in the round trip (docs/protocol.md).
-      startSending();
-      for (const channel of chans) {
-        send(queue ? { type: "floor_request", channel, priority, queue: true } : { type: "floor_request", channel, priority });
-      }
+      floorOptions = { priority, queue };
+      // Sent from the press, with the Floor Request (the machine's uplink
+      // action): the SFU holds the audio until the grant (then forwards it)
+      // or drops it on a deny, so the first syllable is not lost in the
+      // round trip (docs/protocol.md).
+      pttInput({ type: "press", channels });
     },
 
-    release() {
-      if (ptt.state === "requesting") ptt.releasePending = true;
-      else if (ptt.state === "talking") beginTail();
-    },
+    release() { pttInput({ type: "release" }); },
 
     emergency(channel) { send({ type: "emergency", channel }); },
     ackEmergency(channel, originator) { send({ type: "emergency_ack", channel, originator }); },

@@ -4,7 +4,15 @@
 "use strict";
 
 function createTauriEngine(tauri) {
-  const invoke = (cmd, args) => tauri.core.invoke(cmd, args);
+  // A command's failure is a UiError ({code, message}, src-tauri/events.rs):
+  // rejected as an Error with its `code`, as the browser engine rejects.
+  const invoke = (cmd, args) => tauri.core.invoke(cmd, args).catch((/** @type {any} */ e) => {
+    /** @type {import("./types/events").UiError | string} */
+    const failure = e;
+    const err = /** @type {Error & {code?: string}} */ (new Error(typeof failure === "string" ? failure : failure.message));
+    if (typeof failure !== "string") err.code = failure.code;
+    throw err;
+  });
   const listeners = [];
   /** @param {import("./types/events").UiEvent} ev */
   const emit = (ev) => listeners.forEach((f) => f(ev));

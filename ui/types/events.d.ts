@@ -609,3 +609,15 @@ output: string | null,
  * default devices are used), for people.
  */
 problem: string | null, };
+
+export type UiErrorCode = "invalid" | "not_connected" | "refused" | "certificate" | "unreachable" | "cancelled" | "keyring" | "device" | "internal";
+
+export type UiError = { 
+/**
+ * What kind of failure, for the window to act on.
+ */
+code: UiErrorCode, 
+/**
+ * What happened, for people.
+ */
+message: string, };

@@ -598,6 +598,7 @@ impl Engine {
             pending_marker: false,
             floor_options: FloorOptions::default(),
             revoked_by: None,
+            grant_max_ms: 0,
             rogue: false,
             _devices: devices,
             stop_sink,
@@ -866,6 +867,9 @@ struct Runner {
     floor_options: FloorOptions,
     /// Who pre-empted us, from the last Floor Revoke.
     revoked_by: Option<Member>,
+    /// The talk time of the Floor Granted being handled, ms (reported with
+    /// it once the PTT machine takes the grant).
+    grant_max_ms: u64,
     rogue: bool,
     controls: AudioControls,
     meter: LevelMeter,
@@ -1045,10 +1049,9 @@ impl Runner {
                 channel,
                 max_duration_ms,
             } => {
-                self.emit(ServerMessage::FloorGranted {
-                    channel: channel.clone(),
-                    max_duration_ms,
-                });
+                // Reported when the machine takes it (TalkStarted): a grant
+                // we did not ask for is given back, not shown.
+                self.grant_max_ms = max_duration_ms;
                 self.ptt_input(now, PttInput::Granted(channel)).await;
             }
             ServerMessage::FloorDeny { channel, reason } => {
@@ -1252,7 +1255,10 @@ impl Runner {
                         Err(e) => debug!("uplink: {e}"),
                     }
                 }
-                PttAction::TalkStarted(_) => {}
+                PttAction::TalkStarted(channel) => self.emit(ServerMessage::FloorGranted {
+                    channel,
+                    max_duration_ms: self.grant_max_ms,
+                }),
                 PttAction::TalkEnded(channel) => self.emit(LocalEvent::TalkEnded { channel }),
                 PttAction::Busy(channel, reason) => {
                     self.emit(ServerMessage::FloorDeny { channel, reason })

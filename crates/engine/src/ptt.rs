@@ -28,6 +28,10 @@
 //!
 //! Drive rule: [`Ptt::handle`] one input, then drain [`Ptt::poll_action`];
 //! feed [`PttInput::Tick`] by [`Ptt::poll_timeout`].
+//!
+//! The browser engine's machine (`ui/ptt.js`) behaves the same: both are
+//! checked against one table of cases (`tests/ptt/cases.txt`, run by
+//! `tests/ptt_table.rs`), the browser's under Node.
 
 use std::{
     collections::VecDeque,

@@ -43,6 +43,7 @@ const ASSETS: &[Asset] = &[
     ui_asset!("app.js", "text/javascript; charset=utf-8"),
     ui_asset!("cues.js", "text/javascript; charset=utf-8"),
     ui_asset!("engine-tauri.js", "text/javascript; charset=utf-8"),
+    ui_asset!("ptt.js", "text/javascript; charset=utf-8"),
     ui_asset!("engine-browser.js", "text/javascript; charset=utf-8"),
     ui_asset!("console.js", "text/javascript; charset=utf-8"),
     // The app icon (from `icons/`, not `ui/`) as the page's favicon.
