@@ -53,7 +53,7 @@ fn cases() -> Vec<(String, Vec<Step>)> {
 }
 
 fn ch(s: &str) -> ChannelName {
-    s.parse().unwrap()
+    s.parse().expect("a channel name")
 }
 
 fn reason<T: serde::de::DeserializeOwned>(s: &str) -> T {
@@ -69,7 +69,7 @@ fn input(words: &[String]) -> PttInput<()> {
         "release" => PttInput::Release,
         "granted" => PttInput::Granted(ch(arg(1))),
         "denied" => PttInput::Denied(ch(arg(1)), reason::<DenyReason>(arg(2))),
-        "queued" => PttInput::Queued(ch(arg(1)), arg(2).parse().unwrap()),
+        "queued" => PttInput::Queued(ch(arg(1)), arg(2).parse().expect("a queue position")),
         "revoked" => PttInput::Revoked(ch(arg(1)), reason::<RevokeReason>(arg(2))),
         "floor_idle" => PttInput::FloorIdle(ch(arg(1))),
         "disconnected" => PttInput::Disconnected,

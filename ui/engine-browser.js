@@ -72,6 +72,10 @@ function createBrowserEngine() {
   // Audio graph: mic -> gain -> (analyser, destination -> uplink track).
   let ctx = null;
   let mic = null;
+  let micSource = null;
+  // The microphone and speaker chosen ({id, label}, kept in localStorage),
+  // null for the browser's default; the ids are the browser's deviceIds.
+  const chosen = { input: loadDevice("input"), output: loadDevice("output") };
   let gain = null;
   let analyser = null;
   let uplink = null;        // MediaStreamDestination whose track is sent
@@ -106,25 +110,96 @@ function createBrowserEngine() {
     return ctx;
   }
 
+  /** @param {"input" | "output"} end */
+  function loadDevice(end) {
+    try { return JSON.parse(localStorage.getItem(`squawk.device.${end}`) || "null"); } catch (_) { return null; }
+  }
+
+  /** Whether the open microphone is the chosen one (not a fallback). */
+  let micIsChosen = false;
+
+  /** The browser's microphone, the chosen one when it can be opened. */
+  async function getMic() {
+    const audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 };
+    const want = chosen.input;
+    let stream;
+    micIsChosen = false;
+    if (!want) stream = await navigator.mediaDevices.getUserMedia({ audio });
+    else {
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ audio: { ...audio, deviceId: { exact: want.id } } });
+        micIsChosen = true;
+      } catch (e) {
+        // Unplugged, or refused: the default one, with a notice.
+        stream = await navigator.mediaDevices.getUserMedia({ audio });
+        emit({ type: "device", end: "input", change: "fell_back", wanted: want.label || want.id, reason: String(e.message || e.name || e) });
+      }
+    }
+    // Unplugged while in use: the default one takes over.
+    for (const t of stream.getAudioTracks()) {
+      t.addEventListener("ended", () => { if (mic === stream) switchMic().catch(() => {}); });
+    }
+    return stream;
+  }
+
+  // A device came or went: a chosen microphone that is back is used again.
+  if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {
+    navigator.mediaDevices.addEventListener("devicechange", async () => {
+      const want = chosen.input;
+      if (!micSource || !want || micIsChosen) return;
+      const listed = (await navigator.mediaDevices.enumerateDevices()).some((d) => d.deviceId === want.id);
+      if (!listed) return;
+      await switchMic();
+      if (micIsChosen) emit({ type: "device", end: "input", change: "restored", device: want.label || want.id });
+    });
+  }
+
   async function openMic() {
     if (sendTrack) return;
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       throw new Error(window.isSecureContext ? "this browser has no getUserMedia"
         : "the microphone needs HTTPS (or localhost): ask the server operator for the https:// link");
     }
-    mic = await navigator.mediaDevices.getUserMedia({
-      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
-    });
+    mic = await getMic();
     const c = audioContext();
-    const src = c.createMediaStreamSource(mic);
     gain = c.createGain();
     analyser = c.createAnalyser();
     analyser.fftSize = 1024;
     uplink = c.createMediaStreamDestination();
-    src.connect(gain);
+    micSource = c.createMediaStreamSource(mic);
+    micSource.connect(gain);
     gain.connect(analyser);
     gain.connect(uplink);
+    // The uplink track stays the same when the microphone changes: only
+    // the source in front of the gain is replaced.
     sendTrack = uplink.stream.getAudioTracks()[0];
+    if (chosen.output) applySpeaker();
+  }
+
+  /** Swaps the microphone in front of the gain for the one chosen now. */
+  async function switchMic() {
+    if (!micSource) return;
+    const next = await getMic();
+    const src = audioContext().createMediaStreamSource(next);
+    src.connect(gain);
+    micSource.disconnect();
+    for (const t of mic.getTracks()) t.stop();
+    mic = next;
+    micSource = src;
+  }
+
+  /** Plays through the chosen speaker (AudioContext.setSinkId: Chromium 110 on). */
+  async function applySpeaker() {
+    const c = /** @type {any} */ (audioContext());
+    if (typeof c.setSinkId !== "function") return;
+    const want = chosen.output;
+    try {
+      await c.setSinkId(want ? want.id : "");
+    } catch (e) {
+      if (!want) return;
+      await c.setSinkId("").catch(() => {});
+      emit({ type: "device", end: "output", change: "fell_back", wanted: want.label || want.id, reason: String(e.message || e.name || e) });
+    }
   }
 
   function send(msg) {
@@ -599,6 +674,45 @@ function createBrowserEngine() {
       return Math.min(1, peak);
     },
     setGain(g) { if (gain) gain.gain.value = g; },
+    /**
+     * Microphones and speakers to choose from, and the choice (the
+     * desktop's AudioDevices shape: `name` is the browser's deviceId). The
+     * names only show once the microphone was allowed; the speaker can be
+     * chosen where AudioContext.setSinkId exists (Chromium).
+     */
+    async listDevices() {
+      const none = { inputs: [], outputs: [], input: null, output: null, problem: null };
+      if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) {
+        return { ...none, problem: "this browser does not list its devices" };
+      }
+      const all = await navigator.mediaDevices.enumerateDevices();
+      // "default" and "communications" are aliases of real devices; a
+      // device listed twice (Firefox does, for sources alike) counts once.
+      const seen = new Set();
+      const real = (d) => d.deviceId && d.deviceId !== "default" && d.deviceId !== "communications"
+        && !seen.has(d.kind + d.deviceId) && seen.add(d.kind + d.deviceId);
+      const info = (d, i) => ({ name: d.deviceId, description: d.label || `${d.kind === "audioinput" ? "Microphone" : "Speaker"} ${i + 1}` });
+      const sinks = typeof (/** @type {any} */ (audioContext())).setSinkId === "function";
+      return {
+        inputs: all.filter((d) => d.kind === "audioinput" && real(d)).map(info),
+        outputs: sinks ? all.filter((d) => d.kind === "audiooutput" && real(d)).map(info) : [],
+        // The label, which the panel matches to a listed device's description.
+        input: chosen.input && (chosen.input.label || chosen.input.id),
+        output: chosen.output && (chosen.output.label || chosen.output.id),
+        problem: null,
+      };
+    },
+    /** Chooses the microphone (`end` "input") or speaker ("output") by deviceId; null: the default. Saved. */
+    async setDevice(end, id) {
+      let label = "";
+      if (id && navigator.mediaDevices && navigator.mediaDevices.enumerateDevices) {
+        const d = (await navigator.mediaDevices.enumerateDevices()).find((x) => x.deviceId === id);
+        label = d ? d.label : "";
+      }
+      chosen[end] = id ? { id, label } : null;
+      try { localStorage.setItem(`squawk.device.${end}`, JSON.stringify(chosen[end])); } catch (_) { /* private mode */ }
+      if (end === "input") await switchMic(); else await applySpeaker();
+    },
     setVolume(v) { volume = v; for (const mid of rx.keys()) applyMix(mid); },
     micTest(on) {
       if (!gain || on === monitorOn) return;
@@ -608,6 +722,11 @@ function createBrowserEngine() {
 
     /** Measurements for tests and benchmarks (not part of the UI interface). */
     debug: {
+      /** The deviceId of the microphone in use, or null. */
+      micDevice() {
+        const t = mic && mic.getAudioTracks()[0];
+        return t ? t.getSettings().deviceId || null : null;
+      },
       /** The replay's output level (RMS, full scale 1), 0 when none plays. */
       replayLevel() {
         if (!replaying) return 0;

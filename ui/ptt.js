@@ -78,8 +78,10 @@ function createPtt({ tailMs }) {
           legs = new Map(chans.map((c) => [c, /** @type {Leg} */ ("pending")]));
           state = "requesting";
           releasedAt = null;
-          for (const c of chans) out.push({ type: "request_floor", channel: c });
+          // The microphone first, as the requests go: the SFU holds what
+          // arrives from the requester until the grant.
           setUplink(true);
+          for (const c of chans) out.push({ type: "request_floor", channel: c });
         } else if (state === "tail" && chans.length === legs.size && chans.every((c) => legs.has(c))) {
           // Pressed again during the tail: the same transmission goes on.
           state = "talking";
