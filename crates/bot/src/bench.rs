@@ -369,8 +369,9 @@ async fn latency_once(
     let ch: ChannelName = format!("bench-latency-{kind}-{run}-{cushion}").parse()?;
     let mut jitter = EngineConfig::new(server.url(), "B").jitter;
     if let Some(c) = cushion_ms {
+        // One cushion, clean link or not; the floor equals it.
         jitter.cushion_ms = c;
-        // The engine's floor equals its cushion; so does the old setting's.
+        jitter.clean_cushion_ms = c;
         jitter.min_delay_ms = c;
     }
     let dir = std::env::temp_dir().join(format!("squawk-bench-{}", std::process::id()));
@@ -645,12 +646,11 @@ fn machine() -> String {
 const LATENCY_NOTES: &str = "\
 Where mouth-to-ear goes, with 20 ms frames: the microphone frame (20 ms: a frame is sent once its \
 last sample is captured), Opus look-ahead (6.5 ms in VOIP mode), network and SFU (under 1 ms on \
-loopback, see the forwarding delay below), the jitter buffer's target delay (one frame of cushion \
-plus the measured jitter: about 21 to 26 ms on loopback once adapted, 40 ms on a channel's first \
-transmission), and the phase between the sender's and the listener's 20 ms frame clocks (0 to \
-20 ms, different for every transmission, which is why several transmissions are pooled). The \
-45 ms target needs the jitter cushion below one frame or 10 ms frames; both trade robustness on \
-real networks for loopback figures, so they are left as they are for now.\n\n\
+loopback, see the forwarding delay below), the jitter buffer's target delay (the measured jitter \
+plus a cushion: 5 ms on a clean link, one frame within 20 s of a loss or an underrun, so that FEC \
+and RED find the next packet in time; 40 ms on a channel's first transmission), and the wait for \
+the listener's next 5 ms playout block (0 to 5 ms: the mixer starts a transmission on a 5 ms \
+grid and decides each frame when its block is heard).\n\n\
 Press → Floor Granted is the signaling round trip through the hub (TCP_NODELAY on both ends). \
 Press → first audio adds the first frame (20 ms) and the listener's jitter-buffer prebuffer.\n\n";
 
@@ -697,8 +697,8 @@ pub async fn run(_server: &str, args: &BenchArgs) -> anyhow::Result<()> {
         ),
         (
             true,
-            Some(5),
-            "channel in use, a 5 ms jitter cushion instead of one frame (experiment)",
+            Some(20),
+            "channel in use, one frame of jitter cushion even on a clean link (the engine before 2026-12-08)",
             "",
         ),
     ] {

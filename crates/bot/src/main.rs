@@ -83,9 +83,10 @@ struct Args {
     /// by default; off in the bot unless given.
     #[arg(long, global = true)]
     auto_gain: bool,
-    /// The jitter buffer's cushion over the measured jitter, ms (its floor
-    /// too) [default: the engine's, 20: one frame]; 5 is the setting
-    /// the 2026-12-07 experiment measured, for comparisons.
+    /// The jitter buffer's cushion over the measured jitter, ms, clean link
+    /// or not (its floor too) [default: the engine's, 5 on a clean link and
+    /// 20 (one frame) after a loss or an underrun]; 20 is the engine before
+    /// 2026-12-08, for comparisons.
     #[arg(long, global = true, value_name = "MS", value_parser = clap::value_parser!(u32).range(0..=200))]
     jitter_cushion_ms: Option<u32>,
     #[command(subcommand)]
@@ -397,6 +398,7 @@ async fn connect(
     config.audio.auto_gain = args.auto_gain;
     if let Some(ms) = args.jitter_cushion_ms {
         config.jitter.cushion_ms = ms;
+        config.jitter.clean_cushion_ms = ms;
         config.jitter.min_delay_ms = ms;
     }
     if let Some(n) = args.red {

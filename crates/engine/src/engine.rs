@@ -106,9 +106,13 @@ impl EngineConfig {
             opus: OpusConfig::default(),
             ptt: PttConfig::default(),
             // We send nothing during DTX silence, so pauses between phrases
-            // must not end the stream: 1.5 s without packets does.
+            // must not end the stream: 1.5 s without packets does. A clean
+            // link plays 5 ms over its measured jitter; after a loss or an
+            // underrun, a frame over it (the FEC/RED margin).
             jitter: JitterConfig {
                 idle_after_ms: 1500,
+                min_delay_ms: 5,
+                clean_cushion_ms: 5,
                 ..JitterConfig::default()
             },
             audio: AudioControls::default(),

@@ -93,6 +93,7 @@ pub fn jitter(data: &[u8]) {
         initial_delay_ms: u32::from(b.u8()) * 2,
         idle_after_ms: u32::from(b.u8()) * 4,
         cushion_ms: u32::from(b.u8() % 41),
+        clean_cushion_ms: u32::from(b.u8() % 41),
     }
     .sanitized();
     let mut jb = JitterBuffer::new(cfg);

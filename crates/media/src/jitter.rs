@@ -49,9 +49,17 @@
 //! sender and receiver clock origins cancel out) is recorded in a window of
 //! the last [`TRANSIT_WINDOW`] packets. The relative delay of a packet is its
 //! transit minus the window minimum. The raw target is
-//! `cushion_ms + p95(relative delay)`, clamped to `[min_delay_ms,
+//! `cushion + p95(relative delay)`, clamped to `[min_delay_ms,
 //! max_delay_ms]`; the target follows increases immediately and decreases
 //! slowly (by 1/[`TARGET_DECAY_PACKETS`] of the difference per packet).
+//!
+//! The cushion is `clean_cushion_ms` on a clean link and `cushion_ms`
+//! (one frame by default) within [`TROUBLE_MEMORY`] of a lost packet or
+//! an underrun: a clean loopback or LAN plays a few ms after the packet's
+//! earliest arrival, while a lossy link keeps the next packet in hand at
+//! every slot, so that a lost packet is rebuilt from its successor's
+//! in-band FEC (RFC 6716 §2.1.7) or RED copy (RFC 2198). The first loss
+//! on a clean link raises the target at once; its own slot is concealed.
 //! The RFC 3550 §6.4.1 interarrival jitter is also tracked for reporting.
 //!
 //! The *current delay* of a frame about to play is `now − (its timestamp +
@@ -126,6 +134,13 @@ pub const RESYNC_GAP: Duration = Duration::from_secs(1);
 pub const STALE_AFTER_END: Duration = Duration::from_secs(1);
 /// How far back (in packets) a post-end packet may be to count as stale.
 pub const STALE_SEQ_RANGE: i16 = 1000;
+/// How long the link counts as troubled after a lost packet or an
+/// underrun: [`JitterConfig::cushion_ms`] applies instead of
+/// [`JitterConfig::clean_cushion_ms`] until this passes without another.
+/// Long enough that sparse random loss (one packet in a few hundred) keeps
+/// the FEC margin, short enough that one scheduling hiccup costs a clean
+/// link its low delay for a few transmissions only.
+pub const TROUBLE_MEMORY: Duration = Duration::from_secs(20);
 /// Maximum number of undrained events kept (oldest are discarded).
 const MAX_EVENTS: usize = 64;
 /// Number of played sequence numbers remembered to tell duplicates from
@@ -151,16 +166,23 @@ pub struct JitterConfig {
     /// this long, ms.
     pub idle_after_ms: u32,
     /// Cushion added to the measured jitter (the p95 relative transit
-    /// delay) to make the raw target delay, ms. One frame (20, the
-    /// default) plays safe whatever the scheduling noise; a few ms lowers
-    /// a clean link's target below a frame (`squawk-bot bench` compares
-    /// 5 ms), the transit window raising it when jitter appears.
+    /// delay) to make the raw target delay once the link has shown
+    /// trouble (a lost packet or an underrun in the last
+    /// [`TROUBLE_MEMORY`]), ms. One frame (20, the default) is what in-band
+    /// FEC and RED need: a lost packet is rebuilt from the *next* one,
+    /// which must have arrived by the lost one's slot.
     pub cushion_ms: u32,
+    /// Cushion on a clean link (no loss and no underrun in the last
+    /// [`TROUBLE_MEMORY`]), ms. Equal to `cushion_ms` by default; a few ms
+    /// (the engine's 5) lowers a clean link's target below one frame, the
+    /// first loss or underrun raising it to `cushion_ms` at once.
+    pub clean_cushion_ms: u32,
 }
 
 impl Default for JitterConfig {
     /// 20 ms frames at 48 kHz, delay 20..=300 ms starting at 40 ms, stream
-    /// end after 300 ms without packets, a cushion of one frame (20 ms).
+    /// end after 300 ms without packets, a cushion of one frame (20 ms),
+    /// clean link or not.
     fn default() -> Self {
         Self {
             frame_ms: 20,
@@ -170,6 +192,7 @@ impl Default for JitterConfig {
             initial_delay_ms: 40,
             idle_after_ms: 300,
             cushion_ms: 20,
+            clean_cushion_ms: 20,
         }
     }
 }
@@ -191,6 +214,7 @@ impl JitterConfig {
             initial_delay_ms: self.initial_delay_ms.clamp(min_delay_ms, max_delay_ms),
             idle_after_ms: self.idle_after_ms,
             cushion_ms: self.cushion_ms.min(10_000),
+            clean_cushion_ms: self.clean_cushion_ms.min(10_000),
         }
     }
 }
@@ -336,6 +360,10 @@ struct Ctx {
     jitter_us: f64,
     /// Last computed current delay, ms.
     current_delay_ms: u32,
+    /// p95 relative transit delay of the window at the last packet, ms.
+    jitter_p95_ms: f64,
+    /// When a packet was last lost or the buffer last underran.
+    trouble_at: Option<Instant>,
     /// Cumulative counters (gauge fields unused here).
     totals: JitterStats,
     events: VecDeque<JitterEvent>,
@@ -441,6 +469,8 @@ impl JitterBuffer {
                 target_ms: f64::from(cfg.initial_delay_ms),
                 jitter_us: 0.0,
                 current_delay_ms: 0,
+                jitter_p95_ms: 0.0,
+                trouble_at: None,
                 totals: JitterStats::default(),
                 events: VecDeque::new(),
             },
@@ -622,6 +652,7 @@ impl Ctx {
     /// new window minimum.
     fn observe_transit(
         &mut self,
+        now: Instant,
         window: &mut VecDeque<i64>,
         last: &mut Option<i64>,
         transit: i64,
@@ -642,11 +673,8 @@ impl Ctx {
         if sorted.len() >= MIN_TRANSIT_SAMPLES {
             let rank = (TARGET_PERCENTILE * sorted.len() as f64).ceil() as usize;
             let p = sorted.get(rank.saturating_sub(1)).copied().unwrap_or(min);
-            let raw = (f64::from(self.cfg.cushion_ms) + p.saturating_sub(min) as f64 / 1000.0)
-                .clamp(
-                    f64::from(self.cfg.min_delay_ms),
-                    f64::from(self.cfg.max_delay_ms),
-                );
+            self.jitter_p95_ms = p.saturating_sub(min) as f64 / 1000.0;
+            let raw = self.raw_target(now);
             if raw > self.target_ms {
                 self.target_ms = raw;
             } else {
@@ -654,6 +682,36 @@ impl Ctx {
             }
         }
         min
+    }
+
+    /// The cushion in force at `now`: [`JitterConfig::cushion_ms`] within
+    /// [`TROUBLE_MEMORY`] of the last trouble, else
+    /// [`JitterConfig::clean_cushion_ms`].
+    fn cushion_ms(&self, now: Instant) -> u32 {
+        let troubled = self
+            .trouble_at
+            .is_some_and(|t| now.saturating_duration_since(t) < TROUBLE_MEMORY);
+        if troubled {
+            self.cfg.cushion_ms
+        } else {
+            self.cfg.clean_cushion_ms
+        }
+    }
+
+    /// Cushion plus the window's p95 relative delay, within the bounds.
+    fn raw_target(&self, now: Instant) -> f64 {
+        (f64::from(self.cushion_ms(now)) + self.jitter_p95_ms).clamp(
+            f64::from(self.cfg.min_delay_ms),
+            f64::from(self.cfg.max_delay_ms),
+        )
+    }
+
+    /// A packet was lost or the buffer underran at `now`: the link is
+    /// troubled, and a target that a clean cushion kept low rises at once
+    /// (the delay control then inserts a frame to reach it).
+    fn trouble(&mut self, now: Instant) {
+        self.trouble_at = Some(now);
+        self.target_ms = self.target_ms.max(self.raw_target(now));
     }
 }
 
@@ -750,7 +808,8 @@ impl Stream {
             self.highest_ts = ts;
         }
         let transit = micros_since(self.epoch, now).saturating_sub(ctx.ts_to_us(ts));
-        self.min_transit = ctx.observe_transit(&mut self.transit, &mut self.last_transit, transit);
+        self.min_transit =
+            ctx.observe_transit(now, &mut self.transit, &mut self.last_transit, transit);
         self.buffer.insert(
             seq,
             Packet {
@@ -827,7 +886,11 @@ impl Stream {
                 return self.rebuffer(ctx, now, head_ts, head_arrival);
             } else {
                 let explained = ((est - self.cursor).max(0) + half) / frame;
-                ctx.totals.underruns += u64::from(slipped).saturating_sub(explained as u64);
+                let underruns = u64::from(slipped).saturating_sub(explained as u64);
+                if underruns > 0 {
+                    ctx.totals.underruns += underruns;
+                    ctx.trouble(now);
+                }
                 self.cursor = self.cursor.max(est);
             }
         }
@@ -836,6 +899,7 @@ impl Stream {
         if lead.abs() > ctx.resync_ts() {
             if missing > 0 {
                 ctx.totals.lost += missing as u64;
+                ctx.trouble(now);
                 self.history = shift_history(self.history, missing, false);
                 self.next_seq = head_seq;
             }
@@ -850,6 +914,7 @@ impl Stream {
         }
         // The next packet is missing at its slot while later ones are here.
         ctx.totals.lost += 1;
+        ctx.trouble(now);
         self.next_seq += 1;
         self.history = shift_history(self.history, 1, false);
         self.cursor += frame;

@@ -440,7 +440,9 @@ fn pulse_capture(mut frames: GatedFrames, stop: &AtomicBool, mut follow: Follow<
 
 fn pulse_playout(mut mixer: Mixer, stop: &AtomicBool, mut follow: Follow<pulse::Stream>) {
     let channels = mixer.layout().channels();
-    let mut frame = vec![0.0f32; FRAME_SAMPLES * channels];
+    // One block at a time, as the server asks for it (its minimum request
+    // is a block): each is mixed when there is room for it.
+    let mut frame = vec![0.0f32; super::mixer::BLOCK_SAMPLES * channels];
     let stereo = channels == 2;
     let open = move |device: Option<&str>| pulse::Stream::playback(device, stereo);
     while !stop.load(Ordering::Relaxed) {
@@ -453,7 +455,11 @@ fn pulse_playout(mut mixer: Mixer, stop: &AtomicBool, mut follow: Follow<pulse::
         }
         mixer.mix(Instant::now(), &mut frame);
         let Some(stream) = follow.stream(|d| &d.outputs, open) else {
-            // No device: the frame is dropped, the mixer keeps time.
+            // No device: the block is dropped, and so is the rest of the
+            // frame the wait took, so the mixer keeps time.
+            for _ in 1..FRAME_SAMPLES / super::mixer::BLOCK_SAMPLES {
+                mixer.mix(Instant::now(), &mut frame);
+            }
             continue;
         };
         if let Err(e) = stream.write(&frame) {

@@ -13,10 +13,24 @@
 //! unchanged (nothing live is ducked or missed). One replay at a time; a new
 //! one replaces it.
 //!
-//! The mixer is pulled one 20 ms frame at a time by its sink's clock (the
-//! audio device, or the real-time WAV writer), so the jitter buffers absorb
-//! the drift between the talker's clock and ours. Packets and track mapping
-//! arrive over a channel from the network tasks; the mixer owns all state.
+//! The mixer is pulled by its sink's clock (the audio device, or the
+//! real-time WAV writer), so the jitter buffers absorb the drift between
+//! the talker's clock and ours. Packets and track mapping arrive over a
+//! channel from the network tasks; the mixer owns all state.
+//!
+//! **Playout in blocks finer than a frame.** Each source (a track, the
+//! replay, the mic test) keeps the rest of its current 20 ms decoded frame
+//! and hands it out sample by sample, so a sink may pull any length; the
+//! sinks pull one [`BLOCK_MS`] block at a time, when it is to be heard.
+//! A jitter buffer is asked for its next frame only when the previous one
+//! has been played out, and an idle track asks again at every block: a
+//! transmission starts within 5 ms of its target delay instead of at the
+//! next 20 ms device wake (up to 15 ms later, different for every
+//! transmission), and every decision is taken at the time of the block
+//! that plays it, so the jitter buffer's margin for FEC and late packets is
+//! the one it computed. (Mixing 20 ms at once and starting a stream
+//! inside it would decide up to 15 ms before the audio is heard: the 5 ms
+//! experiment of 2026-12-07 that lost STOI under loss.)
 
 use std::{
     collections::HashMap,
@@ -34,7 +48,61 @@ use squawk_media::{JitterBuffer, JitterConfig, JitterEvent, JitterStats, Playout
 use squawk_protocol::ChannelName;
 use tokio::sync::mpsc;
 
-use super::{FRAME_MS, FRAME_SAMPLES, wav::WavWriter};
+use super::{FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, wav::WavWriter};
+
+/// Length of the block the sinks pull, ms: the grid on which a
+/// transmission can start (see the module docs).
+pub const BLOCK_MS: u32 = 5;
+/// Samples per block, mono: 240 (a quarter of [`FRAME_SAMPLES`]).
+pub const BLOCK_SAMPLES: usize = (SAMPLE_RATE / 1000 * BLOCK_MS) as usize;
+
+/// The rest of a source's current 20 ms frame, handed out block by block.
+struct Decoded {
+    /// [`FRAME_SAMPLES`] samples, mono.
+    pcm: Box<[f32]>,
+    /// Next sample to hand out; [`FRAME_SAMPLES`] when all are out.
+    pos: usize,
+    /// Whether the frame carries sound (false for silence: nothing is added).
+    audible: bool,
+}
+
+impl Decoded {
+    fn new() -> Self {
+        Self {
+            pcm: vec![0.0; FRAME_SAMPLES].into_boxed_slice(),
+            pos: FRAME_SAMPLES,
+            audible: false,
+        }
+    }
+
+    /// Whether every sample of the frame has been handed out.
+    fn is_spent(&self) -> bool {
+        self.pos >= FRAME_SAMPLES
+    }
+
+    /// A new frame, in [`Decoded::pcm`], starts (`audible` or silent).
+    fn restart(&mut self, audible: bool) {
+        self.pos = 0;
+        self.audible = audible;
+    }
+
+    /// Adds up to `n` of the frame's next samples into `out` (interleaved
+    /// in `layout`) with `mix`; how many samples were used.
+    fn add_into(&mut self, layout: Layout, out: &mut [f32], n: usize, mix: ChannelMix) -> usize {
+        let take = n.min(FRAME_SAMPLES - self.pos.min(FRAME_SAMPLES));
+        if self.audible {
+            let pcm = &self.pcm[self.pos..self.pos + take];
+            add(layout, &mut out[..take * layout.channels()], pcm, mix);
+        }
+        self.pos += take;
+        take
+    }
+}
+
+/// The time of sample `i` of a pull made at `now`.
+fn sample_time(now: Instant, i: usize) -> Instant {
+    now + Duration::from_micros(i as u64 * 1_000_000 / u64::from(SAMPLE_RATE))
+}
 use crate::codec::{DecodeInput, Decoder};
 
 /// One received RTP packet.
@@ -138,6 +206,8 @@ struct Replay {
     rec: Arc<Recording>,
     pos: usize,
     decoder: Decoder,
+    /// The step being played.
+    frame: Decoded,
 }
 
 /// Inputs to the mixer.
@@ -241,6 +311,8 @@ struct Slot {
     last_audio: Option<Instant>,
     jitter: JitterBuffer,
     decoder: Decoder,
+    /// The frame being played.
+    frame: Decoded,
     /// What the current stream played so far (for instant recall).
     recording: Vec<Playout>,
     /// The jitter buffer's counters when the previous segment (a stream, or
@@ -259,15 +331,14 @@ pub struct Mixer {
     rx: std_mpsc::Receiver<MixerIn>,
     events: mpsc::UnboundedSender<MixerEvent>,
     config: JitterConfig,
-    frame: Vec<f32>,
     volume: f32,
     local: std::collections::VecDeque<Box<[f32]>>,
+    /// Samples of the front [`Mixer::local`] frame already played.
+    local_pos: usize,
     /// Recorded transmissions per channel, oldest first.
     recall: HashMap<ChannelName, std::collections::VecDeque<Arc<Recording>>>,
     next_recall: u64,
     replay: Option<Replay>,
-    /// Scratch for the replay's decoded frame.
-    replay_frame: Vec<f32>,
     /// An input taken by [`Mixer::wait_for_input`], handled first by the
     /// next [`Mixer::mix`].
     pending: Option<MixerIn>,
@@ -297,13 +368,12 @@ impl Mixer {
             rx,
             events,
             config,
-            frame: vec![0.0; FRAME_SAMPLES],
             volume: 1.0,
             local: std::collections::VecDeque::new(),
+            local_pos: 0,
             recall: HashMap::new(),
             next_recall: 1,
             replay: None,
-            replay_frame: vec![0.0; FRAME_SAMPLES],
             pending: None,
         }
     }
@@ -313,11 +383,13 @@ impl Mixer {
         self.layout
     }
 
-    /// Produces the next 20 ms of output at `now`: [`FRAME_SAMPLES`] ×
-    /// [`Layout::channels`] samples (stereo interleaved left, right).
-    ///
-    /// # Panics
-    /// If `out` is shorter than that.
+    /// Produces the next `out.len() / channels` samples of output, to be
+    /// heard from `now` (stereo interleaved left, right). Every decision
+    /// for them is taken at `now`: sinks pull one [`BLOCK_SAMPLES`] block
+    /// at a time, at the time it is to be heard (see the module docs); a
+    /// longer pull is allowed (tests, the cpal fallback) and simply starts
+    /// transmissions on a coarser grid. A trailing part of a sample
+    /// instant (an odd length in stereo) is left as it was.
     pub fn mix(&mut self, now: Instant, out: &mut [f32]) {
         if let Some(msg) = self.pending.take() {
             self.handle(now, msg);
@@ -365,6 +437,7 @@ impl Mixer {
                     last_audio: None,
                     jitter: JitterBuffer::new(config),
                     decoder: Decoder::new().expect("libopus allocates a decoder"),
+                    frame: Decoded::new(),
                     recording: Vec::new(),
                     seg_base: JitterStats::default(),
                     talker: None,
@@ -379,6 +452,7 @@ impl Mixer {
             MixerIn::Local(pcm) => {
                 if self.local.len() >= MAX_LOCAL_FRAMES {
                     self.local.pop_front();
+                    self.local_pos = 0;
                 }
                 self.local.push_back(pcm);
             }
@@ -394,44 +468,64 @@ impl Mixer {
     }
 
     fn mix_inputs(&mut self, now: Instant, out: &mut [f32]) {
-        let out = &mut out[..FRAME_SAMPLES * self.layout.channels()];
+        let width = self.layout.channels();
+        let samples = out.len() / width;
+        let out = &mut out[..samples * width];
         out.fill(0.0);
         for slot in self.slots.values_mut() {
             let Some(channel) = slot.channel.as_ref() else {
                 continue;
             };
-            let played = slot.jitter.pop(now);
-            if matches!(&played, Playout::Frame(p) | Playout::Fec(p) if !p.is_empty()) {
-                slot.last_audio = Some(now + Duration::from_millis(u64::from(FRAME_MS)));
-            }
-            if decode_step(&mut slot.decoder, &played, &mut self.frame) {
-                let mix = self.mixes.get(channel).copied().unwrap_or_default();
-                add(self.layout, out, &self.frame, mix);
-            }
-            if played != Playout::Idle {
-                slot.recording.push(played);
-            }
-            while let Some(event) = slot.jitter.poll_event() {
-                let Some(channel) = slot.channel.clone() else {
-                    break;
-                };
-                let ev = match event {
-                    JitterEvent::StreamStarted => {
-                        slot.started = Some(now);
-                        slot.last_audio = None;
-                        MixerEvent::StreamStarted { channel, at: now }
+            let mix = self.mixes.get(channel).copied().unwrap_or_default();
+            let mut at = 0;
+            while at < samples {
+                let heard = sample_time(now, at);
+                if slot.frame.is_spent() {
+                    let played = slot.jitter.pop(now);
+                    let idle = played == Playout::Idle;
+                    if !idle {
+                        if matches!(&played, Playout::Frame(p) | Playout::Fec(p) if !p.is_empty()) {
+                            slot.last_audio =
+                                Some(heard + Duration::from_millis(u64::from(FRAME_MS)));
+                        }
+                        let audible = decode_step(&mut slot.decoder, &played, &mut slot.frame.pcm);
+                        slot.frame.restart(audible);
+                        slot.recording.push(played);
                     }
-                    JitterEvent::StreamEnded { .. } => {
-                        finish_segment(slot, channel, &mut self.recall, &mut self.next_recall, now)
+                    while let Some(event) = slot.jitter.poll_event() {
+                        let Some(channel) = slot.channel.clone() else {
+                            break;
+                        };
+                        let ev = match event {
+                            JitterEvent::StreamStarted => {
+                                slot.started = Some(heard);
+                                slot.last_audio = None;
+                                MixerEvent::StreamStarted { channel, at: heard }
+                            }
+                            JitterEvent::StreamEnded { .. } => finish_segment(
+                                slot,
+                                channel,
+                                &mut self.recall,
+                                &mut self.next_recall,
+                                heard,
+                            ),
+                        };
+                        let _ = self.events.send(ev);
                     }
-                };
-                let _ = self.events.send(ev);
+                    if idle {
+                        // Nothing under way (or still prebuffering): ask
+                        // again at the next block.
+                        at += (BLOCK_SAMPLES - at % BLOCK_SAMPLES).min(samples - at);
+                        continue;
+                    }
+                }
+                at += slot
+                    .frame
+                    .add_into(self.layout, &mut out[at * width..], samples - at, mix);
             }
         }
-        if let Some(pcm) = self.local.pop_front() {
-            add(self.layout, out, &pcm, ChannelMix::default());
-        }
-        self.play_replay(out);
+        self.play_local(out, samples);
+        self.play_replay(out, samples);
         if self.volume != 1.0 {
             for s in out.iter_mut() {
                 *s *= self.volume;
@@ -501,6 +595,7 @@ impl Mixer {
             rec,
             pos: 0,
             decoder: Decoder::new().expect("libopus allocates a decoder"),
+            frame: Decoded::new(),
         });
     }
 
@@ -510,18 +605,55 @@ impl Mixer {
         }
     }
 
-    /// Mixes the replay's next frame into `out`, centred.
-    fn play_replay(&mut self, out: &mut [f32]) {
-        let Some(r) = self.replay.as_mut() else {
-            return;
-        };
-        let Some(step) = r.rec.steps.get(r.pos) else {
-            self.stop_replay();
-            return;
-        };
-        r.pos += 1;
-        if decode_step(&mut r.decoder, step, &mut self.replay_frame) {
-            add(self.layout, out, &self.replay_frame, ChannelMix::default());
+    /// Mixes the replay's next `samples` into `out`, centred; ends it
+    /// after its last step.
+    fn play_replay(&mut self, out: &mut [f32], samples: usize) {
+        let width = self.layout.channels();
+        let mut at = 0;
+        while at < samples {
+            let Some(r) = self.replay.as_mut() else {
+                return;
+            };
+            if r.frame.is_spent() {
+                let Some(step) = r.rec.steps.get(r.pos) else {
+                    self.stop_replay();
+                    return;
+                };
+                r.pos += 1;
+                let audible = decode_step(&mut r.decoder, step, &mut r.frame.pcm);
+                r.frame.restart(audible);
+            }
+            let mix = ChannelMix::default();
+            at += r
+                .frame
+                .add_into(self.layout, &mut out[at * width..], samples - at, mix);
+        }
+    }
+
+    /// Mixes the next `samples` of the mic test's queued frames into `out`,
+    /// centred.
+    fn play_local(&mut self, out: &mut [f32], samples: usize) {
+        let width = self.layout.channels();
+        let mut at = 0;
+        while at < samples {
+            let Some(pcm) = self.local.front() else {
+                return;
+            };
+            let from = self.local_pos.min(pcm.len());
+            let take = (samples - at).min(pcm.len() - from);
+            let to = &mut out[at * width..(at + take) * width];
+            add(
+                self.layout,
+                to,
+                &pcm[from..from + take],
+                ChannelMix::default(),
+            );
+            at += take;
+            self.local_pos = from + take;
+            if self.local_pos >= pcm.len() {
+                self.local.pop_front();
+                self.local_pos = 0;
+            }
         }
     }
 }
@@ -620,8 +752,8 @@ fn add(layout: Layout, out: &mut [f32], pcm: &[f32], mix: ChannelMix) {
 }
 
 /// Runs `mixer` into a WAV file (with as many channels as the mixer's
-/// layout) in real time on its own thread: frame `n`
-/// is mixed and written at `start + n × 20 ms` (absolute schedule, silence
+/// layout) in real time on its own thread: block `n` ([`BLOCK_MS`]) is
+/// mixed and written at `start + n × 5 ms` (absolute schedule, silence
 /// included), so sample `i` of the file is "heard" at `start + i / 48 kHz`;
 /// until `stop` or `seconds` of audio are written.
 pub fn spawn_wav_sink(
@@ -634,11 +766,11 @@ pub fn spawn_wav_sink(
     std::thread::Builder::new()
         .name("wav-sink".into())
         .spawn(move || {
-            let period = Duration::from_millis(u64::from(FRAME_MS));
-            let frames = seconds.map(|s| (s * 1000.0 / f64::from(FRAME_MS)).ceil() as u64);
-            let mut buf = vec![0.0f32; FRAME_SAMPLES * mixer.layout().channels()];
+            let period = Duration::from_millis(u64::from(BLOCK_MS));
+            let blocks = seconds.map(|s| (s * 1000.0 / f64::from(BLOCK_MS)).ceil() as u64);
+            let mut buf = vec![0.0f32; BLOCK_SAMPLES * mixer.layout().channels()];
             let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) && frames.is_none_or(|f| n < f) {
+            while !stop.load(Ordering::Relaxed) && blocks.is_none_or(|b| n < b) {
                 let due = start + period * n as u32;
                 let now = Instant::now();
                 if due > now {
@@ -882,6 +1014,89 @@ mod tests {
         assert!(m.wait_for_input(Duration::from_secs(5)));
         m.mix(t0, &mut out);
         assert!((out[0] - 0.1).abs() < 1e-6, "the kept input was handled");
+    }
+
+    /// Plays ten packets of a tone, packet `k` arriving at `t0 + first +
+    /// k × 20 ms`, pulling `pull` samples at a time for 400 ms; the output
+    /// and the times of the stream's start events.
+    fn play_tone(cfg: JitterConfig, first: Duration, pull: usize) -> (Vec<f32>, Vec<Duration>) {
+        let (tx, rx) = std_mpsc::channel();
+        let (events, mut ev) = mpsc::unbounded_channel();
+        let mut m = Mixer::new(rx, events, cfg);
+        tx.send(MixerIn::Map {
+            mid: "0".into(),
+            channel: Some(ch("a")),
+        })
+        .unwrap();
+        let mut enc = crate::codec::Encoder::new(crate::codec::OpusConfig::default()).unwrap();
+        let tone = tone();
+        let t0 = Instant::now();
+        let arrival = |k: u32| t0 + first + Duration::from_millis(20 * u64::from(k));
+        let mut next = 0u32;
+        let mut heard = Vec::new();
+        let mut out = vec![0.0; pull];
+        let mut at = 0usize;
+        while at < 48 * 400 {
+            let now = sample_time(t0, at);
+            while next < 10 && arrival(next) <= now {
+                tx.send(MixerIn::Packet(RtpIn {
+                    mid: "0".into(),
+                    seq: next as u16,
+                    timestamp: next * FRAME_SAMPLES as u32,
+                    marker: next == 0,
+                    payload: Bytes::copy_from_slice(enc.encode(&tone).unwrap()),
+                    arrival: arrival(next),
+                }))
+                .unwrap();
+                next += 1;
+            }
+            m.mix(now, &mut out);
+            heard.extend_from_slice(&out);
+            at += pull;
+        }
+        let mut starts = Vec::new();
+        while let Ok(e) = ev.try_recv() {
+            if let MixerEvent::StreamStarted { at, .. } = e {
+                starts.push(at - t0);
+            }
+        }
+        (heard, starts)
+    }
+
+    #[test]
+    fn a_transmission_starts_on_the_5_ms_block_after_its_target_delay() {
+        let cfg = JitterConfig {
+            initial_delay_ms: 12,
+            min_delay_ms: 5,
+            clean_cushion_ms: 5,
+            ..JitterConfig::default()
+        };
+        // The first packet arrives 3 ms in: due at 15 ms.
+        let first = Duration::from_millis(3);
+        let (blocks, starts) = play_tone(cfg, first, BLOCK_SAMPLES);
+        assert_eq!(starts, vec![Duration::from_millis(15)], "on the 5 ms grid");
+        // Pulled a frame at a time, the same stream waits for the next pull.
+        let (_, frame_starts) = play_tone(cfg, first, FRAME_SAMPLES);
+        assert_eq!(frame_starts, vec![Duration::from_millis(20)]);
+        let energy: f32 = blocks.iter().map(|s| s * s).sum();
+        assert!(energy > 10.0, "the tone played: {energy}");
+    }
+
+    #[test]
+    fn pulls_of_any_length_play_the_same_samples() {
+        // Due at 20 ms: a frame boundary, so both pulls start it there.
+        let cfg = JitterConfig {
+            initial_delay_ms: 20,
+            ..JitterConfig::default()
+        };
+        let (blocks, _) = play_tone(cfg, Duration::ZERO, BLOCK_SAMPLES);
+        let (frames, _) = play_tone(cfg, Duration::ZERO, FRAME_SAMPLES);
+        let (halves, _) = play_tone(cfg, Duration::ZERO, FRAME_SAMPLES / 2);
+        let energy: f32 = blocks.iter().map(|s| s * s).sum();
+        assert!(energy > 10.0, "the tone played: {energy}");
+        assert_eq!(blocks.len(), frames.len());
+        assert!(blocks == frames, "5 ms blocks and 20 ms frames differ");
+        assert!(halves == blocks, "10 ms pulls differ");
     }
 
     #[test]

@@ -169,8 +169,9 @@ impl Stream {
             maxlength: u32::MAX,
             tlength: bytes(PLAYBACK_TARGET_MS, channels),
             prebuf: u32::MAX,
-            // Asked for a frame at a time, not in pieces.
-            minreq: bytes(super::FRAME_MS, channels),
+            // Asked for one mixer block at a time, so a transmission
+            // starts on the mixer's 5 ms grid, not at the next 20 ms.
+            minreq: bytes(super::mixer::BLOCK_MS, channels),
             fragsize: u32::MAX,
         };
         Simple::new(

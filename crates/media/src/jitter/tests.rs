@@ -357,17 +357,63 @@ fn jitter_grows_target_and_nothing_is_late_after_adaptation() {
     );
 }
 
-/// With a cushion of a few ms (the engine's 5), a clean link's target sits
-/// just above its jitter, below one frame, and every packet plays on time;
-/// jitter that starts later raises the target at once, and the packets it
-/// makes late are played after an underrun, never lost.
+/// The engine's jitter settings: a 5 ms cushion on a clean link, one
+/// frame after trouble.
+fn engine_like() -> JitterConfig {
+    JitterConfig {
+        min_delay_ms: 5,
+        clean_cushion_ms: 5,
+        ..JitterConfig::default()
+    }
+}
+
+/// The first loss on a clean link raises the cushion to a frame at once,
+/// so every later loss finds its successor buffered and is rebuilt from
+/// its in-band FEC; once [`TROUBLE_MEMORY`] passes without loss, the
+/// target falls back below a frame.
+#[test]
+fn loss_raises_the_cushion_to_a_frame_until_the_link_is_clean_again() {
+    let mut jb = JitterBuffer::new(engine_like());
+    let mut lcg = Lcg(0xF0EC);
+    // 10 s clean, 10 s losing every tenth packet, 40 s clean again; 1-3 ms
+    // of transit throughout.
+    let lossy = |k: u32| (500..1000).contains(&k) && k % 10 == 5;
+    let delays: Vec<u64> = (0..3000).map(|_| 1_000 + lcg.below(2_001)).collect();
+    let arrivals: Vec<Arrival> = stream(3000, 1, 0, POP_US, |k| delays[k as usize])
+        .into_iter()
+        .filter(|a| !lossy(a.id))
+        .collect();
+    let run = simulate(&mut jb, &arrivals, 3_000, 3100);
+    let clean = run.stats_at(10_000_000);
+    assert!(
+        (5..=8).contains(&clean.target_delay_ms) && clean.lost == 0,
+        "clean: {clean:?}"
+    );
+    let lossy_end = run.stats_at(20_500_000);
+    assert!(
+        lossy_end.target_delay_ms >= 20,
+        "a frame of cushion while losing: {lossy_end:?}"
+    );
+    assert_eq!(lossy_end.lost, 50, "{lossy_end:?}");
+    // The first loss found the buffer empty (one underrun, its slot played
+    // a frame late); each one after it had its successor in hand.
+    assert_eq!(lossy_end.fec_recovered, 50, "{lossy_end:?}");
+    assert!(lossy_end.underruns <= 1, "{lossy_end:?}");
+    let end = run.stats_at(60_000_000);
+    assert!(
+        end.target_delay_ms <= 8,
+        "clean again after the trouble memory: {end:?}"
+    );
+    assert_eq!(end.lost, 50, "{end:?}");
+}
+
+/// With a clean-link cushion of a few ms (the engine's 5), a clean link's
+/// target sits just above its jitter, below one frame, and every packet
+/// plays on time; jitter that starts later raises the target at once, and
+/// the packets it makes late are played after an underrun, never lost.
 #[test]
 fn a_small_cushion_keeps_a_clean_links_target_below_one_frame() {
-    let cfg = JitterConfig {
-        min_delay_ms: 5,
-        cushion_ms: 5,
-        ..JitterConfig::default()
-    };
+    let cfg = engine_like();
     let mut jb = JitterBuffer::new(cfg);
     let mut lcg = Lcg(0x5EED);
     // 10 s with 1-3 ms of transit (scheduling noise), then 10 s of 1-31 ms.
@@ -812,6 +858,7 @@ fn nonsense_config_and_input_do_not_panic() {
         initial_delay_ms: 0,
         idle_after_ms: 0,
         cushion_ms: u32::MAX,
+        clean_cushion_ms: u32::MAX,
     };
     let mut jb = JitterBuffer::new(cfg);
     assert_eq!(jb.config().max_delay_ms, 500);
