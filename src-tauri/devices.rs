@@ -1,6 +1,8 @@
-//! Audio device choice: the lists the Audio panel offers, the user's
-//! choice (saved in the settings, or `--input-device` / `--output-device`
-//! for one run), applied to the running engine at once.
+//! The Audio panel's commands: device choice (the lists it offers, the
+//! user's choice, saved in the settings or given by `--input-device` /
+//! `--output-device` for one run) and the audio controls (gain, volume,
+//! mic test, meter, noise suppression, automatic gain), applied to the
+//! running engine at once.
 
 use serde::Serialize;
 use squawk_engine::{
@@ -9,9 +11,15 @@ use squawk_engine::{
 };
 use tauri::State;
 
+use std::{sync::atomic::Ordering, time::Duration};
+
+use squawk_engine::audio::controls::AudioControls;
+use tauri::Manager;
+
 use crate::{
     AppState,
     events::{UiError, UiErrorCode},
+    save_settings,
 };
 
 /// The devices chosen, by PulseAudio name or description; `None`: the
@@ -96,5 +104,63 @@ pub(crate) async fn app_set_audio_device(
             e.set_device(end, name);
         })
         .await;
+    Ok(())
+}
+
+/// Sets input gain (linear, 0 to 4), output volume (linear, 0 to 1), the
+/// mic test, the level meter (`level` events every 100 ms), and noise
+/// suppression and automatic gain (absent: unchanged). Values are clamped;
+/// gain, volume and the processing switches are saved, and apply to later
+/// connections too.
+#[allow(clippy::too_many_arguments)] // one IPC argument per control
+#[tauri::command]
+pub(crate) async fn app_set_audio<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, AppState>,
+    input_gain: f32,
+    output_volume: f32,
+    mic_test: bool,
+    meter: bool,
+    noise_suppression: Option<bool>,
+    auto_gain: Option<bool>,
+) -> Result<(), UiError> {
+    let current = state.audio.lock().map(|a| *a).unwrap_or_default();
+    let controls = AudioControls {
+        input_gain,
+        output_volume,
+        mic_test,
+        meter,
+        noise_suppression: noise_suppression.unwrap_or(current.noise_suppression),
+        auto_gain: auto_gain.unwrap_or(current.auto_gain),
+    }
+    .clamped();
+    let before = state
+        .audio
+        .lock()
+        .map(|mut a| std::mem::replace(&mut *a, controls))
+        .unwrap_or_default();
+    state.connection.apply(move |e| e.set_audio(controls)).await;
+    if (before.noise_suppression, before.auto_gain)
+        != (controls.noise_suppression, controls.auto_gain)
+    {
+        save_settings(state.inner(), |s| {
+            s.noise_suppression = Some(controls.noise_suppression);
+            s.auto_gain = Some(controls.auto_gain);
+        });
+    }
+    if (before.input_gain, before.output_volume) != (controls.input_gain, controls.output_volume) {
+        // Write once the slider has been still for 500 ms.
+        let edit = state.audio_edits.fetch_add(1, Ordering::SeqCst) + 1;
+        tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let state = app.state::<AppState>();
+            if state.audio_edits.load(Ordering::SeqCst) == edit {
+                save_settings(state.inner(), |s| {
+                    s.input_gain = Some(controls.input_gain);
+                    s.output_volume = Some(controls.output_volume);
+                });
+            }
+        });
+    }
     Ok(())
 }

@@ -8,16 +8,23 @@
 //! wraps them in the engine interface that `ui/engine-browser.js` also
 //! implements, so the browser client runs the same UI.
 //!
-//! The shell is split by domain: `connection` (an actor task that owns the
-//! engine and runs the connection's state machine, `link`: connect, sign
-//! in, reconnect, disconnect; the commands only send to it), `devices`
-//! (microphone and speaker), `talk_key` and `portal` (the global key and
-//! its binding, a pure machine too), `pedal`, `tray` and `settings`.
+//! The shell is split by domain, each module with its own commands:
+//! `connection` (an actor task that owns the engine and runs the
+//! connection's state machine, `link`: connect, sign in, reconnect,
+//! disconnect; the other commands only send to it), `channels` (the calls
+//! on the connected engine: talking, channels, emergencies, mixing, recall,
+//! patches), `devices` (microphone, speaker and the audio controls),
+//! `hotkey` (binding the global talk key and acting on it; its decisions
+//! are `talk_key`'s pure machines, its Wayland binding `portal`), `pedal`,
+//! `tray` and `settings`. What is left here is the app's state, the event
+//! path to the UI, the window and tray, and start-up.
 
 pub mod account;
+mod channels;
 mod connection;
 pub mod devices;
 pub mod events;
+mod hotkey;
 pub mod link;
 pub mod pedal;
 #[cfg(target_os = "linux")]
@@ -29,23 +36,20 @@ pub mod talk_key;
 pub mod tray;
 
 use std::{
-    sync::{
-        Mutex as SyncMutex,
-        atomic::{AtomicU32, Ordering},
-    },
+    sync::{Mutex as SyncMutex, atomic::AtomicU32},
     time::Duration,
 };
 
 use clap::Parser;
 use serde_json::json;
 use squawk_engine::{
-    Engine, EngineConfig, FloorOptions,
-    audio::{InputSpec, OutputSpec, controls::AudioControls, mixer::ChannelMix},
+    EngineConfig, FloorOptions,
+    audio::{InputSpec, OutputSpec, controls::AudioControls},
 };
-use squawk_protocol::{ChannelName, Priority};
+use squawk_protocol::ChannelName;
 use tauri::{Emitter, Manager, State};
 
-use crate::events::{AppEvent, TalkKeyStatus, UiError, UiErrorCode, UiEvent};
+use crate::events::{AppEvent, TalkKeyStatus, UiError, UiEvent};
 
 /// Command-line options (for fixed consoles and automation).
 #[derive(Debug, Clone, Parser, serde::Serialize)]
@@ -312,751 +316,6 @@ pub(crate) async fn with_keyring<R: tauri::Runtime, T: Send + 'static>(
         .map_err(|e| format!("keyring task failed: {e}"))?
 }
 
-#[tauri::command]
-async fn engine_press(state: State<'_, AppState>, channel: String) -> Result<(), UiError> {
-    let channel = parse_channel(&channel)?;
-    state.connection.call(move |e| e.press(channel)).await
-}
-
-#[tauri::command]
-async fn engine_join(state: State<'_, AppState>, channel: String) -> Result<(), UiError> {
-    let channel = parse_channel(&channel)?;
-    state.connection.call(move |e| e.join(channel)).await
-}
-
-#[tauri::command]
-async fn engine_leave(state: State<'_, AppState>, channel: String) -> Result<(), UiError> {
-    let channel = parse_channel(&channel)?;
-    state.connection.call(move |e| e.leave(channel)).await
-}
-
-#[tauri::command]
-async fn engine_list_channels(state: State<'_, AppState>) -> Result<(), UiError> {
-    state.connection.call(Engine::list_channels).await
-}
-
-fn parse_channels(cs: &[String]) -> Result<Vec<ChannelName>, UiError> {
-    cs.iter().map(|c| parse_channel(c)).collect()
-}
-
-/// Talk key down for several channels at once (all-call) with a floor
-/// priority (0 normal, 128 high, 255 emergency) and, with `queue`, waiting
-/// in the floor queue when a floor is taken.
-#[tauri::command]
-async fn engine_press_all(
-    state: State<'_, AppState>,
-    channels: Vec<String>,
-    priority: u8,
-    queue: bool,
-) -> Result<(), UiError> {
-    let channels = parse_channels(&channels)?;
-    let options = FloorOptions {
-        priority: Priority(priority),
-        queue,
-    };
-    state
-        .connection
-        .call(move |e| e.press_all(channels, options))
-        .await
-}
-
-/// The console's selection for the global talk key (see
-/// [`AppState::selection`]); an empty list talks into the target.
-#[tauri::command]
-fn app_set_selection(
-    state: State<'_, AppState>,
-    channels: Vec<String>,
-    priority: u8,
-    queue: bool,
-) -> Result<(), UiError> {
-    let channels = parse_channels(&channels)?;
-    let options = FloorOptions {
-        priority: Priority(priority),
-        queue,
-    };
-    if let Ok(mut s) = state.selection.lock() {
-        *s = (channels, options);
-    }
-    Ok(())
-}
-
-/// Raises an emergency in `channel`.
-#[tauri::command]
-async fn engine_emergency(state: State<'_, AppState>, channel: String) -> Result<(), UiError> {
-    let channel = parse_channel(&channel)?;
-    state.connection.call(move |e| e.emergency(channel)).await
-}
-
-/// Acknowledges `originator`'s emergency in `channel`.
-#[tauri::command]
-async fn engine_ack_emergency(
-    state: State<'_, AppState>,
-    channel: String,
-    originator: u64,
-) -> Result<(), UiError> {
-    let channel = parse_channel(&channel)?;
-    state
-        .connection
-        .call(move |e| e.ack_emergency(channel, originator))
-        .await
-}
-
-/// Cancels our emergency in `channel` (or `originator`'s, once it left).
-#[tauri::command]
-async fn engine_cancel_emergency(
-    state: State<'_, AppState>,
-    channel: String,
-    originator: Option<u64>,
-) -> Result<(), UiError> {
-    let channel = parse_channel(&channel)?;
-    state
-        .connection
-        .call(move |e| e.cancel_emergency(channel, originator))
-        .await
-}
-
-/// Pauses or resumes our downlink of `channel` at the server.
-#[tauri::command]
-async fn engine_mute(
-    state: State<'_, AppState>,
-    channel: String,
-    muted: bool,
-) -> Result<(), UiError> {
-    let channel = parse_channel(&channel)?;
-    state.connection.call(move |e| e.mute(channel, muted)).await
-}
-
-/// A channel's gain (0 to 2) and pan (-1 left to 1 right) in our mix.
-#[tauri::command]
-async fn engine_set_channel_mix(
-    state: State<'_, AppState>,
-    channel: String,
-    gain: f32,
-    pan: f32,
-) -> Result<(), UiError> {
-    let channel = parse_channel(&channel)?;
-    state
-        .connection
-        .call(move |e| e.set_channel_mix(channel, ChannelMix { gain, pan }))
-        .await
-}
-
-/// Replays received transmission `id` (instant recall).
-#[tauri::command]
-async fn engine_replay(state: State<'_, AppState>, id: u64) -> Result<(), UiError> {
-    state.connection.call(move |e| e.replay(id)).await
-}
-
-/// Stops the replay in progress.
-#[tauri::command]
-async fn engine_stop_replay(state: State<'_, AppState>) -> Result<(), UiError> {
-    state.connection.call(Engine::stop_replay).await
-}
-
-/// Patches `channels` (two or more).
-#[tauri::command]
-async fn engine_patch(state: State<'_, AppState>, channels: Vec<String>) -> Result<(), UiError> {
-    let channels = parse_channels(&channels)?;
-    state.connection.call(move |e| e.patch(channels)).await
-}
-
-/// Splits the patch `channel` is in.
-#[tauri::command]
-async fn engine_unpatch(state: State<'_, AppState>, channel: String) -> Result<(), UiError> {
-    let channel = parse_channel(&channel)?;
-    state.connection.call(move |e| e.unpatch(channel)).await
-}
-
-/// The channel the talk key talks into (the UI's selected channel).
-#[tauri::command]
-fn app_set_target(state: State<'_, AppState>, channel: String) -> Result<(), UiError> {
-    let channel = parse_channel(&channel)?;
-    if let Ok(mut t) = state.target.lock() {
-        *t = Some(channel);
-    }
-    Ok(())
-}
-
-/// A global talk key event (from the global-shortcut plugin's thread, the
-/// portal's task or the pedal reader): `pressed` true for key down.
-fn on_talk_key<R: tauri::Runtime>(app: &tauri::AppHandle<R>, pressed: bool) {
-    let action = match app.state::<AppState>().talk_key.lock() {
-        Ok(mut k) => k.input(pressed),
-        Err(_) => None,
-    };
-    if let Some(action) = action {
-        talk_key_action(app, action);
-    }
-}
-
-/// Talks or stops for the talk key (Floor Request or release tail and
-/// Floor Release), or says why it cannot.
-fn talk_key_action<R: tauri::Runtime>(app: &tauri::AppHandle<R>, action: talk_key::KeyAction) {
-    let state = app.state::<AppState>();
-    let target = state.target.lock().ok().and_then(|t| t.clone());
-    let (selected, options) = state
-        .selection
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
-    let target = match (selected.is_empty(), target) {
-        (false, _) => Some(selected),
-        (true, t) => t.map(|t| vec![t]),
-    };
-    let app = app.clone();
-    tauri::async_runtime::spawn(async move {
-        let state = app.state::<AppState>();
-        let (shown, down) = (app.clone(), action == talk_key::KeyAction::Press);
-        let done = match (action, target) {
-            (talk_key::KeyAction::Press, Some(chans)) => {
-                state
-                    .connection
-                    .call(move |e| {
-                        emit_ui(&shown, AppEvent::TalkKey { down: true });
-                        e.press_all(chans, options);
-                    })
-                    .await
-            }
-            (talk_key::KeyAction::Press, None) => Err(UiError::not_connected()),
-            (talk_key::KeyAction::Release, _) => {
-                state
-                    .connection
-                    .call(move |e| {
-                        emit_ui(&shown, AppEvent::TalkKey { down: false });
-                        e.release();
-                    })
-                    .await
-            }
-        };
-        if down && done.is_err() {
-            // Nothing to talk into: say so instead of a silent key.
-            if let Ok(mut k) = state.talk_key.lock() {
-                k.talk_ended();
-            }
-            emit_ui(
-                &app,
-                AppEvent::Warning {
-                    message: "talk key: not connected to a channel".into(),
-                },
-            );
-        }
-    });
-}
-
-/// Checks a talk key name as global-hotkey parses it (`F9`, `F13`,
-/// `Control+Shift+KeyT`, ...).
-///
-/// # Errors
-/// A message naming the key and what is wrong with it.
-pub fn check_talk_key(key: &str) -> Result<tauri_plugin_global_shortcut::Shortcut, String> {
-    key.parse()
-        .map_err(|e| format!("talk key {key:?} is not a key global-hotkey knows: {e}"))
-}
-
-/// Tells the UI the talk key's status and keeps it for `app_talk_key_status`.
-fn set_key_status<R: tauri::Runtime>(app: &tauri::AppHandle<R>, status: TalkKeyStatus) {
-    if !status.available && status.key.is_some() && !status.pending {
-        tracing::warn!(
-            "global talk key unavailable: {}",
-            status.reason.as_deref().unwrap_or_default()
-        );
-    }
-    emit_ui(app, AppEvent::TalkKeyStatus(status.clone()));
-    if let Ok(mut s) = app.state::<AppState>().talk_key_status.lock() {
-        *s = Some(status);
-    }
-}
-
-/// Registers the global talk key (replacing any earlier one), tells the UI
-/// whether it works, and returns that status (`talk_key_status` event).
-/// On Wayland the key is asked of the GlobalShortcuts portal: the status is
-/// `pending` until the desktop answers, then a new event follows.
-fn setup_talk_key<R: tauri::Runtime>(
-    app: &tauri::AppHandle<R>,
-    key: Option<&str>,
-    latch: bool,
-) -> TalkKeyStatus {
-    use talk_key::{Backend, Binding, Todo, Want};
-    use tauri_plugin_global_shortcut::{GlobalShortcut, ShortcutState};
-    let mode = if latch {
-        talk_key::KeyMode::Latch
-    } else {
-        talk_key::KeyMode::Hold
-    };
-    let state = app.state::<AppState>();
-    if let Ok(mut k) = state.talk_key.lock() {
-        *k = talk_key::TalkKey::new(mode);
-    }
-    let display = std::env::var("DISPLAY").ok();
-    let wayland = std::env::var("WAYLAND_DISPLAY").ok();
-    let backend = talk_key::backend(display.as_deref(), wayland.as_deref());
-    // What to bind, or why no key can be.
-    let want: Result<Want, String> = match key {
-        None => Ok(Want::Nothing),
-        Some(k) => check_talk_key(k).and_then(|shortcut| match backend.clone()? {
-            Backend::X11 => Ok(Want::Grab(shortcut)),
-            Backend::Portal => talk_key::xdg_trigger(&shortcut).map(Want::Portal),
-        }),
-    };
-    let Ok(mut binding) = state.binding.lock() else {
-        return TalkKeyStatus::new(key, mode, None, Err("talk key state lost".into()));
-    };
-    let (old, todo) = binding.rebind(want.clone().unwrap_or(Want::Nothing));
-    // The plugin is missing only on the mock runtime (command tests).
-    let plugin = app.try_state::<GlobalShortcut<R>>();
-    match old {
-        // `unregister` (unlike the plugin's `unregister_all`) holds no lock
-        // while it waits for the main thread, so a talk key pressed
-        // meanwhile cannot deadlock it.
-        Binding::Grab(old) => {
-            if let Some(p) = &plugin
-                && let Err(e) = p.unregister(old)
-            {
-                tracing::warn!("cannot unregister the old talk key: {e}");
-            }
-        }
-        // Dropped: the earlier key's portal session closes.
-        Binding::Portal { session, .. } => drop(session),
-        Binding::Nothing => {}
-    }
-    let status = match (key, want, todo) {
-        (None, _, _) => TalkKeyStatus::new(None, mode, None, Err("no talk key set".into())),
-        (Some(k), Err(reason), _) => TalkKeyStatus::new(Some(k), mode, backend.ok(), Err(reason)),
-        (Some(k), Ok(_), Todo::Keep) => match binding.now() {
-            Binding::Portal {
-                session: Some(_), ..
-            } => portal_key_status(k, mode, &portal_trigger(&mut binding)),
-            Binding::Portal { session: None, .. } => asking(k, mode),
-            _ => TalkKeyStatus::new(Some(k), mode, Some(Backend::X11), Ok(())),
-        },
-        (Some(k), Ok(_), Todo::Grab(shortcut)) => {
-            let works = match &plugin {
-                Some(p) => p
-                    .on_shortcut(shortcut, |app, _shortcut, event| {
-                        on_talk_key(app, event.state() == ShortcutState::Pressed);
-                    })
-                    .map(|()| binding.grabbed(shortcut))
-                    .map_err(|e| format!("cannot register {k}: {e}")),
-                None => Err("no global shortcut plugin".into()),
-            };
-            TalkKeyStatus::new(Some(k), mode, Some(Backend::X11), works)
-        }
-        (
-            Some(k),
-            Ok(_),
-            Todo::AskPortal {
-                trigger,
-                generation,
-            },
-        ) => {
-            drop(binding);
-            bind_portal_key(app, generation, k, trigger);
-            asking(k, mode)
-        }
-        (Some(k), Ok(_), Todo::Nothing) => {
-            TalkKeyStatus::new(Some(k), mode, backend.ok(), Err("no talk key set".into()))
-        }
-    };
-    set_key_status(app, status.clone());
-    status
-}
-
-/// The status of a portal key while the desktop has not answered yet.
-fn asking(key: &str, mode: talk_key::KeyMode) -> TalkKeyStatus {
-    let mut ev = TalkKeyStatus::new(
-        Some(key),
-        mode,
-        Some(talk_key::Backend::Portal),
-        Err("asking the desktop for the key (GlobalShortcuts portal)".into()),
-    );
-    ev.pending = true;
-    ev
-}
-
-/// The desktop's description of the portal session's trigger (empty
-/// without a session).
-fn portal_trigger(binding: &mut talk_key::TalkKeyBinding<PortalSession>) -> String {
-    #[cfg(target_os = "linux")]
-    return binding
-        .session_mut()
-        .map(|s| s.trigger.clone())
-        .unwrap_or_default();
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = binding;
-        String::new()
-    }
-}
-
-/// The status of a talk key the portal bound, with the desktop's
-/// description of its trigger (empty: the desktop assigned no key yet).
-fn portal_key_status(key: &str, mode: talk_key::KeyMode, trigger: &str) -> TalkKeyStatus {
-    let works = if trigger.is_empty() {
-        Err(
-            "the desktop has not assigned a key to Squawk's talk shortcut yet: \
-             set one in its keyboard shortcut settings"
-                .to_string(),
-        )
-    } else {
-        Ok(())
-    };
-    let mut ev = TalkKeyStatus::new(Some(key), mode, Some(talk_key::Backend::Portal), works);
-    ev.trigger = Some(trigger.to_owned());
-    ev
-}
-
-/// Binds the talk key through the GlobalShortcuts portal, in the
-/// background: the desktop may first ask the user. Its answer, and later
-/// its trigger changes, become `talk_key_status` events; its key events
-/// drive the talk key, while `generation` is still the current binding's.
-#[cfg(target_os = "linux")]
-fn bind_portal_key<R: tauri::Runtime>(
-    app: &tauri::AppHandle<R>,
-    generation: u64,
-    key: &str,
-    trigger: String,
-) {
-    // Latch may change while the session is kept: read the mode when used.
-    let mode = |app: &tauri::AppHandle<R>| {
-        app.state::<AppState>()
-            .talk_key
-            .lock()
-            .map_or(talk_key::KeyMode::Hold, |k| k.mode())
-    };
-    let current = move |app: &tauri::AppHandle<R>| {
-        app.state::<AppState>()
-            .binding
-            .lock()
-            .is_ok_and(|b| b.is_current(generation))
-    };
-    let app = app.clone();
-    let key = key.to_string();
-    tauri::async_runtime::spawn(async move {
-        let on_event = {
-            let (app, key) = (app.clone(), key.clone());
-            move |ev: portal::PortalEvent| {
-                if !current(&app) {
-                    return;
-                }
-                match ev {
-                    portal::PortalEvent::Down => on_talk_key(&app, true),
-                    portal::PortalEvent::Up => on_talk_key(&app, false),
-                    portal::PortalEvent::Changed(trigger) => {
-                        if let Ok(mut b) = app.state::<AppState>().binding.lock()
-                            && let Some(k) = b.session_mut()
-                        {
-                            k.trigger = trigger.clone();
-                        }
-                        set_key_status(&app, portal_key_status(&key, mode(&app), &trigger));
-                    }
-                    portal::PortalEvent::Closed(why) => {
-                        let lost = app
-                            .state::<AppState>()
-                            .talk_key
-                            .lock()
-                            .ok()
-                            .and_then(|mut k| k.lost());
-                        if let Some(action) = lost {
-                            talk_key_action(&app, action);
-                        }
-                        let closed = app
-                            .state::<AppState>()
-                            .binding
-                            .lock()
-                            .ok()
-                            .and_then(|mut b| b.closed(generation));
-                        drop(closed);
-                        let ev = TalkKeyStatus::new(
-                            Some(&key),
-                            mode(&app),
-                            Some(talk_key::Backend::Portal),
-                            Err(why),
-                        );
-                        set_key_status(&app, ev);
-                    }
-                }
-            }
-        };
-        let result = portal::bind(&trigger, on_event).await;
-        let state = app.state::<AppState>();
-        let ev = match result {
-            Ok(bound) => {
-                let trigger = bound.trigger.clone();
-                let Ok(mut b) = state.binding.lock() else {
-                    return;
-                };
-                // A newer key replaced this one meanwhile: dropping ours
-                // (given back) closes it.
-                if b.answered(generation, bound).is_err() {
-                    return;
-                }
-                drop(b);
-                portal_key_status(&key, mode(&app), &trigger)
-            }
-            Err(_) if !current(&app) => return,
-            Err(reason) => TalkKeyStatus::new(
-                Some(&key),
-                mode(&app),
-                Some(talk_key::Backend::Portal),
-                Err(reason),
-            ),
-        };
-        set_key_status(&app, ev);
-    });
-}
-
-/// No portal off Linux.
-#[cfg(not(target_os = "linux"))]
-fn bind_portal_key<R: tauri::Runtime>(
-    app: &tauri::AppHandle<R>,
-    _generation: u64,
-    key: &str,
-    _trigger: String,
-) {
-    let mode = app
-        .state::<AppState>()
-        .talk_key
-        .lock()
-        .map_or(talk_key::KeyMode::Hold, |k| k.mode());
-    set_key_status(
-        app,
-        TalkKeyStatus::new(
-            Some(key),
-            mode,
-            Some(talk_key::Backend::Portal),
-            Err("the GlobalShortcuts portal is Linux only".into()),
-        ),
-    );
-}
-
-/// Sets the talk key (`null` for none), latch mode and release tail (ms,
-/// 0 to [`MAX_RELEASE_TAIL_MS`]), saves them, and returns the key's status
-/// (as the `talk_key_status` event).
-///
-/// # Errors
-/// An unknown key name or a tail out of range, before anything changes.
-#[tauri::command]
-async fn app_set_talk_key<R: tauri::Runtime>(
-    app: tauri::AppHandle<R>,
-    state: State<'_, AppState>,
-    key: Option<String>,
-    latch: bool,
-    tail_ms: u32,
-) -> Result<AppEvent, UiError> {
-    let key = key.filter(|k| !k.trim().is_empty());
-    if let Some(k) = &key {
-        check_talk_key(k).map_err(UiError::invalid)?;
-    }
-    if tail_ms > MAX_RELEASE_TAIL_MS {
-        return Err(UiError::invalid(format!(
-            "release tail {tail_ms} ms: at most {MAX_RELEASE_TAIL_MS} ms"
-        )));
-    }
-    if let Ok(mut t) = state.release_tail_ms.lock() {
-        *t = Some(tail_ms);
-    }
-    state
-        .connection
-        .apply(move |e| e.set_release_tail(Duration::from_millis(u64::from(tail_ms))))
-        .await;
-    let status = setup_talk_key(&app, key.as_deref(), latch);
-    save_settings(state.inner(), |s| {
-        s.talk_key = key.clone();
-        s.latch = latch;
-        s.release_tail_ms = Some(tail_ms);
-    });
-    Ok(AppEvent::TalkKeyStatus(status))
-}
-
-/// Where Linux lists HID devices.
-const HIDRAW_SYS: &str = "/sys/class/hidraw";
-
-/// Stops the pedal reader or learner that runs now, if any.
-fn stop_pedal(state: &AppState) {
-    if let Ok(mut s) = state.pedal_stop.lock()
-        && let Some(stop) = s.take()
-    {
-        stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Starts reading `setting`'s device: its presses and releases act as the
-/// talk key (hold or latch as set). A device that goes away is reported.
-fn start_pedal<R: tauri::Runtime>(
-    app: &tauri::AppHandle<R>,
-    setting: &settings::PedalSetting,
-) -> Result<(), String> {
-    let state = app.state::<AppState>();
-    stop_pedal(&state);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut input = pedal::PedalInput::new(setting.map);
-    let (on_edge, on_end) = (app.clone(), app.clone());
-    let name = setting.device.name.clone();
-    pedal::spawn_reader(
-        &setting.device.path,
-        stop.clone(),
-        move |report| {
-            if let Some(down) = input.report(report) {
-                on_talk_key(&on_edge, down);
-            }
-        },
-        move |why| {
-            emit_ui(
-                &on_end,
-                AppEvent::Warning {
-                    message: format!("pedal {name}: {why}"),
-                },
-            );
-        },
-    )?;
-    if let Ok(mut s) = state.pedal_stop.lock() {
-        *s = Some(stop);
-    }
-    Ok(())
-}
-
-/// The HID devices a pedal can be picked from (`/sys/class/hidraw`).
-#[tauri::command]
-fn app_list_pedals() -> Vec<pedal::HidDevice> {
-    pedal::list(std::path::Path::new(HIDRAW_SYS))
-}
-
-/// Learns the pedal at `path` (a node from `app_list_pedals`): the user
-/// presses and releases it within 20 s. Then it acts as the talk key, and
-/// is saved. Returns the learned setting.
-///
-/// # Errors
-/// Unknown device, no permission (the udev rule), or nothing pressed in time.
-#[tauri::command]
-async fn app_learn_pedal<R: tauri::Runtime>(
-    app: tauri::AppHandle<R>,
-    state: State<'_, AppState>,
-    path: String,
-) -> Result<settings::PedalSetting, UiError> {
-    let device = app_list_pedals()
-        .into_iter()
-        .find(|d| d.path == std::path::Path::new(&path))
-        .ok_or_else(|| {
-            UiError::invalid(format!("{path}: not a HID device listed in {HIDRAW_SYS}"))
-        })?;
-    stop_pedal(&state);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let mut tx = Some(tx);
-    let mut learner = pedal::Learner::default();
-    pedal::spawn_reader(
-        &device.path,
-        stop.clone(),
-        move |report| {
-            if let Some(map) = learner.report(report)
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(map);
-            }
-        },
-        |_| {},
-    )
-    .map_err(|e| UiError::new(UiErrorCode::Device, e))?;
-    let learned = tokio::time::timeout(Duration::from_secs(20), rx).await;
-    stop.store(true, Ordering::Relaxed);
-    let map = match learned {
-        Ok(Ok(map)) => map,
-        _ => {
-            return Err(UiError::new(
-                UiErrorCode::Device,
-                format!("{}: no press and release within 20 s", device.name),
-            ));
-        }
-    };
-    let setting = settings::PedalSetting { device, map };
-    start_pedal(&app, &setting).map_err(|e| UiError::new(UiErrorCode::Device, e))?;
-    save_settings(state.inner(), |s| s.pedal = Some(setting.clone()));
-    Ok(setting)
-}
-
-/// Stops using the pedal and forgets it.
-#[tauri::command]
-fn app_clear_pedal(state: State<'_, AppState>) {
-    stop_pedal(&state);
-    save_settings(state.inner(), |s| s.pedal = None);
-}
-
-/// Sets input gain (linear, 0 to 4), output volume (linear, 0 to 1), the
-/// mic test, the level meter (`level` events every 100 ms), and noise
-/// suppression and automatic gain (absent: unchanged). Values are clamped;
-/// gain, volume and the processing switches are saved, and apply to later
-/// connections too.
-#[allow(clippy::too_many_arguments)] // one IPC argument per control
-#[tauri::command]
-async fn app_set_audio<R: tauri::Runtime>(
-    app: tauri::AppHandle<R>,
-    state: State<'_, AppState>,
-    input_gain: f32,
-    output_volume: f32,
-    mic_test: bool,
-    meter: bool,
-    noise_suppression: Option<bool>,
-    auto_gain: Option<bool>,
-) -> Result<(), UiError> {
-    let current = state.audio.lock().map(|a| *a).unwrap_or_default();
-    let controls = AudioControls {
-        input_gain,
-        output_volume,
-        mic_test,
-        meter,
-        noise_suppression: noise_suppression.unwrap_or(current.noise_suppression),
-        auto_gain: auto_gain.unwrap_or(current.auto_gain),
-    }
-    .clamped();
-    let before = state
-        .audio
-        .lock()
-        .map(|mut a| std::mem::replace(&mut *a, controls))
-        .unwrap_or_default();
-    state.connection.apply(move |e| e.set_audio(controls)).await;
-    if (before.noise_suppression, before.auto_gain)
-        != (controls.noise_suppression, controls.auto_gain)
-    {
-        save_settings(state.inner(), |s| {
-            s.noise_suppression = Some(controls.noise_suppression);
-            s.auto_gain = Some(controls.auto_gain);
-        });
-    }
-    if (before.input_gain, before.output_volume) != (controls.input_gain, controls.output_volume) {
-        // Write once the slider has been still for 500 ms.
-        let edit = state.audio_edits.fetch_add(1, Ordering::SeqCst) + 1;
-        tauri::async_runtime::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let state = app.state::<AppState>();
-            if state.audio_edits.load(Ordering::SeqCst) == edit {
-                save_settings(state.inner(), |s| {
-                    s.input_gain = Some(controls.input_gain);
-                    s.output_volume = Some(controls.output_volume);
-                });
-            }
-        });
-    }
-    Ok(())
-}
-
-/// The talk key's status (`talk_key_status` event), for a UI that loads
-/// after it was sent.
-#[tauri::command]
-fn app_talk_key_status(state: State<'_, AppState>) -> Option<AppEvent> {
-    state
-        .talk_key_status
-        .lock()
-        .ok()
-        .and_then(|s| s.clone())
-        .map(AppEvent::TalkKeyStatus)
-}
-
-#[tauri::command]
-async fn engine_release(state: State<'_, AppState>) -> Result<(), UiError> {
-    state.connection.apply(Engine::release).await;
-    Ok(())
-}
-
 /// Start-up parameters for the UI: the command line, falling back to the
 /// saved settings (last server, name and channels; remembered servers).
 #[tauri::command]
@@ -1110,36 +369,36 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, cli: Cli) -> tau
         .manage(cli)
         .invoke_handler(tauri::generate_handler![
             connection::engine_connect,
-            engine_join,
-            engine_leave,
-            engine_list_channels,
-            engine_press,
-            engine_press_all,
-            engine_emergency,
-            engine_ack_emergency,
-            engine_cancel_emergency,
-            engine_mute,
-            engine_set_channel_mix,
-            engine_patch,
-            engine_unpatch,
-            engine_replay,
-            engine_stop_replay,
-            engine_release,
+            channels::engine_join,
+            channels::engine_leave,
+            channels::engine_list_channels,
+            channels::engine_press,
+            channels::engine_press_all,
+            channels::engine_emergency,
+            channels::engine_ack_emergency,
+            channels::engine_cancel_emergency,
+            channels::engine_mute,
+            channels::engine_set_channel_mix,
+            channels::engine_patch,
+            channels::engine_unpatch,
+            channels::engine_replay,
+            channels::engine_stop_replay,
+            channels::engine_release,
             connection::engine_disconnect,
             connection::account_sign_out,
             connection::trust_certificate,
             connection::forget_certificate,
             app_cli,
-            app_set_target,
-            app_set_selection,
-            app_talk_key_status,
-            app_set_talk_key,
-            app_set_audio,
+            channels::app_set_target,
+            channels::app_set_selection,
+            hotkey::app_talk_key_status,
+            hotkey::app_set_talk_key,
+            devices::app_set_audio,
             devices::app_audio_devices,
             devices::app_set_audio_device,
-            app_list_pedals,
-            app_learn_pedal,
-            app_clear_pedal
+            pedal::app_list_pedals,
+            pedal::app_learn_pedal,
+            pedal::app_clear_pedal
         ])
 }
 
@@ -1233,10 +492,10 @@ pub fn run() {
                     *d = Some(dir);
                 }
             }
-            setup_talk_key(app.handle(), talk_key.as_deref(), latch);
+            hotkey::setup_talk_key(app.handle(), talk_key.as_deref(), latch);
             let pedal = state.settings.lock().ok().and_then(|s| s.pedal.clone());
             if let Some(p) = pedal
-                && let Err(e) = start_pedal(app.handle(), &p)
+                && let Err(e) = pedal::start_pedal(app.handle(), &p)
             {
                 tracing::warn!("pedal not started: {e}");
                 emit_ui(
@@ -1262,7 +521,7 @@ pub fn run() {
 #[cfg(test)]
 mod tests {
     use squawk_engine::{EngineEvent, LocalEvent};
-    use squawk_protocol::ServerMessage;
+    use squawk_protocol::{Priority, ServerMessage};
 
     use super::*;
 

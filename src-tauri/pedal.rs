@@ -20,9 +20,18 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
+use tauri::{Manager, State};
+
+use crate::{
+    AppState, emit_ui,
+    events::{AppEvent, UiError, UiErrorCode},
+    hotkey::on_talk_key,
+    save_settings, settings,
+};
 
 /// Which bits of which input report mean "pedal down".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +225,122 @@ pub fn spawn_reader(
         })
         .map_err(|e| format!("cannot start the pedal thread: {e}"))?;
     Ok(())
+}
+
+// The app's side: the reader that acts as the talk key, and the
+// commands that list, learn and forget a pedal.
+
+/// Where Linux lists HID devices.
+pub(crate) const HIDRAW_SYS: &str = "/sys/class/hidraw";
+
+/// Stops the pedal reader or learner that runs now, if any.
+pub(crate) fn stop_pedal(state: &AppState) {
+    if let Ok(mut s) = state.pedal_stop.lock()
+        && let Some(stop) = s.take()
+    {
+        stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Starts reading `setting`'s device: its presses and releases act as the
+/// talk key (hold or latch as set). A device that goes away is reported.
+pub(crate) fn start_pedal<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+    setting: &settings::PedalSetting,
+) -> Result<(), String> {
+    let state = app.state::<AppState>();
+    stop_pedal(&state);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut input = PedalInput::new(setting.map);
+    let (on_edge, on_end) = (app.clone(), app.clone());
+    let name = setting.device.name.clone();
+    spawn_reader(
+        &setting.device.path,
+        stop.clone(),
+        move |report| {
+            if let Some(down) = input.report(report) {
+                on_talk_key(&on_edge, down);
+            }
+        },
+        move |why| {
+            emit_ui(
+                &on_end,
+                AppEvent::Warning {
+                    message: format!("pedal {name}: {why}"),
+                },
+            );
+        },
+    )?;
+    if let Ok(mut s) = state.pedal_stop.lock() {
+        *s = Some(stop);
+    }
+    Ok(())
+}
+
+/// The HID devices a pedal can be picked from (`/sys/class/hidraw`).
+#[tauri::command]
+pub(crate) fn app_list_pedals() -> Vec<HidDevice> {
+    list(std::path::Path::new(HIDRAW_SYS))
+}
+
+/// Learns the pedal at `path` (a node from `app_list_pedals`): the user
+/// presses and releases it within 20 s. Then it acts as the talk key, and
+/// is saved. Returns the learned setting.
+///
+/// # Errors
+/// Unknown device, no permission (the udev rule), or nothing pressed in time.
+#[tauri::command]
+pub(crate) async fn app_learn_pedal<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, AppState>,
+    path: String,
+) -> Result<settings::PedalSetting, UiError> {
+    let device = app_list_pedals()
+        .into_iter()
+        .find(|d| d.path == std::path::Path::new(&path))
+        .ok_or_else(|| {
+            UiError::invalid(format!("{path}: not a HID device listed in {HIDRAW_SYS}"))
+        })?;
+    stop_pedal(&state);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    let mut learner = Learner::default();
+    spawn_reader(
+        &device.path,
+        stop.clone(),
+        move |report| {
+            if let Some(map) = learner.report(report)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(map);
+            }
+        },
+        |_| {},
+    )
+    .map_err(|e| UiError::new(UiErrorCode::Device, e))?;
+    let learned = tokio::time::timeout(Duration::from_secs(20), rx).await;
+    stop.store(true, Ordering::Relaxed);
+    let map = match learned {
+        Ok(Ok(map)) => map,
+        _ => {
+            return Err(UiError::new(
+                UiErrorCode::Device,
+                format!("{}: no press and release within 20 s", device.name),
+            ));
+        }
+    };
+    let setting = settings::PedalSetting { device, map };
+    start_pedal(&app, &setting).map_err(|e| UiError::new(UiErrorCode::Device, e))?;
+    save_settings(state.inner(), |s| s.pedal = Some(setting.clone()));
+    Ok(setting)
+}
+
+/// Stops using the pedal and forgets it.
+#[tauri::command]
+pub(crate) fn app_clear_pedal(state: State<'_, AppState>) {
+    stop_pedal(&state);
+    save_settings(state.inner(), |s| s.pedal = None);
 }
 
 #[cfg(test)]
