@@ -367,14 +367,14 @@ impl<S> Follow<S> {
         &mut self,
         list: fn(&pulse::Devices) -> &[super::select::DeviceInfo],
         open: impl Fn(Option<&str>) -> Result<S, String>,
-    ) -> Option<&S> {
+    ) -> Option<&mut S> {
         while let Ok(wanted) = self.choices.try_recv() {
             self.selector.choose(wanted, Instant::now());
         }
         loop {
             let now = Instant::now();
             match self.selector.next(now) {
-                Step::Run => return self.stream.as_ref(),
+                Step::Run => return self.stream.as_mut(),
                 Step::List => {
                     let devices = pulse::list();
                     let devices = devices.as_ref().map(list).map_err(Clone::clone);

@@ -1,6 +1,7 @@
 //! Devices through a PulseAudio server (PulseAudio itself, or PipeWire's
 //! pulse server): listing, and blocking record and playback streams on
-//! libpulse's simple API, each driven by its own device thread.
+//! libpulse, each driven by its own device thread (its own connection and
+//! main loop, iterated by that thread).
 //!
 //! Why not cpal's PulseAudio host: it caps a record stream's buffer at one
 //! period, so the server drops what the client has not read in time (3.7 s
@@ -15,7 +16,6 @@
 use std::{cell::RefCell, rc::Rc};
 
 use libpulse_binding as pulse;
-use libpulse_simple_binding::Simple;
 use pulse::{
     callbacks::ListResult,
     context::{Context, FlagSet, State},
@@ -109,9 +109,21 @@ pub fn list() -> Result<Devices, String> {
     Ok(devices)
 }
 
-/// A blocking stream to or from one device.
+/// A blocking stream to or from one device, driven on the calling thread:
+/// its own connection and a standard (not threaded) main loop that the
+/// stream's [`read`](Self::read) and [`write`](Self::write) iterate. So a
+/// device thread wakes once per fragment the server sends or asks for,
+/// where libpulse's simple API wakes its own main-loop thread and then the
+/// caller (twice as many wake-ups, measured in `docs/benchmarks.md`).
+///
+/// Fields drop in order: the stream before its connection, the connection
+/// before its main loop.
 pub struct Stream {
-    simple: Simple,
+    stream: pulse::stream::Stream,
+    context: Context,
+    mainloop: Mainloop,
+    /// Captured audio peeked from the server and not yet read (record).
+    pending: Vec<f32>,
 }
 
 fn spec(channels: u8) -> pulse::sample::Spec {
@@ -122,12 +134,16 @@ fn spec(channels: u8) -> pulse::sample::Spec {
     }
 }
 
-fn open_err(device: Option<&str>, e: pulse::error::PAErr) -> String {
-    let what = e.to_string().unwrap_or_else(|| format!("error {}", e.0));
+fn open_err(device: Option<&str>, what: &str) -> String {
     match device {
         Some(d) => format!("cannot open {d}: {what}"),
         None => format!("cannot open the default device: {what}"),
     }
+}
+
+/// Why a stream or its connection stopped, for people.
+fn pa_err(e: pulse::error::PAErr) -> String {
+    e.to_string().unwrap_or_else(|| format!("error {}", e.0))
 }
 
 impl Stream {
@@ -144,18 +160,9 @@ impl Stream {
             minreq: u32::MAX,
             fragsize: bytes(CAPTURE_FRAGMENT_MS, 1),
         };
-        Simple::new(
-            None,
-            CLIENT_NAME,
-            pulse::stream::Direction::Record,
-            device,
-            "Microphone",
-            &spec(1),
-            None,
-            Some(&attr),
-        )
-        .map(|simple| Self { simple })
-        .map_err(|e| open_err(device, e))
+        Self::open(device, "Microphone", 1, |stream, flags| {
+            stream.connect_record(device, Some(&attr), flags)
+        })
     }
 
     /// Opens a playback stream (stereo, or mono) on the sink `device`
@@ -174,28 +181,95 @@ impl Stream {
             minreq: bytes(super::mixer::BLOCK_MS, channels),
             fragsize: u32::MAX,
         };
-        Simple::new(
-            None,
-            CLIENT_NAME,
-            pulse::stream::Direction::Playback,
-            device,
-            "Voice",
-            &spec(channels as u8),
-            None,
-            Some(&attr),
-        )
-        .map(|simple| Self { simple })
-        .map_err(|e| open_err(device, e))
+        Self::open(device, "Voice", channels as u8, |stream, flags| {
+            stream.connect_playback(device, Some(&attr), flags, None, None)
+        })
+    }
+
+    /// Connects to the server (never starting one), creates the stream,
+    /// connects it with `connect` and waits until it is ready.
+    fn open(
+        device: Option<&str>,
+        name: &str,
+        channels: u8,
+        connect: impl FnOnce(
+            &mut pulse::stream::Stream,
+            pulse::stream::FlagSet,
+        ) -> Result<(), pulse::error::PAErr>,
+    ) -> Result<Self, String> {
+        let fail = |what: &str| open_err(device, what);
+        let mut mainloop = Mainloop::new().ok_or_else(|| fail("no PulseAudio main loop"))?;
+        let mut context =
+            Context::new(&mainloop, CLIENT_NAME).ok_or_else(|| fail("no PulseAudio context"))?;
+        context
+            .connect(None, FlagSet::NOAUTOSPAWN, None)
+            .map_err(|e| fail(&pa_err(e)))?;
+        loop {
+            iterate(&mut mainloop, true).map_err(|e| fail(&e))?;
+            match context.get_state() {
+                State::Ready => break,
+                State::Failed | State::Terminated => {
+                    return Err(fail(&pa_err(context.errno())));
+                }
+                _ => {}
+            }
+        }
+        let mut stream = pulse::stream::Stream::new(&mut context, name, &spec(channels), None)
+            .ok_or_else(|| fail(&pa_err(context.errno())))?;
+        // As libpulse's simple API asks: fragsize and tlength are the
+        // latency wanted end to end, the device's own buffer included.
+        connect(&mut stream, pulse::stream::FlagSet::ADJUST_LATENCY)
+            .map_err(|e| fail(&pa_err(e)))?;
+        let mut this = Self {
+            stream,
+            context,
+            mainloop,
+            pending: Vec::new(),
+        };
+        loop {
+            this.iterate(true).map_err(|e| fail(&e))?;
+            if this.stream.get_state() == pulse::stream::State::Ready {
+                return Ok(this);
+            }
+        }
+    }
+
+    /// Runs the main loop once (`block`: waiting for the server if nothing
+    /// is pending); an error once the stream or its connection has failed.
+    fn iterate(&mut self, block: bool) -> Result<(), String> {
+        iterate(&mut self.mainloop, block)?;
+        if !self.context.get_state().is_good() {
+            return Err(pa_err(self.context.errno()));
+        }
+        match self.stream.get_state() {
+            pulse::stream::State::Failed | pulse::stream::State::Terminated => {
+                Err(pa_err(self.context.errno()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Fills `samples` with captured audio (blocks until it has arrived).
     ///
     /// # Errors
     /// The stream failed: its device was removed, or the server went away.
-    pub fn read(&self, samples: &mut [f32]) -> Result<(), String> {
-        self.simple
-            .read(bytemuck::cast_slice_mut(samples))
-            .map_err(stream_err)
+    pub fn read(&mut self, samples: &mut [f32]) -> Result<(), String> {
+        while self.pending.len() < samples.len() {
+            match self.stream.peek().map_err(pa_err)? {
+                pulse::stream::PeekResult::Empty => self.iterate(true)?,
+                pulse::stream::PeekResult::Hole(_) => self.stream.discard().map_err(pa_err)?,
+                pulse::stream::PeekResult::Data(data) => {
+                    self.pending.extend(
+                        data.chunks_exact(4)
+                            .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+                    );
+                    self.stream.discard().map_err(pa_err)?;
+                }
+            }
+        }
+        samples.copy_from_slice(&self.pending[..samples.len()]);
+        self.pending.drain(..samples.len());
+        Ok(())
     }
 
     /// Queues `samples` (interleaved left, right in stereo; blocks while the buffer holds
@@ -203,13 +277,25 @@ impl Stream {
     ///
     /// # Errors
     /// The stream failed: its device was removed, or the server went away.
-    pub fn write(&self, samples: &[f32]) -> Result<(), String> {
-        self.simple
-            .write(bytemuck::cast_slice(samples))
-            .map_err(stream_err)
+    pub fn write(&mut self, samples: &[f32]) -> Result<(), String> {
+        let data: &[u8] = bytemuck::cast_slice(samples);
+        // What the server said while nothing was written (a paused
+        // stream's requests, an underflow) is taken in first.
+        self.iterate(false)?;
+        while self.stream.writable_size().unwrap_or(0) < data.len() {
+            self.iterate(true)?;
+        }
+        self.stream
+            .write(data, None, 0, pulse::stream::SeekMode::Relative)
+            .map_err(pa_err)
     }
 }
 
-fn stream_err(e: pulse::error::PAErr) -> String {
-    e.to_string().unwrap_or_else(|| format!("error {}", e.0))
+/// Runs `mainloop` once.
+fn iterate(mainloop: &mut Mainloop, block: bool) -> Result<(), String> {
+    match mainloop.iterate(block) {
+        IterateResult::Success(_) => Ok(()),
+        IterateResult::Quit(_) => Err("the PulseAudio main loop quit".to_string()),
+        IterateResult::Err(e) => Err(format!("PulseAudio: {}", pa_err(e))),
+    }
 }
