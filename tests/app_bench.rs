@@ -98,11 +98,11 @@ fn app_resources() {
         rx_cpu
     );
     println!(
-        "  busiest threads idle (% of a core):      {}",
+        "  busiest threads idle (% of a core, switches/s):      {}",
         busiest(&idle_threads)
     );
     println!(
-        "  busiest threads receiving (% of a core): {}",
+        "  busiest threads receiving (% of a core, switches/s): {}",
         busiest(&rx_threads)
     );
 }

@@ -56,9 +56,11 @@ pub fn memory_kib(pids: &[u32]) -> (u64, u64) {
         })
 }
 
-/// utime + stime of every thread in the tree, in clock ticks, by
-/// "process/thread" name (threads of one name summed).
-pub fn thread_ticks(pids: &[u32]) -> std::collections::BTreeMap<String, u64> {
+/// Per thread of the tree, by "process/thread" name (threads of one name
+/// summed): utime + stime in clock ticks, and context switches (voluntary
+/// and not, from `/proc/PID/task/TID/status`): a thread that sleeps and
+/// wakes switches once per wake-up.
+pub fn thread_ticks(pids: &[u32]) -> std::collections::BTreeMap<String, (u64, u64)> {
     let mut out = std::collections::BTreeMap::new();
     for p in pids {
         let proc_name = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
@@ -74,16 +76,37 @@ pub fn thread_ticks(pids: &[u32]) -> std::collections::BTreeMap<String, u64> {
                 .split_whitespace()
                 .collect();
             let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-            *out.entry(format!("{}/{name}", proc_name.trim()))
-                .or_insert(0) += ticks;
+            let switches: u64 = std::fs::read_to_string(t.path().join("status"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+            let e = out
+                .entry(format!("{}/{name}", proc_name.trim()))
+                .or_insert((0, 0));
+            e.0 += ticks;
+            e.1 += switches;
         }
     }
     out
 }
 
-/// CPU of the tree over `window`, % of one core, and the busiest threads
-/// (name, % of one core), busiest first.
-pub fn cpu_percent(pids: &[u32], window: Duration) -> (f64, Vec<(String, f64)>) {
+/// One thread's share of a measurement window.
+#[derive(Debug, Clone)]
+pub struct ThreadUse {
+    /// "process/thread".
+    pub name: String,
+    /// CPU, % of one core.
+    pub cpu: f64,
+    /// Context switches per second (about its wake-ups).
+    pub switches_per_s: f64,
+}
+
+/// CPU of the tree over `window`, % of one core, and the busiest threads,
+/// busiest first (the 8 with the most CPU, then any other waking more
+/// than 10 times a second).
+pub fn cpu_percent(pids: &[u32], window: Duration) -> (f64, Vec<ThreadUse>) {
     let ticks_per_s = 100.0; // USER_HZ on Linux
     let t0 = cpu_ticks(pids);
     let th0 = thread_ticks(pids);
@@ -93,26 +116,34 @@ pub fn cpu_percent(pids: &[u32], window: Duration) -> (f64, Vec<(String, f64)>) 
     let th1 = thread_ticks(pids);
     let secs = start.elapsed().as_secs_f64();
     let pct = |ticks: u64| ticks as f64 / ticks_per_s / secs * 100.0;
-    let mut threads: Vec<(String, f64)> = th1
+    let mut threads: Vec<ThreadUse> = th1
         .iter()
-        .map(|(name, t)| {
-            (
-                name.clone(),
-                pct(t - th0.get(name).copied().unwrap_or(0).min(*t)),
-            )
+        .map(|(name, (t, sw))| {
+            let (t_0, sw_0) = th0.get(name).copied().unwrap_or((0, 0));
+            ThreadUse {
+                name: name.clone(),
+                cpu: pct(t - t_0.min(*t)),
+                switches_per_s: (sw - sw_0.min(*sw)) as f64 / secs,
+            }
         })
-        .filter(|(_, p)| *p > 0.0)
+        .filter(|u| u.cpu > 0.0 || u.switches_per_s > 10.0)
         .collect();
-    threads.sort_by(|a, b| b.1.total_cmp(&a.1));
-    threads.truncate(8);
-    (pct(t1 - t0), threads)
+    threads.sort_by(|a, b| b.cpu.total_cmp(&a.cpu));
+    let mut kept: Vec<ThreadUse> = threads.iter().take(8).cloned().collect();
+    kept.extend(
+        threads
+            .into_iter()
+            .skip(8)
+            .filter(|u| u.switches_per_s > 10.0),
+    );
+    (pct(t1 - t0), kept)
 }
 
-/// One line of the busiest threads.
-pub fn busiest(threads: &[(String, f64)]) -> String {
+/// One line of the busiest threads: "name CPU% (switches/s)".
+pub fn busiest(threads: &[ThreadUse]) -> String {
     threads
         .iter()
-        .map(|(n, p)| format!("{n} {p:.1}"))
+        .map(|u| format!("{} {:.1} ({:.0}/s)", u.name, u.cpu, u.switches_per_s))
         .collect::<Vec<_>>()
         .join(", ")
 }
