@@ -63,27 +63,8 @@ fn listed<T>(result: ListResult<T>, out: &mut Vec<DeviceInfo>, f: impl Fn(T) -> 
 /// # Errors
 /// Why the server could not be reached or asked, for people.
 pub fn list() -> Result<Devices, String> {
-    let mut mainloop = Mainloop::new().ok_or("cannot create a PulseAudio main loop")?;
-    let mut context =
-        Context::new(&mainloop, CLIENT_NAME).ok_or("cannot create a PulseAudio context")?;
-    context
-        .connect(None, FlagSet::NOAUTOSPAWN, None)
-        .map_err(|e| format!("no PulseAudio server: {e}"))?;
-    let iterate = |mainloop: &mut Mainloop| match mainloop.iterate(true) {
-        IterateResult::Success(_) => Ok(()),
-        IterateResult::Quit(_) => Err("the PulseAudio main loop quit".to_string()),
-        IterateResult::Err(e) => Err(format!("PulseAudio: {e}")),
-    };
-    loop {
-        iterate(&mut mainloop)?;
-        match context.get_state() {
-            State::Ready => break,
-            State::Failed | State::Terminated => {
-                return Err("no PulseAudio server (connection refused)".into());
-            }
-            _ => {}
-        }
-    }
+    let (mut mainloop, mut context) = connect_server()?;
+    let iterate = |mainloop: &mut Mainloop| iterate(mainloop, true);
     let devices = Rc::new(RefCell::new(Devices::default()));
     let d = devices.clone();
     let sources = context.introspect().get_source_info_list(move |r| {
@@ -198,22 +179,7 @@ impl Stream {
         ) -> Result<(), pulse::error::PAErr>,
     ) -> Result<Self, String> {
         let fail = |what: &str| open_err(device, what);
-        let mut mainloop = Mainloop::new().ok_or_else(|| fail("no PulseAudio main loop"))?;
-        let mut context =
-            Context::new(&mainloop, CLIENT_NAME).ok_or_else(|| fail("no PulseAudio context"))?;
-        context
-            .connect(None, FlagSet::NOAUTOSPAWN, None)
-            .map_err(|e| fail(&pa_err(e)))?;
-        loop {
-            iterate(&mut mainloop, true).map_err(|e| fail(&e))?;
-            match context.get_state() {
-                State::Ready => break,
-                State::Failed | State::Terminated => {
-                    return Err(fail(&pa_err(context.errno())));
-                }
-                _ => {}
-            }
-        }
+        let (mainloop, mut context) = connect_server().map_err(|e| fail(&e))?;
         let mut stream = pulse::stream::Stream::new(&mut context, name, &spec(channels), None)
             .ok_or_else(|| fail(&pa_err(context.errno())))?;
         // As libpulse's simple API asks: fragsize and tlength are the
@@ -288,6 +254,30 @@ impl Stream {
         self.stream
             .write(data, None, 0, pulse::stream::SeekMode::Relative)
             .map_err(pa_err)
+    }
+}
+
+/// A connection to the server (never starting one) and its main loop,
+/// once the connection is ready.
+///
+/// # Errors
+/// Why the server could not be reached, for people.
+fn connect_server() -> Result<(Mainloop, Context), String> {
+    let mut mainloop = Mainloop::new().ok_or("cannot create a PulseAudio main loop")?;
+    let mut context =
+        Context::new(&mainloop, CLIENT_NAME).ok_or("cannot create a PulseAudio context")?;
+    context
+        .connect(None, FlagSet::NOAUTOSPAWN, None)
+        .map_err(|e| format!("no PulseAudio server: {}", pa_err(e)))?;
+    loop {
+        iterate(&mut mainloop, true)?;
+        match context.get_state() {
+            State::Ready => return Ok((mainloop, context)),
+            State::Failed | State::Terminated => {
+                return Err("no PulseAudio server (connection refused)".into());
+            }
+            _ => {}
+        }
     }
 }
 
