@@ -29,7 +29,7 @@ use webrtc::{
         MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
         RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
         RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-        register_default_interceptors,
+        configure_rtcp_reports,
     },
     rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit},
 };
@@ -291,7 +291,13 @@ impl Media {
                 RtpCodecKind::Audio,
             )?;
         }
-        let registry = register_default_interceptors(Registry::new(), &mut me)?
+        // RTCP sender and receiver reports (RFC 3550 §6.4) and nothing else
+        // of webrtc-rs's defaults: NACK and simulcast headers are for video,
+        // and transport-wide congestion control feedback (TWCC) would go
+        // every 100 ms while receiving to a server that estimates no
+        // bandwidth (the SFU forwards Opus at the sender's rate): about 20
+        // of a listener's 150 runtime wake-ups a second (docs/benchmarks.md).
+        let registry = configure_rtcp_reports(Registry::new())
             .with(Slot::from(REPORT_TAP_SLOT), ReportTap::default());
         let mut se =
             SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
