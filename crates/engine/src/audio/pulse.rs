@@ -64,7 +64,6 @@ fn listed<T>(result: ListResult<T>, out: &mut Vec<DeviceInfo>, f: impl Fn(T) -> 
 /// Why the server could not be reached or asked, for people.
 pub fn list() -> Result<Devices, String> {
     let (mut mainloop, mut context) = connect_server()?;
-    let iterate = |mainloop: &mut Mainloop| iterate(mainloop, true);
     let devices = Rc::new(RefCell::new(Devices::default()));
     let d = devices.clone();
     let sources = context.introspect().get_source_info_list(move |r| {
@@ -83,7 +82,7 @@ pub fn list() -> Result<Devices, String> {
     while sources.get_state() == pulse::operation::State::Running
         || sinks.get_state() == pulse::operation::State::Running
     {
-        iterate(&mut mainloop)?;
+        iterate(&mut mainloop, true)?;
     }
     context.disconnect();
     let devices = devices.borrow().clone();
